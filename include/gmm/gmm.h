@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmm/gmm.h - everything of libgmm's public API.
+ */
+#ifndef GMM_GMM_H
+#define GMM_GMM_H
+
+#include <gmm/backing.h>
+#include <gmm/pool.h>
+#include <gmm/stats.h>
+
+#endif

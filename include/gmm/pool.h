@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmm/pool.h - the page pool: create, destroy, allocate and free frames.
+ *
+ * A pool manages host memory in 4 KiB frames numbered by pool frame number
+ * (pfn), the way the Linux kernel manages physical memory: NUMA nodes, zones
+ * NORMAL and MOVABLE, a buddy allocator with free lists per order and
+ * migratetype, pageblocks grouped by mobility, watermarks and a HIGHATOMIC
+ * reserve.  Which host memory stands behind the frames is decided by a
+ * pluggable backing (gmm/backing.h).
+ *
+ * Errors: every function that can fail returns a negative errno value (or
+ * GMM_PFN_NONE) and leaves a human-readable message that gmm_last_error()
+ * returns on the same thread.  Nothing aborts on bad input.
+ */
+#ifndef GMM_POOL_H
+#define GMM_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Size of one pool frame. */
+#define GMM_PAGE_SHIFT 12
+#define GMM_PAGE_SIZE (1UL << GMM_PAGE_SHIFT)
+/** Pageblock order: 2 MiB, the guest THP size. */
+#define GMM_PAGEBLOCK_ORDER 9
+#define GMM_PAGEBLOCK_PAGES (1UL << GMM_PAGEBLOCK_ORDER)
+/** Default and largest supported maximum buddy order (4 MiB and 1 GiB). */
+#define GMM_DEFAULT_MAX_ORDER 10
+#define GMM_MAX_ORDER_LIMIT 18
+/** The kernel's PAGE_ALLOC_COSTLY_ORDER. */
+#define GMM_COSTLY_ORDER 3
+/** Largest number of NUMA nodes in one pool. */
+#define GMM_MAX_NODES 16
+/** "No node": let the pool's policy choose. */
+#define GMM_NO_NODE (-1)
+/** Returned by the allocation functions on failure. */
+#define GMM_PFN_NONE UINT64_MAX
+
+/** Migratetypes, numbered as the kernel numbers them. */
+enum gmm_migratetype {
+	GMM_MT_UNMOVABLE = 0,
+	GMM_MT_MOVABLE = 1,
+	GMM_MT_RECLAIMABLE = 2,
+	GMM_MT_HIGHATOMIC = 3,
+	GMM_MT_CMA = 4,
+	GMM_MT_ISOLATE = 5,
+	GMM_MT_NR = 6,
+};
+
+/** Zones of a node. */
+enum gmm_zone_type {
+	GMM_ZONE_NORMAL = 0,
+	GMM_ZONE_MOVABLE = 1,
+	GMM_NR_ZONES = 2,
+};
+
+/*
+ * Allocation flags (the gfp_t of gmm).
+ *
+ * Mobility: none of GMM_MOVABLE / GMM_RECLAIMABLE means unmovable (pinned).
+ * Depth: GMM_HIGH may dig into half of the min watermark (__GFP_HIGH);
+ * GMM_NOWAIT says the caller cannot wait for memory to be freed or moved
+ * (no __GFP_DIRECT_RECLAIM: a quarter more of the reserve, and order > 0
+ * requests may use and create the HIGHATOMIC reserve); GMM_ATOMIC is both.
+ * GMM_NO_WATERMARKS ignores watermarks entirely (emergency use).
+ */
+#define GMM_MOVABLE (1u << 0)
+#define GMM_RECLAIMABLE (1u << 1)
+#define GMM_HIGH (1u << 2)
+#define GMM_NOWAIT (1u << 3)
+#define GMM_ATOMIC (GMM_HIGH | GMM_NOWAIT)
+#define GMM_NO_WATERMARKS (1u << 4)
+/** Fill the frames with zeroes before returning them. */
+#define GMM_ZERO (1u << 5)
+/** Only the named node (no fallback to other nodes, the policy is ignored). */
+#define GMM_THISNODE (1u << 6)
+/** A movable allocation that must not be placed in ZONE_MOVABLE. */
+#define GMM_NO_MOVABLE_ZONE (1u << 7)
+#define GMM_FLAGS_ALL ((1u << 8) - 1)
+
+/** Node policies, as in set_mempolicy(2). */
+enum gmm_policy_mode {
+	GMM_POLICY_PREFERRED = 0, /* the first node of the mask, then by distance */
+	GMM_POLICY_BIND = 1,      /* only nodes in the mask, nearest first */
+	GMM_POLICY_INTERLEAVE = 2, /* round robin over the mask */
+};
+
+/** Memory of one node, in bytes (multiples of the memory block size). */
+struct gmm_node_config {
+	uint64_t normal_bytes;  /* ZONE_NORMAL */
+	uint64_t movable_bytes; /* ZONE_MOVABLE: only movable allocations */
+	uint64_t cma_bytes;     /* part of ZONE_NORMAL reserved as CMA */
+	int host_node;          /* host NUMA node behind it, -1 = any */
+};
+
+/** How a pool is laid out.  Fill with gmm_pool_config_init() first. */
+struct gmm_pool_config {
+	unsigned int nr_nodes;
+	struct gmm_node_config nodes[GMM_MAX_NODES];
+	/* Node distances as in the ACPI SLIT; 0 entries get 10 (self) / 20. */
+	uint8_t distance[GMM_MAX_NODES][GMM_MAX_NODES];
+	unsigned int max_order;    /* largest buddy order, default 10 (4 MiB) */
+	uint64_t block_bytes;      /* memory block (hotplug unit), default 128 MiB */
+	bool mobility_grouping;    /* false: one free list for everything */
+	bool nofragment;           /* try ALLOC_NOFRAGMENT first, default true */
+	/* Backing; NULL = anonymous private memory (gmm/backing.h). */
+	const struct gmm_backing_ops *backing;
+	void *backing_ctx;
+};
+
+struct gmm_pool;
+
+/** Node policy used by gmm_alloc_policy(). */
+struct gmm_policy {
+	enum gmm_policy_mode mode;
+	uint64_t nodes; /* bit mask of pool nodes */
+	unsigned int next; /* interleave cursor, advanced by the allocator */
+};
+
+/**
+ * gmm_last_error() - the message of the last error on this thread.
+ *
+ * Return: a string owned by gmm, valid until the next gmm call on this
+ * thread; "" when no error happened yet.
+ */
+const char *gmm_last_error(void);
+
+/**
+ * gmm_pool_config_init() - fill @cfg with the defaults for a one-node pool.
+ * @cfg:   the configuration to fill
+ * @bytes: ZONE_NORMAL size of node 0
+ */
+void gmm_pool_config_init(struct gmm_pool_config *cfg, uint64_t bytes);
+
+/**
+ * gmm_pool_create() - create a pool.
+ * @cfg:  layout and options; copied, the caller may free it afterwards
+ * @pool: receives the pool
+ *
+ * All memory starts free.  Metadata is allocated lazily: a pool whose frames
+ * are never touched costs little more than its free-list heads.
+ *
+ * Return: 0, or -EINVAL for a bad configuration, -ENOMEM when metadata or
+ * backing cannot be had.
+ */
+int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool);
+
+/**
+ * gmm_pool_destroy() - free the pool, its metadata and its backing.
+ * @pool: the pool, or NULL
+ *
+ * Allocated frames are not checked: their memory simply goes away.
+ */
+void gmm_pool_destroy(struct gmm_pool *pool);
+
+/**
+ * gmm_alloc() - allocate 2^@order contiguous frames.
+ * @pool:  the pool
+ * @order: 0..max_order
+ * @flags: GMM_* allocation flags
+ * @node:  preferred node, or GMM_NO_NODE for the pool's default policy
+ *
+ * The returned first pfn is aligned to 2^@order.  The allocator drains the
+ * per-thread caches and releases the HIGHATOMIC reserve before it fails.
+ *
+ * Return: the first pfn, or GMM_PFN_NONE (-ENOMEM: no memory; -EINVAL: bad
+ * arguments; see gmm_last_error()).
+ */
+uint64_t gmm_alloc(struct gmm_pool *pool, unsigned int order, unsigned int flags, int node);
+
+/**
+ * gmm_alloc_policy() - allocate following a node policy.
+ * @pool:   the pool
+ * @order:  0..max_order
+ * @flags:  GMM_* allocation flags (GMM_THISNODE is not allowed here)
+ * @policy: the policy; its interleave cursor is advanced (callers sharing
+ *          one policy between threads must serialise)
+ *
+ * Return: the first pfn, or GMM_PFN_NONE.
+ */
+uint64_t gmm_alloc_policy(struct gmm_pool *pool, unsigned int order, unsigned int flags,
+			  struct gmm_policy *policy);
+
+/**
+ * gmm_free() - free frames allocated with gmm_alloc().
+ * @pool:  the pool
+ * @pfn:   the first pfn, as returned
+ * @order: the order it was allocated with
+ *
+ * A pfn that is not the start of an allocated block of that order (double
+ * free, wrong order, out of range) is refused and nothing changes.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_free(struct gmm_pool *pool, uint64_t pfn, unsigned int order);
+
+/**
+ * gmm_pool_set_policy() - set the policy used when no node is named.
+ * @pool:   the pool
+ * @mode:   GMM_POLICY_*
+ * @nodes:  mask of pool nodes, non-empty, only existing nodes
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_pool_set_policy(struct gmm_pool *pool, enum gmm_policy_mode mode, uint64_t nodes);
+
+/**
+ * gmm_pfn_to_host() - the pool's own mapping of a frame.
+ * @pool: the pool
+ * @pfn:  a frame in the pool
+ *
+ * Return: the host address of the frame, or NULL when @pfn is not in a
+ * present memory block.
+ */
+void *gmm_pfn_to_host(struct gmm_pool *pool, uint64_t pfn);
+
+/**
+ * gmm_pool_nr_pages() - frames managed by the pool (present memory).
+ * @pool: the pool
+ */
+uint64_t gmm_pool_nr_pages(const struct gmm_pool *pool);
+
+/**
+ * gmm_pool_nr_free() - free frames in the pool, all zones.
+ * @pool: the pool
+ */
+uint64_t gmm_pool_nr_free(struct gmm_pool *pool);
+
+/**
+ * gmm_pfn_node() - the node a frame belongs to.
+ * @pool: the pool
+ * @pfn:  a frame
+ *
+ * Return: the node, or -EINVAL when @pfn is not in a present block.
+ */
+int gmm_pfn_node(const struct gmm_pool *pool, uint64_t pfn);
+
+/**
+ * gmm_pfn_zone() - the zone type a frame belongs to.
+ * @pool: the pool
+ * @pfn:  a frame
+ *
+ * Return: GMM_ZONE_NORMAL / GMM_ZONE_MOVABLE, or -EINVAL.
+ */
+int gmm_pfn_zone(const struct gmm_pool *pool, uint64_t pfn);
+
+/**
+ * gmm_pageblock_migratetype() - the migratetype of the pageblock of a frame.
+ * @pool: the pool
+ * @pfn:  a frame
+ *
+ * Return: a GMM_MT_* value (GMM_MT_ISOLATE while isolated), or -EINVAL.
+ */
+int gmm_pageblock_migratetype(struct gmm_pool *pool, uint64_t pfn);
+
+/**
+ * gmm_isolate_range() - isolate the pageblocks of [@start_pfn, @end_pfn).
+ * @pool:      the pool
+ * @start_pfn: pageblock-aligned first frame
+ * @end_pfn:   pageblock-aligned end (exclusive), in the same zone
+ *
+ * Free frames in the range leave the normal free lists (they go to the
+ * ISOLATE lists) and frames freed into the range later stay there, so the
+ * range can be emptied and taken.  The blocks keep their migratetype, which
+ * comes back with gmm_undo_isolate_range().
+ *
+ * Return: 0, -EINVAL for a bad range, -EBUSY when a block is already
+ * isolated (nothing is changed then).
+ */
+int gmm_isolate_range(struct gmm_pool *pool, uint64_t start_pfn, uint64_t end_pfn);
+
+/**
+ * gmm_undo_isolate_range() - give isolated pageblocks back to the allocator.
+ * @pool:      the pool
+ * @start_pfn: as given to gmm_isolate_range()
+ * @end_pfn:   as given to gmm_isolate_range()
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_undo_isolate_range(struct gmm_pool *pool, uint64_t start_pfn, uint64_t end_pfn);
+
+/**
+ * gmm_pool_check() - verify every invariant of the allocator.
+ * @pool: the pool
+ *
+ * Every frame is in exactly one free block or allocated exactly once; no two
+ * free buddies of equal order are left unmerged where merging is allowed; each
+ * free block is on the list its pageblock type says; all counters agree.
+ * Slow (walks all metadata): for tests and debugging.
+ *
+ * Return: 0, or -EUCLEAN with the first violation in gmm_last_error().
+ */
+int gmm_pool_check(struct gmm_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
