@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/alloc.c - the allocation and free entry points.
+ *
+ * Owns what the kernel does around the buddy: turning flags into a
+ * migratetype and ALLOC_* flags, walking the zonelist of the chosen node
+ * with watermark checks (get_page_from_freelist), ALLOC_NOFRAGMENT and its
+ * retry, the slow path (min watermark, reserves, drain of per-thread caches,
+ * HIGHATOMIC release), node policies, zeroing, and checked frees.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+struct alloc_ctx {
+	unsigned int order;
+	int mt;
+	int highest_zoneidx;
+	uint64_t nodemask;
+	struct gmm_node *pref;
+};
+
+/* The kernel's __zone_watermark_unusable_free(). */
+static int64_t unusable_free(const struct gmm_zone *z, unsigned int order,
+			     unsigned int alloc_flags)
+{
+	int64_t n = ((int64_t)1 << order) - 1;
+
+	if (likely(!(alloc_flags & ALLOC_RESERVES)))
+		n += (int64_t)z->nr_free_mt[GMM_MT_HIGHATOMIC];
+	if (!(alloc_flags & ALLOC_CMA))
+		n += (int64_t)z->nr_free_mt[GMM_MT_CMA];
+	return n;
+}
+
+/* The kernel's __zone_watermark_ok(). */
+bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
+		       int highest_zoneidx, unsigned int alloc_flags)
+{
+	int64_t min = (int64_t)mark;
+	int64_t free = (int64_t)z->nr_free - unusable_free(z, order, alloc_flags);
+
+	if (alloc_flags & ALLOC_MIN_RESERVE) {
+		min -= min / 2;
+		if (alloc_flags & ALLOC_NON_BLOCK)
+			min -= min / 4;
+	}
+	if (free <= min + (int64_t)z->lowmem_reserve[highest_zoneidx])
+		return false;
+	if (!order)
+		return true;
+	for (unsigned int o = order; o <= z->pool->max_order; o++) {
+		if (!z->area_nr[o])
+			continue;
+		for (int mt = 0; mt < MT_PCPTYPES; mt++)
+			if (z->area[o][mt].head != PFN_NIL)
+				return true;
+		if ((alloc_flags & ALLOC_CMA) && z->area[o][GMM_MT_CMA].head != PFN_NIL)
+			return true;
+		if ((alloc_flags & ALLOC_HIGHATOMIC) && z->area[o][GMM_MT_HIGHATOMIC].head != PFN_NIL)
+			return true;
+	}
+	return false;
+}
+
+/* The kernel's zone_watermark_fast(), with the boost of the watermark. */
+static bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
+				unsigned int alloc_flags)
+{
+	unsigned int wm = alloc_flags & ALLOC_WMARK_MASK;
+	uint64_t mark = z->wmark[wm] + z->boost;
+
+	if (zone_watermark_ok(z, order, mark, highest_zoneidx, alloc_flags))
+		return true;
+	/* __GFP_HIGH order-0 at the min watermark ignores the boost */
+	if (!order && (alloc_flags & ALLOC_MIN_RESERVE) && z->boost && wm == WMARK_MIN)
+		return zone_watermark_ok(z, 0, z->wmark[WMARK_MIN], highest_zoneidx, alloc_flags);
+	return false;
+}
+
+static void prep_new(struct gmm_zone *z, uint64_t pfn, const struct alloc_ctx *ac,
+		     unsigned int alloc_flags)
+{
+	struct gmm_pool *p = z->pool;
+
+	p->link[pfn] = 0;
+	fr_set(p, pfn, FR_ALLOC, ac->order, ac->mt == GMM_MT_MOVABLE);
+	z->ev.alloc++;
+	if (unlikely(alloc_flags & ALLOC_HIGHATOMIC))
+		buddy_reserve_highatomic(z, pfn, ac->order);
+}
+
+static uint64_t try_zone(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int alloc_flags)
+{
+	uint64_t pfn = GMM_PFN_NONE;
+
+	pthread_mutex_lock(&z->lock);
+	if ((alloc_flags & ALLOC_NO_WATERMARKS) ||
+	    zone_watermark_fast(z, ac->order, ac->highest_zoneidx, alloc_flags))
+		pfn = buddy_rmqueue(z, ac->order, ac->mt, alloc_flags);
+	if (pfn != GMM_PFN_NONE)
+		prep_new(z, pfn, ac, alloc_flags);
+	pthread_mutex_unlock(&z->lock);
+	return pfn;
+}
+
+static bool zone_eligible(const struct gmm_zone *z, const struct alloc_ctx *ac)
+{
+	return (int)z->type <= ac->highest_zoneidx && (ac->nodemask >> z->node) & 1;
+}
+
+/* The kernel's get_page_from_freelist(). */
+static uint64_t get_page_from_freelist(const struct alloc_ctx *ac,
+				       unsigned int alloc_flags)
+{
+	struct gmm_node *nd = ac->pref;
+	int local = -1;
+
+retry:
+	for (unsigned int i = 0; i < nd->nr_zonelist; i++) {
+		struct gmm_zone *z = nd->zonelist[i];
+		uint64_t pfn;
+
+		if (!zone_eligible(z, ac))
+			continue;
+		if (local < 0)
+			local = z->node;
+		/* locality beats fragmentation avoidance: going remote, allow fallbacks */
+		if ((alloc_flags & ALLOC_NOFRAGMENT) && z->node != local) {
+			alloc_flags &= ~ALLOC_NOFRAGMENT;
+			__atomic_fetch_add(&z->ev.nofragment_retry, 1, __ATOMIC_RELAXED);
+			goto retry;
+		}
+		pfn = try_zone(z, ac, alloc_flags);
+		if (pfn != GMM_PFN_NONE)
+			return pfn;
+	}
+	if (alloc_flags & ALLOC_NOFRAGMENT) {
+		alloc_flags &= ~ALLOC_NOFRAGMENT;
+		goto retry;
+	}
+	return GMM_PFN_NONE;
+}
+
+/* Release HIGHATOMIC reserves in the zonelist; true when something was released. */
+static bool unreserve_highatomic(const struct alloc_ctx *ac, bool force)
+{
+	struct gmm_node *nd = ac->pref;
+	bool done = false;
+
+	for (unsigned int i = 0; i < nd->nr_zonelist && !done; i++) {
+		struct gmm_zone *z = nd->zonelist[i];
+
+		if (!zone_eligible(z, ac))
+			continue;
+		pthread_mutex_lock(&z->lock);
+		done = buddy_unreserve_highatomic(z, ac->mt < MT_PCPTYPES ? ac->mt : GMM_MT_MOVABLE,
+						  force);
+		pthread_mutex_unlock(&z->lock);
+	}
+	return done;
+}
+
+/* The kernel's gfp_to_alloc_flags() for the slow path. */
+static unsigned int slow_alloc_flags(unsigned int flags, unsigned int order, int mt)
+{
+	unsigned int af = ALLOC_WMARK_MIN;
+
+	if (flags & GMM_HIGH)
+		af |= ALLOC_MIN_RESERVE;
+	if (flags & GMM_NOWAIT) {
+		af |= ALLOC_NON_BLOCK;
+		if (order > 0)
+			af |= ALLOC_HIGHATOMIC;
+	}
+	if (flags & GMM_NO_WATERMARKS)
+		af |= ALLOC_NO_WATERMARKS;
+	if (mt == GMM_MT_MOVABLE)
+		af |= ALLOC_CMA;
+	return af;
+}
+
+static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, unsigned int flags)
+{
+	unsigned int af = slow_alloc_flags(flags, ac->order, ac->mt);
+	uint64_t pfn;
+
+	pfn = get_page_from_freelist(ac, af);
+	if (pfn != GMM_PFN_NONE)
+		return pfn;
+	if (p->drain_all) {
+		p->drain_all(p);
+		pfn = get_page_from_freelist(ac, af);
+		if (pfn != GMM_PFN_NONE)
+			return pfn;
+	}
+	for (int force = 0; force < 2; force++) {
+		while (unreserve_highatomic(ac, force)) {
+			pfn = get_page_from_freelist(ac, af);
+			if (pfn != GMM_PFN_NONE)
+				return pfn;
+		}
+	}
+	return GMM_PFN_NONE;
+}
+
+static int flags_migratetype(const struct gmm_pool *p, unsigned int flags)
+{
+	if (!p->cfg.mobility_grouping)
+		return GMM_MT_UNMOVABLE;
+	if (flags & GMM_MOVABLE)
+		return GMM_MT_MOVABLE;
+	if (flags & GMM_RECLAIMABLE)
+		return GMM_MT_RECLAIMABLE;
+	return GMM_MT_UNMOVABLE;
+}
+
+static int check_request(const struct gmm_pool *p, unsigned int order, unsigned int flags)
+{
+	if (order > p->max_order)
+		return gmm_set_error(-EINVAL, "order %u exceeds the pool's max order %u", order,
+				     p->max_order);
+	if (flags & ~GMM_FLAGS_ALL)
+		return gmm_set_error(-EINVAL, "unknown allocation flags 0x%x",
+				     flags & ~GMM_FLAGS_ALL);
+	if ((flags & GMM_MOVABLE) && (flags & GMM_RECLAIMABLE))
+		return gmm_set_error(-EINVAL, "GMM_MOVABLE and GMM_RECLAIMABLE exclude each other");
+	return 0;
+}
+
+static void count_failure(struct alloc_ctx *ac)
+{
+	struct gmm_node *nd = ac->pref;
+
+	for (unsigned int i = 0; i < nd->nr_zonelist; i++) {
+		if (zone_eligible(nd->zonelist[i], ac)) {
+			__atomic_fetch_add(&nd->zonelist[i]->ev.alloc_fail, 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+}
+
+static uint64_t alloc_ctx_run(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags)
+{
+	unsigned int af = ALLOC_WMARK_LOW;
+	uint64_t pfn;
+
+	if (ac->mt == GMM_MT_MOVABLE)
+		af |= ALLOC_CMA;
+	if (p->cfg.nofragment && p->cfg.mobility_grouping)
+		af |= ALLOC_NOFRAGMENT;
+	pfn = get_page_from_freelist(ac, af);
+	if (unlikely(pfn == GMM_PFN_NONE))
+		pfn = alloc_slowpath(p, ac, flags);
+	if (unlikely(pfn == GMM_PFN_NONE)) {
+		count_failure(ac);
+		gmm_set_error(-ENOMEM, "no free block of order %u (mobility %d) on the allowed nodes",
+			      ac->order, ac->mt);
+		return pfn;
+	}
+	if (flags & GMM_ZERO)
+		memset(gmm_pfn_to_host(p, pfn), 0, GMM_PAGE_SIZE << ac->order);
+	return pfn;
+}
+
+static void ctx_init(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int order,
+		     unsigned int flags, int node, uint64_t nodemask)
+{
+	ac->order = order;
+	ac->mt = flags_migratetype(p, flags);
+	ac->highest_zoneidx = (flags & GMM_MOVABLE) && !(flags & GMM_NO_MOVABLE_ZONE) ?
+				      GMM_ZONE_MOVABLE : GMM_ZONE_NORMAL;
+	ac->nodemask = nodemask;
+	ac->pref = &p->nodes[node];
+}
+
+static int policy_node(const struct gmm_pool *p, struct gmm_policy *pol, uint64_t *mask)
+{
+	uint64_t all = (p->cfg.nr_nodes >= 64 ? ~0ull : (1ull << p->cfg.nr_nodes) - 1);
+	uint64_t nodes = pol->nodes & all;
+	unsigned int nr = (unsigned int)__builtin_popcountll(nodes), k;
+
+	*mask = all;
+	if (!nodes)
+		return gmm_set_error(-EINVAL, "policy names no node of the pool");
+	if (pol->mode == GMM_POLICY_BIND)
+		*mask = nodes;
+	if (pol->mode != GMM_POLICY_INTERLEAVE)
+		return __builtin_ctzll(nodes);
+	k = __atomic_fetch_add(&pol->next, 1, __ATOMIC_RELAXED) % nr;
+	while (k--)
+		nodes &= nodes - 1;
+	return __builtin_ctzll(nodes);
+}
+
+uint64_t gmm_alloc_policy(struct gmm_pool *p, unsigned int order, unsigned int flags,
+			  struct gmm_policy *pol)
+{
+	struct alloc_ctx ac;
+	uint64_t mask;
+	int node;
+
+	if (check_request(p, order, flags) || !pol)
+		return GMM_PFN_NONE;
+	if (flags & GMM_THISNODE) {
+		gmm_set_error(-EINVAL, "GMM_THISNODE does not go with a policy");
+		return GMM_PFN_NONE;
+	}
+	if (pol->mode > GMM_POLICY_INTERLEAVE) {
+		gmm_set_error(-EINVAL, "unknown policy mode %d", pol->mode);
+		return GMM_PFN_NONE;
+	}
+	node = policy_node(p, pol, &mask);
+	if (node < 0)
+		return GMM_PFN_NONE;
+	ctx_init(p, &ac, order, flags, node, mask);
+	return alloc_ctx_run(p, &ac, flags);
+}
+
+uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+{
+	struct alloc_ctx ac;
+
+	if (unlikely(check_request(p, order, flags)))
+		return GMM_PFN_NONE;
+	if (node == GMM_NO_NODE) {
+		if (flags & GMM_THISNODE) {
+			gmm_set_error(-EINVAL, "GMM_THISNODE needs a node");
+			return GMM_PFN_NONE;
+		}
+		return gmm_alloc_policy(p, order, flags, &p->policy);
+	}
+	if (node < 0 || node >= (int)p->cfg.nr_nodes) {
+		gmm_set_error(-EINVAL, "node %d is not in the pool (%u nodes)", node,
+			      p->cfg.nr_nodes);
+		return GMM_PFN_NONE;
+	}
+	ctx_init(p, &ac, order, flags, node, (flags & GMM_THISNODE) ? 1ull << node : ~0ull);
+	return alloc_ctx_run(p, &ac, flags);
+}
+
+int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes)
+{
+	uint64_t all = (p->cfg.nr_nodes >= 64 ? ~0ull : (1ull << p->cfg.nr_nodes) - 1);
+
+	if (mode > GMM_POLICY_INTERLEAVE)
+		return gmm_set_error(-EINVAL, "unknown policy mode %d", mode);
+	if (!nodes || (nodes & ~all))
+		return gmm_set_error(-EINVAL, "node mask 0x%llx: must name only the pool's nodes",
+				     (unsigned long long)nodes);
+	p->policy.mode = mode;
+	p->policy.nodes = nodes;
+	return 0;
+}
+
+/* After a boost, the zone counts as balanced again once above high + boost. */
+static void maybe_clear_boost(struct gmm_zone *z)
+{
+	if (unlikely(z->boost) && z->nr_free >= z->wmark[WMARK_HIGH] + z->boost)
+		z->boost = 0;
+}
+
+int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	struct gmm_zone *z = pfn_zone(p, pfn);
+	int err = 0;
+
+	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
+		return gmm_set_error(-EINVAL, "free of pfn %llu order %u: not an allocated block",
+				     (unsigned long long)pfn, order);
+	pthread_mutex_lock(&z->lock);
+	if (unlikely(fr_kind(p, pfn) != FR_ALLOC || fr_order(p, pfn) != order)) {
+		err = gmm_set_error(-EINVAL, "free of pfn %llu order %u: %s",
+				    (unsigned long long)pfn, order,
+				    fr_kind(p, pfn) == FR_ALLOC ? "allocated with another order" :
+								  "not allocated (double free?)");
+	} else {
+		buddy_free_range(z, pfn, order);
+		z->ev.free++;
+		maybe_clear_boost(z);
+	}
+	pthread_mutex_unlock(&z->lock);
+	return err;
+}

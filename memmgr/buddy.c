@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/buddy.c - the buddy allocator of one zone.
+ *
+ * Owns the free lists (per order and migratetype), splitting (expand),
+ * merging (__free_one_page), the fallback table with the claim and steal
+ * rules of Linux 6.15 (__rmqueue_claim / __rmqueue_steal), watermark boost
+ * after a fallback, and the HIGHATOMIC reserve.  Every function here runs
+ * with zone->lock held.
+ */
+#include "internal.h"
+
+/* The kernel's fallback table: which lists a migratetype may borrow from. */
+static const int fallbacks[MT_PCPTYPES][MT_PCPTYPES - 1] = {
+	[GMM_MT_UNMOVABLE] = { GMM_MT_RECLAIMABLE, GMM_MT_MOVABLE },
+	[GMM_MT_MOVABLE] = { GMM_MT_RECLAIMABLE, GMM_MT_UNMOVABLE },
+	[GMM_MT_RECLAIMABLE] = { GMM_MT_UNMOVABLE, GMM_MT_MOVABLE },
+};
+
+/* --- free lists --------------------------------------------------------- */
+
+static inline uint32_t link_next(const struct gmm_pool *p, uint64_t pfn)
+{
+	return (uint32_t)(p->link[pfn] >> 32);
+}
+
+static inline uint32_t link_prev(const struct gmm_pool *p, uint64_t pfn)
+{
+	return (uint32_t)p->link[pfn];
+}
+
+static inline void link_set(struct gmm_pool *p, uint64_t pfn, uint32_t next, uint32_t prev)
+{
+	p->link[pfn] = ((uint64_t)next << 32) | prev;
+}
+
+static inline void link_set_next(struct gmm_pool *p, uint64_t pfn, uint32_t next)
+{
+	p->link[pfn] = ((uint64_t)next << 32) | (uint32_t)p->link[pfn];
+}
+
+static inline void link_set_prev(struct gmm_pool *p, uint64_t pfn, uint32_t prev)
+{
+	p->link[pfn] = (p->link[pfn] & 0xffffffff00000000ull) | prev;
+}
+
+static inline void account_free(struct gmm_zone *z, int mt, int64_t nr)
+{
+	z->nr_free_mt[mt] += (uint64_t)nr;
+	if (mt != GMM_MT_ISOLATE)
+		z->nr_free += (uint64_t)nr;
+}
+
+/* Put a free block on its list and mark its head. */
+void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail)
+{
+	struct gmm_pool *p = z->pool;
+	struct freelist *fl = &z->area[order][mt];
+	uint32_t me = (uint32_t)pfn;
+
+	fr_set(p, pfn, FR_FREE, order, false);
+	if (fl->head == PFN_NIL) {
+		link_set(p, pfn, PFN_NIL, PFN_NIL);
+		fl->head = fl->tail = me;
+	} else if (tail) {
+		link_set(p, pfn, PFN_NIL, fl->tail);
+		link_set_next(p, fl->tail, me);
+		fl->tail = me;
+	} else {
+		link_set(p, pfn, fl->head, PFN_NIL);
+		link_set_prev(p, fl->head, me);
+		fl->head = me;
+	}
+	fl->nr++;
+	z->area_nr[order]++;
+	account_free(z, mt, (int64_t)1 << order);
+}
+
+/* Take a free block off its list; its head becomes a plain tail frame. */
+void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
+{
+	struct gmm_pool *p = z->pool;
+	struct freelist *fl = &z->area[order][mt];
+	uint32_t next = link_next(p, pfn), prev = link_prev(p, pfn);
+
+	if (prev == PFN_NIL)
+		fl->head = next;
+	else
+		link_set_next(p, prev, next);
+	if (next == PFN_NIL)
+		fl->tail = prev;
+	else
+		link_set_prev(p, next, prev);
+	p->link[pfn] = 0;
+	p->state[pfn] = FR_TAIL;
+	fl->nr--;
+	z->area_nr[order]--;
+	account_free(z, mt, -((int64_t)1 << order));
+}
+
+static void freelist_move_tail(struct gmm_zone *z, uint64_t pfn, unsigned int order,
+			       int old_mt, int new_mt)
+{
+	freelist_del(z, pfn, order, old_mt);
+	freelist_add(z, pfn, order, new_mt, true);
+}
+
+/* --- merging ------------------------------------------------------------ */
+
+/* Is @buddy the head of a free block of exactly @order in @z? */
+static inline bool page_is_buddy(const struct gmm_zone *z, uint64_t buddy, unsigned int order)
+{
+	const struct gmm_pool *p = z->pool;
+
+	if (buddy >= p->nr_pfns || pfn_mblock(p, buddy)->zone != z)
+		return false;
+	return p->state[buddy] == (uint8_t)(FR_FREE | (order << FR_ORDER_SHIFT)) ||
+	       p->state[buddy] == (uint8_t)(FR_FREE | FR_FLAG | (order << FR_ORDER_SHIFT));
+}
+
+/* The kernel's buddy_merge_likely(): is the block one level up free too? */
+static bool merge_likely(struct gmm_zone *z, uint64_t pfn, uint64_t buddy, unsigned int order)
+{
+	uint64_t higher;
+
+	if (order >= z->pool->max_order - 1)
+		return false;
+	higher = buddy & pfn;
+	return page_is_buddy(z, higher ^ (1ull << (order + 1)), order + 1);
+}
+
+static void change_pageblock_range(struct gmm_pool *p, uint64_t pfn, unsigned int order, int mt)
+{
+	uint64_t n = order >= GMM_PAGEBLOCK_ORDER ? 1ull << (order - GMM_PAGEBLOCK_ORDER) : 1;
+
+	for (uint64_t i = 0; i < n; i++)
+		pb_set_type(p, pfn + (i << GMM_PAGEBLOCK_ORDER), mt);
+}
+
+/*
+ * The kernel's __free_one_page(): merge @pfn with free buddies as long as
+ * allowed, then put the result on the list of @mt, at the tail when a
+ * merge one level up looks likely.  Blocks of order >= pageblock order do
+ * not merge across pageblocks whose types may not mix (HIGHATOMIC, CMA,
+ * ISOLATE).
+ */
+void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t buddy = pfn;
+
+	p->state[pfn] = FR_TAIL;
+	p->link[pfn] = 0;
+	while (order < p->max_order) {
+		int buddy_mt = mt;
+
+		buddy = pfn ^ (1ull << order);
+		if (!page_is_buddy(z, buddy, order))
+			break;
+		if (order >= GMM_PAGEBLOCK_ORDER) {
+			buddy_mt = pb_mt(p, buddy);
+			if (mt != buddy_mt && (!mt_mergeable(mt) || !mt_mergeable(buddy_mt)))
+				break;
+		}
+		freelist_del(z, buddy, order, buddy_mt);
+		if (buddy_mt != mt)
+			change_pageblock_range(p, buddy, order, mt);
+		pfn &= buddy;
+		order++;
+	}
+	freelist_add(z, pfn, order, mt, buddy != pfn && merge_likely(z, pfn, buddy, order));
+}
+
+/*
+ * Free 2^@order frames at @pfn.  Blocks larger than a pageblock are freed
+ * one pageblock at a time with each block's own type (split_large_buddy).
+ */
+void buddy_free_range(struct gmm_zone *z, uint64_t pfn, unsigned int order)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t end = pfn + (1ull << order);
+
+	if (order > GMM_PAGEBLOCK_ORDER)
+		order = GMM_PAGEBLOCK_ORDER;
+	for (; pfn < end; pfn += 1ull << order)
+		buddy_free_one(z, pfn, order, pb_mt(p, pfn));
+}
+
+/* --- splitting ----------------------------------------------------------- */
+
+/* The kernel's expand(): give back the upper halves from @high down to @low. */
+static void expand(struct gmm_zone *z, uint64_t pfn, unsigned int low, unsigned int high, int mt)
+{
+	while (high > low) {
+		high--;
+		freelist_add(z, pfn + (1ull << high), high, mt, false);
+	}
+}
+
+static void del_and_expand(struct gmm_zone *z, uint64_t pfn, unsigned int low,
+			   unsigned int high, int mt)
+{
+	freelist_del(z, pfn, high, mt);
+	expand(z, pfn, low, high, mt);
+}
+
+/* The kernel's __rmqueue_smallest(): the smallest free block of @mt that fits. */
+static uint64_t rmqueue_smallest(struct gmm_zone *z, unsigned int order, int mt)
+{
+	for (unsigned int o = order; o <= z->pool->max_order; o++) {
+		uint32_t head = z->area[o][mt].head;
+
+		if (head == PFN_NIL)
+			continue;
+		del_and_expand(z, head, order, o, mt);
+		return head;
+	}
+	return GMM_PFN_NONE;
+}
+
+/* --- fallback: claim and steal ------------------------------------------ */
+
+static bool should_try_claim_block(const struct gmm_pool *p, unsigned int order, int start_mt)
+{
+	if (order >= GMM_PAGEBLOCK_ORDER)
+		return true;
+	if (order >= GMM_PAGEBLOCK_ORDER / 2)
+		return true;
+	if (start_mt == GMM_MT_RECLAIMABLE || start_mt == GMM_MT_UNMOVABLE)
+		return true;
+	return !p->cfg.mobility_grouping;
+}
+
+/* -2: orders too low to claim; -1: nothing there; else the list to take from. */
+static int find_suitable_fallback(struct gmm_zone *z, unsigned int order, int mt, bool claim)
+{
+	if (claim && !should_try_claim_block(z->pool, order, mt))
+		return -2;
+	if (!z->area_nr[order])
+		return -1;
+	for (int i = 0; i < MT_PCPTYPES - 1; i++) {
+		int fb = fallbacks[mt][i];
+
+		if (z->area[order][fb].head != PFN_NIL)
+			return fb;
+	}
+	return -1;
+}
+
+static void boost_watermark(struct gmm_zone *z)
+{
+	uint64_t max_boost;
+
+	/* small zones: boosting could exhaust them */
+	if (GMM_PAGEBLOCK_PAGES * 4 > z->managed)
+		return;
+	/* watermark_boost_factor 15000: up to 150% of the high watermark */
+	max_boost = z->wmark[WMARK_HIGH] * 15000 / 10000;
+	if (!max_boost)
+		return;
+	if (max_boost < GMM_PAGEBLOCK_PAGES)
+		max_boost = GMM_PAGEBLOCK_PAGES;
+	z->boost += GMM_PAGEBLOCK_PAGES;
+	if (z->boost > max_boost)
+		z->boost = max_boost;
+	z->ev.boost++;
+}
+
+/* Walk a pageblock by block heads; the block must not sit inside a larger free block. */
+void buddy_block_count(struct gmm_pool *p, uint64_t start, uint64_t *free_pages,
+		       uint64_t *movable_pages)
+{
+	uint64_t end = start + GMM_PAGEBLOCK_PAGES, pfn = start;
+
+	*free_pages = 0;
+	*movable_pages = 0;
+	while (pfn < end) {
+		uint8_t s = p->state[pfn];
+		uint64_t n = 1ull << ((s & FR_ORDER_MASK) >> FR_ORDER_SHIFT);
+
+		switch (s & FR_KIND_MASK) {
+		case FR_FREE:
+			*free_pages += n;
+			break;
+		case FR_ALLOC:
+			if (s & FR_FLAG)
+				*movable_pages += n;
+			break;
+		default:
+			n = 1;
+			break;
+		}
+		pfn += n;
+	}
+}
+
+/*
+ * Move every free block of a pageblock from @old_mt's lists to @new_mt's
+ * (the kernel's __move_freepages_block).  Returns the frames moved.
+ */
+uint64_t buddy_move_freepages_block(struct gmm_zone *z, uint64_t start, int old_mt, int new_mt)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t end = start + GMM_PAGEBLOCK_PAGES, moved = 0, pfn = start;
+
+	while (pfn < end) {
+		unsigned int o = fr_order(p, pfn);
+
+		if (fr_kind(p, pfn) == FR_FREE) {
+			freelist_move_tail(z, pfn, o, old_mt, new_mt);
+			moved += 1ull << o;
+		} else if (fr_kind(p, pfn) != FR_ALLOC) {
+			o = 0;
+		}
+		pfn += 1ull << o;
+	}
+	return moved;
+}
+
+/* The kernel's try_to_claim_block(). */
+static uint64_t try_to_claim_block(struct gmm_zone *z, uint64_t pfn, unsigned int cur_order,
+				   unsigned int order, int start_mt, int block_mt)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t start, free_pages, movable_pages, alike;
+
+	if (cur_order >= GMM_PAGEBLOCK_ORDER) {
+		freelist_del(z, pfn, cur_order, block_mt);
+		change_pageblock_range(p, pfn, cur_order, start_mt);
+		expand(z, pfn, order, cur_order, start_mt);
+		z->ev.claim++;
+		return pfn;
+	}
+	boost_watermark(z);
+	start = pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
+	buddy_block_count(p, start, &free_pages, &movable_pages);
+	if (start_mt == GMM_MT_MOVABLE)
+		alike = movable_pages;
+	else if (block_mt == GMM_MT_MOVABLE)
+		alike = GMM_PAGEBLOCK_PAGES - (free_pages + movable_pages);
+	else
+		alike = 0;
+	if (free_pages + alike < GMM_PAGEBLOCK_PAGES / 2 && p->cfg.mobility_grouping)
+		return GMM_PFN_NONE;
+	buddy_move_freepages_block(z, start, block_mt, start_mt);
+	pb_set_type(p, start, start_mt);
+	z->ev.claim++;
+	return rmqueue_smallest(z, order, start_mt);
+}
+
+/* The kernel's __rmqueue_claim(): the largest block of another type, claimed. */
+static uint64_t rmqueue_claim(struct gmm_zone *z, unsigned int order, int mt,
+			      unsigned int alloc_flags)
+{
+	unsigned int min_order = order;
+
+	if (order < GMM_PAGEBLOCK_ORDER && (alloc_flags & ALLOC_NOFRAGMENT))
+		min_order = GMM_PAGEBLOCK_ORDER;
+	for (int o = (int)z->pool->max_order; o >= (int)min_order; o--) {
+		int fb = find_suitable_fallback(z, (unsigned int)o, mt, true);
+		uint64_t pfn;
+
+		if (fb == -1)
+			continue;
+		if (fb == -2)
+			break;
+		pfn = try_to_claim_block(z, z->area[o][fb].head, (unsigned int)o, order, mt, fb);
+		if (pfn != GMM_PFN_NONE)
+			return pfn;
+	}
+	return GMM_PFN_NONE;
+}
+
+/* The kernel's __rmqueue_steal(): the smallest block of another type, split. */
+static uint64_t rmqueue_steal(struct gmm_zone *z, unsigned int order, int mt)
+{
+	for (unsigned int o = order; o <= z->pool->max_order; o++) {
+		int fb = find_suitable_fallback(z, o, mt, false);
+		uint64_t pfn;
+
+		if (fb < 0)
+			continue;
+		pfn = z->area[o][fb].head;
+		del_and_expand(z, pfn, order, o, fb);
+		z->ev.steal++;
+		return pfn;
+	}
+	return GMM_PFN_NONE;
+}
+
+/* The kernel's __rmqueue(). */
+static uint64_t rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags)
+{
+	uint64_t pfn;
+
+	/* balance CMA: use it first when it holds more than half the free memory */
+	if ((alloc_flags & ALLOC_CMA) && z->nr_free_mt[GMM_MT_CMA] > z->nr_free / 2) {
+		pfn = rmqueue_smallest(z, order, GMM_MT_CMA);
+		if (pfn != GMM_PFN_NONE)
+			return pfn;
+	}
+	pfn = rmqueue_smallest(z, order, mt);
+	if (pfn != GMM_PFN_NONE)
+		return pfn;
+	if (alloc_flags & ALLOC_CMA) {
+		pfn = rmqueue_smallest(z, order, GMM_MT_CMA);
+		if (pfn != GMM_PFN_NONE)
+			return pfn;
+	}
+	if (mt >= MT_PCPTYPES)
+		return GMM_PFN_NONE;
+	pfn = rmqueue_claim(z, order, mt, alloc_flags);
+	if (pfn != GMM_PFN_NONE) {
+		z->ev.fallback++;
+		return pfn;
+	}
+	if (alloc_flags & ALLOC_NOFRAGMENT)
+		return GMM_PFN_NONE;
+	pfn = rmqueue_steal(z, order, mt);
+	if (pfn != GMM_PFN_NONE)
+		z->ev.fallback++;
+	return pfn;
+}
+
+/* The kernel's rmqueue_buddy() without the lock: HIGHATOMIC first for atomic high orders. */
+uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags)
+{
+	uint64_t pfn = GMM_PFN_NONE;
+
+	if (alloc_flags & ALLOC_HIGHATOMIC)
+		pfn = rmqueue_smallest(z, order, GMM_MT_HIGHATOMIC);
+	if (pfn == GMM_PFN_NONE)
+		pfn = rmqueue(z, order, mt, alloc_flags);
+	if (pfn == GMM_PFN_NONE && (alloc_flags & ALLOC_NON_BLOCK))
+		pfn = rmqueue_smallest(z, order, GMM_MT_HIGHATOMIC);
+	return pfn;
+}
+
+/* --- the HIGHATOMIC reserve ---------------------------------------------- */
+
+/*
+ * The kernel's reserve_highatomic_pageblock(): after a high-order atomic
+ * allocation, turn its pageblock into reserve, up to about 1% of the zone
+ * (rounded up to a pageblock; nothing when 1% is less than a pageblock).
+ */
+void buddy_reserve_highatomic(struct gmm_zone *z, uint64_t pfn, unsigned int order)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t max_managed, one_pct = z->managed / 100;
+	int mt;
+
+	if (one_pct < GMM_PAGEBLOCK_PAGES)
+		return;
+	max_managed = (one_pct + GMM_PAGEBLOCK_PAGES - 1) & ~(GMM_PAGEBLOCK_PAGES - 1);
+	if (z->nr_reserved_highatomic >= max_managed)
+		return;
+	mt = pb_mt(p, pfn);
+	if (!mt_mergeable(mt))
+		return;
+	if (order < GMM_PAGEBLOCK_ORDER) {
+		uint64_t start = pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
+
+		buddy_move_freepages_block(z, start, mt, GMM_MT_HIGHATOMIC);
+		pb_set_type(p, start, GMM_MT_HIGHATOMIC);
+		z->nr_reserved_highatomic += GMM_PAGEBLOCK_PAGES;
+	} else {
+		change_pageblock_range(p, pfn, order, GMM_MT_HIGHATOMIC);
+		z->nr_reserved_highatomic += 1ull << order;
+	}
+	z->ev.highatomic_reserve++;
+}
+
+/*
+ * The kernel's unreserve_highatomic_pageblock(): under pressure, give one
+ * reserved block (holding a free block) back to @mt.  Unless @force, one
+ * pageblock stays reserved.
+ */
+bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force)
+{
+	struct gmm_pool *p = z->pool;
+
+	if (!force && z->nr_reserved_highatomic <= GMM_PAGEBLOCK_PAGES)
+		return false;
+	for (unsigned int o = 0; o <= p->max_order; o++) {
+		uint32_t pfn = z->area[o][GMM_MT_HIGHATOMIC].head;
+		uint64_t size;
+
+		if (pfn == PFN_NIL)
+			continue;
+		size = o > GMM_PAGEBLOCK_ORDER ? 1ull << o : GMM_PAGEBLOCK_PAGES;
+		if (size > z->nr_reserved_highatomic)
+			size = z->nr_reserved_highatomic;
+		z->nr_reserved_highatomic -= size;
+		if (o < GMM_PAGEBLOCK_ORDER) {
+			uint64_t start = pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
+
+			buddy_move_freepages_block(z, start, GMM_MT_HIGHATOMIC, mt);
+			pb_set_type(p, start, mt);
+		} else {
+			freelist_move_tail(z, pfn, o, GMM_MT_HIGHATOMIC, mt);
+			change_pageblock_range(p, pfn, o, mt);
+		}
+		z->ev.highatomic_unreserve++;
+		return true;
+	}
+	return false;
+}
+
+/* The head of the block (free or allocated) that covers @pfn. */
+uint64_t buddy_find_head(const struct gmm_pool *p, uint64_t pfn)
+{
+	for (unsigned int o = 0; o <= p->max_order; o++) {
+		uint64_t head = pfn & ~((1ull << o) - 1);
+
+		if (fr_kind(p, head) != FR_TAIL && fr_order(p, head) >= o)
+			return head;
+	}
+	return GMM_PFN_NONE;
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/internal.h - the pool's data structures, shared by memmgr's files.
+ *
+ * Per-frame metadata is two arrays outside the managed memory:
+ *   link[pfn]  (8 bytes)  free block head: next and prev pfn in its free list;
+ *                         allocated frame: the owner's reverse map (later);
+ *   state[pfn] (1 byte)   kind (tail / free head / allocated head), order,
+ *                         and one flag (free: reported; allocated: movable).
+ * All-zero metadata means "tail frame": a fresh anonymous mapping is valid
+ * metadata, so untouched memory costs nothing.  Pageblocks carry one byte:
+ * migratetype, the isolate bit (kept apart from the type, as Linux 6.15+
+ * does) and the compaction-skip bit.
+ */
+#ifndef GMM_MEMMGR_INTERNAL_H
+#define GMM_MEMMGR_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <gmm/gmm.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define PFN_NIL UINT32_MAX
+/* The pfn space is indexed by 32-bit list links: at most 16 TiB per pool. */
+#define GMM_MAX_PFNS ((uint64_t)UINT32_MAX)
+
+/* state[] byte */
+#define FR_KIND_MASK 0x03u
+#define FR_TAIL 0x00u
+#define FR_FREE 0x01u
+#define FR_ALLOC 0x02u
+#define FR_ORDER_SHIFT 2
+#define FR_ORDER_MASK 0x7cu
+#define FR_FLAG 0x80u /* free: reported to the host; allocated: movable */
+
+/* pageblock byte */
+#define PB_MT_MASK 0x07u
+#define PB_ISOLATE 0x08u
+#define PB_SKIP 0x10u
+
+/* Migratetypes that share the fallback rules (the kernel's MIGRATE_PCPTYPES). */
+#define MT_PCPTYPES 3
+
+/* Internal allocation flags, the kernel's ALLOC_*. */
+#define ALLOC_WMARK_MIN 0u
+#define ALLOC_WMARK_LOW 1u
+#define ALLOC_WMARK_HIGH 2u
+#define ALLOC_WMARK_MASK 3u
+#define ALLOC_NO_WATERMARKS 0x04u
+#define ALLOC_MIN_RESERVE 0x08u
+#define ALLOC_NON_BLOCK 0x10u
+#define ALLOC_HIGHATOMIC 0x20u
+#define ALLOC_CMA 0x40u
+#define ALLOC_NOFRAGMENT 0x80u
+#define ALLOC_RESERVES (ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC)
+
+enum { WMARK_MIN = 0, WMARK_LOW = 1, WMARK_HIGH = 2, NR_WMARK = 3 };
+
+struct freelist {
+	uint32_t head;
+	uint32_t tail;
+	uint64_t nr;
+};
+
+struct gmm_zone {
+	pthread_mutex_t lock;
+	struct gmm_pool *pool;
+	int node;
+	enum gmm_zone_type type;
+	uint64_t start_pfn;
+	uint64_t spanned;
+	uint64_t present;
+	uint64_t managed;
+	/* free frames on lists other than ISOLATE (NR_FREE_PAGES) */
+	uint64_t nr_free;
+	uint64_t nr_free_mt[GMM_MT_NR];
+	uint64_t wmark[NR_WMARK];
+	uint64_t boost;
+	uint64_t lowmem_reserve[GMM_NR_ZONES];
+	uint64_t nr_reserved_highatomic;
+	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];
+	struct freelist area[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
+	struct gmm_zone_events ev;
+};
+
+struct gmm_node {
+	int id;
+	int host_node;
+	struct gmm_zone zones[GMM_NR_ZONES];
+	/* populated zones, nearest node first, MOVABLE before NORMAL */
+	unsigned int nr_zonelist;
+	struct gmm_zone *zonelist[GMM_MAX_NODES * GMM_NR_ZONES];
+};
+
+/* A memory block: the unit of backing and of pool growth. */
+struct gmm_mblock {
+	struct gmm_zone *zone; /* NULL: not present */
+	char *host;            /* the pool's mapping of its first frame */
+};
+
+struct gmm_pool {
+	struct gmm_pool_config cfg;
+	unsigned int max_order;
+	unsigned int block_shift; /* log2(frames per memory block) */
+	uint64_t nr_pfns;         /* size of the pfn space */
+	uint64_t nr_present;
+	uint64_t nr_mblocks;
+	struct gmm_mblock *mblocks;
+	uint64_t *link;
+	uint8_t *state;
+	uint8_t *pb;
+	size_t meta_bytes;        /* size of the metadata mapping */
+	void *meta;
+	struct gmm_node nodes[GMM_MAX_NODES];
+	struct gmm_policy policy;
+	/* drain every per-thread cache; NULL until caches exist */
+	void (*drain_all)(struct gmm_pool *pool);
+};
+
+/* --- frame and pageblock helpers ------------------------------------- */
+
+static inline unsigned int fr_kind(const struct gmm_pool *p, uint64_t pfn)
+{
+	return p->state[pfn] & FR_KIND_MASK;
+}
+
+static inline unsigned int fr_order(const struct gmm_pool *p, uint64_t pfn)
+{
+	return (p->state[pfn] & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
+}
+
+static inline void fr_set(struct gmm_pool *p, uint64_t pfn, unsigned int kind,
+			  unsigned int order, bool flag)
+{
+	p->state[pfn] = (uint8_t)(kind | (order << FR_ORDER_SHIFT) | (flag ? FR_FLAG : 0));
+}
+
+static inline struct gmm_mblock *pfn_mblock(const struct gmm_pool *p, uint64_t pfn)
+{
+	return &p->mblocks[pfn >> p->block_shift];
+}
+
+/* The zone of a pfn, or NULL when it is outside present memory. */
+static inline struct gmm_zone *pfn_zone(const struct gmm_pool *p, uint64_t pfn)
+{
+	if (pfn >= p->nr_pfns)
+		return NULL;
+	return pfn_mblock(p, pfn)->zone;
+}
+
+static inline uint8_t *pb_byte(const struct gmm_pool *p, uint64_t pfn)
+{
+	return &p->pb[pfn >> GMM_PAGEBLOCK_ORDER];
+}
+
+/* The migratetype of a pfn's pageblock, ignoring isolation. */
+static inline int pb_type(const struct gmm_pool *p, uint64_t pfn)
+{
+	return *pb_byte(p, pfn) & PB_MT_MASK;
+}
+
+/* The free list a pfn's pageblock uses: ISOLATE while isolated. */
+static inline int pb_mt(const struct gmm_pool *p, uint64_t pfn)
+{
+	uint8_t b = *pb_byte(p, pfn);
+
+	if (unlikely(b & PB_ISOLATE))
+		return GMM_MT_ISOLATE;
+	return b & PB_MT_MASK;
+}
+
+static inline void pb_set_type(struct gmm_pool *p, uint64_t pfn, int mt)
+{
+	uint8_t *b = pb_byte(p, pfn);
+
+	*b = (uint8_t)((*b & ~PB_MT_MASK) | (unsigned int)mt);
+}
+
+static inline bool mt_mergeable(int mt)
+{
+	return mt < MT_PCPTYPES;
+}
+
+/* --- error.c ---------------------------------------------------------- */
+void gmm_clear_error(void);
+
+/* --- buddy.c: all under zone->lock ------------------------------------ */
+void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt);
+void buddy_free_range(struct gmm_zone *z, uint64_t pfn, unsigned int order);
+uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags);
+void buddy_reserve_highatomic(struct gmm_zone *z, uint64_t pfn, unsigned int order);
+bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force);
+uint64_t buddy_move_freepages_block(struct gmm_zone *z, uint64_t start, int old_mt, int new_mt);
+void buddy_block_count(struct gmm_pool *p, uint64_t start, uint64_t *free_pages,
+		       uint64_t *movable_pages);
+uint64_t buddy_find_head(const struct gmm_pool *p, uint64_t pfn);
+void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt);
+void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail);
+
+/* --- pool.c ----------------------------------------------------------- */
+bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
+		       int highest_zoneidx, unsigned int alloc_flags);
+
+#endif

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/isolate.c - pageblock isolation (start/undo_isolate_page_range).
+ *
+ * An isolated pageblock keeps its migratetype and gains the isolate bit;
+ * its free frames sit on the ISOLATE lists, out of the allocator's reach,
+ * and frames freed into it stay there.  Free blocks larger than a pageblock
+ * that straddle the isolation boundary are split first, and everything is
+ * merged again as far as the rules allow once the bits are set or cleared.
+ */
+#include "internal.h"
+
+/* Split a free block of order > pageblock that covers @b into pageblocks. */
+static void split_large_free(struct gmm_zone *z, uint64_t b, uint64_t *lo, uint64_t *hi)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t h = buddy_find_head(p, b), end;
+	unsigned int o;
+	int mt;
+
+	if (h == GMM_PFN_NONE || fr_kind(p, h) != FR_FREE)
+		return;
+	o = fr_order(p, h);
+	if (o <= GMM_PAGEBLOCK_ORDER)
+		return;
+	mt = pb_mt(p, h);
+	end = h + (1ull << o);
+	freelist_del(z, h, o, mt);
+	for (uint64_t pc = h; pc < end; pc += GMM_PAGEBLOCK_PAGES)
+		freelist_add(z, pc, GMM_PAGEBLOCK_ORDER, pb_mt(p, pc), true);
+	if (h < *lo)
+		*lo = h;
+	if (end > *hi)
+		*hi = end;
+}
+
+/* Merge again every free block in [lo, hi) as far as allowed. */
+static void remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t pfn = lo;
+
+	while (pfn < hi) {
+		unsigned int o = fr_order(p, pfn);
+		int mt;
+
+		if (fr_kind(p, pfn) != FR_FREE) {
+			pfn += fr_kind(p, pfn) == FR_ALLOC ? 1ull << o : 1;
+			continue;
+		}
+		mt = pb_mt(p, pfn);
+		freelist_del(z, pfn, o, mt);
+		buddy_free_one(z, pfn, o, mt);
+		pfn += 1ull << o;
+	}
+}
+
+static int check_range(struct gmm_pool *p, uint64_t start, uint64_t end, struct gmm_zone **zp)
+{
+	struct gmm_zone *z = pfn_zone(p, start);
+
+	if ((start | end) & (GMM_PAGEBLOCK_PAGES - 1) || start >= end || !z)
+		return gmm_set_error(-EINVAL, "isolation range [%llu, %llu): must be non-empty, "
+				     "pageblock aligned and in the pool",
+				     (unsigned long long)start, (unsigned long long)end);
+	for (uint64_t b = start; b < end; b += 1ull << p->block_shift)
+		if (pfn_zone(p, b) != z || pfn_zone(p, end - 1) != z)
+			return gmm_set_error(-EINVAL, "isolation range [%llu, %llu) spans zones",
+					     (unsigned long long)start, (unsigned long long)end);
+	*zp = z;
+	return 0;
+}
+
+int gmm_isolate_range(struct gmm_pool *p, uint64_t start, uint64_t end)
+{
+	struct gmm_zone *z;
+	uint64_t lo = start, hi = end;
+	int err = check_range(p, start, end, &z);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&z->lock);
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
+		if (*pb_byte(p, b) & PB_ISOLATE) {
+			pthread_mutex_unlock(&z->lock);
+			return gmm_set_error(-EBUSY, "pageblock at pfn %llu is already isolated",
+					     (unsigned long long)b);
+		}
+	}
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES)
+		split_large_free(z, b, &lo, &hi);
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
+		*pb_byte(p, b) |= PB_ISOLATE;
+		buddy_move_freepages_block(z, b, pb_type(p, b), GMM_MT_ISOLATE);
+	}
+	remerge(z, lo, hi);
+	pthread_mutex_unlock(&z->lock);
+	if (p->drain_all)
+		p->drain_all(p);
+	return 0;
+}
+
+int gmm_undo_isolate_range(struct gmm_pool *p, uint64_t start, uint64_t end)
+{
+	struct gmm_zone *z;
+	uint64_t lo = start, hi = end;
+	int err = check_range(p, start, end, &z);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&z->lock);
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
+		if (!(*pb_byte(p, b) & PB_ISOLATE)) {
+			pthread_mutex_unlock(&z->lock);
+			return gmm_set_error(-EINVAL, "pageblock at pfn %llu is not isolated",
+					     (unsigned long long)b);
+		}
+	}
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES)
+		split_large_free(z, b, &lo, &hi);
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
+		*pb_byte(p, b) &= (uint8_t)~PB_ISOLATE;
+		buddy_move_freepages_block(z, b, GMM_MT_ISOLATE, pb_type(p, b));
+	}
+	remerge(z, lo, hi);
+	pthread_mutex_unlock(&z->lock);
+	return 0;
+}

@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/pool.c - pool creation and layout: nodes, zones, zonelists,
+ * watermarks and lowmem reserves, metadata, memory blocks and their backing.
+ *
+ * The pfn space is laid out node by node; each node has its ZONE_NORMAL
+ * blocks (the last cma_bytes of it as CMA pageblocks) then its ZONE_MOVABLE
+ * blocks.  Memory blocks are aligned to at least the largest buddy order so
+ * that buddies never straddle two blocks.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+#define MIB (1ull << 20)
+#define DEFAULT_BLOCK_BYTES (128 * MIB)
+
+void gmm_pool_config_init(struct gmm_pool_config *cfg, uint64_t bytes)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->nr_nodes = 1;
+	cfg->nodes[0].normal_bytes = bytes;
+	cfg->nodes[0].host_node = -1;
+	for (int i = 1; i < GMM_MAX_NODES; i++)
+		cfg->nodes[i].host_node = -1;
+	cfg->max_order = GMM_DEFAULT_MAX_ORDER;
+	cfg->block_bytes = DEFAULT_BLOCK_BYTES;
+	cfg->mobility_grouping = true;
+	cfg->nofragment = true;
+}
+
+static bool is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static int check_node(const struct gmm_pool_config *cfg, unsigned int n)
+{
+	const struct gmm_node_config *nc = &cfg->nodes[n];
+
+	if (nc->normal_bytes % cfg->block_bytes || nc->movable_bytes % cfg->block_bytes)
+		return gmm_set_error(-EINVAL, "node %u: zone sizes must be multiples of the "
+				     "memory block size (%llu bytes)", n,
+				     (unsigned long long)cfg->block_bytes);
+	if (nc->cma_bytes % (GMM_PAGEBLOCK_PAGES << GMM_PAGE_SHIFT) ||
+	    nc->cma_bytes > nc->normal_bytes)
+		return gmm_set_error(-EINVAL, "node %u: cma_bytes must be whole pageblocks "
+				     "within ZONE_NORMAL", n);
+	for (unsigned int m = 0; m < cfg->nr_nodes; m++) {
+		uint8_t d = cfg->distance[n][m];
+
+		if (d && ((m == n) != (d == 10)))
+			return gmm_set_error(-EINVAL, "distance[%u][%u]=%u: 10 means local, "
+					     "remote nodes need more", n, m, d);
+	}
+	return 0;
+}
+
+static int check_config(const struct gmm_pool_config *cfg)
+{
+	uint64_t total = 0;
+
+	if (!cfg->nr_nodes || cfg->nr_nodes > GMM_MAX_NODES)
+		return gmm_set_error(-EINVAL, "nr_nodes %u: must be 1..%d", cfg->nr_nodes,
+				     GMM_MAX_NODES);
+	if (cfg->max_order < GMM_PAGEBLOCK_ORDER || cfg->max_order > GMM_MAX_ORDER_LIMIT)
+		return gmm_set_error(-EINVAL, "max_order %u: must be %d..%d", cfg->max_order,
+				     GMM_PAGEBLOCK_ORDER, GMM_MAX_ORDER_LIMIT);
+	if (!is_pow2(cfg->block_bytes) ||
+	    cfg->block_bytes < (GMM_PAGE_SIZE << cfg->max_order))
+		return gmm_set_error(-EINVAL, "block_bytes %llu: must be a power of two of at "
+				     "least the largest buddy block (%lu bytes)",
+				     (unsigned long long)cfg->block_bytes,
+				     GMM_PAGE_SIZE << cfg->max_order);
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++) {
+		int err = check_node(cfg, n);
+
+		if (err)
+			return err;
+		total += cfg->nodes[n].normal_bytes + cfg->nodes[n].movable_bytes;
+	}
+	if (!total)
+		return gmm_set_error(-EINVAL, "the pool has no memory");
+	if ((total >> GMM_PAGE_SHIFT) >= GMM_MAX_PFNS)
+		return gmm_set_error(-EINVAL, "pool of %llu bytes exceeds the 16 TiB limit",
+				     (unsigned long long)total);
+	return 0;
+}
+
+static uint8_t node_distance(const struct gmm_pool *p, int a, int b)
+{
+	uint8_t d = p->cfg.distance[a][b];
+
+	if (d)
+		return d;
+	return a == b ? 10 : 20;
+}
+
+/*
+ * Zonelist of node @n: nodes by distance (ties: nodes after @n before nodes
+ * below it, as the kernel's find_next_best_node spreads them), and in each
+ * node the higher zone first.
+ */
+static void build_zonelist(struct gmm_pool *p, struct gmm_node *nd)
+{
+	int order[GMM_MAX_NODES], nr = (int)p->cfg.nr_nodes;
+
+	for (int i = 0; i < nr; i++)
+		order[i] = i;
+	for (int i = 1; i < nr; i++) {
+		for (int j = i; j > 0; j--) {
+			int a = order[j - 1], b = order[j];
+			int ka = node_distance(p, nd->id, a) * 2 + (a < nd->id);
+			int kb = node_distance(p, nd->id, b) * 2 + (b < nd->id);
+
+			if (ka < kb || (ka == kb && a < b))
+				break;
+			order[j - 1] = b;
+			order[j] = a;
+		}
+	}
+	nd->nr_zonelist = 0;
+	for (int i = 0; i < nr; i++) {
+		for (int zt = GMM_NR_ZONES - 1; zt >= 0; zt--) {
+			struct gmm_zone *z = &p->nodes[order[i]].zones[zt];
+
+			if (z->managed)
+				nd->zonelist[nd->nr_zonelist++] = z;
+		}
+	}
+}
+
+static uint64_t int_sqrt(uint64_t x)
+{
+	uint64_t r = 0;
+
+	for (uint64_t bit = 1ull << 62; bit; bit >>= 2) {
+		if (x >= r + bit) {
+			x -= r + bit;
+			r = (r >> 1) + bit;
+		} else {
+			r >>= 1;
+		}
+	}
+	return r;
+}
+
+/* The kernel's init_per_zone_wmark_min() and __setup_per_zone_wmarks(). */
+static void setup_watermarks(struct gmm_pool *p)
+{
+	uint64_t lowmem = 0, min_kbytes, min_pages;
+
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++)
+		lowmem += p->nodes[n].zones[GMM_ZONE_NORMAL].managed;
+	min_kbytes = int_sqrt((lowmem << (GMM_PAGE_SHIFT - 10)) * 16);
+	if (min_kbytes < 128)
+		min_kbytes = 128;
+	if (min_kbytes > 262144)
+		min_kbytes = 262144;
+	min_pages = min_kbytes >> (GMM_PAGE_SHIFT - 10);
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+			uint64_t tmp = lowmem ? min_pages * z->managed / lowmem : 0;
+			uint64_t scale = z->managed * 10 / 10000;
+
+			if (zt == GMM_ZONE_MOVABLE) {
+				uint64_t m = z->managed / 1024;
+
+				z->wmark[WMARK_MIN] = m < 32 ? 32 : m > 128 ? 128 : m;
+			} else {
+				z->wmark[WMARK_MIN] = tmp;
+			}
+			tmp = (tmp >> 2) > scale ? tmp >> 2 : scale;
+			z->wmark[WMARK_LOW] = z->wmark[WMARK_MIN] + tmp;
+			z->wmark[WMARK_HIGH] = z->wmark[WMARK_LOW] + tmp;
+		}
+		/* sysctl_lowmem_reserve_ratio[ZONE_NORMAL] = 32 */
+		p->nodes[n].zones[GMM_ZONE_NORMAL].lowmem_reserve[GMM_ZONE_MOVABLE] =
+			p->nodes[n].zones[GMM_ZONE_MOVABLE].managed / 32;
+	}
+}
+
+static int alloc_metadata(struct gmm_pool *p)
+{
+	uint64_t link = p->nr_pfns * sizeof(uint64_t);
+	uint64_t state = (p->nr_pfns + GMM_PAGE_SIZE - 1) & ~(GMM_PAGE_SIZE - 1);
+	uint64_t pb = p->nr_pfns >> GMM_PAGEBLOCK_ORDER;
+
+	p->meta_bytes = link + state + pb;
+	p->meta = mmap(NULL, p->meta_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->meta == MAP_FAILED) {
+		p->meta = NULL;
+		return gmm_set_error(-ENOMEM, "cannot reserve %zu bytes of frame metadata",
+				     p->meta_bytes);
+	}
+	p->link = p->meta;
+	p->state = (uint8_t *)p->meta + link;
+	p->pb = p->state + state;
+	p->mblocks = calloc(p->nr_mblocks, sizeof(*p->mblocks));
+	if (!p->mblocks)
+		return gmm_set_error(-ENOMEM, "cannot allocate %llu memory block descriptors",
+				     (unsigned long long)p->nr_mblocks);
+	return 0;
+}
+
+static void init_zone(struct gmm_pool *p, struct gmm_zone *z, int node, int type)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&z->lock, &a);
+	pthread_mutexattr_destroy(&a);
+	z->pool = p;
+	z->node = node;
+	z->type = type;
+	for (unsigned int o = 0; o <= GMM_MAX_ORDER_LIMIT; o++)
+		for (int mt = 0; mt < GMM_MT_NR; mt++)
+			z->area[o][mt].head = z->area[o][mt].tail = PFN_NIL;
+}
+
+/* Hand the frames of one memory block to the buddy allocator. */
+static void free_block_frames(struct gmm_zone *z, uint64_t start, uint64_t nr)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t chunk = 1ull << p->max_order;
+
+	for (uint64_t pfn = start; pfn < start + nr; pfn += chunk) {
+		int mt = pb_mt(p, pfn);
+		bool uniform = true;
+
+		for (uint64_t b = pfn; b < pfn + chunk; b += GMM_PAGEBLOCK_PAGES)
+			uniform &= pb_mt(p, b) == mt;
+		if (uniform)
+			freelist_add(z, pfn, p->max_order, mt, true);
+		else
+			buddy_free_range(z, pfn, p->max_order);
+	}
+}
+
+/* Add one memory block of zone @z at @start: backing, pageblock types, free frames. */
+static int add_mblock(struct gmm_pool *p, struct gmm_zone *z, uint64_t start, uint64_t cma_from)
+{
+	uint64_t nr = 1ull << p->block_shift;
+	struct gmm_mblock *mb = pfn_mblock(p, start);
+	int def = p->cfg.mobility_grouping ? GMM_MT_MOVABLE : GMM_MT_UNMOVABLE;
+	void *addr = NULL;
+	int err;
+
+	err = p->cfg.backing->block_add(p->cfg.backing_ctx, start, nr,
+					p->nodes[z->node].host_node, &addr);
+	if (err)
+		return err;
+	mb->host = addr;
+	mb->zone = z;
+	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES)
+		pb_set_type(p, b, b >= cma_from ? GMM_MT_CMA : def);
+	if (!z->present)
+		z->start_pfn = start;
+	z->present += nr;
+	z->managed += nr;
+	z->spanned = start + nr - z->start_pfn;
+	p->nr_present += nr;
+	free_block_frames(z, start, nr);
+	return 0;
+}
+
+static int add_zone_blocks(struct gmm_pool *p, struct gmm_zone *z, uint64_t *pfn,
+			   uint64_t bytes, uint64_t cma_bytes)
+{
+	uint64_t nr = bytes >> GMM_PAGE_SHIFT;
+	uint64_t cma_from = *pfn + nr - (cma_bytes >> GMM_PAGE_SHIFT);
+
+	if (!cma_bytes)
+		cma_from = UINT64_MAX;
+	for (uint64_t off = 0; off < nr; off += 1ull << p->block_shift) {
+		int err = add_mblock(p, z, *pfn + off, cma_from);
+
+		if (err)
+			return err;
+	}
+	*pfn += nr;
+	return 0;
+}
+
+static int layout(struct gmm_pool *p)
+{
+	uint64_t pfn = 0;
+
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		const struct gmm_node_config *nc = &p->cfg.nodes[n];
+		struct gmm_node *nd = &p->nodes[n];
+		int err;
+
+		err = add_zone_blocks(p, &nd->zones[GMM_ZONE_NORMAL], &pfn, nc->normal_bytes,
+				      nc->cma_bytes);
+		if (!err)
+			err = add_zone_blocks(p, &nd->zones[GMM_ZONE_MOVABLE], &pfn,
+					      nc->movable_bytes, 0);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
+{
+	struct gmm_pool *p;
+	uint64_t total = 0;
+	int err;
+
+	gmm_clear_error();
+	if (!cfg || !pool)
+		return gmm_set_error(-EINVAL, "gmm_pool_create: NULL argument");
+	err = check_config(cfg);
+	if (err)
+		return err;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return gmm_set_error(-ENOMEM, "cannot allocate the pool");
+	p->cfg = *cfg;
+	if (!p->cfg.backing)
+		p->cfg.backing = &gmm_backing_anon;
+	p->max_order = cfg->max_order;
+	p->block_shift = (unsigned int)__builtin_ctzll(cfg->block_bytes) - GMM_PAGE_SHIFT;
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
+		total += cfg->nodes[n].normal_bytes + cfg->nodes[n].movable_bytes;
+	p->nr_pfns = total >> GMM_PAGE_SHIFT;
+	p->nr_mblocks = p->nr_pfns >> p->block_shift;
+	for (unsigned int n = 0; n < GMM_MAX_NODES; n++) {
+		p->nodes[n].id = (int)n;
+		p->nodes[n].host_node = cfg->nodes[n].host_node;
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
+			init_zone(p, &p->nodes[n].zones[zt], (int)n, zt);
+	}
+	p->policy.mode = GMM_POLICY_PREFERRED;
+	p->policy.nodes = 1;
+	err = alloc_metadata(p);
+	if (!err)
+		err = layout(p);
+	if (err) {
+		gmm_pool_destroy(p);
+		return err;
+	}
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
+		build_zonelist(p, &p->nodes[n]);
+	setup_watermarks(p);
+	*pool = p;
+	return 0;
+}
+
+void gmm_pool_destroy(struct gmm_pool *p)
+{
+	const struct gmm_backing_ops *ops;
+
+	if (!p)
+		return;
+	ops = p->cfg.backing;
+	for (uint64_t i = 0; p->mblocks && i < p->nr_mblocks; i++) {
+		if (p->mblocks[i].zone && ops->block_remove)
+			ops->block_remove(p->cfg.backing_ctx, i << p->block_shift,
+					  1ull << p->block_shift, p->mblocks[i].host);
+	}
+	if (ops->destroy)
+		ops->destroy(p->cfg.backing_ctx);
+	for (unsigned int n = 0; n < GMM_MAX_NODES; n++)
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
+			pthread_mutex_destroy(&p->nodes[n].zones[zt].lock);
+	if (p->meta)
+		munmap(p->meta, p->meta_bytes);
+	free(p->mblocks);
+	free(p);
+}
+
+void *gmm_pfn_to_host(struct gmm_pool *p, uint64_t pfn)
+{
+	struct gmm_mblock *mb;
+
+	if (pfn >= p->nr_pfns)
+		return NULL;
+	mb = pfn_mblock(p, pfn);
+	if (!mb->zone)
+		return NULL;
+	return mb->host + ((pfn & ((1ull << p->block_shift) - 1)) << GMM_PAGE_SHIFT);
+}
+
+uint64_t gmm_pool_nr_pages(const struct gmm_pool *p)
+{
+	return p->nr_present;
+}
+
+uint64_t gmm_pool_nr_free(struct gmm_pool *p)
+{
+	uint64_t sum = 0;
+
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+
+			pthread_mutex_lock(&z->lock);
+			sum += z->nr_free;
+			pthread_mutex_unlock(&z->lock);
+		}
+	}
+	return sum;
+}
+
+int gmm_pfn_node(const struct gmm_pool *p, uint64_t pfn)
+{
+	struct gmm_zone *z = pfn_zone(p, pfn);
+
+	if (!z)
+		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool",
+				     (unsigned long long)pfn);
+	return z->node;
+}
+
+int gmm_pfn_zone(const struct gmm_pool *p, uint64_t pfn)
+{
+	struct gmm_zone *z = pfn_zone(p, pfn);
+
+	if (!z)
+		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool",
+				     (unsigned long long)pfn);
+	return (int)z->type;
+}
+
+int gmm_pageblock_migratetype(struct gmm_pool *p, uint64_t pfn)
+{
+	struct gmm_zone *z = pfn_zone(p, pfn);
+	int mt;
+
+	if (!z)
+		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool",
+				     (unsigned long long)pfn);
+	pthread_mutex_lock(&z->lock);
+	mt = pb_mt(p, pfn);
+	pthread_mutex_unlock(&z->lock);
+	return mt;
+}
+
+uint64_t gmm_metadata_bytes(const struct gmm_pool *p)
+{
+	return p->nr_pfns * (sizeof(uint64_t) + 1) + (p->nr_pfns >> GMM_PAGEBLOCK_ORDER);
+}
+
+unsigned int gmm_metadata_bytes_per_frame(void)
+{
+	return sizeof(uint64_t) + 1;
+}
