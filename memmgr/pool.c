@@ -51,7 +51,7 @@ static int check_node(const struct gmm_pool_config *cfg, unsigned int n)
 	for (unsigned int m = 0; m < cfg->nr_nodes; m++) {
 		uint8_t d = cfg->distance[n][m];
 
-		if (d && ((m == n) != (d == 10)))
+		if (d && (m == n ? d != 10 : d <= 10))
 			return gmm_set_error(-EINVAL, "distance[%u][%u]=%u: 10 means local, "
 					     "remote nodes need more", n, m, d);
 	}
