@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/bench-alloc.c - benchmarks of the allocator core.
+ *
+ *   pair   order-0 alloc+free pairs through the locked buddy path, ns per
+ *          pair for batch sizes 1..16384, against a mutex-protected LIFO
+ *          stack of frame numbers measured in the same run (the cheapest
+ *          possible locked allocator: the ratio is the buddy's overhead);
+ *   frag   fragmentation stress with mixed mobility (stress-highalloc in
+ *          spirit), with mobility grouping on and, as the baseline, off;
+ *   scale  metadata bytes per GiB, pool creation time and order-0/order-9
+ *          costs for pools of 1 GiB, 64 GiB and 1 TiB (memory reserved,
+ *          never touched), as ratios to the 1 GiB pool.
+ *
+ * Usage: bench-alloc [pair|frag|scale|all] [--quick]
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gmm/gmm.h>
+
+#define MIB ((uint64_t)1 << 20)
+#define GIB ((uint64_t)1 << 30)
+
+static bool quick;
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static struct gmm_pool *pool_of(uint64_t bytes, bool grouping)
+{
+	struct gmm_pool_config c;
+	struct gmm_pool *p;
+
+	gmm_pool_config_init(&c, bytes);
+	c.mobility_grouping = grouping;
+	if (gmm_pool_create(&c, &p)) {
+		fprintf(stderr, "bench-alloc: pool of %" PRIu64 " MiB: %s\n", bytes / MIB,
+			gmm_last_error());
+		exit(1);
+	}
+	return p;
+}
+
+/* --- pair ------------------------------------------------------------------ */
+
+struct lifo {
+	pthread_mutex_t lock;
+	uint64_t *v;
+	uint64_t n;
+};
+
+static uint64_t lifo_pop(struct lifo *l)
+{
+	uint64_t x = GMM_PFN_NONE;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->n)
+		x = l->v[--l->n];
+	pthread_mutex_unlock(&l->lock);
+	return x;
+}
+
+static void lifo_push(struct lifo *l, uint64_t x)
+{
+	pthread_mutex_lock(&l->lock);
+	l->v[l->n++] = x;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static double pair_buddy(struct gmm_pool *p, uint64_t *buf, unsigned int batch, uint64_t pairs)
+{
+	double t0 = now_ns();
+
+	for (uint64_t done = 0; done < pairs; done += batch) {
+		for (unsigned int i = 0; i < batch; i++)
+			buf[i] = gmm_alloc(p, 0, GMM_MOVABLE, GMM_NO_NODE);
+		for (unsigned int i = 0; i < batch; i++)
+			gmm_free(p, buf[i], 0);
+	}
+	return (now_ns() - t0) / (double)pairs;
+}
+
+static double pair_lifo(struct lifo *l, uint64_t *buf, unsigned int batch, uint64_t pairs)
+{
+	double t0 = now_ns();
+
+	for (uint64_t done = 0; done < pairs; done += batch) {
+		for (unsigned int i = 0; i < batch; i++)
+			buf[i] = lifo_pop(l);
+		for (unsigned int i = 0; i < batch; i++)
+			lifo_push(l, buf[i]);
+	}
+	return (now_ns() - t0) / (double)pairs;
+}
+
+static void bench_pair(void)
+{
+	struct gmm_pool *p = pool_of(GIB, true);
+	struct lifo l = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	uint64_t pairs = quick ? 1 << 18 : 1 << 22, *buf = malloc(16384 * sizeof(*buf));
+
+	l.n = gmm_pool_nr_pages(p);
+	l.v = malloc(l.n * sizeof(*l.v));
+	for (uint64_t i = 0; i < l.n; i++)
+		l.v[i] = l.n - 1 - i;
+	printf("== pair: order-0 alloc+free through the locked buddy path (1 GiB pool)\n");
+	printf("   baseline: mutex-protected LIFO stack of pfns, same run\n");
+	printf("%8s %12s %12s %8s\n", "batch", "buddy ns", "lifo ns", "ratio");
+	for (unsigned int batch = 1; batch <= 16384; batch *= 4) {
+		double b, s;
+
+		pair_buddy(p, buf, batch, pairs / 8); /* warm up */
+		b = pair_buddy(p, buf, batch, pairs);
+		s = pair_lifo(&l, buf, batch, pairs);
+		printf("%8u %12.1f %12.1f %7.2fx\n", batch, b, s, b / s);
+	}
+	if (gmm_pool_check(p))
+		printf("POOL CHECK FAILED: %s\n", gmm_last_error());
+	free(l.v);
+	free(buf);
+	gmm_pool_destroy(p);
+}
+
+/* --- frag ------------------------------------------------------------------ */
+
+enum { MOB_UNMOV, MOB_MOV, MOB_RECL };
+
+struct fallocation {
+	uint64_t pfn;
+	unsigned int order;
+	int mob;
+};
+
+struct frag {
+	struct gmm_pool *p;
+	struct fallocation *a;
+	uint64_t n, cap, frames[3];
+	uint64_t rng;
+};
+
+static uint64_t frnd(struct frag *f)
+{
+	f->rng ^= f->rng << 13;
+	f->rng ^= f->rng >> 7;
+	f->rng ^= f->rng << 17;
+	return f->rng;
+}
+
+static const unsigned int mob_flags[3] = { 0, GMM_MOVABLE, GMM_RECLAIMABLE };
+
+static bool frag_alloc(struct frag *f, int mob, unsigned int order)
+{
+	uint64_t pfn = gmm_alloc(f->p, order, mob_flags[mob], GMM_NO_NODE);
+
+	if (pfn == GMM_PFN_NONE)
+		return false;
+	f->a[f->n++] = (struct fallocation){ pfn, order, mob };
+	f->frames[mob] += 1ull << order;
+	return true;
+}
+
+static void frag_free(struct frag *f, uint64_t k)
+{
+	struct fallocation x = f->a[k];
+
+	gmm_free(f->p, x.pfn, x.order);
+	f->frames[x.mob] -= 1ull << x.order;
+	f->a[k] = f->a[--f->n];
+}
+
+/* Free a random allocation of mobility @mob (a few tries). */
+static void frag_free_random(struct frag *f, int mob)
+{
+	for (int tries = 0; tries < 64 && f->n; tries++) {
+		uint64_t k = frnd(f) % f->n;
+
+		if (f->a[k].mob == mob) {
+			frag_free(f, k);
+			return;
+		}
+	}
+}
+
+struct frag_result {
+	double free_in_pageblocks; /* (a) share of free memory in free order>=9 blocks */
+	double polluted;           /* (b) share of pageblocks with unmovable/reclaimable frames */
+	double compactable;        /* (c) share of memory in blocks of only movable frames or free */
+	double hugepages_at_rest;  /* share of memory allocatable as 2 MiB after movable is freed */
+};
+
+static void frag_measure(struct frag *f, struct frag_result *r)
+{
+	uint64_t blocks = gmm_pool_nr_pages(f->p) / GMM_PAGEBLOCK_PAGES, nfree = 0, big = 0, bad = 0;
+	uint8_t *dirty = calloc(blocks, 1);
+	struct gmm_zone_stats st;
+
+	for (uint64_t i = 0; i < f->n; i++) {
+		if (f->a[i].mob == MOB_MOV)
+			continue;
+		for (uint64_t b = f->a[i].pfn / 512; b <= (f->a[i].pfn + (1ull << f->a[i].order) - 1) / 512;
+		     b++)
+			dirty[b] = 1;
+	}
+	for (uint64_t b = 0; b < blocks; b++)
+		bad += dirty[b];
+	gmm_zone_stats(f->p, 0, GMM_ZONE_NORMAL, &st);
+	for (unsigned int o = 0; o <= st.max_order; o++) {
+		for (int mt = 0; mt < GMM_MT_NR; mt++) {
+			nfree += st.nr_free[o][mt] << o;
+			if (o >= GMM_PAGEBLOCK_ORDER)
+				big += st.nr_free[o][mt] << o;
+		}
+	}
+	r->free_in_pageblocks = nfree ? (double)big / (double)nfree : 0;
+	r->polluted = (double)bad / (double)blocks;
+	r->compactable = (double)(blocks - bad) / (double)blocks;
+	free(dirty);
+}
+
+/* After the churn: free all movable memory, count order-9 allocations that succeed. */
+static double frag_at_rest(struct frag *f)
+{
+	uint64_t got = 0, blocks = gmm_pool_nr_pages(f->p) / GMM_PAGEBLOCK_PAGES;
+
+	for (uint64_t i = f->n; i-- > 0;)
+		if (f->a[i].mob == MOB_MOV)
+			frag_free(f, i);
+	while (gmm_alloc(f->p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE | GMM_HIGH, GMM_NO_NODE) !=
+	       GMM_PFN_NONE)
+		got++;
+	return (double)got / (double)blocks;
+}
+
+static void frag_run(bool grouping, struct frag_result *r)
+{
+	struct frag f = { .rng = 0x2545f4914f6cdd1dull };
+	uint64_t total, steps = quick ? 400000 : 4000000;
+
+	f.p = pool_of(GIB, grouping);
+	total = gmm_pool_nr_pages(f.p);
+	f.cap = total;
+	f.a = malloc(f.cap * sizeof(*f.a));
+	for (uint64_t s = 0; s < steps; s++) {
+		uint64_t used = f.frames[0] + f.frames[1] + f.frames[2];
+		unsigned int r = frnd(&f) % 100;
+
+		/* long-lived unmovable ~10%, reclaimable churning around ~15% */
+		if (f.frames[MOB_UNMOV] < total / 10 && r < 3)
+			frag_alloc(&f, MOB_UNMOV, frnd(&f) % 4 ? 0 : (unsigned int)(frnd(&f) % 3));
+		else if (r < 12)
+			f.frames[MOB_RECL] < total * 15 / 100 ? frag_alloc(&f, MOB_RECL, 0)
+							       : (frag_free_random(&f, MOB_RECL), true);
+		else if (used < total * 92 / 100)
+			frag_alloc(&f, MOB_MOV, frnd(&f) % 8 ? 0 : (unsigned int)(frnd(&f) % 4));
+		else
+			frag_free_random(&f, frnd(&f) % 6 ? MOB_MOV : MOB_RECL);
+	}
+	frag_measure(&f, r);
+	r->hugepages_at_rest = frag_at_rest(&f);
+	if (gmm_pool_check(f.p))
+		printf("POOL CHECK FAILED: %s\n", gmm_last_error());
+	free(f.a);
+	gmm_pool_destroy(f.p);
+}
+
+static void bench_frag(void)
+{
+	struct frag_result on, off;
+
+	printf("== frag: 1 GiB, ~10%% long-lived unmovable, ~15%% reclaimable churn, movable churn to 92%%\n");
+	printf("   baseline: the same run with mobility grouping off\n");
+	frag_run(true, &on);
+	frag_run(false, &off);
+	printf("%-52s %9s %9s %8s\n", "", "grouping", "off", "ratio");
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(a) free memory in free order>=9 blocks",
+	       100 * on.free_in_pageblocks, 100 * off.free_in_pageblocks,
+	       on.free_in_pageblocks / (off.free_in_pageblocks ? off.free_in_pageblocks : 1e-9));
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(b) pageblocks polluted by unmovable/reclaimable",
+	       100 * on.polluted, 100 * off.polluted, on.polluted / (off.polluted ? off.polluted : 1e-9));
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(c) memory compaction could make order-9",
+	       100 * on.compactable, 100 * off.compactable,
+	       on.compactable / (off.compactable ? off.compactable : 1e-9));
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "    order-9 allocatable after freeing movable",
+	       100 * on.hugepages_at_rest, 100 * off.hugepages_at_rest,
+	       on.hugepages_at_rest / (off.hugepages_at_rest ? off.hugepages_at_rest : 1e-9));
+}
+
+/* --- scale ----------------------------------------------------------------- */
+
+struct scale_result {
+	double create_ms;
+	double o0_ns;
+	double o9_ns;
+	double meta_per_gib;
+};
+
+/* Allocate and free batches of 256 blocks of @order; ns per pair. */
+static double cycle(struct gmm_pool *p, unsigned int order, uint64_t n)
+{
+	uint64_t *v = malloc(256 * sizeof(*v));
+	double t0 = now_ns();
+
+	for (uint64_t done = 0; done < n; done += 256) {
+		for (int i = 0; i < 256; i++)
+			v[i] = gmm_alloc(p, order, GMM_MOVABLE, GMM_NO_NODE);
+		for (int i = 0; i < 256; i++)
+			gmm_free(p, v[i], order);
+	}
+	free(v);
+	return (now_ns() - t0) / (double)n;
+}
+
+static void scale_one(uint64_t bytes, struct scale_result *r)
+{
+	double t0 = now_ns();
+	struct gmm_pool *p = pool_of(bytes, true);
+
+	r->create_ms = (now_ns() - t0) / 1e6;
+	r->meta_per_gib = (double)gmm_metadata_bytes(p) / ((double)bytes / GIB);
+	cycle(p, 0, 1 << 16);
+	cycle(p, 9, 1 << 12);
+	r->o0_ns = cycle(p, 0, quick ? 1 << 18 : 1 << 21);
+	r->o9_ns = cycle(p, 9, quick ? 1 << 13 : 1 << 15);
+	gmm_pool_destroy(p);
+}
+
+static void bench_scale(void)
+{
+	const uint64_t sizes[] = { GIB, 64 * GIB, 1024 * GIB };
+	struct scale_result r[3];
+
+	printf("== scale: pools reserved, never touched (only metadata is real)\n");
+	printf("   metadata: %u bytes per 4 KiB frame + 1 byte per pageblock\n",
+	       gmm_metadata_bytes_per_frame());
+	printf("   baseline: the 1 GiB pool, same run\n");
+	printf("%8s %14s %12s %12s %12s %10s %10s %10s\n", "pool", "meta MiB/GiB", "create ms",
+	       "order0 ns", "order9 ns", "create x", "order0 x", "order9 x");
+	for (int i = 0; i < 3; i++) {
+		scale_one(sizes[i], &r[i]);
+		printf("%6" PRIu64 "Gi %14.2f %12.2f %12.1f %12.1f %9.2fx %9.2fx %9.2fx\n",
+		       sizes[i] / GIB, r[i].meta_per_gib / MIB, r[i].create_ms, r[i].o0_ns, r[i].o9_ns,
+		       r[i].create_ms / r[0].create_ms, r[i].o0_ns / r[0].o0_ns,
+		       r[i].o9_ns / r[0].o9_ns);
+	}
+	printf("   creation per GiB: %.3f ms (1 GiB) vs %.3f ms (1 TiB)\n", r[0].create_ms,
+	       r[2].create_ms / 1024);
+}
+
+int main(int argc, char **argv)
+{
+	const char *what = "all";
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick"))
+			quick = true;
+		else
+			what = argv[i];
+	}
+	if (!strcmp(what, "pair") || !strcmp(what, "all"))
+		bench_pair();
+	if (!strcmp(what, "frag") || !strcmp(what, "all"))
+		bench_frag();
+	if (!strcmp(what, "scale") || !strcmp(what, "all"))
+		bench_scale();
+	return 0;
+}
