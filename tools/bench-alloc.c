@@ -24,6 +24,8 @@
 
 #include <gmm/gmm.h>
 
+#include "fragload.h"
+
 #define MIB ((uint64_t)1 << 20)
 #define GIB ((uint64_t)1 << 30)
 
@@ -134,64 +136,6 @@ static void bench_pair(void)
 
 /* --- frag ------------------------------------------------------------------ */
 
-enum { MOB_UNMOV, MOB_MOV, MOB_RECL };
-
-struct fallocation {
-	uint64_t pfn;
-	unsigned int order;
-	int mob;
-};
-
-struct frag {
-	struct gmm_pool *p;
-	struct fallocation *a;
-	uint64_t n, cap, frames[3];
-	uint64_t rng;
-};
-
-static uint64_t frnd(struct frag *f)
-{
-	f->rng ^= f->rng << 13;
-	f->rng ^= f->rng >> 7;
-	f->rng ^= f->rng << 17;
-	return f->rng;
-}
-
-static const unsigned int mob_flags[3] = { 0, GMM_MOVABLE, GMM_RECLAIMABLE };
-
-static bool frag_alloc(struct frag *f, int mob, unsigned int order)
-{
-	uint64_t pfn = gmm_alloc(f->p, order, mob_flags[mob], GMM_NO_NODE);
-
-	if (pfn == GMM_PFN_NONE)
-		return false;
-	f->a[f->n++] = (struct fallocation){ pfn, order, mob };
-	f->frames[mob] += 1ull << order;
-	return true;
-}
-
-static void frag_free(struct frag *f, uint64_t k)
-{
-	struct fallocation x = f->a[k];
-
-	gmm_free(f->p, x.pfn, x.order);
-	f->frames[x.mob] -= 1ull << x.order;
-	f->a[k] = f->a[--f->n];
-}
-
-/* Free a random allocation of mobility @mob (a few tries). */
-static void frag_free_random(struct frag *f, int mob)
-{
-	for (int tries = 0; tries < 64 && f->n; tries++) {
-		uint64_t k = frnd(f) % f->n;
-
-		if (f->a[k].mob == mob) {
-			frag_free(f, k);
-			return;
-		}
-	}
-}
-
 struct frag_result {
 	double free_in_pageblocks; /* (a) share of free memory in free order>=9 blocks */
 	double polluted;           /* (b) share of pageblocks with unmovable/reclaimable frames */
@@ -199,14 +143,14 @@ struct frag_result {
 	double hugepages_at_rest;  /* share of memory allocatable as 2 MiB after movable is freed */
 };
 
-static void frag_measure(struct frag *f, struct frag_result *r)
+static void frag_measure(struct fragload *f, struct frag_result *r)
 {
-	uint64_t blocks = gmm_pool_nr_pages(f->p) / GMM_PAGEBLOCK_PAGES, nfree = 0, big = 0, bad = 0;
+	uint64_t blocks = gmm_pool_nr_pages(f->pool) / GMM_PAGEBLOCK_PAGES, nfree = 0, big = 0, bad = 0;
 	uint8_t *dirty = calloc(blocks, 1);
 	struct gmm_zone_stats st;
 
 	for (uint64_t i = 0; i < f->n; i++) {
-		if (f->a[i].mob == MOB_MOV)
+		if (f->a[i].mob == FRAG_MOVABLE)
 			continue;
 		for (uint64_t b = f->a[i].pfn / 512; b <= (f->a[i].pfn + (1ull << f->a[i].order) - 1) / 512;
 		     b++)
@@ -214,7 +158,7 @@ static void frag_measure(struct frag *f, struct frag_result *r)
 	}
 	for (uint64_t b = 0; b < blocks; b++)
 		bad += dirty[b];
-	gmm_zone_stats(f->p, 0, GMM_ZONE_NORMAL, &st);
+	gmm_zone_stats(f->pool, 0, GMM_ZONE_NORMAL, &st);
 	for (unsigned int o = 0; o <= st.max_order; o++) {
 		for (int mt = 0; mt < GMM_MT_NR; mt++) {
 			nfree += st.nr_free[o][mt] << o;
@@ -229,71 +173,64 @@ static void frag_measure(struct frag *f, struct frag_result *r)
 }
 
 /* After the churn: free all movable memory, count order-9 allocations that succeed. */
-static double frag_at_rest(struct frag *f)
+static double frag_at_rest(struct fragload *f)
 {
-	uint64_t got = 0, blocks = gmm_pool_nr_pages(f->p) / GMM_PAGEBLOCK_PAGES;
+	uint64_t got = 0, blocks = gmm_pool_nr_pages(f->pool) / GMM_PAGEBLOCK_PAGES;
 
-	for (uint64_t i = f->n; i-- > 0;)
-		if (f->a[i].mob == MOB_MOV)
-			frag_free(f, i);
-	while (gmm_alloc(f->p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE | GMM_HIGH, GMM_NO_NODE) !=
+	fragload_free_mobility(f, FRAG_MOVABLE);
+	while (gmm_alloc(f->pool, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE | GMM_HIGH, GMM_NO_NODE) !=
 	       GMM_PFN_NONE)
 		got++;
 	return (double)got / (double)blocks;
 }
 
-static void frag_run(bool grouping, struct frag_result *r)
+static void frag_run(bool grouping, uint64_t steps, struct frag_result *r)
 {
-	struct frag f = { .rng = 0x2545f4914f6cdd1dull };
-	uint64_t total, steps = quick ? 400000 : 4000000;
+	struct gmm_pool *p = pool_of(GIB, grouping);
+	struct fragload f;
 
-	f.p = pool_of(GIB, grouping);
-	total = gmm_pool_nr_pages(f.p);
-	f.cap = total;
-	f.a = malloc(f.cap * sizeof(*f.a));
-	for (uint64_t s = 0; s < steps; s++) {
-		uint64_t used = f.frames[0] + f.frames[1] + f.frames[2];
-		unsigned int r = frnd(&f) % 100;
-
-		/* long-lived unmovable ~10%, reclaimable churning around ~15% */
-		if (f.frames[MOB_UNMOV] < total / 10 && r < 3)
-			frag_alloc(&f, MOB_UNMOV, frnd(&f) % 4 ? 0 : (unsigned int)(frnd(&f) % 3));
-		else if (r < 12)
-			f.frames[MOB_RECL] < total * 15 / 100 ? frag_alloc(&f, MOB_RECL, 0)
-							       : (frag_free_random(&f, MOB_RECL), true);
-		else if (used < total * 92 / 100)
-			frag_alloc(&f, MOB_MOV, frnd(&f) % 8 ? 0 : (unsigned int)(frnd(&f) % 4));
-		else
-			frag_free_random(&f, frnd(&f) % 6 ? MOB_MOV : MOB_RECL);
-	}
+	if (fragload_init(&f, p, 0x2545f4914f6cdd1dull))
+		exit(1);
+	fragload_run(&f, steps);
 	frag_measure(&f, r);
 	r->hugepages_at_rest = frag_at_rest(&f);
-	if (gmm_pool_check(f.p))
+	if (gmm_pool_check(p))
 		printf("POOL CHECK FAILED: %s\n", gmm_last_error());
-	free(f.a);
-	gmm_pool_destroy(f.p);
+	fragload_release(&f);
+	gmm_pool_destroy(p);
+}
+
+static double ratio(double a, double b)
+{
+	return a / (b > 0 ? b : 1e-9);
+}
+
+static void frag_report(uint64_t steps)
+{
+	struct frag_result on, off;
+
+	frag_run(true, steps, &on);
+	frag_run(false, steps, &off);
+	printf("-- after %" PRIu64 " workload steps\n", steps);
+	printf("%-52s %9s %9s %8s\n", "", "grouping", "off", "ratio");
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(a) free memory in free order>=9 blocks",
+	       100 * on.free_in_pageblocks, 100 * off.free_in_pageblocks,
+	       ratio(on.free_in_pageblocks, off.free_in_pageblocks));
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(b) pageblocks polluted by unmovable/reclaimable",
+	       100 * on.polluted, 100 * off.polluted, ratio(on.polluted, off.polluted));
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(c) memory compaction could make order-9",
+	       100 * on.compactable, 100 * off.compactable, ratio(on.compactable, off.compactable));
+	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "    order-9 allocatable after freeing movable",
+	       100 * on.hugepages_at_rest, 100 * off.hugepages_at_rest,
+	       ratio(on.hugepages_at_rest, off.hugepages_at_rest));
 }
 
 static void bench_frag(void)
 {
-	struct frag_result on, off;
-
 	printf("== frag: 1 GiB, ~10%% long-lived unmovable, ~15%% reclaimable churn, movable churn to 92%%\n");
-	printf("   baseline: the same run with mobility grouping off\n");
-	frag_run(true, &on);
-	frag_run(false, &off);
-	printf("%-52s %9s %9s %8s\n", "", "grouping", "off", "ratio");
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(a) free memory in free order>=9 blocks",
-	       100 * on.free_in_pageblocks, 100 * off.free_in_pageblocks,
-	       on.free_in_pageblocks / (off.free_in_pageblocks ? off.free_in_pageblocks : 1e-9));
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(b) pageblocks polluted by unmovable/reclaimable",
-	       100 * on.polluted, 100 * off.polluted, on.polluted / (off.polluted ? off.polluted : 1e-9));
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(c) memory compaction could make order-9",
-	       100 * on.compactable, 100 * off.compactable,
-	       on.compactable / (off.compactable ? off.compactable : 1e-9));
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "    order-9 allocatable after freeing movable",
-	       100 * on.hugepages_at_rest, 100 * off.hugepages_at_rest,
-	       on.hugepages_at_rest / (off.hugepages_at_rest ? off.hugepages_at_rest : 1e-9));
+	printf("   baseline: the same run with mobility grouping off; no compaction exists yet\n");
+	frag_report(quick ? 200000 : 400000);
+	frag_report(quick ? 1000000 : 4000000);
 }
 
 /* --- scale ----------------------------------------------------------------- */
