@@ -71,58 +71,64 @@ static int check_range(struct gmm_pool *p, uint64_t start, uint64_t end, struct 
 	return 0;
 }
 
-int gmm_isolate_range(struct gmm_pool *p, uint64_t start, uint64_t end)
+/* Every block of the range must be (un)isolated already: none may be. */
+static int check_blocks(struct gmm_pool *p, uint64_t start, uint64_t end, bool isolate)
 {
-	struct gmm_zone *z;
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
+		bool iso = *pb_byte(p, b) & PB_ISOLATE;
+
+		if (iso == isolate)
+			return gmm_set_error(isolate ? -EBUSY : -EINVAL,
+					     "pageblock at pfn %llu is %s isolated",
+					     (unsigned long long)b, iso ? "already" : "not");
+	}
+	return 0;
+}
+
+/*
+ * Set or clear the isolate bit of every pageblock in the range, moving
+ * their free blocks between the ISOLATE lists and their type's lists.
+ */
+static int set_isolation(struct gmm_pool *p, uint64_t start, uint64_t end, bool isolate)
+{
+	struct gmm_zone *z = NULL;
 	uint64_t lo = start, hi = end;
 	int err = check_range(p, start, end, &z);
 
 	if (err)
 		return err;
 	pthread_mutex_lock(&z->lock);
-	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
-		if (*pb_byte(p, b) & PB_ISOLATE) {
-			pthread_mutex_unlock(&z->lock);
-			return gmm_set_error(-EBUSY, "pageblock at pfn %llu is already isolated",
-					     (unsigned long long)b);
-		}
+	err = check_blocks(p, start, end, isolate);
+	if (err) {
+		pthread_mutex_unlock(&z->lock);
+		return err;
 	}
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES)
 		split_large_free(z, b, &lo, &hi);
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
-		*pb_byte(p, b) |= PB_ISOLATE;
-		buddy_move_freepages_block(z, b, pb_type(p, b), GMM_MT_ISOLATE);
+		uint8_t *pb = pb_byte(p, b);
+
+		*pb = isolate ? *pb | PB_ISOLATE : *pb & (uint8_t)~PB_ISOLATE;
+		if (isolate)
+			buddy_move_freepages_block(z, b, pb_type(p, b), GMM_MT_ISOLATE);
+		else
+			buddy_move_freepages_block(z, b, GMM_MT_ISOLATE, pb_type(p, b));
 	}
 	remerge(z, lo, hi);
 	pthread_mutex_unlock(&z->lock);
-	if (p->drain_all)
-		p->drain_all(p);
 	return 0;
+}
+
+int gmm_isolate_range(struct gmm_pool *p, uint64_t start, uint64_t end)
+{
+	int err = set_isolation(p, start, end, true);
+
+	if (!err && p->drain_all)
+		p->drain_all(p);
+	return err;
 }
 
 int gmm_undo_isolate_range(struct gmm_pool *p, uint64_t start, uint64_t end)
 {
-	struct gmm_zone *z;
-	uint64_t lo = start, hi = end;
-	int err = check_range(p, start, end, &z);
-
-	if (err)
-		return err;
-	pthread_mutex_lock(&z->lock);
-	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
-		if (!(*pb_byte(p, b) & PB_ISOLATE)) {
-			pthread_mutex_unlock(&z->lock);
-			return gmm_set_error(-EINVAL, "pageblock at pfn %llu is not isolated",
-					     (unsigned long long)b);
-		}
-	}
-	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES)
-		split_large_free(z, b, &lo, &hi);
-	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
-		*pb_byte(p, b) &= (uint8_t)~PB_ISOLATE;
-		buddy_move_freepages_block(z, b, GMM_MT_ISOLATE, pb_type(p, b));
-	}
-	remerge(z, lo, hi);
-	pthread_mutex_unlock(&z->lock);
-	return 0;
+	return set_isolation(p, start, end, false);
 }
