@@ -46,6 +46,8 @@ static const char usage[] =
 "                           (touch=MiB, churn=MiB, rounds=N, verify, quiet)\n"
 "      --guest FILE         benchmark guest ELF instead of the built-in one\n"
 "      --dump-dtb FILE      write the device tree given to the guest to FILE\n"
+"      --x-lose-page        test hook: drop one page the guest touched, behind\n"
+"                           its back (its verify must then fail)\n"
 "  -q, --quiet              no summary lines, only guest output and results\n"
 "  -h, --help               this text\n"
 "\n"
@@ -157,7 +159,7 @@ static int parse_vcpus(struct vmm_opts *o, const char *arg)
 	return 0;
 }
 
-enum { OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB };
+enum { OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE };
 
 static const struct option longopts[] = {
 	{ "memory", required_argument, NULL, 'm' },
@@ -172,6 +174,7 @@ static const struct option longopts[] = {
 	{ "guest-workload", required_argument, NULL, 'w' },
 	{ "guest", required_argument, NULL, OPT_GUEST },
 	{ "dump-dtb", required_argument, NULL, OPT_DTB },
+	{ "x-lose-page", no_argument, NULL, OPT_LOSE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -200,13 +203,15 @@ static int parse_one(struct vmm_opts *o, int c, const char *arg)
 	case 'w': o->workload = arg; return 0;
 	case OPT_GUEST: o->guest = arg; return 0;
 	case OPT_DTB: o->dump_dtb = arg; return 0;
+	case OPT_LOSE: o->x_lose_page = true; return 0;
 	case 'q': o->quiet = true; return 0;
 	case 'h':
 		fputs(usage, stdout);
 		return 1;
+	case ':':
+		return fail("option %s needs an argument (try --help)", arg);
 	default:
-		fprintf(stderr, "gmm-vmm: try --help\n");
-		return -VMM_EXIT_USAGE;
+		return fail("unknown option %s (try --help)", arg);
 	}
 }
 
@@ -251,9 +256,9 @@ int opts_parse(struct vmm_opts *o, int argc, char **argv)
 	o->vcpus = 1;
 	o->mem.page_size = 4096;
 	o->mem.mode = GUESTMEM_LAZY;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:c:k:i:a:w:qh", longopts, NULL)) != -1) {
-		ret = parse_one(o, c, optarg);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:c:k:i:a:w:qh", longopts, NULL)) != -1) {
+		ret = parse_one(o, c, c == ':' || c == '?' ? argv[optind - 1] : optarg);
 		if (ret)
 			return ret;
 	}

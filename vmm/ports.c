@@ -7,6 +7,7 @@
 #include "vmm.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/kvm.h>
 
@@ -42,6 +43,20 @@ static void set_first(_Atomic uint64_t *t)
 	atomic_compare_exchange_strong(t, &zero, now_ns());
 }
 
+/* Test hook: discard a page inside the first touch report's range. */
+static void lose_page(struct vm *vm, const char *line)
+{
+	const char *g = strstr(line, "\"gpa\":");
+	int zero = 0;
+
+	if (!vm->opts->x_lose_page || !strstr(line, "\"workload\":\"touch\"") || !g ||
+	    !strstr(line, "\"pages\":") || atoll(strstr(line, "\"pages\":") + 8) < 8)
+		return;
+	if (!atomic_compare_exchange_strong(&vm->lost_page, &zero, 1))
+		return;
+	guestmem_discard(vm->gm, strtoull(g + 6, NULL, 10) + 5 * 4096, 4096);
+}
+
 static void result_line(struct vcpu *v, uint32_t gpa)
 {
 	struct vm *vm = v->vm;
@@ -57,6 +72,7 @@ static void result_line(struct vcpu *v, uint32_t gpa)
 	set_first(&vm->t_first_result);
 	atomic_fetch_add(&vm->results, 1);
 	vmm_out(vm, "%s\n", line);
+	lose_page(vm, line);
 }
 
 static void discard(struct vcpu *v, uint32_t gpa)

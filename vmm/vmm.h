@@ -66,6 +66,7 @@ struct vmm_opts {
 	const char *guest;		/* benchmark guest ELF, NULL: built-in */
 	const char *dump_dtb;
 	bool quiet;
+	bool x_lose_page;		/* test hook: lose a page the guest wrote */
 };
 
 struct vm;
@@ -109,6 +110,7 @@ struct vm {
 	atomic_uint results;
 	atomic_uint result_errors;
 	int guest_status;		/* from the poweroff port, -1: none */
+	atomic_int lost_page;
 };
 
 /* options.c */
