@@ -144,6 +144,25 @@ static void test_plain(void)
 	guestmem_destroy(gm);
 }
 
+static void test_prealloc(void)
+{
+	struct guestmem_cfg cfg = {
+		.mode = GUESTMEM_LAZY, .page_size = 4096, .prealloc = true,
+		.nr_nodes = 1, .nodes = { { 8 << 20, -1 } },
+	};
+	char err[256];
+	struct guestmem *gm = guestmem_create(&cfg, err, sizeof(err));
+	struct guestmem_stats st;
+
+	EXPECT(gm);
+	if (!gm)
+		return;
+	guestmem_get_stats(gm, &st);
+	EXPECT(st.backed == 2048 && st.faults == 0);
+	EXPECT(((volatile char *)guestmem_slot(gm, 0)->hva)[4 << 20] == 0);
+	guestmem_destroy(gm);
+}
+
 struct racer {
 	struct guestmem *gm;
 	unsigned int id;
@@ -193,6 +212,7 @@ int main(void)
 	test_layout();
 	test_lazy_faults();
 	test_plain();
+	test_prealloc();
 	test_race();
 	if (failures) {
 		fprintf(stderr, "%d failures\n", failures);
