@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+# tests/vmm/test_boot.py - boots the benchmark guest on /dev/kvm: touch,
+# churn and verify on 1 and 2 vCPUs, plain and lazy backing, on a 2-node
+# layout; checks the guest's own results and that the host's fault counts
+# agree with what the guest touched; and that a page lost behind the
+# guest's back is detected. Exits 77 (skip) only where /dev/kvm is absent.
+import json
+import os
+import subprocess
+import sys
+
+VMM = sys.argv[1]
+TOUCH_MIB = 32
+CHURN_MIB = 8
+# pages the guest itself needs besides the workload: image, stacks, page
+# tables, per-slice generation maps, device tree, boot tables
+OVERHEAD_PAGES = 1024
+failures = 0
+
+
+def fail(what):
+    global failures
+    failures += 1
+    print('FAIL: ' + what)
+
+
+def boot(mode, vcpus, workload, extra=()):
+    args = [VMM, '--numa', 'mem=64M', '--numa', 'mem=64M', '--vcpus', str(vcpus),
+            '--memory-mode', mode, '--guest-workload', workload] + list(extra)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    results, summary = [], None
+    for line in p.stdout.splitlines():
+        if not line.startswith('{'):
+            continue
+        obj = json.loads(line)
+        if obj.get('vmm') == 'summary':
+            summary = obj
+        else:
+            results.append(obj)
+    return p, results, summary
+
+
+def check_run(mode, vcpus):
+    name = '%s/%d vcpu' % (mode, vcpus)
+    p, res, summ = boot(mode, vcpus, 'touch=%d verify churn=%d verify' % (TOUCH_MIB, CHURN_MIB))
+    print('--- %s: exit %d' % (name, p.returncode))
+    print(p.stdout.strip())
+    if p.returncode != 0 or summ is None:
+        fail('%s: exit %d, stderr %r' % (name, p.returncode, p.stderr))
+        return
+    touch = [r for r in res if r.get('workload') == 'touch']
+    verify = [r for r in res if r.get('workload') == 'verify']
+    verdict = [r for r in res if r.get('workload') == 'verdict']
+    if len(touch) != vcpus or len(verify) != 2 * vcpus:
+        fail('%s: %d touch and %d verify lines' % (name, len(touch), len(verify)))
+    pages = sum(r['pages'] for r in touch)
+    if pages != TOUCH_MIB * 256:
+        fail('%s: guest touched %d pages, asked %d' % (name, pages, TOUCH_MIB * 256))
+    if sorted(r['node'] for r in touch) != sorted(v % 2 for v in range(vcpus)):
+        fail('%s: vCPUs did not work on their own nodes' % name)
+    if any(r['bad'] or r['errors'] for r in verify) or not verdict or \
+       verdict[0]['result'] != 'pass' or summ['verdict'] != 'pass':
+        fail('%s: guest found errors' % name)
+    checked = sum(r['pages'] for r in verify[-vcpus:])
+    if checked != pages:
+        fail('%s: guest verified %d pages of %d' % (name, checked, pages))
+    churned = CHURN_MIB * 256
+    if mode == 'lazy':
+        lo, hi = pages + churned, pages + churned + OVERHEAD_PAGES
+        if not lo <= summ['faults'] <= hi:
+            fail('%s: host faulted %d pages, guest touched %d (+%d re-touched)' %
+                 (name, summ['faults'], pages, churned))
+        if summ['discards'] != churned:
+            fail('%s: host discarded %d pages, guest asked %d' % (name, summ['discards'], churned))
+    else:
+        if summ['faults'] != 0:
+            fail('%s: plain memory faulted %d pages' % (name, summ['faults']))
+        if summ['rss_kib'] < TOUCH_MIB * 1024:
+            fail('%s: RSS %d KiB below the %d MiB touched' % (name, summ['rss_kib'], TOUCH_MIB))
+
+
+def check_lost_page():
+    for mode in ('plain', 'lazy'):
+        p, res, summ = boot(mode, 1, 'touch=4 verify', ['--x-lose-page'])
+        verify = [r for r in res if r.get('workload') == 'verify']
+        print('--- lost page, %s: exit %d, verify %s' % (mode, p.returncode, verify))
+        if p.returncode != 1 or not verify or verify[0]['bad'] != 1:
+            fail('%s: a lost page went unnoticed' % mode)
+
+
+def main():
+    if not os.path.exists('/dev/kvm'):
+        print('SKIP: no /dev/kvm - the KVM boot tests did not run')
+        return 77
+    for mode in ('plain', 'lazy'):
+        for vcpus in (1, 2):
+            check_run(mode, vcpus)
+    check_lost_page()
+    print('%d failures' % failures)
+    return 1 if failures else 0
+
+
+sys.exit(main())

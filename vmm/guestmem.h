@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm/guestmem.h - the one interface between gmm-vmm and guest RAM.
+ *
+ * Everything in vmm/ reaches guest memory through this header: the VM code
+ * asks it for memslots, vCPU threads hand it faults on unbacked pages, and
+ * device emulation and loaders use the bounds-checked accessors. Two
+ * implementations live in guestmem.c today ("plain": anonymous memory, fully
+ * accessible - the benchmark baseline; "lazy": reserved PROT_NONE, backed a
+ * page at a time on fault); a third will sit on libgmm's guest address space.
+ */
+#ifndef GMM_VMM_GUESTMEM_H
+#define GMM_VMM_GUESTMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvm_run;
+
+#define GUESTMEM_MAX_NODES	8
+#define GUESTMEM_MAX_SLOTS	(2 * GUESTMEM_MAX_NODES)
+
+/* RAM is laid out from GPA 0 upwards, skipping [HOLE_START, 4 GiB). */
+#define GUESTMEM_HOLE_START	0xc0000000ULL
+#define GUESTMEM_HOLE_END	0x100000000ULL
+
+enum guestmem_mode {
+	GUESTMEM_PLAIN,
+	GUESTMEM_LAZY,
+};
+
+struct guestmem_node_cfg {
+	uint64_t size;		/* bytes of guest RAM on this guest node */
+	int host_node;		/* host NUMA node to bind to, -1: no binding */
+};
+
+struct guestmem_cfg {
+	enum guestmem_mode mode;
+	uint64_t page_size;	/* host backing unit: 4 KiB, 2 MiB or 1 GiB */
+	bool prealloc;		/* back everything before the guest starts */
+	unsigned int nr_nodes;
+	struct guestmem_node_cfg nodes[GUESTMEM_MAX_NODES];
+};
+
+/* One KVM memslot: a GPA range on one guest node and where it is mapped. */
+struct guestmem_slot {
+	uint64_t gpa;
+	uint64_t size;
+	void *hva;
+	unsigned int node;
+};
+
+struct guestmem_stats {
+	uint64_t faults;	/* backing units mapped on a guest fault */
+	uint64_t backed;	/* backing units mapped by any path */
+	uint64_t discards;	/* backing units given back on request */
+	uint64_t page_size;
+};
+
+struct guestmem;		/* one guest's RAM */
+struct guestmem_vcpu;		/* one vCPU thread's context */
+
+/* Set up RAM as cfg says; on failure, one line of explanation in err. */
+struct guestmem *guestmem_create(const struct guestmem_cfg *cfg,
+				 char *err, size_t errlen);
+void guestmem_destroy(struct guestmem *gm);
+
+unsigned int guestmem_nr_slots(const struct guestmem *gm);
+const struct guestmem_slot *guestmem_slot(const struct guestmem *gm,
+					  unsigned int i);
+const char *guestmem_mode_name(enum guestmem_mode mode);
+
+/* vCPU thread hooks (no-ops until libgmm's per-thread caches plug in). */
+struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm,
+					   unsigned int cpu);
+void guestmem_vcpu_detach(struct guestmem_vcpu *v);
+void guestmem_vcpu_offline(struct guestmem_vcpu *v);	/* before KVM_RUN */
+void guestmem_vcpu_online(struct guestmem_vcpu *v);	/* after KVM_RUN */
+void guestmem_vcpu_quiescent(struct guestmem_vcpu *v);	/* at every exit */
+
+/*
+ * Fault entry point, for KVM_EXIT_MMIO and KVM_EXIT_MEMORY_FAULT. Backs the
+ * page and, for MMIO, completes the access in run. Returns 1 when handled,
+ * 0 when the address is not RAM (a device's), negative errno on failure.
+ */
+int guestmem_fault(struct guestmem_vcpu *v, struct kvm_run *run);
+
+/* Accessors: whole range must be RAM (-EFAULT otherwise); writes back it. */
+int guestmem_read(struct guestmem *gm, uint64_t gpa, void *buf, size_t len);
+int guestmem_write(struct guestmem *gm, uint64_t gpa, const void *buf,
+		   size_t len);
+bool guestmem_is_ram(const struct guestmem *gm, uint64_t gpa, uint64_t len);
+
+/* Give back the host memory of the whole backing units in the range. */
+int guestmem_discard(struct guestmem *gm, uint64_t gpa, uint64_t len);
+
+void guestmem_get_stats(struct guestmem *gm, struct guestmem_stats *st);
+
+#endif

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm/options.c - gmm-vmm's command line: parsing, checking against what the
+ * host can give, and --help.
+ */
+#include "vmm.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_MEMORY	(256ULL << 20)
+#define MIN_MEMORY	(16ULL << 20)
+
+static const char usage[] =
+"Usage: gmm-vmm [OPTIONS]\n"
+"Boot a guest on /dev/kvm whose RAM is managed by gmm. Without --kernel it\n"
+"boots the built-in benchmark guest, which runs --guest-workload and reports\n"
+"JSON result lines; with --kernel it boots Linux through its 64-bit entry.\n"
+"\n"
+"Memory:\n"
+"  -m, --memory SIZE        guest RAM (default 256M). SIZE takes K, M, G or T;\n"
+"                           a bare number means MiB. With --numa, the sum of\n"
+"                           the nodes (and --memory, if given, must match).\n"
+"      --numa mem=SIZE[,host-node=N]\n"
+"                           add a guest NUMA node of SIZE, optionally bound to\n"
+"                           host node N. Repeat for each node (up to 8).\n"
+"      --hugepages none|2M|1G  back RAM with hugetlbfs pages of this size;\n"
+"                           they must be reserved (/proc/sys/vm/nr_hugepages).\n"
+"      --prealloc           back all RAM before the guest starts (with progress)\n"
+"      --memory-mode plain|lazy\n"
+"                           plain: anonymous memory, all accessible (baseline);\n"
+"                           lazy: each page is backed when the guest first\n"
+"                           touches it (default).\n"
+"CPUs:\n"
+"  -c, --vcpus N            number of vCPUs (default 1, at most 64)\n"
+"Linux:\n"
+"  -k, --kernel FILE        vmlinux (ELF) or bzImage to boot\n"
+"  -i, --initrd FILE        initrd, placed at the top of low RAM\n"
+"  -a, --cmdline STR        kernel command line\n"
+"Benchmark guest:\n"
+"  -w, --guest-workload STR workload, e.g. \"touch=64 verify churn=16 verify\"\n"
+"                           (touch=MiB, churn=MiB, rounds=N, verify, quiet)\n"
+"      --guest FILE         benchmark guest ELF instead of the built-in one\n"
+"      --dump-dtb FILE      write the device tree given to the guest to FILE\n"
+"      --x-lose-page        test hook: drop one page the guest touched, behind\n"
+"                           its back (its verify must then fail)\n"
+"  -q, --quiet              no summary lines, only guest output and results\n"
+"  -h, --help               this text\n"
+"\n"
+"Output: the guest console and its JSON result lines on stdout, then a summary\n"
+"(boot time, pages faulted in, host RSS, verdict) and one JSON summary line.\n"
+"\n"
+"Exit status: 0 guest passed and powered off; 1 guest reported a failure;\n"
+"2 bad options; 3 the host cannot provide it (no /dev/kvm, memory, files);\n"
+"4 guest crashed; 5 guest reset; 6 KVM failed; 128+N stopped by signal N.\n";
+
+static int fail(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "gmm-vmm: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return -VMM_EXIT_USAGE;
+}
+
+/* Parse "256M", "1G", "512MiB", "64" (MiB). Returns 0 on error. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 20;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	case 0: break;
+	default: return 0;
+	}
+	if (*end == 'i')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (~0ULL >> shift))
+		return 0;
+	return (uint64_t)v << shift;
+}
+
+static int parse_numa(struct vmm_opts *o, const char *arg)
+{
+	struct guestmem_node_cfg *n;
+	char buf[128], *tok, *save;
+
+	if (o->mem.nr_nodes == GUESTMEM_MAX_NODES)
+		return fail("--numa: at most 8 guest nodes%s", "");
+	n = &o->mem.nodes[o->mem.nr_nodes++];
+	n->host_node = -1;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "mem=", 4)) {
+			n->size = parse_size(tok + 4);
+			if (!n->size)
+				return fail("--numa: bad size in '%s'", arg);
+		} else if (!strncmp(tok, "host-node=", 10)) {
+			char *end;
+
+			n->host_node = (int)strtol(tok + 10, &end, 10);
+			if (*end || end == tok + 10 || n->host_node < 0 || n->host_node > 255)
+				return fail("--numa: bad host-node in '%s'", arg);
+		} else {
+			return fail("--numa: expected mem=SIZE[,host-node=N], got '%s'", arg);
+		}
+	}
+	if (!n->size)
+		return fail("--numa: mem=SIZE is required in '%s'", arg);
+	return 0;
+}
+
+static int parse_hugepages(struct vmm_opts *o, const char *arg)
+{
+	if (!strcmp(arg, "none"))
+		o->mem.page_size = 4096;
+	else if (!strcasecmp(arg, "2M"))
+		o->mem.page_size = 2ULL << 20;
+	else if (!strcasecmp(arg, "1G"))
+		o->mem.page_size = 1ULL << 30;
+	else
+		return fail("--hugepages: expected none, 2M or 1G, got '%s'", arg);
+	return 0;
+}
+
+static int parse_mode(struct vmm_opts *o, const char *arg)
+{
+	if (!strcmp(arg, "plain"))
+		o->mem.mode = GUESTMEM_PLAIN;
+	else if (!strcmp(arg, "lazy"))
+		o->mem.mode = GUESTMEM_LAZY;
+	else
+		return fail("--memory-mode: expected plain or lazy, got '%s'", arg);
+	return 0;
+}
+
+static int parse_vcpus(struct vmm_opts *o, const char *arg)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+
+	if (*end || end == arg || n < 1 || n > VMM_MAX_VCPUS)
+		return fail("--vcpus: expected a number from 1 to 64, got '%s'", arg);
+	o->vcpus = (unsigned int)n;
+	return 0;
+}
+
+enum { OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE };
+
+static const struct option longopts[] = {
+	{ "memory", required_argument, NULL, 'm' },
+	{ "numa", required_argument, NULL, OPT_NUMA },
+	{ "hugepages", required_argument, NULL, OPT_HUGE },
+	{ "prealloc", no_argument, NULL, OPT_PREALLOC },
+	{ "memory-mode", required_argument, NULL, OPT_MODE },
+	{ "vcpus", required_argument, NULL, 'c' },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "cmdline", required_argument, NULL, 'a' },
+	{ "guest-workload", required_argument, NULL, 'w' },
+	{ "guest", required_argument, NULL, OPT_GUEST },
+	{ "dump-dtb", required_argument, NULL, OPT_DTB },
+	{ "x-lose-page", no_argument, NULL, OPT_LOSE },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_one(struct vmm_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'm':
+		o->memory = parse_size(arg);
+		return o->memory ? 0 : fail("--memory: bad size '%s' (try 256M or 2G)", arg);
+	case OPT_NUMA:
+		return parse_numa(o, arg);
+	case OPT_HUGE:
+		return parse_hugepages(o, arg);
+	case OPT_PREALLOC:
+		o->mem.prealloc = true;
+		return 0;
+	case OPT_MODE:
+		return parse_mode(o, arg);
+	case 'c':
+		return parse_vcpus(o, arg);
+	case 'k': o->kernel = arg; return 0;
+	case 'i': o->initrd = arg; return 0;
+	case 'a': o->cmdline = arg; return 0;
+	case 'w': o->workload = arg; return 0;
+	case OPT_GUEST: o->guest = arg; return 0;
+	case OPT_DTB: o->dump_dtb = arg; return 0;
+	case OPT_LOSE: o->x_lose_page = true; return 0;
+	case 'q': o->quiet = true; return 0;
+	case 'h':
+		fputs(usage, stdout);
+		return 1;
+	case ':':
+		return fail("option %s needs an argument (try --help)", arg);
+	default:
+		return fail("unknown option %s (try --help)", arg);
+	}
+}
+
+static int check_memory(struct vmm_opts *o)
+{
+	uint64_t sum = 0;
+
+	if (!o->mem.nr_nodes) {
+		o->mem.nr_nodes = 1;
+		o->mem.nodes[0].size = o->memory ? o->memory : DEFAULT_MEMORY;
+		o->mem.nodes[0].host_node = -1;
+	}
+	for (unsigned int i = 0; i < o->mem.nr_nodes; i++)
+		sum += o->mem.nodes[i].size;
+	if (o->memory && o->memory != sum) {
+		fprintf(stderr, "gmm-vmm: --memory %llu MiB does not match the --numa nodes' sum of %llu MiB\n",
+			(unsigned long long)(o->memory >> 20),
+			(unsigned long long)(sum >> 20));
+		return -VMM_EXIT_USAGE;
+	}
+	o->memory = sum;
+	if (o->memory < MIN_MEMORY)
+		return fail("--memory: at least 16 MiB%s", "");
+	return 0;
+}
+
+static int check_combination(struct vmm_opts *o)
+{
+	if ((o->initrd || o->cmdline) && !o->kernel)
+		return fail("--initrd and --cmdline need --kernel%s", "");
+	if (o->kernel && (o->workload || o->guest))
+		return fail("--guest-workload and --guest are for the benchmark guest, not --kernel%s", "");
+	return 0;
+}
+
+/* 0: run; 1: done (help printed); negative: -exit code. */
+int opts_parse(struct vmm_opts *o, int argc, char **argv)
+{
+	int c, ret;
+
+	memset(o, 0, sizeof(*o));
+	o->vcpus = 1;
+	o->mem.page_size = 4096;
+	o->mem.mode = GUESTMEM_LAZY;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:c:k:i:a:w:qh", longopts, NULL)) != -1) {
+		ret = parse_one(o, c, c == ':' || c == '?' ? argv[optind - 1] : optarg);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return fail("unexpected argument '%s' (try --help)", argv[optind]);
+	ret = check_memory(o);
+	return ret ? ret : check_combination(o);
+}

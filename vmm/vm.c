@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm/vm.c - the KVM VM: /dev/kvm, the in-kernel irqchip and PIT, memslots
+ * from guestmem, vCPU threads and their exit loop, and stopping the VM
+ * (guest power-off, crash, or a signal) with a meaningful exit code.
+ */
+#include "kvm_compat.h"
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TSS_ADDR	0xfffbd000ULL
+#define IDMAP_ADDR	0xfffbc000ULL
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void vm_stop(struct vm *vm, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (atomic_load(&vm->stopping)) {
+		pthread_mutex_unlock(&vm->stop_lock);
+		return;
+	}
+	vm->exit_code = code;
+	va_start(ap, fmt);
+	vsnprintf(vm->reason, sizeof(vm->reason), fmt, ap);
+	va_end(ap);
+	atomic_store(&vm->stopping, 1);
+	pthread_mutex_unlock(&vm->stop_lock);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		v->run->immediate_exit = 1;
+		pthread_kill(v->thread, SIGUSR1);
+	}
+	kill(getpid(), SIGUSR2);
+}
+
+static void serial_emit(void *ctx, const char *line, unsigned int len)
+{
+	struct vm *vm = ctx;
+
+	vmm_out(vm, "%.*s\n", (int)len, line);
+}
+
+static void serial_irq(void *ctx, bool level)
+{
+	struct vm *vm = ctx;
+	struct kvm_irq_level irq = { .irq = SERIAL_IRQ, .level = level };
+
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+static int open_kvm(struct vm *vm)
+{
+	int ver;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		fprintf(stderr, "gmm-vmm: cannot open /dev/kvm: %s\n", strerror(errno));
+		return -VMM_EXIT_HOST;
+	}
+	ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (ver != KVM_API_VERSION) {
+		fprintf(stderr, "gmm-vmm: /dev/kvm has API version %d, need %d\n",
+			ver, KVM_API_VERSION);
+		return -VMM_EXIT_HOST;
+	}
+	return 0;
+}
+
+static int kvm_err(const char *what)
+{
+	fprintf(stderr, "gmm-vmm: %s: %s\n", what, strerror(errno));
+	return -VMM_EXIT_HOST;
+}
+
+static int create_machine(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t idmap = IDMAP_ADDR;
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return kvm_err("KVM_CREATE_VM");
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0)
+		return kvm_err("KVM_SET_TSS_ADDR");
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return kvm_err("KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return kvm_err("KVM_CREATE_IRQCHIP");
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return kvm_err("KVM_CREATE_PIT2");
+	return 0;
+}
+
+static int register_memslots(struct vm *vm)
+{
+	for (unsigned int i = 0; i < guestmem_nr_slots(vm->gm); i++) {
+		const struct guestmem_slot *s = guestmem_slot(vm->gm, i);
+		struct kvm_userspace_memory_region r = {
+			.slot = i,
+			.guest_phys_addr = s->gpa,
+			.memory_size = s->size,
+			.userspace_addr = (uint64_t)(uintptr_t)s->hva,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return kvm_err("KVM_SET_USER_MEMORY_REGION");
+	}
+	return 0;
+}
+
+static int create_vcpu(struct vm *vm, unsigned int id)
+{
+	struct vcpu *v = &vm->vcpus[id];
+
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
+	if (v->fd < 0)
+		return kvm_err("KVM_CREATE_VCPU");
+	v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->fd, 0);
+	if (v->run == MAP_FAILED)
+		return kvm_err("mmap of kvm_run");
+	return cpu_init(vm, v);
+}
+
+static int setup_memory(struct vm *vm, const struct vmm_opts *o)
+{
+	char err[256];
+	int ret;
+
+	vm->gm = guestmem_create(&o->mem, err, sizeof(err));
+	if (!vm->gm) {
+		fprintf(stderr, "gmm-vmm: %s\n", err);
+		return -VMM_EXIT_HOST;
+	}
+	ret = cpu_setup_boot_tables(vm);
+	if (ret)
+		return ret;
+	vm->nr_vcpus = o->vcpus;
+	/* --dump-dtb works without /dev/kvm (then without a TSC rate). */
+	if (loader_load(vm, err, sizeof(err)) ||
+	    (o->dump_dtb && loader_finish(vm, err, sizeof(err)))) {
+		fprintf(stderr, "gmm-vmm: %s\n", err);
+		return -VMM_EXIT_HOST;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vmm_opts *o)
+{
+	char err[256];
+	int ret, sz;
+
+	vm->opts = o;
+	vm->guest_status = -1;
+	vm->linux_boot = o->kernel != NULL;
+	vm->kvm_fd = vm->vm_fd = -1;
+	pthread_mutex_init(&vm->out_lock, NULL);
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	serial_init(&vm->serial, serial_emit, serial_irq, vm);
+	ret = setup_memory(vm, o);
+	if (!ret)
+		ret = open_kvm(vm);
+	if (ret)
+		return ret;
+	sz = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sz <= 0)
+		return kvm_err("KVM_GET_VCPU_MMAP_SIZE");
+	vm->run_size = (size_t)sz;
+	ret = create_machine(vm);
+	if (!ret)
+		ret = register_memslots(vm);
+	vm->nr_vcpus = o->vcpus;
+	for (unsigned int i = 0; i < o->vcpus && !ret; i++)
+		ret = create_vcpu(vm, i);
+	if (ret)
+		return ret;
+	if (loader_finish(vm, err, sizeof(err))) {
+		fprintf(stderr, "gmm-vmm: %s\n", err);
+		return -VMM_EXIT_HOST;
+	}
+	return 0;
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	int ret = guestmem_fault(v->gmv, v->run);
+
+	if (ret > 0)
+		return;
+	if (ret < 0) {
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: cannot back guest page at 0x%llx: %s",
+			v->id, (unsigned long long)v->run->mmio.phys_addr,
+			strerror(-ret));
+		return;
+	}
+	/* No MMIO devices yet: reads see all-ones, writes are dropped. */
+	if (!v->run->mmio.is_write)
+		memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+}
+
+static void handle_memory_fault(struct vcpu *v)
+{
+	struct gmm_kvm_memory_fault *mf = gmm_kvm_memory_fault(v->run);
+	int ret = guestmem_fault(v->gmv, v->run);
+
+	if (ret > 0)
+		return;
+	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: memory fault at 0x%llx (flags 0x%llx) not in guest RAM",
+		v->id, (unsigned long long)mf->gpa, (unsigned long long)mf->flags);
+}
+
+static void handle_system_event(struct vcpu *v)
+{
+	if (v->run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+		vm_stop(v->vm, VMM_EXIT_RESET, "guest reset");
+	else
+		vm_stop(v->vm, VMM_EXIT_OK, "guest powered off");
+}
+
+static void handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		ports_io(v);
+		return;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		return;
+	case KVM_EXIT_MEMORY_FAULT:
+		handle_memory_fault(v);
+		return;
+	case KVM_EXIT_INTR:
+		return;
+	case KVM_EXIT_HLT:
+		vm_stop(v->vm, VMM_EXIT_OK, "guest halted");
+		return;
+	case KVM_EXIT_SHUTDOWN:
+		vm_stop(v->vm, VMM_EXIT_CRASH, "vcpu%u: guest triple fault (shutdown)", v->id);
+		return;
+	case KVM_EXIT_SYSTEM_EVENT:
+		handle_system_event(v);
+		return;
+	case KVM_EXIT_INTERNAL_ERROR:
+		if (cpu_handle_internal_error(v))
+			vm_stop(v->vm, VMM_EXIT_CRASH, "vcpu%u: KVM internal error, suberror %u",
+				v->id, run->internal.suberror);
+		return;
+	case KVM_EXIT_FAIL_ENTRY:
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: VM entry failed, reason 0x%llx", v->id,
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return;
+	default:
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: unhandled exit reason %u", v->id,
+			run->exit_reason);
+	}
+}
+
+static int run_once(struct vcpu *v)
+{
+	int ret;
+
+	guestmem_vcpu_offline(v->gmv);
+	ret = ioctl(v->fd, KVM_RUN, 0);
+	guestmem_vcpu_online(v->gmv);
+	guestmem_vcpu_quiescent(v->gmv);
+	if (ret == 0)
+		return 0;
+	if (errno == EINTR || errno == EAGAIN)
+		return 1;
+	if (errno == EFAULT && v->run->exit_reason == KVM_EXIT_MEMORY_FAULT)
+		return 0;
+	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
+	return -1;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	v->gmv = guestmem_vcpu_attach(v->vm->gm, v->id);
+	if (!v->gmv) {
+		vm_stop(v->vm, VMM_EXIT_HOST, "vcpu%u: out of memory", v->id);
+		return NULL;
+	}
+	while (!atomic_load(&v->vm->stopping)) {
+		int ret = run_once(v);
+
+		if (ret < 0)
+			break;
+		if (ret == 0) {
+			v->exits++;
+			handle_exit(v);
+		}
+	}
+	guestmem_vcpu_detach(v->gmv);
+	return NULL;
+}
+
+static void kick(int sig)
+{
+	(void)sig;
+}
+
+static void block_signals(sigset_t *waitset)
+{
+	struct sigaction sa = { .sa_handler = kick };
+	sigset_t all;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(waitset);
+	sigaddset(waitset, SIGTERM);
+	sigaddset(waitset, SIGINT);
+	sigaddset(waitset, SIGHUP);
+	sigaddset(waitset, SIGUSR2);
+	all = *waitset;
+	sigaddset(&all, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+/* Run the vCPUs until the guest or a signal stops the VM; returns exit code. */
+int vm_run(struct vm *vm)
+{
+	sigset_t waitset;
+	int sig;
+
+	block_signals(&waitset);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (pthread_create(&v->thread, NULL, vcpu_thread, v)) {
+			vm_stop(vm, VMM_EXIT_HOST, "cannot start vCPU thread %u", i);
+			break;
+		}
+		v->started = true;
+	}
+	while (!atomic_load(&vm->stopping)) {
+		if (sigwait(&waitset, &sig))
+			continue;
+		if (sig != SIGUSR2)
+			vm_stop(vm, VMM_EXIT_SIGNAL + sig, "stopped by signal %d (%s)",
+				sig, strsignal(sig));
+	}
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+	}
+	serial_flush(&vm->serial);
+	return vm->exit_code;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->run && v->run != MAP_FAILED)
+			munmap(v->run, vm->run_size);
+		if (v->fd > 0)
+			close(v->fd);
+	}
+	if (vm->vm_fd > 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd > 0)
+		close(vm->kvm_fd);
+	guestmem_destroy(vm->gm);
+}

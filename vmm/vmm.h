@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm/vmm.h - gmm-vmm's shared types: options, exit codes, the VM and its
+ * vCPUs, the guest-physical layout of the boot area and the I/O ports of the
+ * host-collection device, and the entry points of each vmm/ file.
+ */
+#ifndef GMM_VMM_VMM_H
+#define GMM_VMM_VMM_H
+
+#include "guestmem.h"
+#include "serial.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Process exit codes (documented in --help and vmm/README.md). */
+enum vmm_exit {
+	VMM_EXIT_OK = 0,		/* guest powered off, verdict pass */
+	VMM_EXIT_GUEST_FAIL = 1,	/* guest reported a failure */
+	VMM_EXIT_USAGE = 2,		/* bad command line */
+	VMM_EXIT_HOST = 3,		/* host cannot provide what was asked */
+	VMM_EXIT_CRASH = 4,		/* guest crashed (exception, triple fault) */
+	VMM_EXIT_RESET = 5,		/* guest asked for a reset */
+	VMM_EXIT_KVM = 6,		/* KVM failed while running the guest */
+	VMM_EXIT_SIGNAL = 128,		/* + signal number: stopped by a signal */
+};
+
+#define VMM_MAX_VCPUS		64
+
+/* Guest-physical boot area, below 64 KiB (the benchmark guest loads at 1 MiB). */
+#define BOOT_GDT_GPA		0x0500ULL
+#define BOOT_PML4_GPA		0x1000ULL
+#define BOOT_PDPT_GPA		0x2000ULL
+#define BOOT_PD_GPA		0x3000ULL	/* 4 pages: 4 GiB in 2 MiB pages */
+#define BOOT_PARAMS_GPA		0x7000ULL
+#define BOOT_FDT_GPA		0x8000ULL
+#define BOOT_FDT_MAX		0x8000ULL
+#define BOOT_AREA_END		0x10000ULL
+#define BOOT_CMDLINE_GPA	0x20000ULL
+#define BOOT_CMDLINE_MAX	0x10000ULL
+
+/* Host-collection device: ports the benchmark guest uses (also in the FDT). */
+#define HOSTDEV_BASE		0x500
+#define HOSTDEV_RESULT		0x500	/* outl: GPA of a NUL-terminated JSON line */
+#define HOSTDEV_DISCARD		0x504	/* outl: GPA of {u64 gpa, u64 len, u64 status} */
+#define HOSTDEV_POWEROFF	0x508	/* outl: guest status, 0 = pass */
+#define HOSTDEV_PANIC		0x50c	/* outl: GPA of {vector, error, rip, cr2, cpu} */
+#define HOSTDEV_MARKER		0x510	/* outl: boot progress marker */
+#define HOSTDEV_SIZE		0x14
+#define SERIAL_BASE		0x3f8
+#define SERIAL_IRQ		4
+
+#define RESULT_LINE_MAX		1024
+
+struct vmm_opts {
+	struct guestmem_cfg mem;
+	uint64_t memory;		/* total bytes */
+	unsigned int vcpus;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	const char *workload;
+	const char *guest;		/* benchmark guest ELF, NULL: built-in */
+	const char *dump_dtb;
+	bool quiet;
+	bool x_lose_page;		/* test hook: lose a page the guest wrote */
+};
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	struct guestmem_vcpu *gmv;
+	uint64_t exits;
+};
+
+struct vm {
+	const struct vmm_opts *opts;
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;
+	struct guestmem *gm;
+	struct vcpu vcpus[VMM_MAX_VCPUS];
+	unsigned int nr_vcpus;
+	struct serial serial;
+	pthread_mutex_t out_lock;
+
+	bool linux_boot;
+	uint64_t entry;
+	uint64_t fdt_gpa;
+	uint32_t tsc_khz;
+
+	atomic_int stopping;
+	int exit_code;
+	char reason[256];
+	pthread_mutex_t stop_lock;
+
+	uint64_t t_start;		/* CLOCK_MONOTONIC ns at main() */
+	_Atomic uint64_t t_first_insn;
+	_Atomic uint64_t t_user;
+	_Atomic uint64_t t_first_result;
+	atomic_uint results;
+	atomic_uint result_errors;
+	int guest_status;		/* from the poweroff port, -1: none */
+	atomic_int lost_page;
+};
+
+/* options.c */
+int opts_parse(struct vmm_opts *o, int argc, char **argv);
+
+/* vm.c */
+int vm_create(struct vm *vm, const struct vmm_opts *o);
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+void vm_stop(struct vm *vm, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+uint64_t now_ns(void);
+
+/* cpu.c */
+int cpu_setup_boot_tables(struct vm *vm);
+int cpu_init(struct vm *vm, struct vcpu *v);
+int cpu_handle_internal_error(struct vcpu *v);
+
+/* ports.c */
+void ports_io(struct vcpu *v);
+
+/* loader.c */
+int loader_load(struct vm *vm, char *err, size_t errlen);
+int loader_finish(struct vm *vm, char *err, size_t errlen);
+
+/* fdt.c */
+int fdt_build(struct vm *vm, void *buf, size_t size, char *err, size_t errlen);
+
+/* main.c */
+void vmm_out(struct vm *vm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif
