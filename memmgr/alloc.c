@@ -15,6 +15,7 @@
 struct alloc_ctx {
 	unsigned int order;
 	int mt;
+	bool movable; /* the caller declared the frames movable */
 	int highest_zoneidx;
 	uint64_t nodemask;
 	struct gmm_node *pref;
@@ -84,7 +85,7 @@ static void prep_new(struct gmm_zone *z, uint64_t pfn, const struct alloc_ctx *a
 	struct gmm_pool *p = z->pool;
 
 	p->link[pfn] = 0;
-	fr_set(p, pfn, FR_ALLOC, ac->order, ac->mt == GMM_MT_MOVABLE);
+	fr_set(p, pfn, FR_ALLOC, ac->order, ac->movable);
 	z->ev.alloc++;
 	if (unlikely(alloc_flags & ALLOC_HIGHATOMIC))
 		buddy_reserve_highatomic(z, pfn, ac->order);
@@ -102,6 +103,14 @@ static uint64_t try_zone(struct gmm_zone *z, const struct alloc_ctx *ac, unsigne
 		prep_new(z, pfn, ac, alloc_flags);
 	pthread_mutex_unlock(&z->lock);
 	return pfn;
+}
+
+/* Count an event that happens outside the zone lock. */
+static void zone_count_event(struct gmm_zone *z, uint64_t *counter)
+{
+	pthread_mutex_lock(&z->lock);
+	(*counter)++;
+	pthread_mutex_unlock(&z->lock);
 }
 
 static bool zone_eligible(const struct gmm_zone *z, const struct alloc_ctx *ac)
@@ -128,7 +137,7 @@ retry:
 		/* locality beats fragmentation avoidance: going remote, allow fallbacks */
 		if ((alloc_flags & ALLOC_NOFRAGMENT) && z->node != local) {
 			alloc_flags &= ~ALLOC_NOFRAGMENT;
-			__atomic_fetch_add(&z->ev.nofragment_retry, 1, __ATOMIC_RELAXED);
+			zone_count_event(z, &z->ev.nofragment_retry);
 			goto retry;
 		}
 		pfn = try_zone(z, ac, alloc_flags);
@@ -233,8 +242,10 @@ static void count_failure(struct alloc_ctx *ac)
 	struct gmm_node *nd = ac->pref;
 
 	for (unsigned int i = 0; i < nd->nr_zonelist; i++) {
-		if (zone_eligible(nd->zonelist[i], ac)) {
-			__atomic_fetch_add(&nd->zonelist[i]->ev.alloc_fail, 1, __ATOMIC_RELAXED);
+		struct gmm_zone *z = nd->zonelist[i];
+
+		if (zone_eligible(z, ac)) {
+			zone_count_event(z, &z->ev.alloc_fail);
 			return;
 		}
 	}
@@ -268,6 +279,7 @@ static void ctx_init(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int orde
 {
 	ac->order = order;
 	ac->mt = flags_migratetype(p, flags);
+	ac->movable = flags & GMM_MOVABLE;
 	ac->highest_zoneidx = (flags & GMM_MOVABLE) && !(flags & GMM_NO_MOVABLE_ZONE) ?
 				      GMM_ZONE_MOVABLE : GMM_ZONE_NORMAL;
 	ac->nodemask = nodemask;

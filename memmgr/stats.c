@@ -17,13 +17,6 @@ static const char *const mt_names[GMM_MT_NR] = {
 	"Unmovable", "Movable", "Reclaimable", "HighAtomic", "CMA", "Isolate",
 };
 
-static void read_events(struct gmm_zone *z, struct gmm_zone_events *ev)
-{
-	*ev = z->ev;
-	ev->nofragment_retry = __atomic_load_n(&z->ev.nofragment_retry, __ATOMIC_RELAXED);
-	ev->alloc_fail = __atomic_load_n(&z->ev.alloc_fail, __ATOMIC_RELAXED);
-}
-
 static void fill_stats(struct gmm_zone *z, struct gmm_zone_stats *st)
 {
 	struct gmm_pool *p = z->pool;
@@ -56,7 +49,7 @@ static void fill_stats(struct gmm_zone *z, struct gmm_zone_stats *st)
 		for (uint64_t b = start; b < start + (1ull << p->block_shift); b += GMM_PAGEBLOCK_PAGES)
 			st->nr_blocks[pb_mt(p, b)]++;
 	}
-	read_events(z, &st->events);
+	st->events = z->ev;
 }
 
 int gmm_zone_stats(struct gmm_pool *p, int node, enum gmm_zone_type zone,

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/unit/test_threads.c - the locked allocator under concurrency:
+ * threads allocating and freeing on a 2-node pool (frees of frames that
+ * other threads allocated included) while another thread reads statistics
+ * and isolates ranges; afterwards every frame is accounted for and the
+ * invariant check passes.  Meant for the TSan setup as much as the plain one.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <gmm/gmm.h>
+
+#include "../harness.h"
+
+#define MIB (1ull << 20)
+#define WORKERS 4
+#define SLOTS 512
+
+struct slot {
+	_Atomic uint64_t pfn; /* GMM_PFN_NONE when empty */
+	_Atomic unsigned int order;
+};
+
+static struct gmm_pool *pool;
+static struct slot slots[WORKERS][SLOTS];
+static atomic_bool stop;
+static atomic_int errors;
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Take a slot's block (ours or another worker's) and free it. */
+static void free_slot(struct slot *s)
+{
+	uint64_t pfn = atomic_exchange(&s->pfn, GMM_PFN_NONE);
+
+	if (pfn != GMM_PFN_NONE && gmm_free(pool, pfn, atomic_load(&s->order)))
+		atomic_fetch_add(&errors, 1);
+}
+
+static void *worker(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	uint64_t seed = 0x1234567ull * (uint64_t)(me + 1);
+
+	for (int i = 0; i < 300000; i++) {
+		int w = rnd(&seed) % 4 ? me : (int)(rnd(&seed) % WORKERS);
+		struct slot *s = &slots[w][rnd(&seed) % SLOTS];
+		unsigned int order = rnd(&seed) % 8 ? 0 : (unsigned int)(rnd(&seed) % 10);
+		unsigned int flags = rnd(&seed) % 3 ? GMM_MOVABLE : 0;
+		uint64_t pfn;
+
+		if (w != me || atomic_load(&s->pfn) != GMM_PFN_NONE) {
+			free_slot(s);
+			continue;
+		}
+		pfn = gmm_alloc(pool, order, flags, (int)(rnd(&seed) % 3) - 1);
+		if (pfn == GMM_PFN_NONE)
+			continue;
+		atomic_store(&s->order, order);
+		atomic_store(&s->pfn, pfn);
+	}
+	return NULL;
+}
+
+static void *observer(void *arg)
+{
+	uint64_t seed = 99, iso = 0;
+	bool isolated = false;
+
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		char *txt;
+
+		if (gmm_stat_pagetypeinfo(pool, GMM_STAT_JSON, &txt) == 0)
+			free(txt);
+		if (isolated) {
+			if (gmm_undo_isolate_range(pool, iso, iso + 1024))
+				atomic_fetch_add(&errors, 1);
+			isolated = false;
+		} else {
+			iso = (rnd(&seed) % 64) * 1024;
+			if (gmm_isolate_range(pool, iso, iso + 1024))
+				atomic_fetch_add(&errors, 1);
+			isolated = true;
+		}
+	}
+	if (isolated && gmm_undo_isolate_range(pool, iso, iso + 1024))
+		atomic_fetch_add(&errors, 1);
+	return NULL;
+}
+
+static void test_concurrent_alloc_free(void)
+{
+	struct gmm_pool_config c;
+	pthread_t t[WORKERS], obs;
+
+	gmm_pool_config_init(&c, 128 * MIB);
+	c.nr_nodes = 2;
+	c.nodes[1].normal_bytes = 128 * MIB;
+	c.block_bytes = 4 * MIB;
+	REQUIRE(gmm_pool_create(&c, &pool) == 0);
+	for (int w = 0; w < WORKERS; w++)
+		for (int i = 0; i < SLOTS; i++)
+			atomic_init(&slots[w][i].pfn, GMM_PFN_NONE);
+	pthread_create(&obs, NULL, observer, NULL);
+	for (int w = 0; w < WORKERS; w++)
+		pthread_create(&t[w], NULL, worker, (void *)(intptr_t)w);
+	for (int w = 0; w < WORKERS; w++)
+		pthread_join(t[w], NULL);
+	atomic_store(&stop, true);
+	pthread_join(obs, NULL);
+	CHECK_EQ(atomic_load(&errors), 0);
+	CHECK_EQ(gmm_pool_check(pool), 0);
+	for (int w = 0; w < WORKERS; w++)
+		for (int i = 0; i < SLOTS; i++)
+			free_slot(&slots[w][i]);
+	CHECK_EQ(atomic_load(&errors), 0);
+	CHECK_EQ(gmm_pool_nr_free(pool), gmm_pool_nr_pages(pool));
+	CHECK_EQ(gmm_pool_check(pool), 0);
+	gmm_pool_destroy(pool);
+}
+
+TEST_MAIN(T(test_concurrent_alloc_free))
