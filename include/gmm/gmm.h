@@ -8,5 +8,7 @@
 #include <gmm/backing.h>
 #include <gmm/pool.h>
 #include <gmm/stats.h>
+#include <gmm/memfd.h>
+#include <gmm/report.h>
 
 #endif
