@@ -10,5 +10,6 @@
 #include <gmm/stats.h>
 #include <gmm/memfd.h>
 #include <gmm/report.h>
+#include <gmm/guest.h>
 
 #endif
