@@ -12,6 +12,9 @@
 
 #include "internal.h"
 
+/* Set by try_zone(): the block just taken had been reported (reads as zero). */
+static _Thread_local bool took_reported;
+
 struct alloc_ctx {
 	unsigned int order;
 	int mt;
@@ -96,11 +99,14 @@ static uint64_t try_zone(struct gmm_zone *z, const struct alloc_ctx *ac, unsigne
 	uint64_t pfn = GMM_PFN_NONE;
 
 	pthread_mutex_lock(&z->lock);
+	z->took_reported = false;
 	if ((alloc_flags & ALLOC_NO_WATERMARKS) ||
 	    zone_watermark_fast(z, ac->order, ac->highest_zoneidx, alloc_flags))
 		pfn = buddy_rmqueue(z, ac->order, ac->mt, alloc_flags);
-	if (pfn != GMM_PFN_NONE)
+	if (pfn != GMM_PFN_NONE) {
 		prep_new(z, pfn, ac, alloc_flags);
+		took_reported = z->took_reported;
+	}
 	pthread_mutex_unlock(&z->lock);
 	return pfn;
 }
@@ -260,6 +266,7 @@ static uint64_t alloc_ctx_run(struct gmm_pool *p, struct alloc_ctx *ac, unsigned
 		af |= ALLOC_CMA;
 	if (p->cfg.nofragment && p->cfg.mobility_grouping)
 		af |= ALLOC_NOFRAGMENT;
+	took_reported = false;
 	pfn = get_page_from_freelist(ac, af);
 	if (unlikely(pfn == GMM_PFN_NONE))
 		pfn = alloc_slowpath(p, ac, flags);
@@ -267,6 +274,14 @@ static uint64_t alloc_ctx_run(struct gmm_pool *p, struct alloc_ctx *ac, unsigned
 		count_failure(ac);
 		gmm_set_error(-ENOMEM, "no free block of order %u (mobility %d) on the allowed nodes",
 			      ac->order, ac->mt);
+		return pfn;
+	}
+	if (took_reported) {
+		/* discarded memory reads as zero; the backing may need it back first */
+		if (pool_prepare_reported(p, pfn, ac->order)) {
+			gmm_free(p, pfn, ac->order);
+			return GMM_PFN_NONE;
+		}
 		return pfn;
 	}
 	if (flags & GMM_ZERO)
@@ -390,6 +405,28 @@ int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 		buddy_free_range(z, pfn, order);
 		z->ev.free++;
 		maybe_clear_boost(z);
+	}
+	pthread_mutex_unlock(&z->lock);
+	return err;
+}
+
+int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	struct gmm_zone *z = pfn_zone(p, pfn);
+	int err = 0;
+
+	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
+		return gmm_set_error(-EINVAL, "split of pfn %llu order %u: not an allocated block",
+				     (unsigned long long)pfn, order);
+	pthread_mutex_lock(&z->lock);
+	if (fr_kind(p, pfn) != FR_ALLOC || fr_order(p, pfn) != order) {
+		err = gmm_set_error(-EINVAL, "split of pfn %llu order %u: not allocated with "
+				    "that order", (unsigned long long)pfn, order);
+	} else {
+		bool movable = p->state[pfn] & FR_FLAG;
+
+		for (uint64_t i = 0; i < 1ull << order; i++)
+			fr_set(p, pfn + i, FR_ALLOC, 0, movable);
 	}
 	pthread_mutex_unlock(&z->lock);
 	return err;

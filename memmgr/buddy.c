@@ -44,21 +44,25 @@ static inline void link_set_prev(struct gmm_pool *p, uint64_t pfn, uint32_t prev
 	p->link[pfn] = (p->link[pfn] & 0xffffffff00000000ull) | prev;
 }
 
-static inline void account_free(struct gmm_zone *z, int mt, int64_t nr)
+static inline void account_free(struct gmm_zone *z, int mt, int64_t nr, bool reported)
 {
 	z->nr_free_mt[mt] += (uint64_t)nr;
-	if (mt != GMM_MT_ISOLATE)
+	if (mt != GMM_MT_ISOLATE) {
 		z->nr_free += (uint64_t)nr;
+		if (reported)
+			z->nr_reported += (uint64_t)nr;
+	}
 }
 
-/* Put a free block on its list and mark its head. */
-void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail)
+/* Put a free block on its list and mark its head (@reported: host memory discarded). */
+void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail,
+		       bool reported)
 {
 	struct gmm_pool *p = z->pool;
 	struct freelist *fl = &z->area[order][mt];
 	uint32_t me = (uint32_t)pfn;
 
-	fr_set(p, pfn, FR_FREE, order, false);
+	fr_set(p, pfn, FR_FREE, order, reported);
 	if (fl->head == PFN_NIL) {
 		link_set(p, pfn, PFN_NIL, PFN_NIL);
 		fl->head = fl->tail = me;
@@ -73,7 +77,12 @@ void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, 
 	}
 	fl->nr++;
 	z->area_nr[order]++;
-	account_free(z, mt, (int64_t)1 << order);
+	account_free(z, mt, (int64_t)1 << order, reported);
+}
+
+void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail)
+{
+	freelist_add_flag(z, pfn, order, mt, tail, false);
 }
 
 /* Take a free block off its list; its head becomes a plain tail frame. */
@@ -82,6 +91,7 @@ void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 	struct gmm_pool *p = z->pool;
 	struct freelist *fl = &z->area[order][mt];
 	uint32_t next = link_next(p, pfn), prev = link_prev(p, pfn);
+	bool reported = fr_reported(p, pfn);
 
 	if (prev == PFN_NIL)
 		fl->head = next;
@@ -95,14 +105,16 @@ void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 	p->state[pfn] = FR_TAIL;
 	fl->nr--;
 	z->area_nr[order]--;
-	account_free(z, mt, -((int64_t)1 << order));
+	account_free(z, mt, -((int64_t)1 << order), reported);
 }
 
 static void freelist_move_tail(struct gmm_zone *z, uint64_t pfn, unsigned int order,
 			       int old_mt, int new_mt)
 {
+	bool reported = fr_reported(z->pool, pfn);
+
 	freelist_del(z, pfn, order, old_mt);
-	freelist_add(z, pfn, order, new_mt, true);
+	freelist_add_flag(z, pfn, order, new_mt, true, reported);
 }
 
 /* --- merging ------------------------------------------------------------ */
@@ -142,9 +154,12 @@ static void change_pageblock_range(struct gmm_pool *p, uint64_t pfn, unsigned in
  * allowed, then put the result on the list of @mt, at the tail when a
  * merge one level up looks likely.  Blocks of order >= pageblock order do
  * not merge across pageblocks whose types may not mix (HIGHATOMIC, CMA,
- * ISOLATE).
+ * ISOLATE).  The result is reported only when every merged part was: one
+ * unreported part means the host may hold memory behind it.  An unreported
+ * result of at least the reporting order wakes the reporter.
  */
-void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
+void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt,
+			 bool reported)
 {
 	struct gmm_pool *p = z->pool;
 	uint64_t buddy = pfn;
@@ -162,13 +177,27 @@ void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt
 			if (mt != buddy_mt && (!mt_mergeable(mt) || !mt_mergeable(buddy_mt)))
 				break;
 		}
+		reported &= fr_reported(p, buddy);
 		freelist_del(z, buddy, order, buddy_mt);
 		if (buddy_mt != mt)
 			change_pageblock_range(p, buddy, order, mt);
 		pfn &= buddy;
 		order++;
 	}
-	freelist_add(z, pfn, order, mt, buddy != pfn && merge_likely(z, pfn, buddy, order));
+	freelist_add_flag(z, pfn, order, mt, buddy != pfn && merge_likely(z, pfn, buddy, order),
+			  reported);
+	if (!reported && order >= __atomic_load_n(&p->report_order, __ATOMIC_RELAXED)) {
+		void (*notify)(struct gmm_pool *) = __atomic_load_n(&p->report_notify,
+								    __ATOMIC_ACQUIRE);
+
+		if (notify)
+			notify(p);
+	}
+}
+
+void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
+{
+	buddy_free_one_flag(z, pfn, order, mt, false);
 }
 
 /*
@@ -188,20 +217,28 @@ void buddy_free_range(struct gmm_zone *z, uint64_t pfn, unsigned int order)
 
 /* --- splitting ----------------------------------------------------------- */
 
-/* The kernel's expand(): give back the upper halves from @high down to @low. */
-static void expand(struct gmm_zone *z, uint64_t pfn, unsigned int low, unsigned int high, int mt)
+/*
+ * The kernel's expand(): give back the upper halves from @high down to @low.
+ * Pieces of a reported block stay reported.
+ */
+static void expand(struct gmm_zone *z, uint64_t pfn, unsigned int low, unsigned int high, int mt,
+		   bool reported)
 {
 	while (high > low) {
 		high--;
-		freelist_add(z, pfn + (1ull << high), high, mt, false);
+		freelist_add_flag(z, pfn + (1ull << high), high, mt, false, reported);
 	}
 }
 
+/* Take a free block and split it; z->took_reported says whether it was reported. */
 static void del_and_expand(struct gmm_zone *z, uint64_t pfn, unsigned int low,
 			   unsigned int high, int mt)
 {
+	bool reported = fr_reported(z->pool, pfn);
+
 	freelist_del(z, pfn, high, mt);
-	expand(z, pfn, low, high, mt);
+	expand(z, pfn, low, high, mt, reported);
+	z->took_reported = reported;
 }
 
 /* The kernel's __rmqueue_smallest(): the smallest free block of @mt that fits. */
@@ -325,9 +362,12 @@ static uint64_t try_to_claim_block(struct gmm_zone *z, uint64_t pfn, unsigned in
 	uint64_t start, free_pages, movable_pages, alike;
 
 	if (cur_order >= GMM_PAGEBLOCK_ORDER) {
+		bool reported = fr_reported(p, pfn);
+
 		freelist_del(z, pfn, cur_order, block_mt);
 		change_pageblock_range(p, pfn, cur_order, start_mt);
-		expand(z, pfn, order, cur_order, start_mt);
+		expand(z, pfn, order, cur_order, start_mt, reported);
+		z->took_reported = reported;
 		z->ev.claim++;
 		return pfn;
 	}

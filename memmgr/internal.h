@@ -26,6 +26,8 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 #define PFN_NIL UINT32_MAX
+/* Guests per pool: the id lives in the reverse map in link[] (rmap_*). */
+#define GMM_MAX_GUESTS 256
 /* The pfn space is indexed by 32-bit list links: at most 16 TiB per pool. */
 #define GMM_MAX_PFNS ((uint64_t)UINT32_MAX)
 
@@ -84,6 +86,10 @@ struct gmm_zone {
 	uint64_t lowmem_reserve[GMM_NR_ZONES];
 	uint64_t nr_reserved_highatomic;
 	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];
+	/* free frames (not ISOLATE) whose host memory was discarded */
+	uint64_t nr_reported;
+	/* the block the last buddy_rmqueue() took was reported (reads as zero) */
+	bool took_reported;
 	struct freelist area[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
 	struct gmm_zone_events ev;
 };
@@ -95,6 +101,8 @@ struct gmm_node {
 	/* populated zones, nearest node first, MOVABLE before NORMAL */
 	unsigned int nr_zonelist;
 	struct gmm_zone *zonelist[GMM_MAX_NODES * GMM_NR_ZONES];
+	/* pfn space reserved for hot-added blocks (0, 0: none) */
+	uint64_t hotplug_start, hotplug_end;
 };
 
 /* A memory block: the unit of backing and of pool growth. */
@@ -120,6 +128,15 @@ struct gmm_pool {
 	struct gmm_policy policy;
 	/* drain every per-thread cache; NULL until caches exist */
 	void (*drain_all)(struct gmm_pool *pool);
+	/* free page reporting (report.c): unreported free blocks of at least
+	 * report_order call report_notify under the zone lock */
+	unsigned int report_order;
+	void (*report_notify)(struct gmm_pool *pool);
+	struct gmm_reporter *reporter;
+	pthread_mutex_t report_lock; /* one reporting pass or hotplug at a time */
+	/* guests whose frames the pool holds, by rmap id (guest.c) */
+	pthread_mutex_t guests_lock;
+	struct gmm_guest *guests[GMM_MAX_GUESTS];
 };
 
 /* --- frame and pageblock helpers ------------------------------------- */
@@ -138,6 +155,12 @@ static inline void fr_set(struct gmm_pool *p, uint64_t pfn, unsigned int kind,
 			  unsigned int order, bool flag)
 {
 	p->state[pfn] = (uint8_t)(kind | (order << FR_ORDER_SHIFT) | (flag ? FR_FLAG : 0));
+}
+
+/* A free head whose host memory was discarded (it reads as zero). */
+static inline bool fr_reported(const struct gmm_pool *p, uint64_t pfn)
+{
+	return (p->state[pfn] & (FR_KIND_MASK | FR_FLAG)) == (FR_FREE | FR_FLAG);
 }
 
 static inline struct gmm_mblock *pfn_mblock(const struct gmm_pool *p, uint64_t pfn)
@@ -186,11 +209,25 @@ static inline bool mt_mergeable(int mt)
 	return mt < MT_PCPTYPES;
 }
 
+/*
+ * Reverse map of an allocated frame in link[pfn]: bit 63 set, guest id in
+ * bits 48..62, gfn in bits 0..47 (guest physical addresses up to 2^60).
+ */
+#define RMAP_OWNED (1ull << 63)
+#define RMAP_GFN_MASK ((1ull << 48) - 1)
+
+static inline uint64_t rmap_make(unsigned int guest_id, uint64_t gfn)
+{
+	return RMAP_OWNED | ((uint64_t)guest_id << 48) | (gfn & RMAP_GFN_MASK);
+}
+
 /* --- error.c ---------------------------------------------------------- */
 void gmm_clear_error(void);
 
 /* --- buddy.c: all under zone->lock ------------------------------------ */
 void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt);
+void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt,
+			 bool reported);
 void buddy_free_range(struct gmm_zone *z, uint64_t pfn, unsigned int order);
 uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags);
 void buddy_reserve_highatomic(struct gmm_zone *z, uint64_t pfn, unsigned int order);
@@ -201,8 +238,14 @@ void buddy_block_count(struct gmm_pool *p, uint64_t start, uint64_t *free_pages,
 uint64_t buddy_find_head(const struct gmm_pool *p, uint64_t pfn);
 void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt);
 void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail);
+void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail,
+		       bool reported);
 
 /* --- pool.c ----------------------------------------------------------- */
+int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
+
+/* --- report.c --------------------------------------------------------- */
+void report_fini(struct gmm_pool *p);
 bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
 		       int highest_zoneidx, unsigned int alloc_flags);
 

@@ -16,6 +16,7 @@ static void split_large_free(struct gmm_zone *z, uint64_t b, uint64_t *lo, uint6
 	struct gmm_pool *p = z->pool;
 	uint64_t h = buddy_find_head(p, b), end;
 	unsigned int o;
+	bool reported;
 	int mt;
 
 	if (h == GMM_PFN_NONE || fr_kind(p, h) != FR_FREE)
@@ -25,9 +26,10 @@ static void split_large_free(struct gmm_zone *z, uint64_t b, uint64_t *lo, uint6
 		return;
 	mt = pb_mt(p, h);
 	end = h + (1ull << o);
+	reported = fr_reported(p, h);
 	freelist_del(z, h, o, mt);
 	for (uint64_t pc = h; pc < end; pc += GMM_PAGEBLOCK_PAGES)
-		freelist_add(z, pc, GMM_PAGEBLOCK_ORDER, pb_mt(p, pc), true);
+		freelist_add_flag(z, pc, GMM_PAGEBLOCK_ORDER, pb_mt(p, pc), true, reported);
 	if (h < *lo)
 		*lo = h;
 	if (end > *hi)
@@ -42,6 +44,7 @@ static void remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi)
 
 	while (pfn < hi) {
 		unsigned int o = fr_order(p, pfn);
+		bool reported;
 		int mt;
 
 		if (fr_kind(p, pfn) != FR_FREE) {
@@ -49,8 +52,9 @@ static void remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi)
 			continue;
 		}
 		mt = pb_mt(p, pfn);
+		reported = fr_reported(p, pfn);
 		freelist_del(z, pfn, o, mt);
-		buddy_free_one(z, pfn, o, mt);
+		buddy_free_one_flag(z, pfn, o, mt, reported);
 		pfn += 1ull << o;
 	}
 }

@@ -6,7 +6,11 @@
  * The pfn space is laid out node by node; each node has its ZONE_NORMAL
  * blocks (the last cma_bytes of it as CMA pageblocks) then its ZONE_MOVABLE
  * blocks.  Memory blocks are aligned to at least the largest buddy order so
- * that buddies never straddle two blocks.
+ * that buddies never straddle two blocks.  After its zones, a node keeps
+ * hotplug_bytes of pfn space (and metadata) reserved for blocks added later
+ * with gmm_pool_add_block(); gmm_pool_remove_block() takes an empty block
+ * out again.  Hotplug is serialised with free page reporting by
+ * report_lock; watermarks are recomputed after each change.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +44,8 @@ static int check_node(const struct gmm_pool_config *cfg, unsigned int n)
 {
 	const struct gmm_node_config *nc = &cfg->nodes[n];
 
-	if (nc->normal_bytes % cfg->block_bytes || nc->movable_bytes % cfg->block_bytes)
+	if (nc->normal_bytes % cfg->block_bytes || nc->movable_bytes % cfg->block_bytes ||
+	    nc->hotplug_bytes % cfg->block_bytes)
 		return gmm_set_error(-EINVAL, "node %u: zone sizes must be multiples of the "
 				     "memory block size (%llu bytes)", n,
 				     (unsigned long long)cfg->block_bytes);
@@ -83,6 +88,8 @@ static int check_config(const struct gmm_pool_config *cfg)
 	}
 	if (!total)
 		return gmm_set_error(-EINVAL, "the pool has no memory");
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
+		total += cfg->nodes[n].hotplug_bytes;
 	if ((total >> GMM_PAGE_SHIFT) >= GMM_MAX_PFNS)
 		return gmm_set_error(-EINVAL, "pool of %llu bytes exceeds the 16 TiB limit",
 				     (unsigned long long)total);
@@ -126,7 +133,7 @@ static void build_zonelist(struct gmm_pool *p, struct gmm_node *nd)
 		for (int zt = GMM_NR_ZONES - 1; zt >= 0; zt--) {
 			struct gmm_zone *z = &p->nodes[order[i]].zones[zt];
 
-			if (z->managed)
+			if (z->managed || p->nodes[order[i]].hotplug_end)
 				nd->zonelist[nd->nr_zonelist++] = z;
 		}
 	}
@@ -223,11 +230,16 @@ static void init_zone(struct gmm_pool *p, struct gmm_zone *z, int node, int type
 			z->area[o][mt].head = z->area[o][mt].tail = PFN_NIL;
 }
 
-/* Hand the frames of one memory block to the buddy allocator. */
+/*
+ * Hand the frames of one memory block to the buddy allocator.  Fresh memory
+ * of a backing that can discard holds no host memory and reads as zero: it
+ * starts out reported.
+ */
 static void free_block_frames(struct gmm_zone *z, uint64_t start, uint64_t nr)
 {
 	struct gmm_pool *p = z->pool;
 	uint64_t chunk = 1ull << p->max_order;
+	bool fresh = p->cfg.backing->discard != NULL;
 
 	for (uint64_t pfn = start; pfn < start + nr; pfn += chunk) {
 		int mt = pb_mt(p, pfn);
@@ -235,10 +247,12 @@ static void free_block_frames(struct gmm_zone *z, uint64_t start, uint64_t nr)
 
 		for (uint64_t b = pfn; b < pfn + chunk; b += GMM_PAGEBLOCK_PAGES)
 			uniform &= pb_mt(p, b) == mt;
-		if (uniform)
-			freelist_add(z, pfn, p->max_order, mt, true);
-		else
-			buddy_free_range(z, pfn, p->max_order);
+		if (uniform) {
+			freelist_add_flag(z, pfn, p->max_order, mt, true, fresh);
+			continue;
+		}
+		for (uint64_t b = pfn; b < pfn + chunk; b += GMM_PAGEBLOCK_PAGES)
+			buddy_free_one_flag(z, b, GMM_PAGEBLOCK_ORDER, pb_mt(p, b), fresh);
 	}
 }
 
@@ -255,17 +269,24 @@ static int add_mblock(struct gmm_pool *p, struct gmm_zone *z, uint64_t start, ui
 					p->nodes[z->node].host_node, &addr);
 	if (err)
 		return err;
+	pthread_mutex_lock(&z->lock);
 	mb->host = addr;
 	mb->zone = z;
 	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES)
 		pb_set_type(p, b, b >= cma_from ? GMM_MT_CMA : def);
-	if (!z->present)
+	if (!z->present || start < z->start_pfn) {
+		uint64_t end = z->present ? z->start_pfn + z->spanned : start + nr;
+
 		z->start_pfn = start;
+		z->spanned = end - start;
+	}
 	z->present += nr;
 	z->managed += nr;
-	z->spanned = start + nr - z->start_pfn;
-	p->nr_present += nr;
+	if (start + nr > z->start_pfn + z->spanned)
+		z->spanned = start + nr - z->start_pfn;
+	__atomic_fetch_add(&p->nr_present, nr, __ATOMIC_RELAXED);
 	free_block_frames(z, start, nr);
+	pthread_mutex_unlock(&z->lock);
 	return 0;
 }
 
@@ -303,6 +324,11 @@ static int layout(struct gmm_pool *p)
 					      nc->movable_bytes, 0);
 		if (err)
 			return err;
+		if (nc->hotplug_bytes) {
+			nd->hotplug_start = pfn;
+			pfn += nc->hotplug_bytes >> GMM_PAGE_SHIFT;
+			nd->hotplug_end = pfn;
+		}
 	}
 	return 0;
 }
@@ -328,7 +354,11 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 	p->max_order = cfg->max_order;
 	p->block_shift = (unsigned int)__builtin_ctzll(cfg->block_bytes) - GMM_PAGE_SHIFT;
 	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
-		total += cfg->nodes[n].normal_bytes + cfg->nodes[n].movable_bytes;
+		total += cfg->nodes[n].normal_bytes + cfg->nodes[n].movable_bytes +
+			 cfg->nodes[n].hotplug_bytes;
+	p->report_order = ~0u;
+	pthread_mutex_init(&p->report_lock, NULL);
+	pthread_mutex_init(&p->guests_lock, NULL);
 	p->nr_pfns = total >> GMM_PAGE_SHIFT;
 	p->nr_mblocks = p->nr_pfns >> p->block_shift;
 	for (unsigned int n = 0; n < GMM_MAX_NODES; n++) {
@@ -359,6 +389,7 @@ void gmm_pool_destroy(struct gmm_pool *p)
 
 	if (!p)
 		return;
+	report_fini(p);
 	ops = p->cfg.backing;
 	for (uint64_t i = 0; p->mblocks && i < p->nr_mblocks; i++) {
 		if (p->mblocks[i].zone && ops->block_remove)
@@ -370,6 +401,8 @@ void gmm_pool_destroy(struct gmm_pool *p)
 	for (unsigned int n = 0; n < GMM_MAX_NODES; n++)
 		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
 			pthread_mutex_destroy(&p->nodes[n].zones[zt].lock);
+	pthread_mutex_destroy(&p->report_lock);
+	pthread_mutex_destroy(&p->guests_lock);
 	if (p->meta)
 		munmap(p->meta, p->meta_bytes);
 	free(p->mblocks);
@@ -390,7 +423,124 @@ void *gmm_pfn_to_host(struct gmm_pool *p, uint64_t pfn)
 
 uint64_t gmm_pool_nr_pages(const struct gmm_pool *p)
 {
-	return p->nr_present;
+	return __atomic_load_n(&p->nr_present, __ATOMIC_RELAXED);
+}
+
+int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	const struct gmm_backing_ops *ops = p->cfg.backing;
+
+	if (!ops->repopulate)
+		return 0;
+	return ops->repopulate(p->cfg.backing_ctx, pfn, 1ull << order, gmm_pfn_to_host(p, pfn));
+}
+
+/* --- hotplug ---------------------------------------------------------------- */
+
+/* The first absent block of node @n's pfn space (its zones and its reserve). */
+static uint64_t find_absent_block(const struct gmm_pool *p, int n)
+{
+	uint64_t start = 0, end;
+
+	for (int i = 0; i < n; i++)
+		start += (p->cfg.nodes[i].normal_bytes + p->cfg.nodes[i].movable_bytes +
+			  p->cfg.nodes[i].hotplug_bytes) >> GMM_PAGE_SHIFT;
+	end = start + ((p->cfg.nodes[n].normal_bytes + p->cfg.nodes[n].movable_bytes +
+			p->cfg.nodes[n].hotplug_bytes) >> GMM_PAGE_SHIFT);
+	for (uint64_t pfn = start; pfn < end; pfn += 1ull << p->block_shift)
+		if (!pfn_mblock(p, pfn)->zone)
+			return pfn;
+	return GMM_PFN_NONE;
+}
+
+int gmm_pool_add_block(struct gmm_pool *p, int node, enum gmm_zone_type zone, uint64_t *first_pfn)
+{
+	uint64_t pfn;
+	int err;
+
+	if (!p || node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES)
+		return gmm_set_error(-EINVAL, "add block: no node %d / zone %d in the pool", node,
+				     (int)zone);
+	pthread_mutex_lock(&p->report_lock);
+	pfn = find_absent_block(p, node);
+	if (pfn == GMM_PFN_NONE) {
+		pthread_mutex_unlock(&p->report_lock);
+		return gmm_set_error(-ENOSPC, "add block: node %d has no pfn space left "
+				     "(configure nodes[%d].hotplug_bytes)", node, node);
+	}
+	err = add_mblock(p, &p->nodes[node].zones[zone], pfn, UINT64_MAX);
+	if (!err)
+		setup_watermarks(p);
+	pthread_mutex_unlock(&p->report_lock);
+	if (!err && first_pfn)
+		*first_pfn = pfn;
+	return err;
+}
+
+/* Are all frames of [start, end) free (on the ISOLATE lists)? */
+static bool block_all_free(const struct gmm_pool *p, uint64_t start, uint64_t end)
+{
+	for (uint64_t pfn = start; pfn < end; pfn += 1ull << fr_order(p, pfn))
+		if (fr_kind(p, pfn) != FR_FREE)
+			return false;
+	return true;
+}
+
+static void take_block(struct gmm_zone *z, uint64_t start, uint64_t nr)
+{
+	struct gmm_pool *p = z->pool;
+
+	for (uint64_t pfn = start; pfn < start + nr;) {
+		unsigned int o = fr_order(p, pfn);
+
+		freelist_del(z, pfn, o, GMM_MT_ISOLATE);
+		pfn += 1ull << o;
+	}
+	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES)
+		*pb_byte(p, b) = 0;
+	pfn_mblock(p, start)->zone = NULL;
+	z->present -= nr;
+	z->managed -= nr;
+}
+
+int gmm_pool_remove_block(struct gmm_pool *p, uint64_t first_pfn)
+{
+	uint64_t nr, end;
+	struct gmm_zone *z;
+	void *host;
+	int err;
+
+	if (!p)
+		return gmm_set_error(-EINVAL, "remove block: NULL pool");
+	nr = 1ull << p->block_shift;
+	end = first_pfn + nr;
+	z = pfn_zone(p, first_pfn);
+	if (!z || (first_pfn & (nr - 1)))
+		return gmm_set_error(-EINVAL, "remove block: pfn %llu is not the start of a "
+				     "present memory block", (unsigned long long)first_pfn);
+	pthread_mutex_lock(&p->report_lock);
+	err = gmm_isolate_range(p, first_pfn, end);
+	if (err)
+		goto out;
+	pthread_mutex_lock(&z->lock);
+	if (!block_all_free(p, first_pfn, end)) {
+		pthread_mutex_unlock(&z->lock);
+		gmm_undo_isolate_range(p, first_pfn, end);
+		err = gmm_set_error(-EBUSY, "remove block at pfn %llu: frames are still "
+				    "allocated (emptying by migration comes with compaction)",
+				    (unsigned long long)first_pfn);
+		goto out;
+	}
+	take_block(z, first_pfn, nr);
+	host = pfn_mblock(p, first_pfn)->host;
+	pthread_mutex_unlock(&z->lock);
+	__atomic_fetch_sub(&p->nr_present, nr, __ATOMIC_RELAXED);
+	setup_watermarks(p);
+	if (p->cfg.backing->block_remove)
+		p->cfg.backing->block_remove(p->cfg.backing_ctx, first_pfn, nr, host);
+out:
+	pthread_mutex_unlock(&p->report_lock);
+	return err;
 }
 
 uint64_t gmm_pool_nr_free(struct gmm_pool *p)

@@ -31,6 +31,21 @@ extern "C" {
  *                content is lost, they read as zero afterwards).  May be
  *                NULL when the backing cannot give memory back.
  * @destroy:      the pool is destroyed: release @ctx.  May be NULL.
+ *
+ * Optional callbacks (NULL when the backing cannot do it):
+ * @frame_fd:     where frame @pfn lives in a file: store a descriptor and
+ *                the byte offset, so that the frame can be mapped a second
+ *                time (guest RAM is mapped from there, gmm/guest.h).  The
+ *                descriptor stays owned by the backing.
+ * @populate:     make host memory present behind the frames now (eager
+ *                preallocation); must fail cleanly (-ENOMEM) when the host
+ *                has no memory, never leave a later access to SIGBUS.
+ * @repopulate:   an allocation is taking frames that were discarded: make
+ *                them usable again (hugetlbfs: allocate the host pages so a
+ *                later touch cannot SIGBUS).  Return 0 or -ENOMEM.
+ * @page_order:   log2 of the host page in frames (0: 4 KiB, 9: 2 MiB,
+ *                18: 1 GiB); memory goes back to the host in whole host
+ *                pages, guest RAM is mapped in whole host pages.
  */
 struct gmm_backing_ops {
 	const char *name;
@@ -39,6 +54,10 @@ struct gmm_backing_ops {
 	void (*block_remove)(void *ctx, uint64_t first_pfn, uint64_t nr_pages, void *addr);
 	int (*discard)(void *ctx, uint64_t pfn, uint64_t nr_pages, void *addr);
 	void (*destroy)(void *ctx);
+	int (*frame_fd)(void *ctx, uint64_t pfn, int *fd, uint64_t *offset);
+	int (*populate)(void *ctx, uint64_t pfn, uint64_t nr_pages, void *addr);
+	int (*repopulate)(void *ctx, uint64_t pfn, uint64_t nr_pages, void *addr);
+	unsigned int (*page_order)(void *ctx);
 };
 
 /**

@@ -8,5 +8,8 @@
 #include <gmm/backing.h>
 #include <gmm/pool.h>
 #include <gmm/stats.h>
+#include <gmm/memfd.h>
+#include <gmm/report.h>
+#include <gmm/guest.h>
 
 #endif

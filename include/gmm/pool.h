@@ -97,6 +97,8 @@ struct gmm_node_config {
 	uint64_t movable_bytes; /* ZONE_MOVABLE: only movable allocations */
 	uint64_t cma_bytes;     /* part of ZONE_NORMAL reserved as CMA */
 	int host_node;          /* host NUMA node behind it, -1 = any */
+	/* pfn space and metadata reserved for gmm_pool_add_block() */
+	uint64_t hotplug_bytes;
 };
 
 /** How a pool is laid out.  Fill with gmm_pool_config_init() first. */
@@ -284,6 +286,74 @@ int gmm_isolate_range(struct gmm_pool *pool, uint64_t start_pfn, uint64_t end_pf
  * Return: 0 or -EINVAL.
  */
 int gmm_undo_isolate_range(struct gmm_pool *pool, uint64_t start_pfn, uint64_t end_pfn);
+
+/**
+ * gmm_pool_add_block() - grow the pool by one memory block.
+ * @pool:      the pool
+ * @node:      pool node
+ * @zone:      GMM_ZONE_NORMAL or GMM_ZONE_MOVABLE (only movable allocations;
+ *             such a block can always be emptied and removed)
+ * @first_pfn: receives the block's first pfn (may be NULL)
+ *
+ * The block takes the node's first absent block of pfn space: its reserve
+ * (gmm_node_config.hotplug_bytes) or a block removed earlier, so growth
+ * needs no reallocation.  Its pageblocks are MOVABLE and all its frames
+ * free (and reported: they hold no host memory yet).  Watermarks follow.
+ *
+ * Return: 0, -EINVAL, -ENOSPC when the node has no pfn space left, or the
+ * backing's error (e.g. -ENOMEM when hugepages are missing).
+ */
+int gmm_pool_add_block(struct gmm_pool *pool, int node, enum gmm_zone_type zone,
+		       uint64_t *first_pfn);
+
+/**
+ * gmm_pool_remove_block() - take an empty memory block out of the pool.
+ * @pool:      the pool
+ * @first_pfn: the block's first pfn
+ *
+ * The block is isolated; when every frame is free it leaves the pool and
+ * its host memory goes back, otherwise the isolation is undone.
+ *
+ * Return: 0, -EINVAL (not a present block), -EBUSY (frames allocated).
+ */
+int gmm_pool_remove_block(struct gmm_pool *pool, uint64_t first_pfn);
+
+/**
+ * gmm_split() - turn an allocated block into 2^@order order-0 allocations.
+ * @pool:  the pool
+ * @pfn:   first pfn of the block, as returned by gmm_alloc()
+ * @order: its order
+ *
+ * Afterwards each frame is freed on its own with gmm_free(pfn, 0), like
+ * the kernel's split_page().
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_split(struct gmm_pool *pool, uint64_t pfn, unsigned int order);
+
+/**
+ * gmm_pool_populate() - allocate host memory behind present frames now.
+ * @pool:      the pool
+ * @start_pfn: first frame (rounded down to the host page)
+ * @nr_pages:  frames; UINT64_MAX for everything from @start_pfn on
+ * @threads:   worker threads (0: one per online CPU, at most 16)
+ * @progress:  called on the calling thread about every 100 ms and at the
+ *             end with bytes done and bytes in all; may be NULL
+ * @arg:       passed to @progress
+ *
+ * Eager preallocation: each block range is populated through the backing's
+ * populate callback (MADV_POPULATE_WRITE for memfd), so missing memory
+ * (hugepages) is a clean -ENOMEM here, never a SIGBUS later.  Absent
+ * blocks in the range are skipped.  Populated free frames stay marked
+ * reported (they read as zero) until the reporter or an allocation sees them.
+ *
+ * Return: 0, -EOPNOTSUPP when the backing cannot populate, or the first
+ * error of a worker.
+ */
+int gmm_pool_populate(struct gmm_pool *pool, uint64_t start_pfn, uint64_t nr_pages,
+		      unsigned int threads,
+		      void (*progress)(void *arg, uint64_t done_bytes, uint64_t total_bytes),
+		      void *arg);
 
 /**
  * gmm_pool_check() - verify every invariant of the allocator.

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmm/guest.h - a guest's physical address space over a pool.
+ *
+ * A guest has RAM regions: guest-physical ranges on pool nodes.  Each region
+ * reserves a host-virtual range and is described as a memslot (gpa, size,
+ * hva) that the embedder registers with KVM (gmm never calls KVM).  Pages
+ * start unbacked (PROT_NONE: a guest access exits to the VMM).  A per-page
+ * backing map says which pool frame backs each guest page; backing maps the
+ * frame's file range (gmm_backing_ops.frame_fd) into the region with
+ * mmap(MAP_FIXED|MAP_SHARED).  Adjacent frames of one file merge into one
+ * kernel mapping; a 2 MiB-aligned guest range backed by one aligned order-9
+ * block is one mapping the host can map with a PMD.  Allocated frames carry
+ * the reverse map (guest id, gfn) in their metadata (gmm_frame_owner()).
+ *
+ * Entry points:
+ *  - gmm_guest_fault(): for a vCPU thread that took an exit on an unbacked
+ *    page (KVM_EXIT_MMIO at a RAM address: completes the access; or
+ *    KVM_EXIT_MEMORY_FAULT: just backs the page);
+ *  - gmm_guest_read/write/ptr(): the only way for VMM threads to touch guest
+ *    memory: bounds-checked, backing on demand;
+ *  - gmm_guest_discard(): balloon inflate, free page reporting by the guest;
+ *  - gmm_guest_populate(): preallocation, virtio-mem plug.
+ *
+ * Thread safety: each region has a reader/writer lock.  Faults, populate and
+ * discard take it exclusively (several vCPUs faulting in one region are
+ * serialised; a page backed meanwhile by another vCPU is simply used);
+ * read/write take it shared while they copy, so a concurrent discard never
+ * unmaps memory under a copy.  Map entries are atomic, so lookups
+ * (gmm_guest_gpa_to_pfn, statistics) take no lock.  Running vCPUs hold no
+ * lock: the host kernel's page tables switch atomically with each mmap.
+ */
+#ifndef GMM_GUEST_H
+#define GMM_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <gmm/pool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** RAM regions per guest. */
+#define GMM_GUEST_MAX_REGIONS 32
+
+struct gmm_guest;
+
+/** Options of a guest.  Fill with gmm_guest_config_init(). */
+struct gmm_guest_config {
+	/* back a fault with an aligned order-9 block when the whole aligned
+	 * 2 MiB guest range is unbacked (default true) */
+	bool huge_fault;
+};
+
+/** A RAM region as KVM wants it (struct kvm_userspace_memory_region). */
+struct gmm_memslot {
+	uint32_t slot;   /* index of the region in the guest */
+	uint64_t gpa;    /* guest_phys_addr */
+	uint64_t size;   /* memory_size */
+	void *hva;       /* userspace_addr */
+	int node;        /* pool node */
+};
+
+/** Guest memory figures. */
+struct gmm_guest_stats {
+	uint64_t ram_bytes;      /* all regions */
+	uint64_t backed_pages;   /* guest pages backed by a frame */
+	uint64_t huge_bytes;     /* guest RAM on aligned 2 MiB blocks */
+	uint64_t mappings;       /* host mappings (runs of file-contiguous pages) */
+	uint64_t mappings_per_gib; /* per GiB of backed RAM */
+	uint64_t faults;         /* gmm_guest_fault calls that backed memory */
+	uint64_t huge_faults;    /* ... of which with a 2 MiB block */
+	uint64_t discarded_pages;
+};
+
+/** gmm_guest_config_init() - the defaults (2 MiB faults on). */
+void gmm_guest_config_init(struct gmm_guest_config *cfg);
+
+/**
+ * gmm_guest_create() - a guest with no RAM yet.
+ * @pool: the pool backing it; its backing must provide frame_fd (memfd)
+ * @cfg:  options, or NULL for the defaults
+ * @out:  receives the guest
+ *
+ * Return: 0, -EINVAL, -EOPNOTSUPP (backing cannot be mapped twice),
+ * -ENOSPC (too many guests on the pool), -ENOMEM.
+ */
+int gmm_guest_create(struct gmm_pool *pool, const struct gmm_guest_config *cfg,
+		     struct gmm_guest **out);
+
+/**
+ * gmm_guest_destroy() - unmap every region and free every frame.
+ * @guest: the guest, or NULL
+ */
+void gmm_guest_destroy(struct gmm_guest *guest);
+
+/**
+ * gmm_guest_id() - the guest's id in the reverse map (1..255).
+ * @guest: the guest
+ */
+unsigned int gmm_guest_id(const struct gmm_guest *guest);
+
+/**
+ * gmm_guest_add_ram() - add a RAM region, unbacked.
+ * @guest: the guest
+ * @gpa:   guest-physical start, 2 MiB aligned (host page aligned)
+ * @size:  bytes, a multiple of 2 MiB (of the host page)
+ * @node:  pool node its frames come from (preferred)
+ * @slot:  receives the memslot to register with KVM (may be NULL)
+ *
+ * Return: 0, -EINVAL (alignment, overlap, bad node), -ENOSPC (too many
+ * regions), -ENOMEM (no host address space).
+ */
+int gmm_guest_add_ram(struct gmm_guest *guest, uint64_t gpa, uint64_t size, int node,
+		      struct gmm_memslot *slot);
+
+/**
+ * gmm_guest_memslots() - the memslots of all regions.
+ * @guest: the guest
+ * @out:   array of @max entries
+ * @max:   its size
+ *
+ * Return: the number of regions (entries beyond @max are not written).
+ */
+unsigned int gmm_guest_memslots(const struct gmm_guest *guest, struct gmm_memslot *out,
+				unsigned int max);
+
+/**
+ * gmm_guest_fault() - back the page of a guest access that exited.
+ * @guest:    the guest
+ * @gpa:      the guest-physical address of the access
+ * @len:      its length (KVM_EXIT_MMIO: run->mmio.len), or 0
+ * @is_write: the access writes
+ * @data:     KVM_EXIT_MMIO: run->mmio.data; a write is stored into the
+ *            newly backed memory, a read is filled from it (return it to
+ *            KVM by re-entering).  NULL (with @len 0) for
+ *            KVM_EXIT_MEMORY_FAULT: the page is only backed.
+ *
+ * Call on the vCPU thread.  The frame comes from gmm_alloc(GMM_MOVABLE)
+ * (from the thread's cache once per-thread caches exist), an aligned
+ * 2 MiB block when the guest's huge_fault option allows.  An access that
+ * crosses into the next page backs both.
+ *
+ * Return: 0, -EFAULT when @gpa is not guest RAM (a real MMIO access for the
+ * VMM's devices), -EINVAL (len > 8 or data missing), -ENOMEM.
+ */
+int gmm_guest_fault(struct gmm_guest *guest, uint64_t gpa, unsigned int len, bool is_write,
+		    void *data);
+
+/**
+ * gmm_guest_read() - copy guest memory out, backing it on demand.
+ * @guest: the guest
+ * @gpa:   start
+ * @buf:   destination
+ * @len:   bytes; the range must lie in one region
+ *
+ * Return: 0, -EFAULT (not guest RAM, or crosses a region's end), -ENOMEM.
+ */
+int gmm_guest_read(struct gmm_guest *guest, uint64_t gpa, void *buf, size_t len);
+
+/**
+ * gmm_guest_write() - copy into guest memory, backing it on demand.
+ * @guest: the guest
+ * @gpa:   start
+ * @buf:   source
+ * @len:   bytes; the range must lie in one region
+ *
+ * Return: 0, -EFAULT, -ENOMEM.
+ */
+int gmm_guest_write(struct gmm_guest *guest, uint64_t gpa, const void *buf, size_t len);
+
+/**
+ * gmm_guest_ptr() - a host pointer to a guest range, backed now.
+ * @guest: the guest
+ * @gpa:   start
+ * @len:   bytes; the range must lie in one region
+ *
+ * The pointer stays valid until the range is discarded; the caller keeps
+ * discard of the range away while using it (device rings).
+ *
+ * Return: the pointer, or NULL (see gmm_last_error()).
+ */
+void *gmm_guest_ptr(struct gmm_guest *guest, uint64_t gpa, size_t len);
+
+/**
+ * gmm_guest_discard() - drop the backing of a guest range.
+ * @guest: the guest
+ * @gpa:   start, page aligned
+ * @size:  bytes, page aligned; the range must lie in one region
+ *
+ * The range goes back to PROT_NONE (the next access faults and reads
+ * zero) and its frames return to the pool; a 2 MiB block partly discarded
+ * is split.  On hugetlbfs, only whole host pages inside the range go.
+ *
+ * Return: 0, -EINVAL (alignment), -EFAULT (not guest RAM).
+ */
+int gmm_guest_discard(struct gmm_guest *guest, uint64_t gpa, uint64_t size);
+
+/**
+ * gmm_guest_populate() - back a guest range now.
+ * @guest: the guest
+ * @gpa:   start (rounded down to the page)
+ * @size:  bytes; the range must lie in one region
+ *
+ * Aligned 2 MiB parts get order-9 blocks when free, the rest 4 KiB frames;
+ * new memory reads as zero.
+ *
+ * Return: 0, -EFAULT, -ENOMEM (what was backed stays backed).
+ */
+int gmm_guest_populate(struct gmm_guest *guest, uint64_t gpa, uint64_t size);
+
+/**
+ * gmm_guest_gpa_to_pfn() - the pool frame backing a guest page.
+ * @guest: the guest
+ * @gpa:   an address in the page
+ *
+ * Return: the pfn, or GMM_PFN_NONE when unbacked or not guest RAM.
+ */
+uint64_t gmm_guest_gpa_to_pfn(struct gmm_guest *guest, uint64_t gpa);
+
+/**
+ * gmm_guest_stats() - guest memory figures.
+ * @guest: the guest
+ * @st:    receives them
+ *
+ * Walks the backing maps (lock-free): not for hot paths.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_guest_stats(struct gmm_guest *guest, struct gmm_guest_stats *st);
+
+/**
+ * gmm_frame_owner() - the reverse map of an allocated frame.
+ * @pool:     the pool
+ * @pfn:      a frame
+ * @guest_id: receives the owning guest's id
+ * @gfn:      receives the guest frame number it backs
+ *
+ * Return: 0, -ENOENT when the frame backs no guest page, -EINVAL.
+ */
+int gmm_frame_owner(struct gmm_pool *pool, uint64_t pfn, unsigned int *guest_id,
+		    uint64_t *gfn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/bench-backing.c - benchmarks of the host backing and the guest
+ * address space, each against a baseline measured in the same run:
+ *   prealloc  gmm_pool_populate() GiB/s vs mmap(MAP_POPULATE) of a memfd
+ *   fault     first touch per 4 KiB / 2 MiB through gmm_guest_fault() vs a
+ *             plain anonymous mapping
+ *   report    after freeing X MiB, time until 50/90/100% is back on the
+ *             host (memfd st_blocks) with the default 2 s delay
+ * Usage: bench-backing [MiB]   (default 1024)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gmm/gmm.h>
+
+#define MIB (1ull << 20)
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static struct gmm_pool *pool(uint64_t bytes, void **ctx)
+{
+	struct gmm_pool_config cfg;
+	struct gmm_pool *p;
+
+	if (gmm_memfd_create(NULL, ctx))
+		return NULL;
+	gmm_pool_config_init(&cfg, bytes);
+	cfg.backing = &gmm_backing_memfd;
+	cfg.backing_ctx = *ctx;
+	return gmm_pool_create(&cfg, &p) ? NULL : p;
+}
+
+static uint64_t file_bytes(void *ctx)
+{
+	struct gmm_memfd_stats st;
+
+	gmm_memfd_stats(ctx, &st);
+	return st.allocated_bytes;
+}
+
+static int bench_prealloc(uint64_t bytes, unsigned int threads)
+{
+	double t0, gmm, base;
+	struct gmm_pool *p;
+	void *ctx, *m;
+	int fd;
+
+	p = pool(bytes, &ctx);
+	if (!p)
+		return 1;
+	t0 = now();
+	if (gmm_pool_populate(p, 0, UINT64_MAX, threads, NULL, NULL))
+		return 1;
+	gmm = (double)bytes / (now() - t0) / (1 << 30);
+	gmm_pool_destroy(p);
+	fd = (int)syscall(SYS_memfd_create, "base", 0);
+	if (fd < 0 || ftruncate(fd, (off_t)bytes))
+		return 1;
+	t0 = now();
+	m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	base = (double)bytes / (now() - t0) / (1 << 30);
+	munmap(m, bytes);
+	close(fd);
+	printf("prealloc %llu MiB shmem: gmm_pool_populate (%u threads, 0=all CPUs) %.2f GiB/s, mmap(MAP_POPULATE) "
+	       "%.2f GiB/s, ratio %.2f\n", (unsigned long long)(bytes >> 20), threads, gmm, base,
+	       gmm / base);
+	return 0;
+}
+
+/* First touch of @bytes of guest RAM in 4 KiB or 2 MiB faults. */
+static double gmm_touch(uint64_t bytes, bool huge)
+{
+	struct gmm_guest_config gc;
+	struct gmm_memslot s;
+	struct gmm_guest *g;
+	struct gmm_pool *p;
+	uint64_t v = 1;
+	double t0, t;
+	void *ctx;
+
+	p = pool(bytes + 128 * MIB, &ctx);
+	gmm_guest_config_init(&gc);
+	gc.huge_fault = huge;
+	if (!p || gmm_guest_create(p, &gc, &g) || gmm_guest_add_ram(g, 0, bytes, 0, &s))
+		return -1;
+	t0 = now();
+	for (uint64_t gpa = 0; gpa < bytes; gpa += 4096) {
+		/* the vCPU exit path: back + complete the access, then the guest runs on */
+		if (gmm_guest_gpa_to_pfn(g, gpa) == GMM_PFN_NONE)
+			gmm_guest_fault(g, gpa, 8, true, &v);
+		else
+			((volatile uint64_t *)s.hva)[gpa / 8] = v;
+	}
+	t = now() - t0;
+	gmm_guest_destroy(g);
+	gmm_pool_destroy(p);
+	return t;
+}
+
+static double anon_touch(uint64_t bytes, bool huge)
+{
+	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	double t0, t;
+
+	if (m == MAP_FAILED)
+		return -1;
+	madvise(m, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	t0 = now();
+	for (uint64_t off = 0; off < bytes; off += 4096)
+		((volatile char *)m)[off] = 1;
+	t = now() - t0;
+	munmap(m, bytes);
+	return t;
+}
+
+static void bench_fault(uint64_t bytes)
+{
+	double g4 = gmm_touch(bytes, false), a4 = anon_touch(bytes, false);
+	double g2 = gmm_touch(bytes, true), a2 = anon_touch(bytes, true);
+	double n4 = (double)(bytes >> 12), n2 = (double)(bytes >> 21);
+
+	printf("first touch per 4 KiB: gmm %.2f us, anonymous %.2f us, ratio %.2f\n",
+	       g4 / n4 * 1e6, a4 / n4 * 1e6, g4 / a4);
+	printf("first touch per 2 MiB (all 512 pages written): gmm %.1f us, anonymous "
+	       "(MADV_HUGEPAGE) %.1f us, ratio %.2f\n", g2 / n2 * 1e6, a2 / n2 * 1e6, g2 / a2);
+}
+
+static int bench_report(uint64_t bytes)
+{
+	uint64_t n = bytes >> 21, *pfns = calloc(n, sizeof(*pfns)), start, left;
+	double t0, t50 = 0, t90 = 0, t100 = 0;
+	struct gmm_pool *p;
+	void *ctx;
+
+	p = pool(bytes + 128 * MIB, &ctx);
+	if (!p || !pfns || gmm_report_start(p, NULL))
+		return 1;
+	for (uint64_t i = 0; i < n; i++) {
+		pfns[i] = gmm_alloc(p, 9, GMM_MOVABLE, 0);
+		if (pfns[i] == GMM_PFN_NONE)
+			return 1;
+		memset(gmm_pfn_to_host(p, pfns[i]), 1, 2 * MIB);
+	}
+	usleep(2500000); /* the start-up pass is over */
+	start = file_bytes(ctx);
+	t0 = now();
+	for (uint64_t i = 0; i < n; i++)
+		gmm_free(p, pfns[i], 9);
+	while (now() - t0 < 10) {
+		double t = now() - t0;
+
+		left = file_bytes(ctx);
+		if (!t50 && left <= start - bytes / 2)
+			t50 = t;
+		if (!t90 && left <= start - bytes * 9 / 10)
+			t90 = t;
+		if (left <= start - bytes) {
+			t100 = t;
+			break;
+		}
+		usleep(1000);
+	}
+	printf("report %llu MiB freed (delay 2 s): 50%% after %.3f s, 90%% after %.3f s, "
+	       "100%% after %.3f s; host memory %llu -> %llu MiB\n",
+	       (unsigned long long)(bytes >> 20), t50, t90, t100,
+	       (unsigned long long)(start >> 20), (unsigned long long)(file_bytes(ctx) >> 20));
+	gmm_pool_destroy(p);
+	free(pfns);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 0) : 1024;
+	uint64_t bytes = ((mib + 127) / 128 * 128) * MIB;
+
+	if (bench_prealloc(bytes, 1) || bench_prealloc(bytes, 0)) {
+		fprintf(stderr, "prealloc failed: %s\n", gmm_last_error());
+		return 1;
+	}
+	bench_fault(bytes < 512 * MIB ? bytes : 512 * MIB);
+	if (bench_report(bytes)) {
+		fprintf(stderr, "report failed: %s\n", gmm_last_error());
+		return 1;
+	}
+	return 0;
+}
