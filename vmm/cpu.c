@@ -5,7 +5,7 @@
  * and the emulator failures this host's KVM needs help with (int3, fwait,
  * clac, stac).
  */
-#include "kvm_compat.h"
+#include <gmm/kvm_compat.h>
 #include "vmm.h"
 
 #include <errno.h>

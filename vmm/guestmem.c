@@ -5,7 +5,7 @@
  * bounds-checked accessors declared in guestmem.h.
  */
 #include "guestmem.h"
-#include "kvm_compat.h"
+#include <gmm/kvm_compat.h>
 
 #include <errno.h>
 #include <linux/mman.h>

@@ -4,7 +4,7 @@
  * from guestmem, vCPU threads and their exit loop, and stopping the VM
  * (guest power-off, crash, or a signal) with a meaningful exit code.
  */
-#include "kvm_compat.h"
+#include <gmm/kvm_compat.h>
 #include "vmm.h"
 
 #include <errno.h>

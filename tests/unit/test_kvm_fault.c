@@ -16,7 +16,7 @@
 
 #include <gmm/gmm.h>
 
-#include "../kvm_compat.h"
+#include <gmm/kvm_compat.h>
 
 #define MIB (1ull << 20)
 #define PAGES 16
@@ -60,7 +60,7 @@ static int run_guest(int vcpu, struct kvm_run *run, struct gmm_guest *g, unsigne
 					      run->mmio.is_write, run->mmio.data) == 0);
 			break;
 		case KVM_EXIT_MEMORY_FAULT:
-			CHECK(gmm_guest_fault(g, gmm_test_memory_fault(run)->gpa, 0, false,
+			CHECK(gmm_guest_fault(g, gmm_kvm_memory_fault(run)->gpa, 0, false,
 					      NULL) == 0);
 			break;
 		default:

@@ -6,7 +6,7 @@
  * and two threads faulting the same pages at once (no write may be lost).
  */
 #include "guestmem.h"
-#include "kvm_compat.h"
+#include <gmm/kvm_compat.h>
 
 #include <pthread.h>
 #include <stdio.h>

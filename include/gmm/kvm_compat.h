@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmm/kvm_compat.h - the only place that fills in KVM UAPI bits newer than
- * the installed linux/kvm.h (Debian 12 ships 6.1 headers). Every definition
+ * gmm/kvm_compat.h - the only place that fills in KVM UAPI bits newer than
+ * the installed linux/kvm.h (Debian 12 ships 6.1 headers), for gmm-vmm, the
+ * tests and embedders (libgmm itself never calls KVM). Every definition
  * is guarded so the kernel's own wins when present.
  */
-#ifndef GMM_VMM_KVM_COMPAT_H
-#define GMM_VMM_KVM_COMPAT_H
+#ifndef GMM_KVM_COMPAT_H
+#define GMM_KVM_COMPAT_H
 
 #include <linux/kvm.h>
 #include <stdint.h>
