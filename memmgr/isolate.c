@@ -90,7 +90,7 @@ int gmm_isolate_range(struct gmm_pool *p, uint64_t start, uint64_t end)
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES)
 		split_large_free(z, b, &lo, &hi);
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
-		*pb_byte(p, b) |= PB_ISOLATE;
+		pb_store(p, b, (uint8_t)(*pb_byte(p, b) | PB_ISOLATE));
 		buddy_move_freepages_block(z, b, pb_type(p, b), GMM_MT_ISOLATE);
 	}
 	remerge(z, lo, hi);
@@ -119,7 +119,7 @@ int gmm_undo_isolate_range(struct gmm_pool *p, uint64_t start, uint64_t end)
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES)
 		split_large_free(z, b, &lo, &hi);
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
-		*pb_byte(p, b) &= (uint8_t)~PB_ISOLATE;
+		pb_store(p, b, *pb_byte(p, b) & (uint8_t)~PB_ISOLATE);
 		buddy_move_freepages_block(z, b, GMM_MT_ISOLATE, pb_type(p, b));
 	}
 	remerge(z, lo, hi);

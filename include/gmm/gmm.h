@@ -8,5 +8,6 @@
 #include <gmm/backing.h>
 #include <gmm/pool.h>
 #include <gmm/stats.h>
+#include <gmm/thread.h>
 
 #endif

@@ -289,10 +289,14 @@ int gmm_undo_isolate_range(struct gmm_pool *pool, uint64_t start_pfn, uint64_t e
  * gmm_pool_check() - verify every invariant of the allocator.
  * @pool: the pool
  *
- * Every frame is in exactly one free block or allocated exactly once; no two
- * free buddies of equal order are left unmerged where merging is allowed; each
- * free block is on the list its pageblock type says; all counters agree.
- * Slow (walks all metadata): for tests and debugging.
+ * Every frame is in exactly one free block, in exactly one block cached in a
+ * per-thread cache (gmm/thread.h), or allocated exactly once; no two free
+ * buddies of equal order are left unmerged where merging is allowed; each
+ * free block is on the list its pageblock type says; every cache list holds
+ * only cached blocks of its order and zone; all counters agree.
+ * Slow (walks all metadata): for tests and debugging.  Threads attached to
+ * the pool may exist, but for an exact answer none of them may be inside a
+ * gmm call meanwhile (their caches change without a lock).
  *
  * Return: 0, or -EUCLEAN with the first violation in gmm_last_error().
  */
