@@ -12,7 +12,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "pcp.h"
 
 struct alloc_ctx {
 	unsigned int order;
@@ -330,9 +330,54 @@ uint64_t gmm_alloc_policy(struct gmm_pool *p, unsigned int order, unsigned int f
 	return alloc_ctx_run(p, &ac, flags);
 }
 
+/*
+ * The cache hit without the zonelist walk: the first eligible zone of the
+ * node's zonelist is where get_page_from_freelist() would take the block from
+ * (the cache checks watermarks only when it refills).  GMM_PFN_NONE: take
+ * the full path (a miss, interleave, or anything unusual).
+ */
+static inline uint64_t alloc_fast(struct gmm_pool *p, unsigned int order, unsigned int flags,
+				  int node)
+{
+	struct gmm_thread *t = pcp_self(p);
+	struct gmm_zone *z;
+	uint64_t mask = ~0ull, pfn;
+	int hz;
+
+	if (!t || (flags & (GMM_MOVABLE | GMM_RECLAIMABLE)) == (GMM_MOVABLE | GMM_RECLAIMABLE))
+		return GMM_PFN_NONE;
+	if (node == GMM_NO_NODE) {
+		if (p->policy.mode == GMM_POLICY_INTERLEAVE || (flags & GMM_THISNODE))
+			return GMM_PFN_NONE;
+		node = __builtin_ctzll(p->policy.nodes);
+		if (p->policy.mode == GMM_POLICY_BIND)
+			mask = p->policy.nodes;
+	} else if (node < 0 || node >= (int)p->cfg.nr_nodes) {
+		return GMM_PFN_NONE;
+	} else if (flags & GMM_THISNODE) {
+		mask = 1ull << node;
+	}
+	hz = (flags & GMM_MOVABLE) && !(flags & GMM_NO_MOVABLE_ZONE) ? GMM_ZONE_MOVABLE :
+									  GMM_ZONE_NORMAL;
+	z = pcp_first_zone(p, node, hz);
+	if (unlikely(!z || !((mask >> z->node) & 1)))
+		return GMM_PFN_NONE;
+	pfn = pcp_alloc_hit(t, z, order, flags_migratetype(p, flags));
+	if (pfn != GMM_PFN_NONE && (flags & GMM_ZERO))
+		memset(gmm_pfn_to_host(p, pfn), 0, GMM_PAGE_SIZE << order);
+	return pfn;
+}
+
 uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
 {
 	struct alloc_ctx ac;
+
+	if (likely(order <= GMM_COSTLY_ORDER && !(flags & ~GMM_FLAGS_ALL))) {
+		uint64_t pfn = alloc_fast(p, order, flags, node);
+
+		if (likely(pfn != GMM_PFN_NONE))
+			return pfn;
+	}
 
 	if (unlikely(check_request(p, order, flags)))
 		return GMM_PFN_NONE;

@@ -246,7 +246,7 @@ bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zon
 			 unsigned int alloc_flags);
 void zone_maybe_clear_boost(struct gmm_zone *z);
 
-/* --- pcp.c: per-thread caches ------------------------------------------- */
+/* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */
 #define NR_PCP_ORDERS (GMM_COSTLY_ORDER + 1)
 #define NR_PCP_LISTS (MT_PCPTYPES * NR_PCP_ORDERS)
 
@@ -254,15 +254,10 @@ struct gmm_thread;
 
 int pcp_pool_init(struct gmm_pool *p);
 void pcp_pool_destroy(struct gmm_pool *p);
-/* The calling thread's cache of @p, or NULL (not attached, or offline). */
-struct gmm_thread *pcp_self(const struct gmm_pool *p);
 /* Take a block from @t's cache of @z, refilling it from the buddy; GMM_PFN_NONE when
  * the zone is below its watermark. */
 uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
 		   int highest_zoneidx, unsigned int alloc_flags);
-/* Put an allocated block (already checked) into @t's cache of @z; false when its
- * pageblock is isolated (then free it to the buddy). */
-bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order);
 void pcp_count_bulk(struct gmm_thread *t, uint64_t n);
 /* Frames in all caches of zone @z (for the invariant check); caches stable. */
 int pcp_check_zone(struct gmm_zone *z, uint64_t *cached);

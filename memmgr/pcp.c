@@ -18,6 +18,11 @@
  * Whoever blocks on pcp->lock or waits for a grace period is offline first,
  * since a drainer holding the lock waits for every online reader.
  * Lock order: pcp->lock, then zone->lock.
+ *
+ * Built with -DGMM_PCP_SPINLOCK (benchmarks only), the caches follow the
+ * design of current Linux instead: each cache has a spinlock that the owner
+ * takes (trylock, then lock) around every list operation, and a drainer
+ * takes it to empty the cache in place; no RCU grace period.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +30,7 @@
 
 #include <json-c/json.h>
 
-/* rcu_dereference() and rcu_assign_pointer() inline; the rest are calls. */
-#define URCU_INLINE_SMALL_FUNCTIONS
-#include <urcu-qsbr.h>
-
-#include "internal.h"
+#include "pcp.h"
 
 /*
  * ThreadSanitizer does not see liburcu's synchronisation (fences and
@@ -52,142 +53,9 @@
 #define cache_publish(t, c) rcu_assign_pointer((t)->cache, (c))
 #endif
 
-#define TLS __thread __attribute__((tls_model("initial-exec")))
-
-/* The kernel's CONFIG_PCP_BATCH_SCALE_MAX. */
-#define PCP_BATCH_SCALE_MAX 5
-#define PCPF_PREV_FREE_HIGH_ORDER 0x1u
-
-struct pcp_list {
-	uint32_t head;
-	uint32_t tail;
-};
-
-struct pcp_zone {
-	struct pcp_list lists[NR_PCP_LISTS];
-	uint32_t count;      /* frames in the lists; stored atomically for readers */
-	uint32_t free_count; /* frames freed since the last allocation (decaying) */
-	uint32_t flags;
-};
-
-struct pcp_cache {
-	unsigned int nr_zones;
-	struct pcp_zone zones[];
-};
-
-/* Counters written by the owner only, with relaxed stores. */
-struct pcp_counters {
-	uint64_t alloc_hit, alloc_miss, alloc_fail, free;
-	uint64_t refill, refill_frames, drain, drain_frames, bulk_alloc;
-};
-
-/* One thread's attachment to one pool. */
-struct gmm_thread {
-	struct gmm_pool *pool;
-	struct pcp_cache *cache;  /* RCU: the owner's current cache */
-	struct pcp_cache *spare;  /* empty, under pcp->lock */
-	struct gmm_thread *next;  /* under pcp->lock */
-	struct pcp_counters ctr;
-	uint64_t remote_drain;    /* under pcp->lock */
-	uint64_t remote_frames;   /* under pcp->lock */
-	char qs_token;            /* TSan: the owner's quiescent states */
-};
-
-struct pcp_pool {
-	pthread_mutex_t lock;
-	struct gmm_thread *threads;
-	unsigned int nr_threads;
-	unsigned int nr_zones;
-	bool holder_was_online;   /* pcp_lock() of the current holder */
-	struct pcp_counters retired; /* of detached threads */
-	uint64_t retired_remote_drain, retired_remote_frames, drain_all;
-	/* read without the lock by owners: relaxed atomics */
-	uint32_t batch[GMM_MAX_NODES * GMM_NR_ZONES];
-	uint32_t high[GMM_MAX_NODES * GMM_NR_ZONES];
-};
-
-struct tls_attachment {
-	struct gmm_pool *pool;
-	struct gmm_thread *t;
-};
-
-static TLS struct tls_attachment tls_att[GMM_THREAD_MAX_POOLS];
-static TLS unsigned int tls_nr;
-static TLS bool tls_offline;
-
-#define CTR_ADD(t, f, n) __atomic_store_n(&(t)->ctr.f, (t)->ctr.f + (n), __ATOMIC_RELAXED)
-
-static inline unsigned int zone_idx(const struct gmm_zone *z)
-{
-	return (unsigned int)z->node * GMM_NR_ZONES + (unsigned int)z->type;
-}
-
-/* The kernel's order_to_pindex() without the THP list. */
-static inline unsigned int pindex(int mt, unsigned int order)
-{
-	return MT_PCPTYPES * order + (unsigned int)mt;
-}
-
-static inline unsigned int pindex_order(unsigned int pi)
-{
-	return pi / MT_PCPTYPES;
-}
-
-/* --- lists: doubly linked through link[] (next << 32 | prev) ------------- */
-
-static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
-{
-	p->link[pfn] = ((uint64_t)next << 32) | prev;
-}
-
-static void pl_add_head(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	pl_set(p, pfn, l->head, PFN_NIL);
-	if (l->head == PFN_NIL)
-		l->tail = pfn;
-	else
-		p->link[l->head] = (p->link[l->head] & 0xffffffff00000000ull) | pfn;
-	l->head = pfn;
-}
-
-static void pl_add_tail(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	pl_set(p, pfn, PFN_NIL, l->tail);
-	if (l->tail == PFN_NIL)
-		l->head = pfn;
-	else
-		p->link[l->tail] = ((uint64_t)pfn << 32) | (uint32_t)p->link[l->tail];
-	l->tail = pfn;
-}
-
-static uint32_t pl_pop_head(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->head, next = (uint32_t)(p->link[pfn] >> 32);
-
-	l->head = next;
-	if (next == PFN_NIL)
-		l->tail = PFN_NIL;
-	else
-		p->link[next] = (p->link[next] & 0xffffffff00000000ull) | PFN_NIL;
-	return pfn;
-}
-
-static uint32_t pl_pop_tail(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->tail, prev = (uint32_t)p->link[pfn];
-
-	l->tail = prev;
-	if (prev == PFN_NIL)
-		l->head = PFN_NIL;
-	else
-		p->link[prev] = ((uint64_t)PFN_NIL << 32) | (uint32_t)p->link[prev];
-	return pfn;
-}
-
-static inline void pz_count_add(struct pcp_zone *pz, int64_t n)
-{
-	__atomic_store_n(&pz->count, (uint32_t)((int64_t)pz->count + n), __ATOMIC_RELAXED);
-}
+TLS struct tls_attachment gmm_pcp_tls_att[GMM_THREAD_MAX_POOLS];
+TLS unsigned int gmm_pcp_tls_nr;
+TLS bool gmm_pcp_tls_offline;
 
 static void cache_reset(struct pcp_cache *c)
 {
@@ -299,6 +167,15 @@ static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int6
 	return freed;
 }
 
+void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
+	      unsigned int pi)
+{
+	uint64_t n = free_pcppages_bulk(z, pz, count, pi);
+
+	CTR_ADD(t, drain, 1);
+	CTR_ADD(t, drain_frames, n);
+}
+
 /* Return every frame of @c to the buddy; @c must be owned by the caller. */
 static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
 {
@@ -351,14 +228,13 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigne
 	return i;
 }
 
-uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
-		   int hz, unsigned int alloc_flags)
+static uint64_t __pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
+			    int hz, unsigned int alloc_flags)
 {
 	struct gmm_pool *p = z->pool;
 	struct pcp_cache *c = rcu_dereference(t->cache);
 	struct pcp_zone *pz = &c->zones[zone_idx(z)];
 	struct pcp_list *l = &pz->lists[pindex(mt, order)];
-	uint32_t pfn;
 
 	pz->free_count >>= 1;
 	if (likely(l->head != PFN_NIL)) {
@@ -377,92 +253,21 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 		CTR_ADD(t, refill_frames, (uint64_t)n << order);
 		CTR_ADD(t, alloc_miss, 1);
 	}
-	pfn = pl_pop_head(p, l);
-	pz_count_add(pz, -(1 << order));
-	p->link[pfn] = 0;
-	fr_set(p, pfn, FR_ALLOC, order, mt == GMM_MT_MOVABLE);
+	return take_head(p, pz, l, order, mt);
+}
+
+uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
+		   int hz, unsigned int alloc_flags)
+{
+	uint64_t pfn;
+
+	owner_lock(t);
+	pfn = __pcp_alloc(t, z, order, mt, hz, alloc_flags);
+	owner_unlock(t);
 	return pfn;
 }
 
-/* The kernel's free_high heuristic of free_unref_page_commit(). */
-static bool free_high(struct pcp_zone *pz, unsigned int order, uint32_t batch, uint32_t high)
-{
-	bool fh = false;
-
-	if (order && order <= GMM_COSTLY_ORDER) {
-		fh = pz->free_count >= batch + high / 2 && (pz->flags & PCPF_PREV_FREE_HIGH_ORDER);
-		pz->flags |= PCPF_PREV_FREE_HIGH_ORDER;
-	} else {
-		pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
-	}
-	if (pz->free_count < batch << PCP_BATCH_SCALE_MAX)
-		pz->free_count += 1u << order;
-	return fh;
-}
-
-/* The kernel's nr_pcp_free(). */
-static int64_t nr_pcp_free(const struct pcp_zone *pz, uint32_t batch, uint32_t high, bool fh)
-{
-	int64_t n = pz->free_count;
-
-	if (unlikely(fh))
-		return pz->count < batch << PCP_BATCH_SCALE_MAX ? pz->count :
-								 batch << PCP_BATCH_SCALE_MAX;
-	if (high < batch)
-		return 1;
-	if (n < batch)
-		n = batch;
-	if (n > high - batch)
-		n = high - batch;
-	return n;
-}
-
-bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order)
-{
-	struct gmm_pool *p = z->pool;
-	int mt = pb_mt_relaxed(p, pfn);
-	struct pcp_cache *c;
-	struct pcp_zone *pz;
-	uint32_t batch, high;
-	unsigned int pi;
-	bool fh;
-
-	/* frames of isolated blocks go straight to the buddy's ISOLATE lists */
-	if (unlikely(mt == GMM_MT_ISOLATE))
-		return false;
-	c = rcu_dereference(t->cache);
-	pz = &c->zones[zone_idx(z)];
-	batch = __atomic_load_n(&p->pcp->batch[zone_idx(z)], __ATOMIC_RELAXED);
-	high = __atomic_load_n(&p->pcp->high[zone_idx(z)], __ATOMIC_RELAXED);
-	/* HIGHATOMIC and CMA frames are cached on the movable list (the kernel does so) */
-	if (mt >= MT_PCPTYPES)
-		mt = GMM_MT_MOVABLE;
-	pi = pindex(mt, order);
-	fr_set(p, pfn, FR_PCP, order, false);
-	pl_add_head(p, &pz->lists[pi], (uint32_t)pfn);
-	pz_count_add(pz, 1 << order);
-	CTR_ADD(t, free, 1);
-	fh = free_high(pz, order, batch, high);
-	if (pz->count >= (fh ? 0 : high)) {
-		uint64_t n = free_pcppages_bulk(z, pz, nr_pcp_free(pz, batch, high, fh), pi);
-
-		CTR_ADD(t, drain, 1);
-		CTR_ADD(t, drain_frames, n);
-	}
-	return true;
-}
-
 /* --- thread state ---------------------------------------------------------- */
-
-struct gmm_thread *pcp_self(const struct gmm_pool *p)
-{
-	if (unlikely(tls_offline))
-		return NULL;
-	for (unsigned int i = 0; i < tls_nr; i++)
-		if (tls_att[i].pool == p)
-			return tls_att[i].t;
-	return NULL;
-}
 
 static void release_all(void)
 {
@@ -567,6 +372,9 @@ int gmm_thread_attach(struct gmm_pool *p)
 		return gmm_set_error(-ENOMEM, "cannot allocate a page cache");
 	}
 	t->pool = p;
+#ifdef GMM_PCP_SPINLOCK
+	pthread_spin_init(&t->lock, PTHREAD_PROCESS_PRIVATE);
+#endif
 	pcp_lock(p);
 	t->next = pp->threads;
 	pp->threads = t;
@@ -636,6 +444,20 @@ uint64_t gmm_drain_all_caches(struct gmm_pool *p)
 		pcp_unlock(p);
 		return 0;
 	}
+#ifdef GMM_PCP_SPINLOCK
+	for (struct gmm_thread *t = pp->threads; t; t = t->next) {
+		uint64_t n;
+
+		pthread_spin_lock(&t->lock);
+		n = cache_drain(p, t->cache);
+		pthread_spin_unlock(&t->lock);
+		t->remote_drain++;
+		t->remote_frames += n;
+		total += n;
+	}
+	pcp_unlock(p);
+	return total;
+#endif
 	for (struct gmm_thread *t = pp->threads; t; t = t->next) {
 		struct pcp_cache *old = t->cache;
 
@@ -672,6 +494,14 @@ int pcp_pool_init(struct gmm_pool *p)
 	pthread_mutex_init(&pp->lock, NULL);
 	pp->nr_zones = p->cfg.nr_nodes * GMM_NR_ZONES;
 	p->pcp = pp;
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		struct gmm_node *nd = &p->nodes[n];
+
+		for (int hz = 0; hz < GMM_NR_ZONES; hz++)
+			for (unsigned int i = nd->nr_zonelist; i-- > 0;)
+				if ((int)nd->zonelist[i]->type <= hz)
+					pp->first_zone[n][hz] = nd->zonelist[i];
+	}
 	pcp_update_sizes(p);
 	p->drain_all = drain_all_hook;
 	return 0;
