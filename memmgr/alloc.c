@@ -441,19 +441,29 @@ static int free_locked(struct gmm_pool *p, struct gmm_zone *z, uint64_t pfn, uns
  * a frame the caller owns cannot change under it (two threads freeing the
  * same frame at once is not detected, as in the kernel).
  */
-static int free_pcp(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order)
+static int __attribute__((noinline)) free_pcp_slow(struct gmm_zone *z, uint64_t pfn,
+						   unsigned int order)
 {
-	struct gmm_pool *p = z->pool;
 	int err;
 
-	if (unlikely(fr_kind(p, pfn) != FR_ALLOC || fr_order(p, pfn) != order))
+	pthread_mutex_lock(&z->lock);
+	err = free_locked(z->pool, z, pfn, order);
+	pthread_mutex_unlock(&z->lock);
+	return err;
+}
+
+static inline __attribute__((always_inline)) int free_pcp(struct gmm_thread *t,
+							   struct gmm_zone *z, uint64_t pfn,
+							   unsigned int order)
+{
+	struct gmm_pool *p = z->pool;
+
+	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) !=
+		     (uint8_t)(FR_ALLOC | (order << FR_ORDER_SHIFT))))
 		return bad_free(p, pfn, order);
 	if (likely(pcp_free(t, z, pfn, order)))
 		return 0;
-	pthread_mutex_lock(&z->lock);
-	err = free_locked(p, z, pfn, order);
-	pthread_mutex_unlock(&z->lock);
-	return err;
+	return free_pcp_slow(z, pfn, order);
 }
 
 int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)

@@ -20,9 +20,10 @@
  * Lock order: pcp->lock, then zone->lock.
  *
  * Built with -DGMM_PCP_SPINLOCK (benchmarks only), the caches follow the
- * design of current Linux instead: each cache has a spinlock that the owner
- * takes (trylock, then lock) around every list operation, and a drainer
- * takes it to empty the cache in place; no RCU grace period.
+ * design of current Linux instead: each cache has a spinlock (a fair ticket
+ * lock, pcp.h) that the owner takes (trylock, then lock) around every list
+ * operation, and a drainer takes it to empty the cache in place; no RCU
+ * grace period.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,26 @@ void pcp_unlock(struct gmm_pool *p)
 	offline_end(was);
 }
 
+/*
+ * A thread that exits attached would stay an RCU reader (online: every
+ * drain would wait for it forever) and keep its frames: a thread-specific
+ * key's destructor detaches it from every pool.
+ */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void detach_at_exit(void *unused)
+{
+	(void)unused;
+	while (tls_nr)
+		gmm_thread_detach(tls_att[tls_nr - 1].pool);
+}
+
+static void exit_key_init(void)
+{
+	pthread_key_create(&exit_key, detach_at_exit);
+}
+
 static int tls_find(const struct gmm_pool *p)
 {
 	for (unsigned int i = 0; i < tls_nr; i++)
@@ -372,9 +393,6 @@ int gmm_thread_attach(struct gmm_pool *p)
 		return gmm_set_error(-ENOMEM, "cannot allocate a page cache");
 	}
 	t->pool = p;
-#ifdef GMM_PCP_SPINLOCK
-	pthread_spin_init(&t->lock, PTHREAD_PROCESS_PRIVATE);
-#endif
 	pcp_lock(p);
 	t->next = pp->threads;
 	pp->threads = t;
@@ -386,6 +404,8 @@ int gmm_thread_attach(struct gmm_pool *p)
 	if (tls_nr++ == 0) {
 		rcu_register_thread();
 		tls_offline = false;
+		pthread_once(&exit_once, exit_key_init);
+		pthread_setspecific(exit_key, (void *)1);
 	}
 	return 0;
 }
@@ -448,9 +468,9 @@ uint64_t gmm_drain_all_caches(struct gmm_pool *p)
 	for (struct gmm_thread *t = pp->threads; t; t = t->next) {
 		uint64_t n;
 
-		pthread_spin_lock(&t->lock);
+		ticket_lock(&t->lock);
 		n = cache_drain(p, t->cache);
-		pthread_spin_unlock(&t->lock);
+		ticket_unlock(&t->lock);
 		t->remote_drain++;
 		t->remote_frames += n;
 		total += n;

@@ -36,6 +36,11 @@ struct pcp_cache {
 	struct pcp_zone zones[];
 };
 
+struct pcp_ticket {
+	uint32_t next;
+	uint32_t owner;
+};
+
 /* Counters written by the owner only, with relaxed stores. */
 struct pcp_counters {
 	uint64_t alloc_hit, alloc_miss, alloc_fail, free;
@@ -53,17 +58,43 @@ struct gmm_thread {
 	uint64_t remote_frames;   /* under pcp->lock */
 	char qs_token;            /* TSan: the owner's quiescent states */
 #ifdef GMM_PCP_SPINLOCK
-	pthread_spinlock_t lock;  /* the benchmark variant's per-cache lock */
+	struct pcp_ticket lock;   /* the benchmark variant's per-cache lock */
 #endif
 };
 
 #ifdef GMM_PCP_SPINLOCK
+/*
+ * A ticket lock: fair like the kernel's queued spinlock, so a drainer gets
+ * the lock after the owner's current list operation (an unfair test-and-set
+ * lock lets a busy owner starve the drainer for milliseconds).
+ */
+static inline void ticket_lock(struct pcp_ticket *l)
+{
+	uint32_t me = __atomic_fetch_add(&l->next, 1, __ATOMIC_ACQUIRE);
+
+	while (__atomic_load_n(&l->owner, __ATOMIC_ACQUIRE) != me)
+		__builtin_ia32_pause();
+}
+
+static inline bool ticket_trylock(struct pcp_ticket *l)
+{
+	uint32_t o = __atomic_load_n(&l->owner, __ATOMIC_RELAXED), n = o;
+
+	return __atomic_compare_exchange_n(&l->next, &n, o + 1, false, __ATOMIC_ACQUIRE,
+					   __ATOMIC_RELAXED);
+}
+
+static inline void ticket_unlock(struct pcp_ticket *l)
+{
+	__atomic_store_n(&l->owner, l->owner + 1, __ATOMIC_RELEASE);
+}
+
 static inline void owner_lock(struct gmm_thread *t)
 {
-	if (pthread_spin_trylock(&t->lock))
-		pthread_spin_lock(&t->lock);
+	if (!ticket_trylock(&t->lock))
+		ticket_lock(&t->lock);
 }
-#define owner_unlock(t) pthread_spin_unlock(&(t)->lock)
+#define owner_unlock(t) ticket_unlock(&(t)->lock)
 #else
 #define owner_lock(t) ((void)(t))
 #define owner_unlock(t) ((void)(t))
@@ -188,7 +219,8 @@ static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct
 }
 
 /* The kernel's free_high heuristic of free_unref_page_commit(). */
-static inline bool free_high(struct pcp_zone *pz, unsigned int order, uint32_t batch, uint32_t high)
+static inline bool free_high(struct pcp_zone *pz, unsigned int order, uint32_t batch,
+			     uint32_t high)
 {
 	bool fh = false;
 
@@ -204,7 +236,8 @@ static inline bool free_high(struct pcp_zone *pz, unsigned int order, uint32_t b
 }
 
 /* The kernel's nr_pcp_free(). */
-static inline int64_t nr_pcp_free(const struct pcp_zone *pz, uint32_t batch, uint32_t high, bool fh)
+static inline int64_t nr_pcp_free(const struct pcp_zone *pz, uint32_t batch, uint32_t high,
+				  bool fh)
 {
 	int64_t n = pz->free_count;
 
@@ -257,7 +290,8 @@ static inline bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t p
 }
 
 /* The cache hit only (no refill): GMM_PFN_NONE when the list is empty. */
-static inline uint64_t pcp_alloc_hit(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt)
+static inline uint64_t pcp_alloc_hit(struct gmm_thread *t, struct gmm_zone *z,
+				     unsigned int order, int mt)
 {
 	struct pcp_cache *c;
 	struct pcp_zone *pz;

@@ -71,7 +71,9 @@ int gmm_thread_attach(struct gmm_pool *pool);
  *
  * Frames in the cache go back to the buddy allocator.  After the last
  * detachment the thread is unregistered from RCU.  Call it before the
- * thread exits; a quiescent state.
+ * thread exits; a quiescent state.  A thread that exits still attached is
+ * detached from every pool by a thread-specific-data destructor (the pools
+ * must still exist then).
  *
  * Return: 0, or -ENOENT when the thread is not attached to @pool.
  */

@@ -322,6 +322,33 @@ static void test_stat_render(void)
 	gmm_pool_destroy(p);
 }
 
+static void *exit_attached(void *arg)
+{
+	struct gmm_pool *p = arg;
+
+	CHECK(gmm_thread_attach(p) == 0);
+	CHECK(gmm_free(p, gmm_alloc(p, 0, 0, 0), 0) == 0);
+	return NULL; /* no detach */
+}
+
+/* A thread that exits attached is detached: no reader left behind, frames back. */
+static void test_exit_attached(void)
+{
+	struct gmm_pool *p = test_pool(128 * MIB, 0);
+	struct gmm_pcp_stats s;
+	pthread_t th;
+
+	pthread_create(&th, NULL, exit_attached, p);
+	pthread_join(th, NULL);
+	CHECK(gmm_pcp_stats(p, &s) == 0);
+	CHECK_EQ(s.threads, 0);
+	CHECK_EQ(s.cached, 0);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+	CHECK_EQ(gmm_drain_all_caches(p), 0);
+	CHECK(gmm_pool_check(p) == 0);
+	gmm_pool_destroy(p);
+}
+
 int main(void)
 {
 	test_sizing();
@@ -330,6 +357,7 @@ int main(void)
 	test_drain_before_failure();
 	test_bulk();
 	test_stat_render();
+	test_exit_attached();
 	printf("pcp unit tests passed\n");
 	return 0;
 }
