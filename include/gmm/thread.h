@@ -29,9 +29,10 @@
  *	}
  *	gmm_thread_detach(pool);
  *
- * Any other long blocking call (poll, a lock held by a drainer, sleeping)
- * must likewise be bracketed by gmm_thread_offline()/gmm_thread_online(),
- * or drains wait for it.  A thread that never announces a quiescent state
+ * Any other blocking while online (poll, sleeping, waiting for a lock that
+ * another thread may hold while it calls into gmm, which may drain) must
+ * likewise be bracketed by gmm_thread_offline()/gmm_thread_online(), or
+ * drains wait for it (or deadlock with it).  A thread that never announces a quiescent state
  * while online blocks every drain; a drain never waits for an offline one.
  * Quiescent states are per thread, not per pool: the same calls serve every
  * pool the thread is attached to.
@@ -137,7 +138,8 @@ uint64_t gmm_drain_all_caches(struct gmm_pool *pool);
  * back to one gmm_alloc() (with its drain and reserves).
  *
  * Return: how many frames were stored in @pfns[0..ret-1] (0 on failure,
- * see gmm_last_error()).
+ * see gmm_last_error()).  The bulk_alloc counter counts the frames of
+ * attached threads only.
  */
 size_t gmm_alloc_bulk(struct gmm_pool *pool, unsigned int flags, int node, size_t n,
 		      uint64_t *pfns);
