@@ -155,7 +155,8 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool);
  * gmm_pool_destroy() - free the pool, its metadata and its backing.
  * @pool: the pool, or NULL
  *
- * Allocated frames are not checked: their memory simply goes away.
+ * Allocated frames are not checked: their memory simply goes away.  Every
+ * thread must have detached from the pool (gmm_thread_detach()) first.
  */
 void gmm_pool_destroy(struct gmm_pool *pool);
 
