@@ -255,8 +255,9 @@ static inline int64_t nr_pcp_free(const struct pcp_zone *pz, uint32_t batch, uin
 
 /* Put an allocated block (already checked) into @t's cache of @z; false when its
  * pageblock is isolated (then free it to the buddy). */
-static inline bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn,
-			    unsigned int order)
+static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
+							   struct gmm_zone *z, uint64_t pfn,
+							   unsigned int order)
 {
 	struct gmm_pool *p = z->pool;
 	int mt = pb_mt_relaxed(p, pfn);
