@@ -6,11 +6,13 @@
  * migratetype and ALLOC_* flags, walking the zonelist of the chosen node
  * with watermark checks (get_page_from_freelist), ALLOC_NOFRAGMENT and its
  * retry, the slow path (min watermark, reserves, drain of per-thread caches,
- * HIGHATOMIC release), node policies, zeroing, and checked frees.
+ * HIGHATOMIC release), node policies, zeroing, checked frees, and bulk
+ * allocation and free of single frames.  Requests of order <= 3 of a thread
+ * attached to the pool go through its cache (pcp.c).
  */
 #include <string.h>
 
-#include "internal.h"
+#include "pcp.h"
 
 /* Set by try_zone(): the block just taken had been reported (reads as zero). */
 static _Thread_local bool took_reported;
@@ -22,6 +24,7 @@ struct alloc_ctx {
 	int highest_zoneidx;
 	uint64_t nodemask;
 	struct gmm_node *pref;
+	struct gmm_thread *t; /* the caller's cache, or NULL */
 };
 
 /* The kernel's __zone_watermark_unusable_free(). */
@@ -68,8 +71,8 @@ bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
 }
 
 /* The kernel's zone_watermark_fast(), with the boost of the watermark. */
-static bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
-				unsigned int alloc_flags)
+bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
+			 unsigned int alloc_flags)
 {
 	unsigned int wm = alloc_flags & ALLOC_WMARK_MASK;
 	uint64_t mark = z->wmark[wm] + z->boost;
@@ -94,10 +97,19 @@ static void prep_new(struct gmm_zone *z, uint64_t pfn, const struct alloc_ctx *a
 		buddy_reserve_highatomic(z, pfn, ac->order);
 }
 
+/* The cache serves small orders, except for emergency and HIGHATOMIC requests. */
+static inline bool use_pcp(const struct alloc_ctx *ac, unsigned int alloc_flags)
+{
+	return ac->t && ac->order <= GMM_COSTLY_ORDER &&
+	       !(alloc_flags & (ALLOC_NO_WATERMARKS | ALLOC_HIGHATOMIC));
+}
+
 static uint64_t try_zone(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int alloc_flags)
 {
 	uint64_t pfn = GMM_PFN_NONE;
 
+	if (use_pcp(ac, alloc_flags))
+		return pcp_alloc(ac->t, z, ac->order, ac->mt, ac->highest_zoneidx, alloc_flags);
 	pthread_mutex_lock(&z->lock);
 	z->took_reported = false;
 	if ((alloc_flags & ALLOC_NO_WATERMARKS) ||
@@ -299,6 +311,7 @@ static void ctx_init(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int orde
 				      GMM_ZONE_MOVABLE : GMM_ZONE_NORMAL;
 	ac->nodemask = nodemask;
 	ac->pref = &p->nodes[node];
+	ac->t = order <= GMM_COSTLY_ORDER ? pcp_self(p) : NULL;
 }
 
 static int policy_node(const struct gmm_pool *p, struct gmm_policy *pol, uint64_t *mask)
@@ -344,9 +357,54 @@ uint64_t gmm_alloc_policy(struct gmm_pool *p, unsigned int order, unsigned int f
 	return alloc_ctx_run(p, &ac, flags);
 }
 
+/*
+ * The cache hit without the zonelist walk: the first eligible zone of the
+ * node's zonelist is where get_page_from_freelist() would take the block from
+ * (the cache checks watermarks only when it refills).  GMM_PFN_NONE: take
+ * the full path (a miss, interleave, or anything unusual).
+ */
+static inline uint64_t alloc_fast(struct gmm_pool *p, unsigned int order, unsigned int flags,
+				  int node)
+{
+	struct gmm_thread *t = pcp_self(p);
+	struct gmm_zone *z;
+	uint64_t mask = ~0ull, pfn;
+	int hz;
+
+	if (!t || (flags & (GMM_MOVABLE | GMM_RECLAIMABLE)) == (GMM_MOVABLE | GMM_RECLAIMABLE))
+		return GMM_PFN_NONE;
+	if (node == GMM_NO_NODE) {
+		if (p->policy.mode == GMM_POLICY_INTERLEAVE || (flags & GMM_THISNODE))
+			return GMM_PFN_NONE;
+		node = __builtin_ctzll(p->policy.nodes);
+		if (p->policy.mode == GMM_POLICY_BIND)
+			mask = p->policy.nodes;
+	} else if (node < 0 || node >= (int)p->cfg.nr_nodes) {
+		return GMM_PFN_NONE;
+	} else if (flags & GMM_THISNODE) {
+		mask = 1ull << node;
+	}
+	hz = (flags & GMM_MOVABLE) && !(flags & GMM_NO_MOVABLE_ZONE) ? GMM_ZONE_MOVABLE :
+									  GMM_ZONE_NORMAL;
+	z = pcp_first_zone(p, node, hz);
+	if (unlikely(!z || !((mask >> z->node) & 1)))
+		return GMM_PFN_NONE;
+	pfn = pcp_alloc_hit(t, z, order, flags_migratetype(p, flags));
+	if (pfn != GMM_PFN_NONE && (flags & GMM_ZERO))
+		memset(gmm_pfn_to_host(p, pfn), 0, GMM_PAGE_SIZE << order);
+	return pfn;
+}
+
 uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
 {
 	struct alloc_ctx ac;
+
+	if (likely(order <= GMM_COSTLY_ORDER && !(flags & ~GMM_FLAGS_ALL))) {
+		uint64_t pfn = alloc_fast(p, order, flags, node);
+
+		if (likely(pfn != GMM_PFN_NONE))
+			return pfn;
+	}
 
 	if (unlikely(check_request(p, order, flags)))
 		return GMM_PFN_NONE;
@@ -381,31 +439,73 @@ int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t 
 }
 
 /* After a boost, the zone counts as balanced again once above high + boost. */
-static void maybe_clear_boost(struct gmm_zone *z)
+void zone_maybe_clear_boost(struct gmm_zone *z)
 {
 	if (unlikely(z->boost) && z->nr_free >= z->wmark[WMARK_HIGH] + z->boost)
 		z->boost = 0;
 }
 
+static int bad_free(const struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	return gmm_set_error(-EINVAL, "free of pfn %llu order %u: %s", (unsigned long long)pfn,
+			     order, fr_kind(p, pfn) == FR_ALLOC ? "allocated with another order" :
+								 "not allocated (double free?)");
+}
+
+/* The locked path of a free; @z is the zone of @pfn. */
+static int free_locked(struct gmm_pool *p, struct gmm_zone *z, uint64_t pfn, unsigned int order)
+{
+	if (unlikely(fr_kind(p, pfn) != FR_ALLOC || fr_order(p, pfn) != order))
+		return bad_free(p, pfn, order);
+	buddy_free_range(z, pfn, order);
+	z->ev.free++;
+	zone_maybe_clear_boost(z);
+	return 0;
+}
+
+/*
+ * Into the caller's cache.  The frame's state is checked without the lock:
+ * a frame the caller owns cannot change under it (two threads freeing the
+ * same frame at once is not detected, as in the kernel).
+ */
+static int __attribute__((noinline)) free_pcp_slow(struct gmm_zone *z, uint64_t pfn,
+						   unsigned int order)
+{
+	int err;
+
+	pthread_mutex_lock(&z->lock);
+	err = free_locked(z->pool, z, pfn, order);
+	pthread_mutex_unlock(&z->lock);
+	return err;
+}
+
+static inline __attribute__((always_inline)) int free_pcp(struct gmm_thread *t,
+							   struct gmm_zone *z, uint64_t pfn,
+							   unsigned int order)
+{
+	struct gmm_pool *p = z->pool;
+
+	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) !=
+		     (uint8_t)(FR_ALLOC | (order << FR_ORDER_SHIFT))))
+		return bad_free(p, pfn, order);
+	if (likely(pcp_free(t, z, pfn, order)))
+		return 0;
+	return free_pcp_slow(z, pfn, order);
+}
+
 int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
 	struct gmm_zone *z = pfn_zone(p, pfn);
-	int err = 0;
+	struct gmm_thread *t;
+	int err;
 
 	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
 		return gmm_set_error(-EINVAL, "free of pfn %llu order %u: not an allocated block",
 				     (unsigned long long)pfn, order);
+	if (order <= GMM_COSTLY_ORDER && (t = pcp_self(p)))
+		return free_pcp(t, z, pfn, order);
 	pthread_mutex_lock(&z->lock);
-	if (unlikely(fr_kind(p, pfn) != FR_ALLOC || fr_order(p, pfn) != order)) {
-		err = gmm_set_error(-EINVAL, "free of pfn %llu order %u: %s",
-				    (unsigned long long)pfn, order,
-				    fr_kind(p, pfn) == FR_ALLOC ? "allocated with another order" :
-								  "not allocated (double free?)");
-	} else {
-		buddy_free_range(z, pfn, order);
-		z->ev.free++;
-		maybe_clear_boost(z);
-	}
+	err = free_locked(p, z, pfn, order);
 	pthread_mutex_unlock(&z->lock);
 	return err;
 }
@@ -429,5 +529,152 @@ int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 			fr_set(p, pfn + i, FR_ALLOC, 0, movable);
 	}
 	pthread_mutex_unlock(&z->lock);
+	return err;
+}
+
+/* --- bulk ----------------------------------------------------------------- */
+
+#define BULK_LOCKED_BATCH 64
+
+/* The first eligible zone that passes the low watermark (the kernel's alloc_pages_bulk). */
+static struct gmm_zone *bulk_zone(const struct alloc_ctx *ac, unsigned int af)
+{
+	struct gmm_node *nd = ac->pref;
+
+	for (unsigned int i = 0; i < nd->nr_zonelist; i++) {
+		struct gmm_zone *z = nd->zonelist[i];
+		bool ok;
+
+		if (!zone_eligible(z, ac))
+			continue;
+		pthread_mutex_lock(&z->lock);
+		ok = zone_watermark_fast(z, 0, ac->highest_zoneidx, af);
+		pthread_mutex_unlock(&z->lock);
+		if (ok)
+			return z;
+	}
+	return NULL;
+}
+
+/* Without a cache: one zone lock per batch. */
+static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int af,
+			  size_t n, uint64_t *pfns)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		size_t end = got + BULK_LOCKED_BATCH < n ? got + BULK_LOCKED_BATCH : n;
+		size_t start = got;
+
+		pthread_mutex_lock(&z->lock);
+		if (zone_watermark_fast(z, 0, ac->highest_zoneidx, af)) {
+			for (; got < end; got++) {
+				pfns[got] = buddy_rmqueue(z, 0, ac->mt, af);
+				if (pfns[got] == GMM_PFN_NONE)
+					break;
+				prep_new(z, pfns[got], ac, af);
+			}
+		}
+		pthread_mutex_unlock(&z->lock);
+		if (got == start || got < end)
+			break;
+	}
+	return got;
+}
+
+static size_t bulk_pcp(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int af,
+		       size_t n, uint64_t *pfns)
+{
+	size_t got = 0;
+
+	for (; got < n; got++) {
+		pfns[got] = pcp_alloc(ac->t, z, 0, ac->mt, ac->highest_zoneidx, af);
+		if (pfns[got] == GMM_PFN_NONE)
+			break;
+	}
+	pcp_count_bulk(ac->t, got);
+	return got;
+}
+
+static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags, int node)
+{
+	uint64_t mask = ~0ull;
+	int err = check_request(p, 0, flags);
+
+	if (err)
+		return err;
+	if (node == GMM_NO_NODE) {
+		if (flags & GMM_THISNODE)
+			return gmm_set_error(-EINVAL, "GMM_THISNODE needs a node");
+		node = policy_node(p, &p->policy, &mask);
+		if (node < 0)
+			return node;
+	} else if (node < 0 || node >= (int)p->cfg.nr_nodes) {
+		return gmm_set_error(-EINVAL, "node %d is not in the pool", node);
+	} else if (flags & GMM_THISNODE) {
+		mask = 1ull << node;
+	}
+	ctx_init(p, ac, 0, flags, node, mask);
+	return 0;
+}
+
+size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n,
+		      uint64_t *pfns)
+{
+	struct alloc_ctx ac = { 0 };
+	unsigned int af = ALLOC_WMARK_LOW;
+	struct gmm_zone *z;
+	size_t got = 0;
+
+	if (!n || bulk_ctx(p, &ac, flags, node))
+		return 0;
+	if (ac.mt == GMM_MT_MOVABLE)
+		af |= ALLOC_CMA;
+	if (p->cfg.nofragment && p->cfg.mobility_grouping)
+		af |= ALLOC_NOFRAGMENT;
+	z = bulk_zone(&ac, af);
+	if (z)
+		got = ac.t ? bulk_pcp(z, &ac, af, n, pfns) : bulk_locked(z, &ac, af, n, pfns);
+	if (!got) {
+		pfns[0] = alloc_ctx_run(p, &ac, flags & ~GMM_ZERO);
+		got = pfns[0] != GMM_PFN_NONE;
+	}
+	for (size_t i = 0; (flags & GMM_ZERO) && i < got; i++)
+		memset(gmm_pfn_to_host(p, pfns[i]), 0, GMM_PAGE_SIZE);
+	return got;
+}
+
+int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
+{
+	struct gmm_thread *t = pcp_self(p);
+	struct gmm_zone *locked = NULL;
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct gmm_zone *z = pfn_zone(p, pfns[i]);
+
+		if (locked && z != locked) {
+			pthread_mutex_unlock(&locked->lock);
+			locked = NULL;
+		}
+		if (unlikely(!z)) {
+			err = gmm_set_error(-EINVAL, "free of pfn %llu: not in the pool",
+					    (unsigned long long)pfns[i]);
+			continue;
+		}
+		if (t) {
+			if (free_pcp(t, z, pfns[i], 0))
+				err = -EINVAL;
+			continue;
+		}
+		if (!locked) {
+			locked = z;
+			pthread_mutex_lock(&z->lock);
+		}
+		if (free_locked(p, z, pfns[i], 0))
+			err = -EINVAL;
+	}
+	if (locked)
+		pthread_mutex_unlock(&locked->lock);
 	return err;
 }

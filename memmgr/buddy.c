@@ -102,7 +102,7 @@ void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 	else
 		link_set_prev(p, next, prev);
 	p->link[pfn] = 0;
-	p->state[pfn] = FR_TAIL;
+	fr_state_set(p, pfn, FR_TAIL);
 	fl->nr--;
 	z->area_nr[order]--;
 	account_free(z, mt, -((int64_t)1 << order), reported);
@@ -123,11 +123,12 @@ static void freelist_move_tail(struct gmm_zone *z, uint64_t pfn, unsigned int or
 static inline bool page_is_buddy(const struct gmm_zone *z, uint64_t buddy, unsigned int order)
 {
 	const struct gmm_pool *p = z->pool;
+	uint8_t s;
 
 	if (buddy >= p->nr_pfns || pfn_mblock(p, buddy)->zone != z)
 		return false;
-	return p->state[buddy] == (uint8_t)(FR_FREE | (order << FR_ORDER_SHIFT)) ||
-	       p->state[buddy] == (uint8_t)(FR_FREE | FR_FLAG | (order << FR_ORDER_SHIFT));
+	s = fr_state(p, buddy) & (uint8_t)~FR_FLAG;
+	return s == (uint8_t)(FR_FREE | (order << FR_ORDER_SHIFT));
 }
 
 /* The kernel's buddy_merge_likely(): is the block one level up free too? */
@@ -164,7 +165,7 @@ void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, i
 	struct gmm_pool *p = z->pool;
 	uint64_t buddy = pfn;
 
-	p->state[pfn] = FR_TAIL;
+	fr_state_set(p, pfn, FR_TAIL);
 	p->link[pfn] = 0;
 	while (order < p->max_order) {
 		int buddy_mt = mt;
@@ -312,7 +313,7 @@ void buddy_block_count(struct gmm_pool *p, uint64_t start, uint64_t *free_pages,
 	*free_pages = 0;
 	*movable_pages = 0;
 	while (pfn < end) {
-		uint8_t s = p->state[pfn];
+		uint8_t s = fr_state(p, pfn);
 		uint64_t n = 1ull << ((s & FR_ORDER_MASK) >> FR_ORDER_SHIFT);
 
 		switch (s & FR_KIND_MASK) {

@@ -2,8 +2,11 @@
 /*
  * memmgr/check.c - the full invariant check of a pool (gmm_pool_check).
  *
- * Walks all frame metadata block by block and every free list, with every
- * zone locked, and compares what it finds with the counters.
+ * Walks all frame metadata block by block, every free list and every
+ * per-thread cache list, with the cache lock and every zone lock held, and
+ * compares what it finds with the counters.  Every frame is a tail of one
+ * block, and every block is free in exactly one free list, cached in
+ * exactly one cache list, or allocated.
  */
 #include <stdlib.h>
 
@@ -13,6 +16,7 @@ struct tally {
 	uint64_t nr[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
 	uint64_t heads;
 	uint64_t highatomic_blocks;
+	uint64_t cached; /* frames in FR_PCP blocks */
 };
 
 static bool may_merge(const struct gmm_pool *p, uint64_t pfn, uint64_t buddy, unsigned int o)
@@ -65,8 +69,14 @@ static int check_mblock(struct gmm_zone *z, uint64_t start, struct tally *t)
 			if (err)
 				return err;
 		}
+		if (kind == FR_PCP) {
+			if (o > GMM_COSTLY_ORDER)
+				return gmm_set_error(-EUCLEAN, "cached block %llu has order %u",
+						     (unsigned long long)pfn, o);
+			t->cached += 1ull << o;
+		}
 		for (uint64_t i = pfn + 1; i < pfn + (1ull << o); i++)
-			if (p->state[i] != FR_TAIL)
+			if (fr_state(p, i) != FR_TAIL)
 				return gmm_set_error(-EUCLEAN, "frame %llu inside block %llu is a head",
 						     (unsigned long long)i, (unsigned long long)pfn);
 		pfn += 1ull << o;
@@ -148,6 +158,7 @@ static int check_zone(struct gmm_zone *z)
 {
 	struct gmm_pool *p = z->pool;
 	struct tally *t = calloc(1, sizeof(*t));
+	uint64_t cached = 0;
 	int err = 0;
 
 	if (!t)
@@ -160,6 +171,12 @@ static int check_zone(struct gmm_zone *z)
 			err = check_list(z, o, mt, t->heads);
 	if (!err)
 		err = check_counters(z, t);
+	if (!err)
+		err = pcp_check_zone(z, &cached);
+	if (!err && cached != t->cached)
+		err = gmm_set_error(-EUCLEAN, "zone %d/%d: %llu frames marked cached, cache "
+				    "lists hold %llu", z->node, z->type,
+				    (unsigned long long)t->cached, (unsigned long long)cached);
 	free(t);
 	return err;
 }
@@ -179,10 +196,12 @@ int gmm_pool_check(struct gmm_pool *p)
 {
 	int err = 0;
 
+	pcp_lock(p);
 	lock_all(p, true);
 	for (unsigned int n = 0; n < p->cfg.nr_nodes && !err; n++)
 		for (int zt = 0; zt < GMM_NR_ZONES && !err; zt++)
 			err = check_zone(&p->nodes[n].zones[zt]);
 	lock_all(p, false);
+	pcp_unlock(p);
 	return err;
 }

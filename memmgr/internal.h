@@ -5,8 +5,13 @@
  * Per-frame metadata is two arrays outside the managed memory:
  *   link[pfn]  (8 bytes)  free block head: next and prev pfn in its free list;
  *                         allocated frame: the owner's reverse map (later);
- *   state[pfn] (1 byte)   kind (tail / free head / allocated head), order,
- *                         and one flag (free: reported; allocated: movable).
+ *   state[pfn] (1 byte)   kind (tail / free head / allocated head / head of a
+ *                         block in a per-thread cache), order, and one flag
+ *                         (free: reported; allocated: movable).
+ * A cache's owner flips its frames between "cached" and "allocated" without
+ * the zone lock, while the buddy reads neighbouring state bytes under it, so
+ * state[] is only accessed with relaxed atomic byte loads and stores (plain
+ * moves in the generated code, but no data race in the C memory model).
  * All-zero metadata means "tail frame": a fresh anonymous mapping is valid
  * metadata, so untouched memory costs nothing.  Pageblocks carry one byte:
  * migratetype, the isolate bit (kept apart from the type, as Linux 6.15+
@@ -36,6 +41,7 @@
 #define FR_TAIL 0x00u
 #define FR_FREE 0x01u
 #define FR_ALLOC 0x02u
+#define FR_PCP 0x03u /* in a per-thread cache (pcp.c): neither free nor allocated */
 #define FR_ORDER_SHIFT 2
 #define FR_ORDER_MASK 0x7cu
 #define FR_FLAG 0x80u /* free: reported to the host; allocated: movable */
@@ -137,24 +143,36 @@ struct gmm_pool {
 	/* guests whose frames the pool holds, by rmap id (guest.c) */
 	pthread_mutex_t guests_lock;
 	struct gmm_guest *guests[GMM_MAX_GUESTS];
+	/* per-thread caches (pcp.c) */
+	struct pcp_pool *pcp;
 };
 
 /* --- frame and pageblock helpers ------------------------------------- */
 
+static inline uint8_t fr_state(const struct gmm_pool *p, uint64_t pfn)
+{
+	return __atomic_load_n(&p->state[pfn], __ATOMIC_RELAXED);
+}
+
+static inline void fr_state_set(struct gmm_pool *p, uint64_t pfn, uint8_t s)
+{
+	__atomic_store_n(&p->state[pfn], s, __ATOMIC_RELAXED);
+}
+
 static inline unsigned int fr_kind(const struct gmm_pool *p, uint64_t pfn)
 {
-	return p->state[pfn] & FR_KIND_MASK;
+	return fr_state(p, pfn) & FR_KIND_MASK;
 }
 
 static inline unsigned int fr_order(const struct gmm_pool *p, uint64_t pfn)
 {
-	return (p->state[pfn] & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
+	return (fr_state(p, pfn) & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
 }
 
 static inline void fr_set(struct gmm_pool *p, uint64_t pfn, unsigned int kind,
 			  unsigned int order, bool flag)
 {
-	p->state[pfn] = (uint8_t)(kind | (order << FR_ORDER_SHIFT) | (flag ? FR_FLAG : 0));
+	fr_state_set(p, pfn, (uint8_t)(kind | (order << FR_ORDER_SHIFT) | (flag ? FR_FLAG : 0)));
 }
 
 /* A free head whose host memory was discarded (it reads as zero). */
@@ -197,11 +215,30 @@ static inline int pb_mt(const struct gmm_pool *p, uint64_t pfn)
 	return b & PB_MT_MASK;
 }
 
+/*
+ * Pageblock bytes are written under the zone lock, but a cache owner reads
+ * one without it when it frees (is the block isolated?): writers store
+ * atomically, lock-free readers use pb_mt_relaxed().
+ */
+static inline void pb_store(struct gmm_pool *p, uint64_t pfn, uint8_t v)
+{
+	__atomic_store_n(pb_byte(p, pfn), v, __ATOMIC_RELAXED);
+}
+
+static inline int pb_mt_relaxed(const struct gmm_pool *p, uint64_t pfn)
+{
+	uint8_t b = __atomic_load_n(pb_byte(p, pfn), __ATOMIC_RELAXED);
+
+	if (unlikely(b & PB_ISOLATE))
+		return GMM_MT_ISOLATE;
+	return b & PB_MT_MASK;
+}
+
 static inline void pb_set_type(struct gmm_pool *p, uint64_t pfn, int mt)
 {
 	uint8_t *b = pb_byte(p, pfn);
 
-	*b = (uint8_t)((*b & ~PB_MT_MASK) | (unsigned int)mt);
+	pb_store(p, pfn, (uint8_t)((*b & ~PB_MT_MASK) | (unsigned int)mt));
 }
 
 static inline bool mt_mergeable(int mt)
@@ -246,7 +283,29 @@ int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 
 /* --- report.c --------------------------------------------------------- */
 void report_fini(struct gmm_pool *p);
+/* --- alloc.c ---------------------------------------------------------- */
 bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
 		       int highest_zoneidx, unsigned int alloc_flags);
+bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
+			 unsigned int alloc_flags);
+void zone_maybe_clear_boost(struct gmm_zone *z);
+
+/* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */
+#define NR_PCP_ORDERS (GMM_COSTLY_ORDER + 1)
+#define NR_PCP_LISTS (MT_PCPTYPES * NR_PCP_ORDERS)
+
+struct gmm_thread;
+
+int pcp_pool_init(struct gmm_pool *p);
+void pcp_pool_destroy(struct gmm_pool *p);
+/* Take a block from @t's cache of @z, refilling it from the buddy; GMM_PFN_NONE when
+ * the zone is below its watermark. */
+uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
+		   int highest_zoneidx, unsigned int alloc_flags);
+void pcp_count_bulk(struct gmm_thread *t, uint64_t n);
+/* Frames in all caches of zone @z (for the invariant check); caches stable. */
+int pcp_check_zone(struct gmm_zone *z, uint64_t *cached);
+void pcp_lock(struct gmm_pool *p);
+void pcp_unlock(struct gmm_pool *p);
 
 #endif

@@ -110,9 +110,9 @@ static int set_isolation(struct gmm_pool *p, uint64_t start, uint64_t end, bool 
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES)
 		split_large_free(z, b, &lo, &hi);
 	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
-		uint8_t *pb = pb_byte(p, b);
+		uint8_t v = *pb_byte(p, b);
 
-		*pb = isolate ? *pb | PB_ISOLATE : *pb & (uint8_t)~PB_ISOLATE;
+		pb_store(p, b, isolate ? v | PB_ISOLATE : v & (uint8_t)~PB_ISOLATE);
 		if (isolate)
 			buddy_move_freepages_block(z, b, pb_type(p, b), GMM_MT_ISOLATE);
 		else

@@ -379,6 +379,11 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
 		build_zonelist(p, &p->nodes[n]);
 	setup_watermarks(p);
+	err = pcp_pool_init(p);
+	if (err) {
+		gmm_pool_destroy(p);
+		return err;
+	}
 	*pool = p;
 	return 0;
 }
@@ -390,6 +395,7 @@ void gmm_pool_destroy(struct gmm_pool *p)
 	if (!p)
 		return;
 	report_fini(p);
+	pcp_pool_destroy(p);
 	ops = p->cfg.backing;
 	for (uint64_t i = 0; p->mblocks && i < p->nr_mblocks; i++) {
 		if (p->mblocks[i].zone && ops->block_remove)

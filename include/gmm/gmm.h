@@ -11,5 +11,6 @@
 #include <gmm/memfd.h>
 #include <gmm/report.h>
 #include <gmm/guest.h>
+#include <gmm/thread.h>
 
 #endif

@@ -157,7 +157,8 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool);
  * gmm_pool_destroy() - free the pool, its metadata and its backing.
  * @pool: the pool, or NULL
  *
- * Allocated frames are not checked: their memory simply goes away.
+ * Allocated frames are not checked: their memory simply goes away.  Every
+ * thread must have detached from the pool (gmm_thread_detach()) first.
  */
 void gmm_pool_destroy(struct gmm_pool *pool);
 
@@ -359,10 +360,14 @@ int gmm_pool_populate(struct gmm_pool *pool, uint64_t start_pfn, uint64_t nr_pag
  * gmm_pool_check() - verify every invariant of the allocator.
  * @pool: the pool
  *
- * Every frame is in exactly one free block or allocated exactly once; no two
- * free buddies of equal order are left unmerged where merging is allowed; each
- * free block is on the list its pageblock type says; all counters agree.
- * Slow (walks all metadata): for tests and debugging.
+ * Every frame is in exactly one free block, in exactly one block cached in a
+ * per-thread cache (gmm/thread.h), or allocated exactly once; no two free
+ * buddies of equal order are left unmerged where merging is allowed; each
+ * free block is on the list its pageblock type says; every cache list holds
+ * only cached blocks of its order and zone; all counters agree.
+ * Slow (walks all metadata): for tests and debugging.  Threads attached to
+ * the pool may exist, but for an exact answer none of them may be inside a
+ * gmm call meanwhile (their caches change without a lock).
  *
  * Return: 0, or -EUCLEAN with the first violation in gmm_last_error().
  */

@@ -1,0 +1,789 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/pcp.c - per-thread page caches (the kernel's per-CPU page lists).
+ *
+ * Owns thread registration (attach, detach, online, offline, quiescent),
+ * the caches' lists and their sizing (zone_batchsize, zone_highsize),
+ * refill from the buddy (rmqueue_bulk), trimming by the owner
+ * (free_pcppages_bulk with the free_high heuristic), the remote drain of
+ * every cache under RCU (liburcu QSBR), the cache counters and their
+ * rendering, and the cache part of the invariant check.
+ *
+ * Concurrency.  A cache (struct pcp_cache) is written only by its owner
+ * thread, which reaches it through t->cache with rcu_dereference() and never
+ * holds that pointer across a quiescent state.  A drainer, holding
+ * pcp->lock, publishes the thread's preallocated empty spare cache with
+ * rcu_assign_pointer(), waits for a grace period, and then owns the old
+ * cache: it frees its frames to the buddy and keeps it as the next spare.
+ * Whoever blocks on pcp->lock or waits for a grace period is offline first,
+ * since a drainer holding the lock waits for every online reader.
+ * Lock order: pcp->lock, then zone->lock.
+ *
+ * Built with -DGMM_PCP_SPINLOCK (benchmarks only), the caches follow the
+ * design of current Linux instead: each cache has a spinlock (a fair ticket
+ * lock, pcp.h) that the owner takes (trylock, then lock) around every list
+ * operation, and a drainer takes it to empty the cache in place; no RCU
+ * grace period.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "pcp.h"
+
+/*
+ * ThreadSanitizer does not see liburcu's synchronisation (fences and
+ * volatile accesses in an uninstrumented library).  The RCU guarantee that
+ * everything an owner did before its quiescent state happens before the end
+ * of the grace period is told to it explicitly: the owner releases its
+ * attachment's token at every quiescent state, the drainer acquires it after
+ * synchronize_rcu().  urcu's rcu_assign_pointer() is a fence plus a volatile
+ * store, also invisible to TSan, so the TSan build publishes with a C11
+ * release store, which has the same meaning.
+ */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define qs_release(t) __tsan_release(&(t)->qs_token)
+#define qs_acquire(t) __tsan_acquire(&(t)->qs_token)
+#define cache_publish(t, c) __atomic_store_n(&(t)->cache, (c), __ATOMIC_RELEASE)
+#else
+#define qs_release(t) ((void)(t))
+#define qs_acquire(t) ((void)(t))
+#define cache_publish(t, c) rcu_assign_pointer((t)->cache, (c))
+#endif
+
+TLS struct tls_attachment gmm_pcp_tls_att[GMM_THREAD_MAX_POOLS];
+TLS unsigned int gmm_pcp_tls_nr;
+TLS bool gmm_pcp_tls_offline;
+
+static void cache_reset(struct pcp_cache *c)
+{
+	for (unsigned int i = 0; i < c->nr_zones; i++) {
+		struct pcp_zone *pz = &c->zones[i];
+
+		for (unsigned int l = 0; l < NR_PCP_LISTS; l++)
+			pz->lists[l].head = pz->lists[l].tail = PFN_NIL;
+		__atomic_store_n(&pz->count, 0, __ATOMIC_RELAXED);
+		pz->free_count = 0;
+		pz->flags = 0;
+	}
+}
+
+static struct pcp_cache *cache_new(unsigned int nr_zones)
+{
+	struct pcp_cache *c = malloc(sizeof(*c) + nr_zones * sizeof(c->zones[0]));
+
+	if (!c)
+		return NULL;
+	c->nr_zones = nr_zones;
+	cache_reset(c);
+	return c;
+}
+
+/* --- sizing ------------------------------------------------------------ */
+
+static uint32_t rounddown_pow2(uint32_t x)
+{
+	return x ? 1u << (31 - __builtin_clz(x)) : 0;
+}
+
+/* The kernel's zone_batchsize() (MMU), at least 1 as zone_set_pageset_high_and_batch(). */
+static uint32_t zone_batchsize(uint64_t managed)
+{
+	uint64_t batch = managed >> 10;
+
+	if (batch > (1u << 20) / GMM_PAGE_SIZE)
+		batch = (1u << 20) / GMM_PAGE_SIZE;
+	batch /= 4;
+	if (batch < 1)
+		batch = 1;
+	batch = rounddown_pow2((uint32_t)(batch + batch / 2)) - 1;
+	return batch ? (uint32_t)batch : 1;
+}
+
+/* The kernel's zone_highsize() with high_fraction 0, split among the attached threads. */
+static uint32_t zone_highsize(const struct gmm_zone *z, uint32_t batch, unsigned int nr_threads)
+{
+	uint64_t high = z->wmark[WMARK_LOW] / (nr_threads ? nr_threads : 1);
+
+	if (high < (uint64_t)batch << 2)
+		high = (uint64_t)batch << 2;
+	return (uint32_t)high;
+}
+
+/* Under pcp->lock (or before the pool is shared). */
+static void pcp_update_sizes(struct gmm_pool *p)
+{
+	struct pcp_pool *pp = p->pcp;
+
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+			uint32_t batch = zone_batchsize(z->managed);
+
+			__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
+			__atomic_store_n(&pp->high[zone_idx(z)],
+					 zone_highsize(z, batch, pp->nr_threads), __ATOMIC_RELAXED);
+		}
+	}
+}
+
+/* --- moving frames between caches and the buddy --------------------------- */
+
+/* The kernel's free_pcppages_bulk(): @count frames, round-robin from the list after @pi. */
+static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
+				   unsigned int pi)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t freed = 0, blocks = 0;
+
+	if (count > (int64_t)pz->count)
+		count = pz->count;
+	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
+	pthread_mutex_lock(&z->lock);
+	while (count > 0) {
+		struct pcp_list *l;
+		unsigned int order;
+
+		do {
+			pi = pi + 1 == NR_PCP_LISTS ? 0 : pi + 1;
+			l = &pz->lists[pi];
+		} while (l->head == PFN_NIL);
+		order = pindex_order(pi);
+		do {
+			uint32_t pfn = pl_pop_tail(p, l);
+
+			buddy_free_range(z, pfn, order);
+			count -= 1 << order;
+			freed += 1ull << order;
+			blocks++;
+		} while (count > 0 && l->head != PFN_NIL);
+	}
+	z->ev.free += blocks;
+	zone_maybe_clear_boost(z);
+	pthread_mutex_unlock(&z->lock);
+	pz_count_add(pz, -(int64_t)freed);
+	return freed;
+}
+
+void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
+	      unsigned int pi)
+{
+	uint64_t n = free_pcppages_bulk(z, pz, count, pi);
+
+	CTR_ADD(t, drain, 1);
+	CTR_ADD(t, drain_frames, n);
+}
+
+/* Return every frame of @c to the buddy; @c must be owned by the caller. */
+static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
+{
+	uint64_t freed = 0;
+
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+			struct pcp_zone *pz = &c->zones[zone_idx(z)];
+
+			if (pz->count)
+				freed += free_pcppages_bulk(z, pz, pz->count, 0);
+		}
+	}
+	cache_reset(c);
+	return freed;
+}
+
+/* The kernel's nr_pcp_alloc() without the adaptive alloc_factor. */
+static unsigned int nr_pcp_alloc(uint32_t batch, unsigned int order)
+{
+	if (order && batch > 1) {
+		batch >>= order;
+		if (batch < 2)
+			batch = 2;
+	}
+	return batch;
+}
+
+/* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
+static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigned int count,
+				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
+{
+	struct gmm_pool *p = z->pool;
+	unsigned int i = 0;
+
+	pthread_mutex_lock(&z->lock);
+	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
+		for (; i < count; i++) {
+			uint64_t pfn;
+
+			z->took_reported = false;
+			pfn = buddy_rmqueue(z, order, mt, alloc_flags);
+			if (pfn == GMM_PFN_NONE)
+				break;
+			/* memory given back to the host: the backing may need it again first */
+			if (unlikely(z->took_reported) && pool_prepare_reported(p, pfn, order)) {
+				buddy_free_one_flag(z, pfn, order, pb_mt(p, pfn), true);
+				break;
+			}
+			fr_set(p, pfn, FR_PCP, order, false);
+			pl_add_tail(p, l, (uint32_t)pfn);
+		}
+		z->ev.alloc += i;
+	}
+	pthread_mutex_unlock(&z->lock);
+	return i;
+}
+
+static uint64_t __pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
+			    int hz, unsigned int alloc_flags)
+{
+	struct gmm_pool *p = z->pool;
+	struct pcp_cache *c = rcu_dereference(t->cache);
+	struct pcp_zone *pz = &c->zones[zone_idx(z)];
+	struct pcp_list *l = &pz->lists[pindex(mt, order)];
+
+	pz->free_count >>= 1;
+	if (likely(l->head != PFN_NIL)) {
+		CTR_ADD(t, alloc_hit, 1);
+	} else {
+		uint32_t batch = __atomic_load_n(&p->pcp->batch[zone_idx(z)], __ATOMIC_RELAXED);
+		unsigned int n = rmqueue_bulk(z, l, nr_pcp_alloc(batch, order), order, mt, hz,
+					      alloc_flags);
+
+		if (!n) {
+			CTR_ADD(t, alloc_fail, 1);
+			return GMM_PFN_NONE;
+		}
+		pz_count_add(pz, (int64_t)n << order);
+		CTR_ADD(t, refill, 1);
+		CTR_ADD(t, refill_frames, (uint64_t)n << order);
+		CTR_ADD(t, alloc_miss, 1);
+	}
+	return take_head(p, pz, l, order, mt);
+}
+
+uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
+		   int hz, unsigned int alloc_flags)
+{
+	uint64_t pfn;
+
+	owner_lock(t);
+	pfn = __pcp_alloc(t, z, order, mt, hz, alloc_flags);
+	owner_unlock(t);
+	return pfn;
+}
+
+/* --- thread state ---------------------------------------------------------- */
+
+static void release_all(void)
+{
+	for (unsigned int i = 0; i < tls_nr; i++)
+		qs_release(tls_att[i].t);
+}
+
+void gmm_thread_quiescent(void)
+{
+	if (!tls_nr || tls_offline)
+		return;
+	release_all();
+	rcu_quiescent_state();
+}
+
+void gmm_thread_offline(void)
+{
+	if (!tls_nr || tls_offline)
+		return;
+	release_all();
+	rcu_thread_offline();
+	tls_offline = true;
+}
+
+void gmm_thread_online(void)
+{
+	if (!tls_nr || !tls_offline)
+		return;
+	rcu_thread_online();
+	tls_offline = false;
+}
+
+/* Go offline if online; returns whether to come back. */
+static bool offline_begin(void)
+{
+	if (!tls_nr || tls_offline)
+		return false;
+	gmm_thread_offline();
+	return true;
+}
+
+static void offline_end(bool was_online)
+{
+	if (was_online)
+		gmm_thread_online();
+}
+
+void pcp_lock(struct gmm_pool *p)
+{
+	bool was = offline_begin();
+
+	pthread_mutex_lock(&p->pcp->lock);
+	p->pcp->holder_was_online = was;
+}
+
+void pcp_unlock(struct gmm_pool *p)
+{
+	bool was = p->pcp->holder_was_online;
+
+	pthread_mutex_unlock(&p->pcp->lock);
+	offline_end(was);
+}
+
+/*
+ * A thread that exits attached would stay an RCU reader (online: every
+ * drain would wait for it forever) and keep its frames: a thread-specific
+ * key's destructor detaches it from every pool.
+ */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void detach_at_exit(void *unused)
+{
+	(void)unused;
+	while (tls_nr)
+		gmm_thread_detach(tls_att[tls_nr - 1].pool);
+}
+
+static void exit_key_init(void)
+{
+	pthread_key_create(&exit_key, detach_at_exit);
+}
+
+static int tls_find(const struct gmm_pool *p)
+{
+	for (unsigned int i = 0; i < tls_nr; i++)
+		if (tls_att[i].pool == p)
+			return (int)i;
+	return -1;
+}
+
+static void counters_add(struct pcp_counters *to, const struct pcp_counters *c)
+{
+	const uint64_t *src = (const uint64_t *)c;
+	uint64_t *dst = (uint64_t *)to;
+
+	for (size_t i = 0; i < sizeof(*c) / sizeof(uint64_t); i++)
+		dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+int gmm_thread_attach(struct gmm_pool *p)
+{
+	struct pcp_pool *pp = p->pcp;
+	struct gmm_thread *t;
+
+	if (tls_find(p) >= 0)
+		return gmm_set_error(-EEXIST, "thread already attached to this pool");
+	if (tls_nr == GMM_THREAD_MAX_POOLS)
+		return gmm_set_error(-ENOSPC, "thread attached to %d pools already",
+				     GMM_THREAD_MAX_POOLS);
+	t = calloc(1, sizeof(*t));
+	if (t) {
+		t->cache = cache_new(pp->nr_zones);
+		t->spare = cache_new(pp->nr_zones);
+	}
+	if (!t || !t->cache || !t->spare) {
+		if (t) {
+			free(t->cache);
+			free(t->spare);
+		}
+		free(t);
+		return gmm_set_error(-ENOMEM, "cannot allocate a page cache");
+	}
+	t->pool = p;
+	pcp_lock(p);
+	t->next = pp->threads;
+	pp->threads = t;
+	pp->nr_threads++;
+	pcp_update_sizes(p);
+	pcp_unlock(p);
+	tls_att[tls_nr].pool = p;
+	tls_att[tls_nr].t = t;
+	if (tls_nr++ == 0) {
+		rcu_register_thread();
+		tls_offline = false;
+		pthread_once(&exit_once, exit_key_init);
+		pthread_setspecific(exit_key, (void *)1);
+	}
+	return 0;
+}
+
+static void unlink_thread(struct pcp_pool *pp, struct gmm_thread *t)
+{
+	for (struct gmm_thread **pt = &pp->threads; *pt; pt = &(*pt)->next) {
+		if (*pt == t) {
+			*pt = t->next;
+			pp->nr_threads--;
+			return;
+		}
+	}
+}
+
+int gmm_thread_detach(struct gmm_pool *p)
+{
+	struct pcp_pool *pp = p->pcp;
+	int i = tls_find(p);
+	struct gmm_thread *t;
+	uint64_t n;
+
+	if (i < 0)
+		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
+	t = tls_att[i].t;
+	pcp_lock(p);
+	unlink_thread(pp, t);
+	pcp_update_sizes(p);
+	n = cache_drain(p, t->cache);
+	CTR_ADD(t, drain_frames, n);
+	counters_add(&pp->retired, &t->ctr);
+	pp->retired_remote_drain += t->remote_drain;
+	pp->retired_remote_frames += t->remote_frames;
+	pcp_unlock(p);
+	free(t->cache);
+	free(t->spare);
+	free(t);
+	tls_att[i] = tls_att[--tls_nr];
+	if (!tls_nr) {
+		rcu_unregister_thread();
+		tls_offline = false;
+	}
+	return 0;
+}
+
+/* --- remote drain ------------------------------------------------------------ */
+
+uint64_t gmm_drain_all_caches(struct gmm_pool *p)
+{
+	struct pcp_pool *pp = p->pcp;
+	uint64_t total = 0;
+
+	pcp_lock(p);
+	pp->drain_all++;
+	if (!pp->threads) {
+		pcp_unlock(p);
+		return 0;
+	}
+#ifdef GMM_PCP_SPINLOCK
+	for (struct gmm_thread *t = pp->threads; t; t = t->next) {
+		uint64_t n;
+
+		ticket_lock(&t->lock);
+		n = cache_drain(p, t->cache);
+		ticket_unlock(&t->lock);
+		t->remote_drain++;
+		t->remote_frames += n;
+		total += n;
+	}
+	pcp_unlock(p);
+	return total;
+#endif
+	for (struct gmm_thread *t = pp->threads; t; t = t->next) {
+		struct pcp_cache *old = t->cache;
+
+		cache_publish(t, t->spare);
+		t->spare = old;
+	}
+	synchronize_rcu();
+	for (struct gmm_thread *t = pp->threads; t; t = t->next) {
+		uint64_t n;
+
+		qs_acquire(t);
+		n = cache_drain(p, t->spare);
+		t->remote_drain++;
+		t->remote_frames += n;
+		total += n;
+	}
+	pcp_unlock(p);
+	return total;
+}
+
+static void drain_all_hook(struct gmm_pool *p)
+{
+	gmm_drain_all_caches(p);
+}
+
+/* --- pool setup ---------------------------------------------------------------- */
+
+int pcp_pool_init(struct gmm_pool *p)
+{
+	struct pcp_pool *pp = calloc(1, sizeof(*pp));
+
+	if (!pp)
+		return gmm_set_error(-ENOMEM, "cannot allocate the cache state");
+	pthread_mutex_init(&pp->lock, NULL);
+	pp->nr_zones = p->cfg.nr_nodes * GMM_NR_ZONES;
+	p->pcp = pp;
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		struct gmm_node *nd = &p->nodes[n];
+
+		for (int hz = 0; hz < GMM_NR_ZONES; hz++)
+			for (unsigned int i = nd->nr_zonelist; i-- > 0;)
+				if ((int)nd->zonelist[i]->type <= hz)
+					pp->first_zone[n][hz] = nd->zonelist[i];
+	}
+	pcp_update_sizes(p);
+	p->drain_all = drain_all_hook;
+	return 0;
+}
+
+void pcp_pool_destroy(struct gmm_pool *p)
+{
+	struct pcp_pool *pp = p->pcp;
+
+	if (!pp)
+		return;
+	while (pp->threads) {
+		struct gmm_thread *t = pp->threads;
+
+		pp->threads = t->next;
+		free(t->cache);
+		free(t->spare);
+		free(t);
+	}
+	pthread_mutex_destroy(&pp->lock);
+	free(pp);
+	p->pcp = NULL;
+	p->drain_all = NULL;
+}
+
+/* --- invariant check ---------------------------------------------------------- */
+
+static int check_list(struct gmm_zone *z, const struct pcp_list *l, unsigned int pi,
+		      uint64_t *frames)
+{
+	struct gmm_pool *p = z->pool;
+	uint32_t prev = PFN_NIL, cur = l->head;
+	unsigned int order = pindex_order(pi);
+	uint64_t n = 0;
+
+	for (; cur != PFN_NIL; prev = cur, cur = (uint32_t)(p->link[cur] >> 32)) {
+		if (++n > p->nr_pfns || pfn_zone(p, cur) != z)
+			return gmm_set_error(-EUCLEAN, "cache list %u: loop or foreign pfn %u", pi,
+					     cur);
+		if (fr_kind(p, cur) != FR_PCP || fr_order(p, cur) != order)
+			return gmm_set_error(-EUCLEAN, "cache list %u holds pfn %u that is not a "
+					     "cached block of order %u", pi, cur, order);
+		if ((uint32_t)p->link[cur] != prev)
+			return gmm_set_error(-EUCLEAN, "cache list %u: bad prev link at %u", pi, cur);
+		*frames += 1ull << order;
+	}
+	if (l->tail != prev)
+		return gmm_set_error(-EUCLEAN, "cache list %u: tail wrong", pi);
+	return 0;
+}
+
+/* Under pcp_lock() and every zone lock; owners must be between gmm calls. */
+int pcp_check_zone(struct gmm_zone *z, uint64_t *cached)
+{
+	struct gmm_pool *p = z->pool;
+
+	*cached = 0;
+	for (struct gmm_thread *t = p->pcp->threads; t; t = t->next) {
+		struct pcp_cache *c = rcu_dereference(t->cache);
+		struct pcp_zone *pz = &c->zones[zone_idx(z)];
+		uint64_t frames = 0;
+
+		if (t->spare->zones[zone_idx(z)].count)
+			return gmm_set_error(-EUCLEAN, "a spare cache is not empty");
+		for (unsigned int pi = 0; pi < NR_PCP_LISTS; pi++) {
+			int err = check_list(z, &pz->lists[pi], pi, &frames);
+
+			if (err)
+				return err;
+		}
+		if (frames != __atomic_load_n(&pz->count, __ATOMIC_RELAXED))
+			return gmm_set_error(-EUCLEAN, "zone %d/%d: a cache holds %llu frames, "
+					     "counts %u", z->node, z->type,
+					     (unsigned long long)frames, pz->count);
+		*cached += frames;
+	}
+	return 0;
+}
+
+/* --- statistics ------------------------------------------------------------------ */
+
+static void stats_from(struct gmm_pcp_stats *o, const struct pcp_counters *c)
+{
+	o->alloc_hit += c->alloc_hit;
+	o->alloc_miss += c->alloc_miss;
+	o->alloc_fail += c->alloc_fail;
+	o->free += c->free;
+	o->refill += c->refill;
+	o->refill_frames += c->refill_frames;
+	o->drain += c->drain;
+	o->drain_frames += c->drain_frames;
+	o->bulk_alloc += c->bulk_alloc;
+}
+
+static uint64_t cache_frames(const struct pcp_cache *c)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < c->nr_zones; i++)
+		n += __atomic_load_n(&c->zones[i].count, __ATOMIC_RELAXED);
+	return n;
+}
+
+static void stats_finish(struct gmm_pcp_stats *o)
+{
+	uint64_t a = o->alloc_hit + o->alloc_miss;
+
+	o->hit_permille = a ? o->alloc_hit * 1000 / a : 0;
+}
+
+int gmm_pcp_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
+{
+	struct pcp_pool *pp = p->pcp;
+	struct pcp_counters sum;
+
+	memset(out, 0, sizeof(*out));
+	pcp_lock(p);
+	sum = pp->retired;
+	out->remote_drain = pp->retired_remote_drain;
+	out->remote_frames = pp->retired_remote_frames;
+	out->drain_all = pp->drain_all;
+	for (struct gmm_thread *t = pp->threads; t; t = t->next) {
+		counters_add(&sum, &t->ctr);
+		out->threads++;
+		out->remote_drain += t->remote_drain;
+		out->remote_frames += t->remote_frames;
+		out->cached += cache_frames(__atomic_load_n(&t->cache, __ATOMIC_ACQUIRE));
+	}
+	pcp_unlock(p);
+	stats_from(out, &sum);
+	stats_finish(out);
+	return 0;
+}
+
+int gmm_pcp_thread_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
+{
+	int i = tls_find(p);
+	struct gmm_thread *t;
+
+	if (i < 0)
+		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
+	t = tls_att[i].t;
+	memset(out, 0, sizeof(*out));
+	out->threads = 1;
+	stats_from(out, &t->ctr);
+	pcp_lock(p);
+	out->remote_drain = t->remote_drain;
+	out->remote_frames = t->remote_frames;
+	out->cached = cache_frames(__atomic_load_n(&t->cache, __ATOMIC_ACQUIRE));
+	pcp_unlock(p);
+	stats_finish(out);
+	return 0;
+}
+
+int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
+			unsigned int *batch, unsigned int *high)
+{
+	unsigned int i;
+
+	if (node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES ||
+	    !p->nodes[node].zones[zone].managed)
+		return gmm_set_error(-ENOENT, "no zone %d/%d in the pool", node, zone);
+	i = (unsigned int)node * GMM_NR_ZONES + (unsigned int)zone;
+	*batch = __atomic_load_n(&p->pcp->batch[i], __ATOMIC_RELAXED);
+	*high = __atomic_load_n(&p->pcp->high[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
+{
+	CTR_ADD(t, bulk_alloc, n);
+}
+
+#define PCP_FIELDS(X)                          \
+	X("threads", st.threads)               \
+	X("cached", st.cached)                 \
+	X("alloc_hit", st.alloc_hit)           \
+	X("alloc_miss", st.alloc_miss)         \
+	X("alloc_fail", st.alloc_fail)         \
+	X("free", st.free)                     \
+	X("refill", st.refill)                 \
+	X("refill_frames", st.refill_frames)   \
+	X("drain", st.drain)                   \
+	X("drain_frames", st.drain_frames)     \
+	X("remote_drain", st.remote_drain)     \
+	X("remote_frames", st.remote_frames)   \
+	X("drain_all", st.drain_all)           \
+	X("bulk_alloc", st.bulk_alloc)         \
+	X("hit_permille", st.hit_permille)
+
+static void pcp_text(FILE *f, struct gmm_pool *p, const struct gmm_pcp_stats *st0)
+{
+	struct gmm_pcp_stats st = *st0;
+
+	fprintf(f, "pagesets (per-thread caches)\n");
+#define X(name, v) fprintf(f, "  %-24s %llu\n", name, (unsigned long long)(v));
+	PCP_FIELDS(X)
+#undef X
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			unsigned int batch, high;
+
+			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &high))
+				continue;
+			fprintf(f, "Node %u, zone %8s  high: %u  batch: %u\n", n,
+				zt == GMM_ZONE_NORMAL ? "Normal" : "Movable", high, batch);
+		}
+	}
+}
+
+static json_object *pcp_json(struct gmm_pool *p, const struct gmm_pcp_stats *st0)
+{
+	struct gmm_pcp_stats st = *st0;
+	json_object *o = json_object_new_object(), *zones = json_object_new_array();
+
+#define X(name, v) json_object_object_add(o, name, json_object_new_uint64(v));
+	PCP_FIELDS(X)
+#undef X
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			unsigned int batch, high;
+			json_object *z;
+
+			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &high))
+				continue;
+			z = json_object_new_object();
+			json_object_object_add(z, "node", json_object_new_int((int)n));
+			json_object_object_add(z, "zone", json_object_new_string(
+						zt == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
+			json_object_object_add(z, "high", json_object_new_int((int)high));
+			json_object_object_add(z, "batch", json_object_new_int((int)batch));
+			json_object_array_add(zones, z);
+		}
+	}
+	json_object_object_add(o, "zones", zones);
+	return o;
+}
+
+int gmm_stat_pcp(struct gmm_pool *p, enum gmm_stat_format fmt, char **out)
+{
+	struct gmm_pcp_stats st;
+	size_t len = 0;
+	FILE *f = open_memstream(out, &len);
+
+	if (!f)
+		return gmm_set_error(-ENOMEM, "out of memory rendering statistics");
+	gmm_pcp_stats(p, &st);
+	if (fmt == GMM_STAT_JSON) {
+		json_object *o = pcp_json(p, &st);
+
+		fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), f);
+		json_object_put(o);
+	} else {
+		pcp_text(f, p, &st);
+	}
+	gmm_clear_error();
+	return fclose(f) ? gmm_set_error(-ENOMEM, "out of memory rendering statistics") : 0;
+}

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/pcp.h - the per-thread caches' data structures and their hot
+ * paths (cache hit, free into the cache), inlined into alloc.c; the rest of
+ * the caches is in pcp.c.  See pcp.c for the concurrency rules.
+ */
+#ifndef GMM_MEMMGR_PCP_H
+#define GMM_MEMMGR_PCP_H
+
+/* rcu_dereference() and rcu_assign_pointer() inline; the rest are calls. */
+#define URCU_INLINE_SMALL_FUNCTIONS
+#include <urcu-qsbr.h>
+
+#include "internal.h"
+
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* The kernel's CONFIG_PCP_BATCH_SCALE_MAX. */
+#define PCP_BATCH_SCALE_MAX 5
+#define PCPF_PREV_FREE_HIGH_ORDER 0x1u
+
+struct pcp_list {
+	uint32_t head;
+	uint32_t tail;
+};
+
+struct pcp_zone {
+	struct pcp_list lists[NR_PCP_LISTS];
+	uint32_t count;      /* frames in the lists; stored atomically for readers */
+	uint32_t free_count; /* frames freed since the last allocation (decaying) */
+	uint32_t flags;
+};
+
+struct pcp_cache {
+	unsigned int nr_zones;
+	struct pcp_zone zones[];
+};
+
+struct pcp_ticket {
+	uint32_t next;
+	uint32_t owner;
+};
+
+/* Counters written by the owner only, with relaxed stores. */
+struct pcp_counters {
+	uint64_t alloc_hit, alloc_miss, alloc_fail, free;
+	uint64_t refill, refill_frames, drain, drain_frames, bulk_alloc;
+};
+
+/* One thread's attachment to one pool. */
+struct gmm_thread {
+	struct gmm_pool *pool;
+	struct pcp_cache *cache;  /* RCU: the owner's current cache */
+	struct pcp_cache *spare;  /* empty, under pcp->lock */
+	struct gmm_thread *next;  /* under pcp->lock */
+	struct pcp_counters ctr;
+	uint64_t remote_drain;    /* under pcp->lock */
+	uint64_t remote_frames;   /* under pcp->lock */
+	char qs_token;            /* TSan: the owner's quiescent states */
+#ifdef GMM_PCP_SPINLOCK
+	struct pcp_ticket lock;   /* the benchmark variant's per-cache lock */
+#endif
+};
+
+#ifdef GMM_PCP_SPINLOCK
+/*
+ * A ticket lock: fair like the kernel's queued spinlock, so a drainer gets
+ * the lock after the owner's current list operation (an unfair test-and-set
+ * lock lets a busy owner starve the drainer for milliseconds).
+ */
+static inline void ticket_lock(struct pcp_ticket *l)
+{
+	uint32_t me = __atomic_fetch_add(&l->next, 1, __ATOMIC_ACQUIRE);
+
+	while (__atomic_load_n(&l->owner, __ATOMIC_ACQUIRE) != me)
+		__builtin_ia32_pause();
+}
+
+static inline bool ticket_trylock(struct pcp_ticket *l)
+{
+	uint32_t o = __atomic_load_n(&l->owner, __ATOMIC_RELAXED), n = o;
+
+	return __atomic_compare_exchange_n(&l->next, &n, o + 1, false, __ATOMIC_ACQUIRE,
+					   __ATOMIC_RELAXED);
+}
+
+static inline void ticket_unlock(struct pcp_ticket *l)
+{
+	__atomic_store_n(&l->owner, l->owner + 1, __ATOMIC_RELEASE);
+}
+
+static inline void owner_lock(struct gmm_thread *t)
+{
+	if (!ticket_trylock(&t->lock))
+		ticket_lock(&t->lock);
+}
+#define owner_unlock(t) ticket_unlock(&(t)->lock)
+#else
+#define owner_lock(t) ((void)(t))
+#define owner_unlock(t) ((void)(t))
+#endif
+
+struct pcp_pool {
+	pthread_mutex_t lock;
+	struct gmm_thread *threads;
+	unsigned int nr_threads;
+	unsigned int nr_zones;
+	bool holder_was_online;   /* pcp_lock() of the current holder */
+	struct pcp_counters retired; /* of detached threads */
+	uint64_t retired_remote_drain, retired_remote_frames, drain_all;
+	/* first zone of each node's zonelist per highest zone index (fast path) */
+	struct gmm_zone *first_zone[GMM_MAX_NODES][GMM_NR_ZONES];
+	/* read without the lock by owners: relaxed atomics */
+	uint32_t batch[GMM_MAX_NODES * GMM_NR_ZONES];
+	uint32_t high[GMM_MAX_NODES * GMM_NR_ZONES];
+};
+
+struct tls_attachment {
+	struct gmm_pool *pool;
+	struct gmm_thread *t;
+};
+
+/* The calling thread's attachments (pcp.c). */
+extern TLS struct tls_attachment gmm_pcp_tls_att[GMM_THREAD_MAX_POOLS];
+extern TLS unsigned int gmm_pcp_tls_nr;
+extern TLS bool gmm_pcp_tls_offline;
+#define tls_att gmm_pcp_tls_att
+#define tls_nr gmm_pcp_tls_nr
+#define tls_offline gmm_pcp_tls_offline
+
+#define CTR_ADD(t, f, n) __atomic_store_n(&(t)->ctr.f, (t)->ctr.f + (n), __ATOMIC_RELAXED)
+
+static inline unsigned int zone_idx(const struct gmm_zone *z)
+{
+	return (unsigned int)z->node * GMM_NR_ZONES + (unsigned int)z->type;
+}
+
+/* The kernel's order_to_pindex() without the THP list. */
+static inline unsigned int pindex(int mt, unsigned int order)
+{
+	return MT_PCPTYPES * order + (unsigned int)mt;
+}
+
+static inline unsigned int pindex_order(unsigned int pi)
+{
+	return pi / MT_PCPTYPES;
+}
+
+/* --- lists: doubly linked through link[] (next << 32 | prev) ------------- */
+
+static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
+{
+	p->link[pfn] = ((uint64_t)next << 32) | prev;
+}
+
+static inline void pl_add_head(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
+{
+	pl_set(p, pfn, l->head, PFN_NIL);
+	if (l->head == PFN_NIL)
+		l->tail = pfn;
+	else
+		p->link[l->head] = (p->link[l->head] & 0xffffffff00000000ull) | pfn;
+	l->head = pfn;
+}
+
+static inline void pl_add_tail(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
+{
+	pl_set(p, pfn, PFN_NIL, l->tail);
+	if (l->tail == PFN_NIL)
+		l->head = pfn;
+	else
+		p->link[l->tail] = ((uint64_t)pfn << 32) | (uint32_t)p->link[l->tail];
+	l->tail = pfn;
+}
+
+static inline uint32_t pl_pop_head(struct gmm_pool *p, struct pcp_list *l)
+{
+	uint32_t pfn = l->head, next = (uint32_t)(p->link[pfn] >> 32);
+
+	l->head = next;
+	if (next == PFN_NIL)
+		l->tail = PFN_NIL;
+	else
+		p->link[next] = (p->link[next] & 0xffffffff00000000ull) | PFN_NIL;
+	return pfn;
+}
+
+static inline uint32_t pl_pop_tail(struct gmm_pool *p, struct pcp_list *l)
+{
+	uint32_t pfn = l->tail, prev = (uint32_t)p->link[pfn];
+
+	l->tail = prev;
+	if (prev == PFN_NIL)
+		l->head = PFN_NIL;
+	else
+		p->link[prev] = ((uint64_t)PFN_NIL << 32) | (uint32_t)p->link[prev];
+	return pfn;
+}
+
+static inline void pz_count_add(struct pcp_zone *pz, int64_t n)
+{
+	__atomic_store_n(&pz->count, (uint32_t)((int64_t)pz->count + n), __ATOMIC_RELAXED);
+}
+
+/* Trim @pz by @count frames to the buddy (free_pcppages_bulk), owner only. */
+void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
+	      unsigned int pi);
+
+/* Hand out the head of a list that is known not to be empty. */
+static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct pcp_list *l,
+				 unsigned int order, int mt)
+{
+	uint32_t pfn = pl_pop_head(p, l);
+
+	pz_count_add(pz, -(1 << order));
+	p->link[pfn] = 0;
+	fr_set(p, pfn, FR_ALLOC, order, mt == GMM_MT_MOVABLE);
+	return pfn;
+}
+
+/* The kernel's free_high heuristic of free_unref_page_commit(). */
+static inline bool free_high(struct pcp_zone *pz, unsigned int order, uint32_t batch,
+			     uint32_t high)
+{
+	bool fh = false;
+
+	if (order && order <= GMM_COSTLY_ORDER) {
+		fh = pz->free_count >= batch + high / 2 && (pz->flags & PCPF_PREV_FREE_HIGH_ORDER);
+		pz->flags |= PCPF_PREV_FREE_HIGH_ORDER;
+	} else {
+		pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
+	}
+	if (pz->free_count < batch << PCP_BATCH_SCALE_MAX)
+		pz->free_count += 1u << order;
+	return fh;
+}
+
+/* The kernel's nr_pcp_free(). */
+static inline int64_t nr_pcp_free(const struct pcp_zone *pz, uint32_t batch, uint32_t high,
+				  bool fh)
+{
+	int64_t n = pz->free_count;
+
+	if (unlikely(fh))
+		return pz->count < batch << PCP_BATCH_SCALE_MAX ? pz->count :
+								 batch << PCP_BATCH_SCALE_MAX;
+	if (high < batch)
+		return 1;
+	if (n < batch)
+		n = batch;
+	if (n > high - batch)
+		n = high - batch;
+	return n;
+}
+
+/* Put an allocated block (already checked) into @t's cache of @z; false when its
+ * pageblock is isolated (then free it to the buddy). */
+static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
+							   struct gmm_zone *z, uint64_t pfn,
+							   unsigned int order)
+{
+	struct gmm_pool *p = z->pool;
+	int mt = pb_mt_relaxed(p, pfn);
+	struct pcp_cache *c;
+	struct pcp_zone *pz;
+	uint32_t batch, high;
+	unsigned int pi;
+	bool fh;
+
+	/* frames of isolated blocks go straight to the buddy's ISOLATE lists */
+	if (unlikely(mt == GMM_MT_ISOLATE))
+		return false;
+	owner_lock(t);
+	c = rcu_dereference(t->cache);
+	pz = &c->zones[zone_idx(z)];
+	batch = __atomic_load_n(&p->pcp->batch[zone_idx(z)], __ATOMIC_RELAXED);
+	high = __atomic_load_n(&p->pcp->high[zone_idx(z)], __ATOMIC_RELAXED);
+	/* HIGHATOMIC and CMA frames are cached on the movable list (the kernel does so) */
+	if (mt >= MT_PCPTYPES)
+		mt = GMM_MT_MOVABLE;
+	pi = pindex(mt, order);
+	fr_set(p, pfn, FR_PCP, order, false);
+	pl_add_head(p, &pz->lists[pi], (uint32_t)pfn);
+	pz_count_add(pz, 1 << order);
+	CTR_ADD(t, free, 1);
+	fh = free_high(pz, order, batch, high);
+	if (unlikely(pz->count >= (fh ? 0 : high)))
+		pcp_trim(t, z, pz, nr_pcp_free(pz, batch, high, fh), pi);
+	owner_unlock(t);
+	return true;
+}
+
+/* The cache hit only (no refill): GMM_PFN_NONE when the list is empty. */
+static inline uint64_t pcp_alloc_hit(struct gmm_thread *t, struct gmm_zone *z,
+				     unsigned int order, int mt)
+{
+	struct pcp_cache *c;
+	struct pcp_zone *pz;
+	struct pcp_list *l;
+	uint64_t pfn = GMM_PFN_NONE;
+
+	owner_lock(t);
+	c = rcu_dereference(t->cache);
+	pz = &c->zones[zone_idx(z)];
+	l = &pz->lists[pindex(mt, order)];
+	if (likely(l->head != PFN_NIL)) {
+		pz->free_count >>= 1;
+		CTR_ADD(t, alloc_hit, 1);
+		pfn = take_head(z->pool, pz, l, order, mt);
+	}
+	owner_unlock(t);
+	return pfn;
+}
+
+/* The first zone of @node's zonelist not above @hz (NULL: none). */
+static inline struct gmm_zone *pcp_first_zone(const struct gmm_pool *p, int node, int hz)
+{
+	return p->pcp->first_zone[node][hz];
+}
+
+/* The calling thread's cache of @p, or NULL (not attached, or offline). */
+static inline struct gmm_thread *pcp_self(const struct gmm_pool *p)
+{
+	if (unlikely(tls_offline))
+		return NULL;
+	for (unsigned int i = 0; i < tls_nr; i++)
+		if (tls_att[i].pool == p)
+			return tls_att[i].t;
+	return NULL;
+}
+
+#endif

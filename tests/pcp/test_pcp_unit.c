@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/pcp/test_pcp_unit.c - unit tests of the per-thread caches: batch and
+ * high against the kernel's formulas, refill and trim counts, frames in
+ * caches in gmm_pool_check, frees into isolated blocks, the drain before
+ * an allocation fails, bulk allocation and free.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "pcp_test.h"
+
+/* The kernel's zone_batchsize() and zone_highsize(), written out again. */
+static unsigned int k_batch(unsigned long long managed)
+{
+	unsigned long long b = managed >> 10;
+	unsigned long long r = 1;
+
+	if (b > 256)
+		b = 256;
+	b /= 4;
+	if (b < 1)
+		b = 1;
+	while (r * 2 <= b + b / 2)
+		r *= 2;
+	return r - 1 ? (unsigned int)(r - 1) : 1;
+}
+
+static unsigned int k_high(unsigned long long low, unsigned int batch, unsigned int cpus)
+{
+	unsigned long long h = low / (cpus ? cpus : 1);
+
+	return h < batch * 4ull ? batch * 4 : (unsigned int)h;
+}
+
+static void check_sizes(struct gmm_pool *p, enum gmm_zone_type zt, unsigned int threads,
+			unsigned int want_batch)
+{
+	struct gmm_zone_stats st;
+	unsigned int batch, high;
+
+	CHECK(gmm_zone_stats(p, 0, zt, &st) == 0);
+	CHECK(gmm_pcp_zone_params(p, 0, zt, &batch, &high) == 0);
+	CHECK_EQ(batch, want_batch);
+	CHECK_EQ(batch, k_batch(st.managed));
+	CHECK_EQ(high, k_high(st.wmark_low, batch, threads));
+}
+
+static pthread_barrier_t bar;
+
+static void *attach_and_wait(void *arg)
+{
+	struct gmm_pool *p = arg;
+
+	CHECK(gmm_thread_attach(p) == 0);
+	gmm_thread_offline();
+	pthread_barrier_wait(&bar); /* attached */
+	pthread_barrier_wait(&bar); /* sizes checked */
+	gmm_thread_online();
+	CHECK(gmm_thread_detach(p) == 0);
+	return NULL;
+}
+
+static void test_sizing(void)
+{
+	struct gmm_pool *p = test_pool(1024 * MIB, 128 * MIB);
+	pthread_t th[7];
+
+	/* 1 GiB: min(262144 >> 10, 256) / 4 = 64 -> rounddown_pow2(96) - 1 = 63 */
+	check_sizes(p, GMM_ZONE_NORMAL, 1, 63);
+	/* 128 MiB: 32 / 4 = 8 -> rounddown_pow2(12) - 1 = 7 */
+	check_sizes(p, GMM_ZONE_MOVABLE, 1, 7);
+	CHECK(gmm_thread_attach(p) == 0);
+	CHECK(gmm_thread_attach(p) == -EEXIST);
+	check_sizes(p, GMM_ZONE_NORMAL, 1, 63);
+	pthread_barrier_init(&bar, NULL, 8);
+	for (int i = 0; i < 7; i++)
+		pthread_create(&th[i], NULL, attach_and_wait, p);
+	gmm_thread_offline();
+	pthread_barrier_wait(&bar);
+	gmm_thread_online();
+	/* 8 threads: the low watermark split 8 ways is below 4 batches */
+	check_sizes(p, GMM_ZONE_NORMAL, 8, 63);
+	check_sizes(p, GMM_ZONE_MOVABLE, 8, 7);
+	gmm_thread_offline();
+	pthread_barrier_wait(&bar);
+	for (int i = 0; i < 7; i++)
+		pthread_join(th[i], NULL);
+	gmm_thread_online();
+	check_sizes(p, GMM_ZONE_NORMAL, 1, 63);
+	CHECK(gmm_thread_detach(p) == 0);
+	CHECK(gmm_thread_detach(p) == -ENOENT);
+	pthread_barrier_destroy(&bar);
+	gmm_pool_destroy(p);
+}
+
+static void test_refill_and_trim(void)
+{
+	struct gmm_pool *p = test_pool(1024 * MIB, 0);
+	uint64_t total = gmm_pool_nr_pages(p), pfn, pfn2, *v;
+	struct gmm_pcp_stats s;
+	unsigned int batch, high;
+	const int n = 4000;
+
+	CHECK(gmm_pcp_zone_params(p, 0, GMM_ZONE_NORMAL, &batch, &high) == 0);
+	CHECK(gmm_thread_attach(p) == 0);
+	pfn = gmm_alloc(p, 0, 0, 0);
+	CHECK(pfn != GMM_PFN_NONE);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.alloc_miss, 1);
+	CHECK_EQ(s.alloc_hit, 0);
+	CHECK_EQ(s.refill, 1);
+	CHECK_EQ(s.refill_frames, batch);
+	CHECK_EQ(s.cached, batch - 1);
+	pfn2 = gmm_alloc(p, 0, 0, 0);
+	CHECK(pfn2 != GMM_PFN_NONE && pfn2 != pfn);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.alloc_hit, 1);
+	CHECK_EQ(gmm_pool_nr_free(p), total - batch);
+	CHECK(gmm_pool_check(p) == 0);
+	/* the last frame freed is the next one handed out (LIFO, cache-hot) */
+	CHECK(gmm_free(p, pfn2, 0) == 0);
+	CHECK_EQ(gmm_alloc(p, 0, 0, 0), pfn2);
+	CHECK(gmm_free(p, pfn2, 0) == 0);
+	CHECK(gmm_free(p, pfn2, 0) == -EINVAL); /* double free into the cache */
+	CHECK(gmm_free(p, pfn, 1) == -EINVAL);  /* wrong order */
+	CHECK(gmm_free(p, pfn, 0) == 0);
+	CHECK(gmm_pool_check(p) == 0);
+
+	/* order 3: max(batch >> 3, 2) blocks per refill */
+	pfn = gmm_alloc(p, 3, GMM_MOVABLE, 0);
+	CHECK(pfn != GMM_PFN_NONE && !(pfn & 7));
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.refill, 2);
+	CHECK_EQ(s.refill_frames, batch + ((batch >> 3) < 2 ? 2 : batch >> 3) * 8);
+	CHECK(gmm_free(p, pfn, 3) == 0);
+
+	/* allocate n, free n: frees trim the cache in batches, never above high */
+	v = calloc(n, sizeof(*v));
+	for (int i = 0; i < n; i++) {
+		v[i] = gmm_alloc(p, 0, 0, 0);
+		CHECK(v[i] != GMM_PFN_NONE);
+	}
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK(s.refill >= (unsigned)n / batch);
+	for (int i = 0; i < n; i++) {
+		CHECK(gmm_free(p, v[i], 0) == 0);
+		if (i % 97 == 0) {
+			CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+			CHECK(s.cached < high);
+		}
+	}
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK(s.drain >= (unsigned)(n - high) / (high - batch));
+	CHECK(s.cached < high);
+	CHECK(gmm_pool_check(p) == 0);
+	CHECK_EQ(gmm_pool_nr_free(p) + s.cached, total);
+
+	/* the free_high heuristic returns runs of order-3 frees promptly */
+	for (int i = 0; i < 200; i++) {
+		v[i] = gmm_alloc(p, 3, 0, 0);
+		CHECK(v[i] != GMM_PFN_NONE);
+	}
+	for (int i = 0; i < 200; i++)
+		CHECK(gmm_free(p, v[i], 3) == 0);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK(s.cached <= batch + high / 2 + 8);
+	CHECK(gmm_pool_check(p) == 0);
+
+	/* drain everything: the drainer is itself attached and online */
+	CHECK_EQ(gmm_drain_all_caches(p), s.cached);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.cached, 0);
+	CHECK_EQ(s.remote_drain, 1);
+	CHECK_EQ(gmm_pool_nr_free(p), total);
+	CHECK(gmm_pool_check(p) == 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	CHECK(gmm_pcp_stats(p, &s) == 0);
+	CHECK_EQ(s.threads, 0);
+	CHECK(s.alloc_hit > 0 && s.hit_permille > 900);
+	free(v);
+	gmm_pool_destroy(p);
+}
+
+static void test_isolated_free(void)
+{
+	struct gmm_pool *p = test_pool(128 * MIB, 0);
+	struct gmm_pcp_stats s, s2;
+	uint64_t pfn, blk;
+	struct gmm_zone_stats zs;
+
+	CHECK(gmm_thread_attach(p) == 0);
+	pfn = gmm_alloc(p, 0, GMM_MOVABLE, 0);
+	CHECK(pfn != GMM_PFN_NONE);
+	blk = pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
+	CHECK(gmm_isolate_range(p, blk, blk + GMM_PAGEBLOCK_PAGES) == 0);
+	/* isolation drained the caches */
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.cached, 0);
+	CHECK(gmm_free(p, pfn, 0) == 0);
+	CHECK(gmm_pcp_thread_stats(p, &s2) == 0);
+	CHECK_EQ(s2.cached, 0);
+	CHECK_EQ(s2.free, s.free);
+	CHECK(gmm_zone_stats(p, 0, GMM_ZONE_NORMAL, &zs) == 0);
+	CHECK_EQ(zs.nr_blocks[GMM_MT_ISOLATE], 1);
+	CHECK(gmm_pool_check(p) == 0);
+	CHECK(gmm_undo_isolate_range(p, blk, blk + GMM_PAGEBLOCK_PAGES) == 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+	CHECK(gmm_pool_check(p) == 0);
+	gmm_pool_destroy(p);
+}
+
+static void *hoard(void *arg)
+{
+	struct gmm_pool *p = arg;
+	uint64_t v[200];
+
+	CHECK(gmm_thread_attach(p) == 0);
+	for (int i = 0; i < 200; i++)
+		CHECK((v[i] = gmm_alloc(p, 0, 0, 0)) != GMM_PFN_NONE);
+	for (int i = 0; i < 200; i++)
+		CHECK(gmm_free(p, v[i], 0) == 0);
+	gmm_thread_offline();
+	pthread_barrier_wait(&bar); /* frames cached */
+	pthread_barrier_wait(&bar); /* pool exhausted */
+	gmm_thread_online();
+	CHECK(gmm_thread_detach(p) == 0);
+	return NULL;
+}
+
+/* An allocation drains other threads' caches before it fails. */
+static void test_drain_before_failure(void)
+{
+	struct gmm_pool *p = test_pool(128 * MIB, 0);
+	uint64_t total = gmm_pool_nr_pages(p), got = 0, *v = calloc(total + 1, sizeof(*v));
+	struct gmm_pcp_stats s;
+	pthread_t th;
+
+	pthread_barrier_init(&bar, NULL, 2);
+	pthread_create(&th, NULL, hoard, p);
+	pthread_barrier_wait(&bar);
+	CHECK(gmm_pcp_stats(p, &s) == 0);
+	CHECK(s.cached > 0);
+	while ((v[got] = gmm_alloc(p, 0, GMM_NO_WATERMARKS, 0)) != GMM_PFN_NONE)
+		got++;
+	CHECK_EQ(got, total);
+	CHECK(gmm_pcp_stats(p, &s) == 0);
+	CHECK(s.remote_drain >= 1 && s.cached == 0);
+	CHECK(gmm_pool_check(p) == 0);
+	pthread_barrier_wait(&bar);
+	pthread_join(th, NULL);
+	CHECK(gmm_free_bulk(p, got, v) == 0);
+	CHECK_EQ(gmm_pool_nr_free(p), total);
+	pthread_barrier_destroy(&bar);
+	free(v);
+	gmm_pool_destroy(p);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void bulk_round(struct gmm_pool *p, bool attached)
+{
+	const size_t n = 5000;
+	uint64_t *v = calloc(n + 1, sizeof(*v)), total = gmm_pool_nr_pages(p);
+	struct gmm_pcp_stats s;
+	size_t got;
+
+	got = gmm_alloc_bulk(p, GMM_MOVABLE | GMM_ZERO, GMM_NO_NODE, n, v);
+	CHECK_EQ(got, n);
+	for (size_t i = 0; i < n; i++)
+		CHECK(((char *)gmm_pfn_to_host(p, v[i]))[100] == 0);
+	CHECK(gmm_pool_check(p) == 0);
+	qsort(v, n, sizeof(*v), cmp_u64);
+	for (size_t i = 1; i < n; i++)
+		CHECK(v[i] != v[i - 1]);
+	if (attached) {
+		CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+		CHECK_EQ(s.bulk_alloc, n);
+		CHECK(s.refill <= n / 63 + 2);
+	}
+	v[n] = v[0]; /* a double free in the batch: refused, the rest freed */
+	CHECK(gmm_free_bulk(p, n + 1, v) == -EINVAL);
+	gmm_drain_all_caches(p);
+	CHECK_EQ(gmm_pool_nr_free(p), total);
+	CHECK(gmm_pool_check(p) == 0);
+	free(v);
+}
+
+static void test_bulk(void)
+{
+	struct gmm_pool *p = test_pool(1024 * MIB, 0);
+	uint64_t v[4];
+
+	bulk_round(p, false);
+	CHECK(gmm_thread_attach(p) == 0);
+	bulk_round(p, true);
+	CHECK_EQ(gmm_alloc_bulk(p, GMM_MOVABLE | GMM_RECLAIMABLE, 0, 4, v), 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+}
+
+static void test_stat_render(void)
+{
+	struct gmm_pool *p = test_pool(128 * MIB, 0);
+	char *s = NULL;
+
+	CHECK(gmm_thread_attach(p) == 0);
+	CHECK(gmm_free(p, gmm_alloc(p, 0, 0, 0), 0) == 0);
+	CHECK(gmm_stat_pcp(p, GMM_STAT_TEXT, &s) == 0);
+	CHECK(strstr(s, "alloc_miss") && strstr(s, "batch: 7"));
+	free(s);
+	CHECK(gmm_stat_pcp(p, GMM_STAT_JSON, &s) == 0);
+	CHECK(strstr(s, "\"hit_permille\":0") && strstr(s, "\"batch\":7"));
+	free(s);
+	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+}
+
+static void *exit_attached(void *arg)
+{
+	struct gmm_pool *p = arg;
+
+	CHECK(gmm_thread_attach(p) == 0);
+	CHECK(gmm_free(p, gmm_alloc(p, 0, 0, 0), 0) == 0);
+	return NULL; /* no detach */
+}
+
+/* A thread that exits attached is detached: no reader left behind, frames back. */
+static void test_exit_attached(void)
+{
+	struct gmm_pool *p = test_pool(128 * MIB, 0);
+	struct gmm_pcp_stats s;
+	pthread_t th;
+
+	pthread_create(&th, NULL, exit_attached, p);
+	pthread_join(th, NULL);
+	CHECK(gmm_pcp_stats(p, &s) == 0);
+	CHECK_EQ(s.threads, 0);
+	CHECK_EQ(s.cached, 0);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+	CHECK_EQ(gmm_drain_all_caches(p), 0);
+	CHECK(gmm_pool_check(p) == 0);
+	gmm_pool_destroy(p);
+}
+
+int main(void)
+{
+	test_sizing();
+	test_refill_and_trim();
+	test_isolated_free();
+	test_drain_before_failure();
+	test_bulk();
+	test_stat_render();
+	test_exit_attached();
+	printf("pcp unit tests passed\n");
+	return 0;
+}

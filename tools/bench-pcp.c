@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/bench-pcp.c - benchmarks of the per-thread page caches.
+ *
+ *   --pair     order-0 alloc+free through the cache versus the locked buddy
+ *              path (an unattached thread), batch sweep: allocate N, free N
+ *   --bulk     gmm_alloc_bulk()/gmm_free_bulk() ns per frame versus singles
+ *   --scale    throughput at each thread count of --threads (default 1,2),
+ *              private frees and cross-thread frees, cached and locked
+ *   --drain    remote drain latency against threads and frames cached,
+ *              with the threads busy and with them offline
+ * With no section named, all run.  Every figure is printed next to its
+ * baseline from the same run, as a ratio.  Built twice: bench-pcp (RCU
+ * caches) and bench-pcp-spin (the spinlock-per-cache design of current
+ * Linux); tools/bench-pcp-compare.sh runs both and sets them side by side.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gmm/gmm.h>
+
+#ifdef GMM_PCP_SPINLOCK
+#define VARIANT "spin"
+#else
+#define VARIANT "rcu"
+#endif
+
+#define MIB (1ull << 20)
+#define MAX_THREADS 64
+
+static struct gmm_pool *pool;
+static double scale = 1.0; /* --quick: less work */
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench-pcp: %s: %s\n", what, gmm_last_error());
+	exit(1);
+}
+
+static uint64_t alloc0(void)
+{
+	uint64_t pfn = gmm_alloc(pool, 0, GMM_MOVABLE, 0);
+
+	if (pfn == GMM_PFN_NONE)
+		die("gmm_alloc");
+	return pfn;
+}
+
+/* ns per alloc+free pair, allocating @n then freeing @n, about @pairs pairs. */
+static double pair_ns(uint64_t *v, size_t n, size_t pairs)
+{
+	size_t rounds = pairs / n ? pairs / n : 1;
+	double t0;
+
+	for (size_t i = 0; i < n; i++) /* warm up */
+		v[i] = alloc0();
+	for (size_t i = 0; i < n; i++)
+		gmm_free(pool, v[i], 0);
+	t0 = now();
+	for (size_t r = 0; r < rounds; r++) {
+		for (size_t i = 0; i < n; i++)
+			v[i] = alloc0();
+		for (size_t i = 0; i < n; i++)
+			gmm_free(pool, v[i], 0);
+	}
+	return (now() - t0) * 1e9 / (double)(rounds * n);
+}
+
+static void bench_pair(void)
+{
+	static const size_t ns[] = { 1, 4, 16, 64, 256, 1024, 4096, 16384 };
+	uint64_t *v = malloc(16384 * sizeof(*v));
+	size_t pairs = (size_t)(2000000 * scale);
+
+	printf("# pair [%s]: order-0 alloc+free, allocate N then free N, ns per pair\n", VARIANT);
+	printf("%-8s %12s %12s %14s\n", "N", "cached_ns", "locked_ns", "locked/cached");
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		double c, l;
+
+		if (gmm_thread_attach(pool))
+			die("attach");
+		c = pair_ns(v, ns[i], pairs);
+		gmm_thread_detach(pool);
+		l = pair_ns(v, ns[i], pairs);
+		printf("%-8zu %12.1f %12.1f %13.2fx\n", ns[i], c, l, l / c);
+	}
+	free(v);
+}
+
+static void bulk_one(uint64_t *v, size_t n, size_t frames, double *bulk, double *single)
+{
+	size_t rounds = frames / n ? frames / n : 1;
+	double t, ta = 0, ts = 0;
+
+	for (size_t r = 0; r < rounds; r++) {
+		t = now();
+		if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v) != n)
+			die("gmm_alloc_bulk");
+		ta += now() - t;
+		gmm_free_bulk(pool, n, v);
+		t = now();
+		for (size_t i = 0; i < n; i++)
+			v[i] = alloc0();
+		ts += now() - t;
+		gmm_free_bulk(pool, n, v);
+	}
+	*bulk = ta * 1e9 / (double)(rounds * n);
+	*single = ts * 1e9 / (double)(rounds * n);
+}
+
+static void bench_bulk(void)
+{
+	static const size_t ns[] = { 16, 64, 256, 1024, 8192 };
+	uint64_t *v = malloc(8192 * sizeof(*v));
+	size_t frames = (size_t)(2000000 * scale);
+
+	printf("# bulk [%s]: ns per frame allocated, gmm_alloc_bulk(N) versus N x gmm_alloc\n",
+	       VARIANT);
+	printf("%-6s %-9s %10s %10s %15s\n", "N", "thread", "bulk_ns", "single_ns",
+	       "single/bulk");
+	for (int attached = 1; attached >= 0; attached--) {
+		if (attached && gmm_thread_attach(pool))
+			die("attach");
+		for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+			double b, s;
+
+			bulk_one(v, ns[i], frames, &b, &s);
+			printf("%-6zu %-9s %10.1f %10.1f %14.2fx\n", ns[i],
+			       attached ? "attached" : "locked", b, s, s / b);
+		}
+		if (attached)
+			gmm_thread_detach(pool);
+	}
+	free(v);
+}
+
+/* --- scaling ------------------------------------------------------------- */
+
+#define XBATCH 64
+
+struct mailbox {
+	pthread_mutex_t lock;
+	uint64_t v[8][XBATCH];
+	int n;
+} __attribute__((aligned(64)));
+
+struct scale_arg {
+	int id, nr;
+	bool cached, cross;
+	size_t pairs;
+	pthread_barrier_t *bar;
+	double secs;
+};
+
+static struct mailbox boxes[MAX_THREADS];
+
+static bool box_put(struct mailbox *b, const uint64_t *v)
+{
+	bool ok;
+
+	pthread_mutex_lock(&b->lock);
+	ok = b->n < 8;
+	if (ok)
+		memcpy(b->v[b->n++], v, sizeof(b->v[0]));
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
+
+static bool box_get(struct mailbox *b, uint64_t *v)
+{
+	bool ok;
+
+	pthread_mutex_lock(&b->lock);
+	ok = b->n > 0;
+	if (ok)
+		memcpy(v, b->v[--b->n], sizeof(b->v[0]));
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
+
+static void *scale_worker(void *arg)
+{
+	struct scale_arg *a = arg;
+	uint64_t v[XBATCH];
+	double t0;
+
+	if (a->cached && gmm_thread_attach(pool))
+		die("attach");
+	pthread_barrier_wait(a->bar);
+	t0 = now();
+	for (size_t done = 0; done < a->pairs; done += XBATCH) {
+		for (int i = 0; i < XBATCH; i++)
+			v[i] = alloc0();
+		/* cross: free what a neighbour allocated, hand ours to the other side */
+		if (a->cross && a->nr > 1 && box_put(&boxes[(a->id + 1) % a->nr], v) &&
+		    !box_get(&boxes[a->id], v))
+			continue;
+		for (int i = 0; i < XBATCH; i++)
+			gmm_free(pool, v[i], 0);
+		if (a->cached)
+			gmm_thread_quiescent();
+	}
+	a->secs = now() - t0;
+	pthread_barrier_wait(a->bar); /* nobody frees into a detached thread's boxes */
+	while (box_get(&boxes[a->id], v))
+		gmm_free_bulk(pool, XBATCH, v);
+	if (a->cached)
+		gmm_thread_detach(pool);
+	return NULL;
+}
+
+/* Million pairs per second with @nr threads. */
+static double scale_run(int nr, bool cached, bool cross)
+{
+	struct scale_arg a[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	pthread_barrier_t bar;
+	double secs = 0;
+
+	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
+	for (int i = 0; i < nr; i++) {
+		a[i] = (struct scale_arg){ .id = i, .nr = nr, .cached = cached, .cross = cross,
+					   .pairs = (size_t)(2000000 * scale), .bar = &bar };
+		pthread_mutex_init(&boxes[i].lock, NULL);
+		boxes[i].n = 0;
+		pthread_create(&th[i], NULL, scale_worker, &a[i]);
+	}
+	for (int i = 0; i < nr; i++) {
+		pthread_join(th[i], NULL);
+		secs = a[i].secs > secs ? a[i].secs : secs;
+	}
+	pthread_barrier_destroy(&bar);
+	return (double)nr * (double)a[0].pairs / secs / 1e6;
+}
+
+static void bench_scale(const int *threads, int nthreads)
+{
+	printf("# scale [%s]: Mpairs/s (all threads), private and cross-thread frees\n",
+	       VARIANT);
+	printf("%-8s %-8s %10s %10s %15s %13s\n", "threads", "frees", "cached", "locked",
+	       "cached/locked", "vs_1_thread");
+	for (int cross = 0; cross < 2; cross++) {
+		double base = 0;
+
+		for (int i = 0; i < nthreads; i++) {
+			double c = scale_run(threads[i], true, cross);
+			double l = scale_run(threads[i], false, cross);
+
+			if (!base)
+				base = c / threads[i];
+			printf("%-8d %-8s %10.2f %10.2f %14.2fx %12.2fx\n", threads[i],
+			       cross ? "cross" : "private", c, l, c / l, c / base);
+		}
+	}
+}
+
+/* --- drain latency ------------------------------------------------------------ */
+
+struct drain_arg {
+	size_t pages;
+	bool busy;
+	pthread_barrier_t *bar;
+	int *stop;
+};
+
+static void fill(uint64_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		v[i] = alloc0();
+	for (size_t i = 0; i < n; i++)
+		gmm_free(pool, v[i], 0);
+}
+
+static void *drain_worker(void *arg)
+{
+	struct drain_arg *a = arg;
+	uint64_t *v = malloc(a->pages * sizeof(*v));
+
+	if (gmm_thread_attach(pool))
+		die("attach");
+	fill(v, a->pages);
+	if (a->busy) {
+		pthread_barrier_wait(a->bar);
+		while (!__atomic_load_n(a->stop, __ATOMIC_ACQUIRE)) {
+			fill(v, a->pages);
+			gmm_thread_quiescent();
+		}
+	} else {
+		/* offline between rounds: refill, go offline, let the drainer measure */
+		gmm_thread_offline();
+		pthread_barrier_wait(a->bar);
+		for (;;) {
+			pthread_barrier_wait(a->bar); /* drained */
+			if (__atomic_load_n(a->stop, __ATOMIC_ACQUIRE))
+				break;
+			gmm_thread_online();
+			fill(v, a->pages);
+			gmm_thread_offline();
+			pthread_barrier_wait(a->bar); /* refilled */
+		}
+		gmm_thread_online();
+	}
+	gmm_thread_detach(pool);
+	free(v);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median drain time in microseconds; @frames receives the median frames drained. */
+static double drain_run(int nr, size_t pages, bool busy, uint64_t *frames)
+{
+	enum { ROUNDS = 41 };
+	struct drain_arg a = { .pages = pages, .busy = busy };
+	pthread_t th[MAX_THREADS];
+	pthread_barrier_t bar;
+	double us[ROUNDS];
+	uint64_t fr[ROUNDS];
+	int stop = 0;
+
+	a.bar = &bar;
+	a.stop = &stop;
+	pthread_barrier_init(&bar, NULL, (unsigned int)nr + 1);
+	for (int i = 0; i < nr; i++)
+		pthread_create(&th[i], NULL, drain_worker, &a);
+	pthread_barrier_wait(&bar);
+	for (int r = 0; r < ROUNDS; r++) {
+		double t0;
+
+		if (busy)
+			usleep(2000);
+		t0 = now();
+		fr[r] = gmm_drain_all_caches(pool);
+		us[r] = (now() - t0) * 1e6;
+		if (!busy) {
+			if (r == ROUNDS - 1)
+				__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+			pthread_barrier_wait(&bar);
+			if (r < ROUNDS - 1)
+				pthread_barrier_wait(&bar);
+		}
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < nr; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	qsort(us, ROUNDS, sizeof(us[0]), cmp_double);
+	for (int i = 1; i < ROUNDS; i++) /* sort frames too, for a median */
+		for (int j = i; j > 0 && fr[j - 1] > fr[j]; j--) {
+			uint64_t x = fr[j];
+
+			fr[j] = fr[j - 1];
+			fr[j - 1] = x;
+		}
+	*frames = fr[ROUNDS / 2];
+	return us[ROUNDS / 2];
+}
+
+static void bench_drain(void)
+{
+	static const int nrs[] = { 1, 2, 4, 8 };
+	static const size_t pages[] = { 64, 512 };
+
+	printf("# drain [%s]: gmm_drain_all_caches() median latency (41 drains), us\n", VARIANT);
+	printf("%-5s %-8s %-6s %14s %12s %16s\n", "mode", "threads", "pages", "frames_drained",
+	       "latency_us", "us_per_1k_frames");
+	for (int busy = 0; busy < 2; busy++)
+		for (size_t p = 0; p < sizeof(pages) / sizeof(pages[0]); p++)
+			for (size_t i = 0; i < sizeof(nrs) / sizeof(nrs[0]); i++) {
+				uint64_t fr;
+				double us = drain_run(nrs[i], pages[p], busy, &fr);
+
+				printf("drain %-4s %-8d %-6zu %14llu %12.1f %16.1f\n",
+				       busy ? "busy" : "off", nrs[i], pages[p],
+				       (unsigned long long)fr, us,
+				       fr ? us * 1000.0 / (double)fr : 0.0);
+			}
+}
+
+static int parse_threads(const char *s, int *out)
+{
+	int n = 0;
+
+	while (*s && n < 16) {
+		int v = atoi(s);
+
+		if (v < 1 || v > MAX_THREADS) {
+			fprintf(stderr, "bench-pcp: bad thread count in --threads\n");
+			exit(2);
+		}
+		out[n++] = v;
+		s = strchr(s, ',');
+		if (!s)
+			break;
+		s++;
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	struct gmm_pool_config cfg;
+	int threads[16] = { 1, 2 }, nthreads = 2;
+	bool pair = false, bulk = false, scl = false, drain = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--pair"))
+			pair = true;
+		else if (!strcmp(argv[i], "--bulk"))
+			bulk = true;
+		else if (!strcmp(argv[i], "--scale"))
+			scl = true;
+		else if (!strcmp(argv[i], "--drain"))
+			drain = true;
+		else if (!strcmp(argv[i], "--quick"))
+			scale = 0.1;
+		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+			nthreads = parse_threads(argv[++i], threads);
+		else {
+			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] "
+				"[--threads 1,2,...] [--quick]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (!pair && !bulk && !scl && !drain)
+		pair = bulk = scl = drain = true;
+	gmm_pool_config_init(&cfg, 2048 * MIB);
+	if (gmm_pool_create(&cfg, &pool))
+		die("gmm_pool_create");
+	if (pair)
+		bench_pair();
+	if (bulk)
+		bench_bulk();
+	if (scl)
+		bench_scale(threads, nthreads);
+	if (drain)
+		bench_drain();
+	if (gmm_pool_check(pool) || gmm_pool_nr_free(pool) != gmm_pool_nr_pages(pool))
+		die("pool not intact after the benchmark");
+	gmm_pool_destroy(pool);
+	return 0;
+}
