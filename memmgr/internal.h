@@ -89,6 +89,7 @@ struct gmm_zone {
 	uint64_t nr_free_mt[GMM_MT_NR];
 	uint64_t wmark[NR_WMARK];
 	uint64_t boost;
+	bool below_high; /* free below the high watermark (ZONE_BELOW_HIGH), relaxed atomic */
 	uint64_t lowmem_reserve[GMM_NR_ZONES];
 	uint64_t nr_reserved_highatomic;
 	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];

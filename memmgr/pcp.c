@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -57,6 +58,7 @@
 TLS struct tls_attachment gmm_pcp_tls_att[GMM_THREAD_MAX_POOLS];
 TLS unsigned int gmm_pcp_tls_nr;
 TLS bool gmm_pcp_tls_offline;
+static TLS int64_t tls_last_decay; /* coarse clock, seconds */
 
 static void cache_reset(struct pcp_cache *c)
 {
@@ -68,6 +70,8 @@ static void cache_reset(struct pcp_cache *c)
 		__atomic_store_n(&pz->count, 0, __ATOMIC_RELAXED);
 		pz->free_count = 0;
 		pz->flags = 0;
+		pz->high = 0;
+		pz->alloc_factor = 0;
 	}
 }
 
@@ -103,10 +107,19 @@ static uint32_t zone_batchsize(uint64_t managed)
 	return batch ? (uint32_t)batch : 1;
 }
 
-/* The kernel's zone_highsize() with high_fraction 0, split among the attached threads. */
-static uint32_t zone_highsize(const struct gmm_zone *z, uint32_t batch, unsigned int nr_threads)
+/* MIN_PERCPU_PAGELIST_HIGH_FRACTION: high_max is an eighth of the zone. */
+#define HIGH_MAX_FRACTION 8
+
+/*
+ * The kernel's zone_highsize(), split among the attached threads: with
+ * @fraction 0 the low watermark (high_min), else managed / @fraction
+ * (high_max).
+ */
+static uint32_t zone_highsize(const struct gmm_zone *z, uint32_t batch, unsigned int nr_threads,
+			      unsigned int fraction)
 {
-	uint64_t high = z->wmark[WMARK_LOW] / (nr_threads ? nr_threads : 1);
+	uint64_t total = fraction ? z->managed / fraction : z->wmark[WMARK_LOW];
+	uint64_t high = total / (nr_threads ? nr_threads : 1);
 
 	if (high < (uint64_t)batch << 2)
 		high = (uint64_t)batch << 2;
@@ -124,8 +137,11 @@ static void pcp_update_sizes(struct gmm_pool *p)
 			uint32_t batch = zone_batchsize(z->managed);
 
 			__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
-			__atomic_store_n(&pp->high[zone_idx(z)],
-					 zone_highsize(z, batch, pp->nr_threads), __ATOMIC_RELAXED);
+			__atomic_store_n(&pp->high_min[zone_idx(z)],
+					 zone_highsize(z, batch, pp->nr_threads, 0), __ATOMIC_RELAXED);
+			__atomic_store_n(&pp->high_max[zone_idx(z)],
+					 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
+					 __ATOMIC_RELAXED);
 		}
 	}
 }
@@ -163,6 +179,8 @@ static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int6
 	}
 	z->ev.free += blocks;
 	zone_maybe_clear_boost(z);
+	if (z->below_high && z->nr_free >= z->wmark[WMARK_HIGH])
+		__atomic_store_n(&z->below_high, false, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&z->lock);
 	pz_count_add(pz, -(int64_t)freed);
 	return freed;
@@ -195,15 +213,38 @@ static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
 	return freed;
 }
 
-/* The kernel's nr_pcp_alloc() without the adaptive alloc_factor. */
-static unsigned int nr_pcp_alloc(uint32_t batch, unsigned int order)
+/*
+ * The kernel's nr_pcp_alloc(): a refill grows the cache's high mark (unless
+ * the zone is below its high watermark) and doubles in size with each
+ * refill not separated by a free (alloc_factor).
+ */
+static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, uint32_t batch,
+				 uint32_t hmin, uint32_t hmax, unsigned int order)
 {
-	if (order && batch > 1) {
-		batch >>= order;
-		if (batch < 2)
-			batch = 2;
+	uint32_t high = clamp_u32(pz->high, hmin, hmax), n;
+
+	pz->high = high;
+	if (unlikely(high < batch))
+		return 1;
+	n = order ? batch : batch << pz->alloc_factor;
+	if (hmin != hmax && !__atomic_load_n(&z->below_high, __ATOMIC_RELAXED)) {
+		high = high + n < hmax ? high + n : hmax;
+		pz->high = high;
 	}
-	return batch;
+	if (!order) {
+		uint32_t max_nr = high > pz->count + 2 * batch ? high - pz->count - batch : batch;
+
+		if (n <= max_nr && pz->alloc_factor < PCP_BATCH_SCALE_MAX)
+			pz->alloc_factor++;
+		if (n > max_nr)
+			n = max_nr;
+	}
+	if (n > 1) {
+		n >>= order;
+		if (n < 2)
+			n = 2;
+	}
+	return n;
 }
 
 /* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
@@ -214,6 +255,8 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigne
 	unsigned int i = 0;
 
 	pthread_mutex_lock(&z->lock);
+	if (!z->below_high && z->nr_free < z->wmark[WMARK_HIGH])
+		__atomic_store_n(&z->below_high, true, __ATOMIC_RELAXED);
 	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
 		for (; i < count; i++) {
 			uint64_t pfn;
@@ -248,9 +291,12 @@ static uint64_t __pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned i
 	if (likely(l->head != PFN_NIL)) {
 		CTR_ADD(t, alloc_hit, 1);
 	} else {
-		uint32_t batch = __atomic_load_n(&p->pcp->batch[zone_idx(z)], __ATOMIC_RELAXED);
-		unsigned int n = rmqueue_bulk(z, l, nr_pcp_alloc(batch, order), order, mt, hz,
-					      alloc_flags);
+		unsigned int zi = zone_idx(z);
+		uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
+		uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
+		uint32_t hmax = __atomic_load_n(&p->pcp->high_max[zi], __ATOMIC_RELAXED);
+		unsigned int n = rmqueue_bulk(z, l, nr_pcp_alloc(pz, z, batch, hmin, hmax, order),
+					      order, mt, hz, alloc_flags);
 
 		if (!n) {
 			CTR_ADD(t, alloc_fail, 1);
@@ -283,10 +329,58 @@ static void release_all(void)
 		qs_release(tls_att[i].t);
 }
 
+/*
+ * The kernel's decay_pcp_high(), run by the vmstat worker every second:
+ * lower each cache's high mark by an eighth (not below high_min, nor below
+ * what trimming a few batches reaches) and trim the cache down to it.
+ */
+static void decay_cache(struct gmm_thread *t)
+{
+	struct gmm_pool *p = t->pool;
+	struct pcp_cache *c = rcu_dereference(t->cache);
+
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+			unsigned int zi = zone_idx(z);
+			struct pcp_zone *pz = &c->zones[zi];
+			uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
+			uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
+			uint32_t step = batch << PCP_BATCH_SCALE_MAX, high = pz->high;
+
+			if (high > hmin) {
+				high -= high >> 3;
+				if (pz->count > step && pz->count - step > high)
+					high = pz->count - step;
+				pz->high = high > hmin ? high : hmin;
+			}
+			if (pz->count > pz->high)
+				pcp_trim(t, z, pz, pz->count - pz->high, 0);
+		}
+	}
+}
+
+/* Once a second per thread, at a quiescent state (its own cache is safe to touch). */
+static void maybe_decay(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	if (likely(ts.tv_sec == tls_last_decay))
+		return;
+	tls_last_decay = ts.tv_sec;
+	for (unsigned int i = 0; i < tls_nr; i++) {
+		owner_lock(tls_att[i].t);
+		decay_cache(tls_att[i].t);
+		owner_unlock(tls_att[i].t);
+	}
+}
+
 void gmm_thread_quiescent(void)
 {
 	if (!tls_nr || tls_offline)
 		return;
+	maybe_decay();
 	release_all();
 	rcu_quiescent_state();
 }
@@ -684,7 +778,7 @@ int gmm_pcp_thread_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 }
 
 int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
-			unsigned int *batch, unsigned int *high)
+			unsigned int *batch, unsigned int *high_min, unsigned int *high_max)
 {
 	unsigned int i;
 
@@ -693,7 +787,8 @@ int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 		return gmm_set_error(-ENOENT, "no zone %d/%d in the pool", node, zone);
 	i = (unsigned int)node * GMM_NR_ZONES + (unsigned int)zone;
 	*batch = __atomic_load_n(&p->pcp->batch[i], __ATOMIC_RELAXED);
-	*high = __atomic_load_n(&p->pcp->high[i], __ATOMIC_RELAXED);
+	*high_min = __atomic_load_n(&p->pcp->high_min[i], __ATOMIC_RELAXED);
+	*high_max = __atomic_load_n(&p->pcp->high_max[i], __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -729,12 +824,12 @@ static void pcp_text(FILE *f, struct gmm_pool *p, const struct gmm_pcp_stats *st
 #undef X
 	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
 		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, high;
+			unsigned int batch, hmin, hmax;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &high))
+			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
 				continue;
-			fprintf(f, "Node %u, zone %8s  high: %u  batch: %u\n", n,
-				zt == GMM_ZONE_NORMAL ? "Normal" : "Movable", high, batch);
+			fprintf(f, "Node %u, zone %8s  high: %u..%u  batch: %u\n", n,
+				zt == GMM_ZONE_NORMAL ? "Normal" : "Movable", hmin, hmax, batch);
 		}
 	}
 }
@@ -749,16 +844,17 @@ static json_object *pcp_json(struct gmm_pool *p, const struct gmm_pcp_stats *st0
 #undef X
 	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
 		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, high;
+			unsigned int batch, hmin, hmax;
 			json_object *z;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &high))
+			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
 				continue;
 			z = json_object_new_object();
 			json_object_object_add(z, "node", json_object_new_int((int)n));
 			json_object_object_add(z, "zone", json_object_new_string(
 						zt == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
-			json_object_object_add(z, "high", json_object_new_int((int)high));
+			json_object_object_add(z, "high_min", json_object_new_int((int)hmin));
+			json_object_object_add(z, "high_max", json_object_new_int((int)hmax));
 			json_object_object_add(z, "batch", json_object_new_int((int)batch));
 			json_object_array_add(zones, z);
 		}

@@ -29,6 +29,8 @@ struct pcp_zone {
 	uint32_t count;      /* frames in the lists; stored atomically for readers */
 	uint32_t free_count; /* frames freed since the last allocation (decaying) */
 	uint32_t flags;
+	uint32_t high;       /* adaptive high mark, between high_min and high_max */
+	uint32_t alloc_factor; /* refill size is batch << alloc_factor (order 0) */
 };
 
 struct pcp_cache {
@@ -112,7 +114,8 @@ struct pcp_pool {
 	struct gmm_zone *first_zone[GMM_MAX_NODES][GMM_NR_ZONES];
 	/* read without the lock by owners: relaxed atomics */
 	uint32_t batch[GMM_MAX_NODES * GMM_NR_ZONES];
-	uint32_t high[GMM_MAX_NODES * GMM_NR_ZONES];
+	uint32_t high_min[GMM_MAX_NODES * GMM_NR_ZONES];
+	uint32_t high_max[GMM_MAX_NODES * GMM_NR_ZONES];
 };
 
 struct tls_attachment {
@@ -218,14 +221,15 @@ static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct
 	return pfn;
 }
 
-/* The kernel's free_high heuristic of free_unref_page_commit(). */
+/* The kernel's free_high heuristic of free_frozen_page_commit(). */
 static inline bool free_high(struct pcp_zone *pz, unsigned int order, uint32_t batch,
-			     uint32_t high)
+			     uint32_t high_min)
 {
 	bool fh = false;
 
 	if (order && order <= GMM_COSTLY_ORDER) {
-		fh = pz->free_count >= batch + high / 2 && (pz->flags & PCPF_PREV_FREE_HIGH_ORDER);
+		fh = pz->free_count >= batch + high_min / 2 &&
+		     (pz->flags & PCPF_PREV_FREE_HIGH_ORDER);
 		pz->flags |= PCPF_PREV_FREE_HIGH_ORDER;
 	} else {
 		pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
@@ -233,6 +237,42 @@ static inline bool free_high(struct pcp_zone *pz, unsigned int order, uint32_t b
 	if (pz->free_count < batch << PCP_BATCH_SCALE_MAX)
 		pz->free_count += 1u << order;
 	return fh;
+}
+
+static inline uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/*
+ * The kernel's nr_pcp_high() (Linux 6.7+ auto-tuning): the cache's high
+ * mark grows toward high_max while frees overflow it, shrinks toward
+ * high_min while the zone is below its high watermark or frees are
+ * high-order bursts.  Returns the mark to trim against now.
+ */
+static inline uint32_t nr_pcp_high(struct pcp_zone *pz, const struct gmm_zone *z,
+				   uint32_t batch, uint32_t hmin, uint32_t hmax, bool fh)
+{
+	uint32_t high = clamp_u32(pz->high, hmin, hmax);
+
+	pz->high = high;
+	if (unlikely(fh)) {
+		uint32_t step = batch << PCP_BATCH_SCALE_MAX;
+
+		pz->high = high > hmin + step ? high - step : hmin;
+		return 0;
+	}
+	if (hmin == hmax)
+		return high;
+	if (__atomic_load_n(&z->below_high, __ATOMIC_RELAXED)) {
+		uint32_t fc = pz->free_count > batch ? pz->free_count : batch;
+
+		pz->high = high > hmin + fc ? high - fc : hmin;
+		return pz->count > hmin ? pz->count : hmin;
+	}
+	if (pz->count >= high && pz->high < pz->free_count + batch)
+		pz->high = clamp_u32(pz->free_count + batch, hmin, hmax);
+	return high;
 }
 
 /* The kernel's nr_pcp_free(). */
@@ -263,7 +303,7 @@ static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
 	int mt = pb_mt_relaxed(p, pfn);
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
-	uint32_t batch, high;
+	uint32_t batch, hmin, hmax, high;
 	unsigned int pi;
 	bool fh;
 
@@ -274,7 +314,8 @@ static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
 	c = rcu_dereference(t->cache);
 	pz = &c->zones[zone_idx(z)];
 	batch = __atomic_load_n(&p->pcp->batch[zone_idx(z)], __ATOMIC_RELAXED);
-	high = __atomic_load_n(&p->pcp->high[zone_idx(z)], __ATOMIC_RELAXED);
+	hmin = __atomic_load_n(&p->pcp->high_min[zone_idx(z)], __ATOMIC_RELAXED);
+	hmax = __atomic_load_n(&p->pcp->high_max[zone_idx(z)], __ATOMIC_RELAXED);
 	/* HIGHATOMIC and CMA frames are cached on the movable list (the kernel does so) */
 	if (mt >= MT_PCPTYPES)
 		mt = GMM_MT_MOVABLE;
@@ -283,8 +324,10 @@ static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
 	pl_add_head(p, &pz->lists[pi], (uint32_t)pfn);
 	pz_count_add(pz, 1 << order);
 	CTR_ADD(t, free, 1);
-	fh = free_high(pz, order, batch, high);
-	if (unlikely(pz->count >= (fh ? 0 : high)))
+	pz->alloc_factor >>= 1;
+	fh = free_high(pz, order, batch, hmin);
+	high = nr_pcp_high(pz, z, batch, hmin, hmax, fh);
+	if (unlikely(pz->count >= high))
 		pcp_trim(t, z, pz, nr_pcp_free(pz, batch, high, fh), pi);
 	owner_unlock(t);
 	return true;

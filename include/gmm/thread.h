@@ -206,14 +206,22 @@ int gmm_pcp_thread_stats(struct gmm_pool *pool, struct gmm_pcp_stats *out);
  * @zone:  GMM_ZONE_*
  * @batch: receives the batch (frames moved per refill or trim), as the
  *         kernel's zone_batchsize()
- * @high:  receives the high mark of each cache, as the kernel's
+ * @high_min: receives the lowest high mark of each cache, as the kernel's
  *         zone_highsize(): the low watermark shared among the attached
  *         threads, at least 4 batches
+ * @high_max: receives the highest high mark: an eighth of the zone shared
+ *         among the attached threads (the kernel's
+ *         MIN_PERCPU_PAGELIST_HIGH_FRACTION)
+ *
+ * Each cache's high mark moves between the two as Linux 6.7+ tunes it: up
+ * while frees overflow the cache and refills follow each other, down while
+ * the zone is below its high watermark, after high-order free bursts, and by
+ * an eighth per second of gmm_thread_quiescent() calls (decay_pcp_high).
  *
  * Return: 0, or -ENOENT when the zone does not exist or is empty.
  */
 int gmm_pcp_zone_params(struct gmm_pool *pool, int node, enum gmm_zone_type zone,
-			unsigned int *batch, unsigned int *high);
+			unsigned int *batch, unsigned int *high_min, unsigned int *high_max);
 
 /**
  * gmm_stat_pcp() - render the cache counters, sizes and hit rate, like the

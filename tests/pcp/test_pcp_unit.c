@@ -6,6 +6,7 @@
  * an allocation fails, bulk allocation and free.
  */
 #include <pthread.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "pcp_test.h"
@@ -37,13 +38,14 @@ static void check_sizes(struct gmm_pool *p, enum gmm_zone_type zt, unsigned int 
 			unsigned int want_batch)
 {
 	struct gmm_zone_stats st;
-	unsigned int batch, high;
+	unsigned int batch, high, high_max;
 
 	CHECK(gmm_zone_stats(p, 0, zt, &st) == 0);
-	CHECK(gmm_pcp_zone_params(p, 0, zt, &batch, &high) == 0);
+	CHECK(gmm_pcp_zone_params(p, 0, zt, &batch, &high, &high_max) == 0);
 	CHECK_EQ(batch, want_batch);
 	CHECK_EQ(batch, k_batch(st.managed));
 	CHECK_EQ(high, k_high(st.wmark_low, batch, threads));
+	CHECK_EQ(high_max, k_high(st.managed / 8, batch, threads));
 }
 
 static pthread_barrier_t bar;
@@ -99,10 +101,10 @@ static void test_refill_and_trim(void)
 	struct gmm_pool *p = test_pool(1024 * MIB, 0);
 	uint64_t total = gmm_pool_nr_pages(p), pfn, pfn2, *v;
 	struct gmm_pcp_stats s;
-	unsigned int batch, high;
+	unsigned int batch, high, high_max;
 	const int n = 4000;
 
-	CHECK(gmm_pcp_zone_params(p, 0, GMM_ZONE_NORMAL, &batch, &high) == 0);
+	CHECK(gmm_pcp_zone_params(p, 0, GMM_ZONE_NORMAL, &batch, &high, &high_max) == 0);
 	CHECK(gmm_thread_attach(p) == 0);
 	pfn = gmm_alloc(p, 0, 0, 0);
 	CHECK(pfn != GMM_PFN_NONE);
@@ -135,25 +137,45 @@ static void test_refill_and_trim(void)
 	CHECK_EQ(s.refill_frames, batch + ((batch >> 3) < 2 ? 2 : batch >> 3) * 8);
 	CHECK(gmm_free(p, pfn, 3) == 0);
 
-	/* allocate n, free n: frees trim the cache in batches, never above high */
+	/*
+	 * allocate n, free n: consecutive refills double (alloc_factor), so
+	 * fewer refills than n / batch; frees trim the cache in batches, and
+	 * the high mark adapts above high_min but never beyond high_max
+	 */
 	v = calloc(n, sizeof(*v));
 	for (int i = 0; i < n; i++) {
 		v[i] = gmm_alloc(p, 0, 0, 0);
 		CHECK(v[i] != GMM_PFN_NONE);
 	}
 	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
-	CHECK(s.refill >= (unsigned)n / batch);
+	CHECK(s.refill_frames >= (unsigned)n);
+	CHECK(s.refill < (unsigned)n / batch);
+	uint64_t most = 0;
 	for (int i = 0; i < n; i++) {
 		CHECK(gmm_free(p, v[i], 0) == 0);
 		if (i % 97 == 0) {
 			CHECK(gmm_pcp_thread_stats(p, &s) == 0);
-			CHECK(s.cached < high);
+			CHECK(s.cached <= high_max);
+			most = s.cached > most ? s.cached : most;
 		}
 	}
+	CHECK(most > high);
 	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
-	CHECK(s.drain >= (unsigned)(n - high) / (high - batch));
-	CHECK(s.cached < high);
+	CHECK(s.cached <= high_max);
 	CHECK(gmm_pool_check(p) == 0);
+	CHECK_EQ(gmm_pool_nr_free(p) + s.cached, total);
+
+	/* an idle cache above high_min decays once a second at quiescent states */
+	uint64_t before = s.cached;
+	for (int i = 0; i < 40 && s.cached == before; i++) {
+		usleep(100000);
+		gmm_thread_quiescent();
+		CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	}
+	printf("decay: %llu -> %llu (high_min %u)\n", (unsigned long long)before,
+	       (unsigned long long)s.cached, high);
+	CHECK(before > high);
+	CHECK(s.cached < before && s.cached >= high);
 	CHECK_EQ(gmm_pool_nr_free(p) + s.cached, total);
 
 	/* the free_high heuristic returns runs of order-3 frees promptly */
