@@ -10,6 +10,7 @@
 #include <gmm/gmm.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,21 +38,6 @@ static uint64_t round_up(uint64_t x, uint64_t to)
 	return (x + to - 1) / to * to;
 }
 
-static uint64_t isqrt(uint64_t x)
-{
-	uint64_t r = 0;
-
-	for (uint64_t bit = 1ULL << 62; bit; bit >>= 2) {
-		if (x >= r + bit) {
-			x -= r + bit;
-			r = (r >> 1) + bit;
-		} else {
-			r >>= 1;
-		}
-	}
-	return r;
-}
-
 /*
  * Frames a pool of @bytes keeps back from movable allocations: its min
  * watermark (the kernel's min_free_kbytes = sqrt(16 * KiB)) twice over plus
@@ -59,7 +45,7 @@ static uint64_t isqrt(uint64_t x)
  */
 static uint64_t watermark_headroom(uint64_t bytes)
 {
-	uint64_t min_kib = isqrt((bytes >> 10) * 16);
+	uint64_t min_kib = (uint64_t)sqrt((double)(bytes >> 10) * 16);
 
 	if (min_kib < 128)
 		min_kib = 128;

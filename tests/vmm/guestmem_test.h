@@ -57,4 +57,15 @@ static inline int memory_fault(struct guestmem_vcpu *v, uint64_t gpa, uint64_t s
 	return guestmem_fault(v, &run);
 }
 
+/* The exit status of a test: 1 and the count when something failed. */
+static inline int report(const char *name)
+{
+	if (failures) {
+		fprintf(stderr, "%s: %d failures\n", name, failures);
+		return 1;
+	}
+	printf("%s: all checks passed\n", name);
+	return 0;
+}
+
 #endif

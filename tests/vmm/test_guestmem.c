@@ -177,10 +177,5 @@ int main(void)
 	test_plain();
 	test_prealloc();
 	test_race();
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
-		return 1;
-	}
-	printf("guestmem: all checks passed\n");
-	return 0;
+	return report("guestmem");
 }
