@@ -10,6 +10,7 @@
 #include "guestmem.h"
 #include <gmm/kvm_compat.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,6 +56,17 @@ static inline int memory_fault(struct guestmem_vcpu *v, uint64_t gpa, uint64_t s
 	gmm_kvm_memory_fault(&run)->size = size;
 	gmm_kvm_memory_fault(&run)->flags = flags;
 	return guestmem_fault(v, &run);
+}
+
+/* Run fn(arg0) and fn(arg1) on two threads at once; wait for both. */
+static inline void run_two(void *(*fn)(void *), void *arg0, void *arg1)
+{
+	pthread_t t[2];
+
+	pthread_create(&t[0], NULL, fn, arg0);
+	pthread_create(&t[1], NULL, fn, arg1);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
 }
 
 /* The exit status of a test: 1 and the count when something failed. */

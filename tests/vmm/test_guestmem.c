@@ -149,15 +149,11 @@ static void test_race(void)
 	struct guestmem *gm = make(GUESTMEM_LAZY, 32 << 20, 0);
 	struct racer r[2] = { { gm, 0 }, { gm, 1 } };
 	struct guestmem_stats st;
-	pthread_t t[2];
 	unsigned int lost = 0;
 
 	if (!gm)
 		return;
-	for (int i = 0; i < 2; i++)
-		pthread_create(&t[i], NULL, race, &r[i]);
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
+	run_two(race, &r[0], &r[1]);
 	for (uint64_t p = 0; p < RACE_PAGES; p++) {
 		uint64_t w[2];
 

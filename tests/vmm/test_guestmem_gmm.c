@@ -238,14 +238,10 @@ static void test_race(void)
 	struct guestmem *gm = make_ok(32 * MIB, 0);
 	struct racer r[2] = { { gm, 0, 0 }, { gm, 1, 0 } };
 	unsigned int lost = 0;
-	pthread_t t[2];
 
 	if (!gm)
 		return;
-	for (int i = 0; i < 2; i++)
-		pthread_create(&t[i], NULL, race, &r[i]);
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
+	run_two(race, &r[0], &r[1]);
 	EXPECT(r[0].errors == 0 && r[1].errors == 0);
 	for (uint64_t p = 0; p < RACE_PAGES; p++) {
 		uint64_t w[2];
