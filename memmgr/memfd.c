@@ -264,10 +264,11 @@ static void *map_aligned(struct memfd_ctx *c, uint64_t off, size_t len)
 
 static int bind_node(void *addr, size_t len, int node)
 {
-	unsigned long mask[1] = { 1ul << node };
+	unsigned long mask[1];
 
 	if (node < 0)
 		return 0;
+	mask[0] = 1ul << node;
 	if (syscall(SYS_mbind, addr, len, MPOL_BIND, mask, 64, 0))
 		return gmm_set_error(-errno, "memfd backing: mbind to host node %d: %s", node,
 				     strerror(errno));

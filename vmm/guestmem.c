@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmm/guestmem.c - guest RAM over plain anonymous memory: region layout,
- * memslots, the "plain" and "lazy" backings, the fault entry point and the
- * bounds-checked accessors declared in guestmem.h.
+ * vmm/guestmem.c - guest RAM: region layout and memslots for every mode, the
+ * "plain" and "lazy" backings over anonymous memory, and the fault entry
+ * point, vCPU hooks and bounds-checked accessors declared in guestmem.h,
+ * which hand the "gmm" mode to guestmem_gmm.c.
  */
 #include "guestmem.h"
+#include "guestmem_gmm.h"
 #include <gmm/kvm_compat.h>
+#include <gmm/thread.h>
 
 #include <errno.h>
 #include <linux/mman.h>
@@ -42,6 +45,7 @@ struct guestmem {
 	_Atomic uint64_t faults;
 	_Atomic uint64_t backed;
 	_Atomic uint64_t discards;
+	struct gmm_ram *gr;		/* gmm mode, else NULL */
 };
 
 struct guestmem_vcpu {
@@ -51,7 +55,14 @@ struct guestmem_vcpu {
 
 const char *guestmem_mode_name(enum guestmem_mode mode)
 {
-	return mode == GUESTMEM_LAZY ? "lazy" : "plain";
+	switch (mode) {
+	case GUESTMEM_GMM:
+		return "gmm";
+	case GUESTMEM_LAZY:
+		return "lazy";
+	default:
+		return "plain";
+	}
 }
 
 static int hugetlb_flags(uint64_t page_size)
@@ -239,20 +250,42 @@ static int layout(struct guestmem *gm)
 
 static int check_cfg(const struct guestmem_cfg *cfg, char *err, size_t errlen)
 {
+	/* gmm regions are whole 2 MiB units (gmm_guest_add_ram) */
+	uint64_t unit = cfg->mode == GUESTMEM_GMM && cfg->page_size < (2ULL << 20) ?
+			(2ULL << 20) : cfg->page_size;
+
 	if (!cfg->nr_nodes || cfg->nr_nodes > GUESTMEM_MAX_NODES) {
 		snprintf(err, errlen, "between 1 and %d guest NUMA nodes are supported",
 			 GUESTMEM_MAX_NODES);
 		return -1;
 	}
+	if (cfg->mode == GUESTMEM_GMM && cfg->page_size > (2ULL << 20)) {
+		snprintf(err, errlen, "--memory-mode gmm backs guest RAM with pages of at most 2 MiB (use --hugepages 2M or --memory-mode lazy)");
+		return -1;
+	}
 	for (unsigned int n = 0; n < cfg->nr_nodes; n++) {
-		if (!cfg->nodes[n].size || cfg->nodes[n].size % cfg->page_size) {
+		if (!cfg->nodes[n].size || cfg->nodes[n].size % unit) {
 			snprintf(err, errlen,
-				 "guest node %u: size must be a non-zero multiple of the %llu KiB page size",
-				 n, (unsigned long long)(cfg->page_size >> 10));
+				 "guest node %u: size must be a non-zero multiple of %llu KiB",
+				 n, (unsigned long long)(unit >> 10));
 			return -1;
 		}
 	}
 	return 0;
+}
+
+static int setup_gmm(struct guestmem *gm, char *err, size_t errlen)
+{
+	gm->gr = gmm_ram_create(&gm->cfg, err, errlen);
+	if (!gm->gr)
+		return -1;
+	for (unsigned int i = 0; i < gm->nr; i++) {
+		if (gmm_ram_add(gm->gr, &gm->reg[i].slot, err, errlen))
+			return -1;
+	}
+	if (gm->cfg.prealloc && gmm_ram_prealloc(gm->gr, err, errlen))
+		return -1;
+	return gmm_ram_start_reporting(gm->gr, gm->cfg.report_delay_ms, err, errlen);
 }
 
 struct guestmem *guestmem_create(const struct guestmem_cfg *cfg, char *err,
@@ -274,6 +307,11 @@ struct guestmem *guestmem_create(const struct guestmem_cfg *cfg, char *err,
 	if (layout(gm)) {
 		snprintf(err, errlen, "guest memory layout needs too many memslots");
 		goto fail;
+	}
+	if (cfg->mode == GUESTMEM_GMM) {
+		if (setup_gmm(gm, err, errlen))
+			goto fail;
+		return gm;
 	}
 	for (unsigned int i = 0; i < gm->nr; i++) {
 		total += gm->reg[i].slot.size;
@@ -298,6 +336,7 @@ void guestmem_destroy(struct guestmem *gm)
 {
 	if (!gm)
 		return;
+	gmm_ram_destroy(gm->gr);
 	for (unsigned int i = 0; i < gm->nr; i++) {
 		if (gm->reg[i].base)
 			munmap(gm->reg[i].base, gm->reg[i].reserved);
@@ -317,6 +356,16 @@ const struct guestmem_slot *guestmem_slot(const struct guestmem *gm,
 	return i < gm->nr ? &gm->reg[i].slot : NULL;
 }
 
+struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm)
+{
+	return gm->gr ? gmm_ram_pool(gm->gr) : NULL;
+}
+
+struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm)
+{
+	return gm->gr ? gmm_ram_guest(gm->gr) : NULL;
+}
+
 struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm,
 					   unsigned int cpu)
 {
@@ -324,6 +373,10 @@ struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm,
 
 	if (!v)
 		return NULL;
+	if (gm->gr && gmm_ram_thread_attach(gm->gr)) {
+		free(v);
+		return NULL;
+	}
 	v->gm = gm;
 	v->cpu = cpu;
 	return v;
@@ -331,22 +384,30 @@ struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm,
 
 void guestmem_vcpu_detach(struct guestmem_vcpu *v)
 {
+	if (!v)
+		return;
+	if (v->gm->gr)
+		gmm_ram_thread_detach(v->gm->gr);
 	free(v);
 }
 
+/* The gmm_thread_* calls do nothing on a thread that is not attached. */
 void guestmem_vcpu_offline(struct guestmem_vcpu *v)
 {
-	(void)v;
+	if (v->gm->gr)
+		gmm_thread_offline();
 }
 
 void guestmem_vcpu_online(struct guestmem_vcpu *v)
 {
-	(void)v;
+	if (v->gm->gr)
+		gmm_thread_online();
 }
 
 void guestmem_vcpu_quiescent(struct guestmem_vcpu *v)
 {
-	(void)v;
+	if (v->gm->gr)
+		gmm_thread_quiescent();
 }
 
 static struct region *find(const struct guestmem *gm, uint64_t gpa)
@@ -411,6 +472,10 @@ static int complete_mmio(struct guestmem *gm, struct kvm_run *run)
 		return 0;
 	if (len > sizeof(run->mmio.data) || !guestmem_is_ram(gm, gpa, len))
 		return -EFAULT;
+	if (gm->gr) {
+		ret = gmm_ram_fault(gm->gr, gpa, len, run->mmio.is_write, run->mmio.data);
+		return ret ? ret : 1;
+	}
 	ret = back_unit(gm, r, gpa, true);
 	if (!ret && (gpa + len - 1) / gm->cfg.page_size != gpa / gm->cfg.page_size)
 		ret = back_unit(gm, r, gpa + len - 1, true);
@@ -452,7 +517,10 @@ static int memory_fault(struct guestmem *gm, struct kvm_run *run)
 		return 0;
 	if (mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE)
 		return -EINVAL;
-	ret = back_range(gm, mf->gpa, size, true);
+	if (gm->gr)
+		ret = gmm_ram_back(gm->gr, mf->gpa, size);
+	else
+		ret = back_range(gm, mf->gpa, size, true);
 	return ret ? ret : 1;
 }
 
@@ -495,6 +563,8 @@ int guestmem_read(struct guestmem *gm, uint64_t gpa, void *buf, size_t len)
 {
 	if (!guestmem_is_ram(gm, gpa, len))
 		return -EFAULT;
+	if (gm->gr)
+		return gmm_ram_copy(gm->gr, gpa, buf, len, false);
 	return copy(gm, gpa, buf, len, false);
 }
 
@@ -503,6 +573,8 @@ int guestmem_write(struct guestmem *gm, uint64_t gpa, const void *buf,
 {
 	if (!guestmem_is_ram(gm, gpa, len))
 		return -EFAULT;
+	if (gm->gr)
+		return gmm_ram_copy(gm->gr, gpa, (void *)buf, len, true);
 	return copy(gm, gpa, (void *)buf, len, true);
 }
 
@@ -540,6 +612,8 @@ int guestmem_discard(struct guestmem *gm, uint64_t gpa, uint64_t len)
 
 	if (!guestmem_is_ram(gm, gpa, len))
 		return -EFAULT;
+	if (gm->gr)
+		return gmm_ram_discard(gm->gr, gpa, len);
 	for (; start < end; start += ps) {
 		struct region *r = find(gm, start);
 		int ret;
@@ -555,6 +629,11 @@ int guestmem_discard(struct guestmem *gm, uint64_t gpa, uint64_t len)
 
 void guestmem_get_stats(struct guestmem *gm, struct guestmem_stats *st)
 {
+	if (gm->gr) {
+		gmm_ram_stats(gm->gr, st);
+		return;
+	}
+	memset(st, 0, sizeof(*st));
 	st->faults = atomic_load(&gm->faults);
 	st->backed = atomic_load(&gm->backed);
 	st->discards = atomic_load(&gm->discards);

@@ -4,10 +4,14 @@
  *
  * Everything in vmm/ reaches guest memory through this header: the VM code
  * asks it for memslots, vCPU threads hand it faults on unbacked pages, and
- * device emulation and loaders use the bounds-checked accessors. Two
- * implementations live in guestmem.c today ("plain": anonymous memory, fully
- * accessible - the benchmark baseline; "lazy": reserved PROT_NONE, backed a
- * page at a time on fault); a third will sit on libgmm's guest address space.
+ * device emulation and loaders use the bounds-checked accessors. Three
+ * implementations: "gmm" (guestmem_gmm.c, the default: libgmm's pool over a
+ * memfd and its guest address space, per-vCPU page caches, free page
+ * reporting), and in guestmem.c "plain" (anonymous memory, fully accessible:
+ * the benchmark baseline) and "lazy" (anonymous memory reserved PROT_NONE,
+ * backed a page at a time on fault: the same exit path without libgmm, the
+ * control for gmm's own cost). The layout (nodes, the 32-bit hole) is
+ * guestmem.c's for all three.
  */
 #ifndef GMM_VMM_GUESTMEM_H
 #define GMM_VMM_GUESTMEM_H
@@ -26,9 +30,13 @@ struct kvm_run;
 #define GUESTMEM_HOLE_END	0x100000000ULL
 
 enum guestmem_mode {
+	GUESTMEM_GMM,		/* libgmm (default) */
 	GUESTMEM_PLAIN,
 	GUESTMEM_LAZY,
 };
+
+/* gmm mode: default delay before free page reporting passes (0 = off). */
+#define GUESTMEM_REPORT_DELAY_MS	500
 
 struct guestmem_node_cfg {
 	uint64_t size;		/* bytes of guest RAM on this guest node */
@@ -39,6 +47,10 @@ struct guestmem_cfg {
 	enum guestmem_mode mode;
 	uint64_t page_size;	/* host backing unit: 4 KiB, 2 MiB or 1 GiB */
 	bool prealloc;		/* back everything before the guest starts */
+	/* gmm mode: extra pool memory beyond guest RAM, on pool node 0, for
+	 * device memory (virtio rings, future device buffers); 0 today */
+	uint64_t device_bytes;
+	unsigned int report_delay_ms;	/* gmm mode: reporting delay, 0 = off */
 	unsigned int nr_nodes;
 	struct guestmem_node_cfg nodes[GUESTMEM_MAX_NODES];
 };
@@ -52,13 +64,18 @@ struct guestmem_slot {
 };
 
 struct guestmem_stats {
-	uint64_t faults;	/* backing units mapped on a guest fault */
-	uint64_t backed;	/* backing units mapped by any path */
-	uint64_t discards;	/* backing units given back on request */
-	uint64_t page_size;
+	uint64_t faults;	/* plain/lazy: units mapped on a fault; gmm: fault
+				 * calls that backed memory (one may back 2 MiB) */
+	uint64_t backed;	/* units backed now (lazy, plain: ever mapped) */
+	uint64_t discards;	/* units given back on request */
+	uint64_t page_size;	/* the unit: the host page; gmm: 4 KiB */
+	uint64_t huge_faults;	/* gmm: faults backed with an aligned 2 MiB block */
+	uint64_t huge_bytes;	/* gmm: guest RAM on aligned 2 MiB blocks */
 };
 
 struct guestmem;		/* one guest's RAM */
+struct gmm_pool;
+struct gmm_guest;
 struct guestmem_vcpu;		/* one vCPU thread's context */
 
 /* Set up RAM as cfg says; on failure, one line of explanation in err. */
@@ -71,7 +88,15 @@ const struct guestmem_slot *guestmem_slot(const struct guestmem *gm,
 					  unsigned int i);
 const char *guestmem_mode_name(enum guestmem_mode mode);
 
-/* vCPU thread hooks (no-ops until libgmm's per-thread caches plug in). */
+/* gmm mode: libgmm's pool and guest (statistics, tests); NULL otherwise. */
+struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm);
+struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm);
+
+/*
+ * vCPU thread hooks. gmm mode: attach gives the thread a page cache of the
+ * pool (gmm_thread_attach), offline/online bracket KVM_RUN, quiescent runs
+ * after every exit; attach returns NULL when that fails. No-ops otherwise.
+ */
 struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm,
 					   unsigned int cpu);
 void guestmem_vcpu_detach(struct guestmem_vcpu *v);

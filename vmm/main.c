@@ -2,9 +2,12 @@
 /*
  * vmm/main.c - gmm-vmm's entry: options, checks of what the host can give,
  * running the VM, and the closing summary (boot time, pages faulted in,
- * host RSS, the guest's verdict) as text and as one JSON line.
+ * host RSS, gmm's buddyinfo before and after, reported free memory, guest
+ * RAM on 2 MiB blocks, the guest's verdict) as text and as one JSON line.
  */
 #include "vmm.h"
+#include <gmm/report.h>
+#include <gmm/stats.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,41 +128,138 @@ static const char *verdict(const struct vm *vm, int code)
 	return "fail";
 }
 
-static void summary(struct vm *vm, int code, uint64_t t_end)
+/* What the summary reports about gmm's pool; zero/NULL in other modes. */
+struct gmm_figures {
+	char *buddy_text[2];		/* before the guest ran, after */
+	char *buddy_json[2];
+	struct gmm_report_stats report;
+};
+
+/* gmm_stat_buddyinfo() without its trailing newlines; NULL if not gmm. */
+static char *buddyinfo(struct vm *vm, enum gmm_stat_format fmt)
 {
-	struct guestmem_stats st;
+	struct gmm_pool *pool = guestmem_gmm_pool(vm->gm);
+	char *out = NULL;
+	size_t n;
+
+	if (!pool || gmm_stat_buddyinfo(pool, fmt, &out))
+		return NULL;
+	n = strlen(out);
+	while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		out[--n] = 0;
+	return out;
+}
+
+static void take_buddyinfo(struct vm *vm, struct gmm_figures *g, int when)
+{
+	g->buddy_text[when] = buddyinfo(vm, GMM_STAT_TEXT);
+	g->buddy_json[when] = buddyinfo(vm, GMM_STAT_JSON);
+}
+
+static void free_figures(struct gmm_figures *g)
+{
+	for (int i = 0; i < 2; i++) {
+		free(g->buddy_text[i]);
+		free(g->buddy_json[i]);
+	}
+}
+
+static unsigned int permille(uint64_t part, uint64_t whole)
+{
+	return whole ? (unsigned int)(part * 1000 / whole) : 0;
+}
+
+static void summary_gmm_text(const struct guestmem_stats *st, const struct gmm_figures *g)
+{
+	uint64_t backed = st->backed * st->page_size;
+
+	printf("gmm-vmm: guest RAM on aligned 2 MiB blocks: %llu of %llu MiB backed (%.1f%%), %llu faults took a 2 MiB block\n",
+	       (unsigned long long)(st->huge_bytes >> 20), (unsigned long long)(backed >> 20),
+	       permille(st->huge_bytes, backed) / 10.0, (unsigned long long)st->huge_faults);
+	printf("gmm-vmm: free pool memory: %llu MiB reported to the host, %llu MiB unreported (%llu MiB reported in %llu passes%s)\n",
+	       (unsigned long long)(g->report.free_reported >> 20),
+	       (unsigned long long)(g->report.free_unreported >> 20),
+	       (unsigned long long)(g->report.reported_bytes >> 20),
+	       (unsigned long long)g->report.passes, g->report.running ? "" : ", reporting off");
+	printf("gmm-vmm: buddyinfo before the guest ran:\n%s\n", g->buddy_text[0] ? g->buddy_text[0] : "");
+	printf("gmm-vmm: buddyinfo after:\n%s\n", g->buddy_text[1] ? g->buddy_text[1] : "");
+}
+
+static void summary_text(struct vm *vm, int code, uint64_t t_end,
+			 const struct guestmem_stats *st, const struct gmm_figures *g)
+{
 	uint64_t rss = proc_kib("/proc/self/status", "VmRSS");
 	uint64_t hwm = proc_kib("/proc/self/status", "VmHWM");
-	const char *mode = guestmem_mode_name(vm->opts->mem.mode);
 
-	guestmem_get_stats(vm->gm, &st);
-	if (!vm->opts->quiet) {
-		printf("gmm-vmm: %s (exit %d)\n", vm->reason, code);
-		printf("gmm-vmm: boot time: first instruction %.3f ms, user mode %.3f ms, first result %.3f ms, total %.3f ms\n",
-		       ms_since(vm->t_start, vm->t_first_insn), ms_since(vm->t_start, vm->t_user),
-		       ms_since(vm->t_start, vm->t_first_result), ms_since(vm->t_start, t_end));
-		printf("gmm-vmm: memory: %s, %llu MiB, pages faulted in %llu, backed %llu MiB, discarded %llu pages of %llu KiB\n",
-		       mode, (unsigned long long)(vm->opts->memory >> 20),
-		       (unsigned long long)st.faults,
-		       (unsigned long long)(st.backed * st.page_size >> 20),
-		       (unsigned long long)st.discards, (unsigned long long)(st.page_size >> 10));
-		printf("gmm-vmm: host RSS %llu MiB (peak %llu MiB)\n",
-		       (unsigned long long)(rss >> 10), (unsigned long long)(hwm >> 10));
-		printf("gmm-vmm: guest verdict: %s\n", verdict(vm, code));
-	}
+	printf("gmm-vmm: %s (exit %d)\n", vm->reason, code);
+	printf("gmm-vmm: boot time: first instruction %.3f ms, user mode %.3f ms, first result %.3f ms, total %.3f ms\n",
+	       ms_since(vm->t_start, vm->t_first_insn), ms_since(vm->t_start, vm->t_user),
+	       ms_since(vm->t_start, vm->t_first_result), ms_since(vm->t_start, t_end));
+	printf("gmm-vmm: memory: %s, %llu MiB, pages faulted in %llu, backed %llu MiB, discarded %llu pages of %llu KiB\n",
+	       guestmem_mode_name(vm->opts->mem.mode), (unsigned long long)(vm->opts->memory >> 20),
+	       (unsigned long long)st->faults,
+	       (unsigned long long)(st->backed * st->page_size >> 20),
+	       (unsigned long long)st->discards, (unsigned long long)(st->page_size >> 10));
+	printf("gmm-vmm: host RSS %llu MiB (peak %llu MiB)\n",
+	       (unsigned long long)(rss >> 10), (unsigned long long)(hwm >> 10));
+	if (guestmem_gmm_pool(vm->gm))
+		summary_gmm_text(st, g);
+	printf("gmm-vmm: guest verdict: %s\n", verdict(vm, code));
+}
+
+static void summary_json_gmm(const struct guestmem_stats *st, const struct gmm_figures *g)
+{
+	printf(",\"huge_faults\":%llu,\"huge_bytes\":%llu,\"huge_permille\":%u,"
+	       "\"free_reported\":%llu,\"free_unreported\":%llu,\"reported_bytes\":%llu,"
+	       "\"report_passes\":%llu,\"buddyinfo_before\":%s,\"buddyinfo_after\":%s",
+	       (unsigned long long)st->huge_faults, (unsigned long long)st->huge_bytes,
+	       permille(st->huge_bytes, st->backed * st->page_size),
+	       (unsigned long long)g->report.free_reported,
+	       (unsigned long long)g->report.free_unreported,
+	       (unsigned long long)g->report.reported_bytes,
+	       (unsigned long long)g->report.passes,
+	       g->buddy_json[0] ? g->buddy_json[0] : "null",
+	       g->buddy_json[1] ? g->buddy_json[1] : "null");
+}
+
+static void summary_json(struct vm *vm, int code, uint64_t t_end,
+			 const struct guestmem_stats *st, const struct gmm_figures *g)
+{
+	uint64_t rss = proc_kib("/proc/self/status", "VmRSS");
+	uint64_t hwm = proc_kib("/proc/self/status", "VmHWM");
+
 	printf("{\"vmm\":\"summary\",\"exit\":%d,\"verdict\":\"%s\",\"mode\":\"%s\",\"memory_mib\":%llu,"
 	       "\"vcpus\":%u,\"page_size\":%llu,\"faults\":%llu,\"backed\":%llu,\"discards\":%llu,"
 	       "\"rss_kib\":%llu,\"hwm_kib\":%llu,\"results\":%u,\"t_start_mono_ns\":%llu,"
-	       "\"first_insn_ns\":%llu,\"user_ns\":%llu,\"first_result_ns\":%llu,\"total_ns\":%llu}\n",
-	       code, verdict(vm, code), mode, (unsigned long long)(vm->opts->memory >> 20),
-	       vm->nr_vcpus, (unsigned long long)st.page_size, (unsigned long long)st.faults,
-	       (unsigned long long)st.backed, (unsigned long long)st.discards,
+	       "\"first_insn_ns\":%llu,\"user_ns\":%llu,\"first_result_ns\":%llu,\"total_ns\":%llu",
+	       code, verdict(vm, code), guestmem_mode_name(vm->opts->mem.mode),
+	       (unsigned long long)(vm->opts->memory >> 20),
+	       vm->nr_vcpus, (unsigned long long)st->page_size, (unsigned long long)st->faults,
+	       (unsigned long long)st->backed, (unsigned long long)st->discards,
 	       (unsigned long long)rss, (unsigned long long)hwm, atomic_load(&vm->results),
 	       (unsigned long long)vm->t_start,
 	       (unsigned long long)(vm->t_first_insn ? vm->t_first_insn - vm->t_start : 0),
 	       (unsigned long long)(vm->t_user ? vm->t_user - vm->t_start : 0),
 	       (unsigned long long)(vm->t_first_result ? vm->t_first_result - vm->t_start : 0),
 	       (unsigned long long)(t_end - vm->t_start));
+	if (guestmem_gmm_pool(vm->gm))
+		summary_json_gmm(st, g);
+	printf("}\n");
+}
+
+static void summary(struct vm *vm, int code, uint64_t t_end, struct gmm_figures *g)
+{
+	struct gmm_pool *pool = guestmem_gmm_pool(vm->gm);
+	struct guestmem_stats st;
+
+	guestmem_get_stats(vm->gm, &st);
+	if (pool) {
+		take_buddyinfo(vm, g, 1);
+		gmm_report_stats(pool, &g->report);
+	}
+	if (!vm->opts->quiet)
+		summary_text(vm, code, t_end, &st, g);
+	summary_json(vm, code, t_end, &st, g);
 	fflush(stdout);
 }
 
@@ -167,6 +267,7 @@ int main(int argc, char **argv)
 {
 	struct vmm_opts opts;
 	struct vm *vm = &the_vm;
+	struct gmm_figures figures = { 0 };
 	int ret;
 
 	vm->t_start = now_ns();
@@ -180,8 +281,10 @@ int main(int argc, char **argv)
 		vm_destroy(vm);
 		return -ret;
 	}
+	take_buddyinfo(vm, &figures, 0);
 	ret = vm_run(vm);
-	summary(vm, ret, now_ns());
+	summary(vm, ret, now_ns(), &figures);
+	free_figures(&figures);
 	vm_destroy(vm);
 	return ret;
 }

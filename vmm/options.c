@@ -31,10 +31,18 @@ static const char usage[] =
 "      --hugepages none|2M|1G  back RAM with hugetlbfs pages of this size;\n"
 "                           they must be reserved (/proc/sys/vm/nr_hugepages).\n"
 "      --prealloc           back all RAM before the guest starts (with progress)\n"
-"      --memory-mode plain|lazy\n"
-"                           plain: anonymous memory, all accessible (baseline);\n"
-"                           lazy: each page is backed when the guest first\n"
-"                           touches it (default).\n"
+"      --memory-mode gmm|lazy|plain\n"
+"                           gmm (default): RAM from a gmm pool over a memfd,\n"
+"                           one pool node per guest node, backed on first touch\n"
+"                           (2 MiB blocks where it can), per-vCPU page caches,\n"
+"                           free page reporting; node sizes in 2 MiB units.\n"
+"                           lazy: anonymous pages mapped on first touch, no\n"
+"                           gmm (the control); plain: anonymous memory, all\n"
+"                           accessible (the benchmark baseline).\n"
+"      --report-delay-ms N  gmm: report free pool memory to the host N ms after\n"
+"                           it appears (default 500; 0 = no reporting)\n"
+"      --device-memory SIZE gmm: extra pool memory on node 0 for device memory\n"
+"                           (default 0; nothing uses it yet)\n"
 "CPUs:\n"
 "  -c, --vcpus N            number of vCPUs (default 1, at most 64)\n"
 "Linux:\n"
@@ -55,8 +63,8 @@ static const char usage[] =
 "(boot time, pages faulted in, host RSS, verdict) and one JSON summary line.\n"
 "\n"
 "Exit status: 0 guest passed and powered off; 1 guest reported a failure;\n"
-"2 bad options; 3 the host cannot provide it (no /dev/kvm, memory, files);\n"
-"4 guest crashed; 5 guest reset; 6 KVM failed; 128+N stopped by signal N.\n";
+"2 bad options; 3 the host cannot provide it (no /dev/kvm, memory, hugepages,\n"
+"files); 4 guest crashed; 5 guest reset; 6 KVM failed; 128+N stopped by signal N.\n";
 
 static int fail(const char *fmt, const char *arg)
 {
@@ -139,27 +147,66 @@ static int parse_hugepages(struct vmm_opts *o, const char *arg)
 
 static int parse_mode(struct vmm_opts *o, const char *arg)
 {
-	if (!strcmp(arg, "plain"))
+	if (!strcmp(arg, "gmm"))
+		o->mem.mode = GUESTMEM_GMM;
+	else if (!strcmp(arg, "plain"))
 		o->mem.mode = GUESTMEM_PLAIN;
 	else if (!strcmp(arg, "lazy"))
 		o->mem.mode = GUESTMEM_LAZY;
 	else
-		return fail("--memory-mode: expected plain or lazy, got '%s'", arg);
+		return fail("--memory-mode: expected gmm, lazy or plain, got '%s'", arg);
 	return 0;
+}
+
+/* A decimal number in [lo, hi]; -1 when it is not one. */
+static long parse_num(const char *arg, long lo, long hi)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || n < lo || n > hi)
+		return -1;
+	return n;
 }
 
 static int parse_vcpus(struct vmm_opts *o, const char *arg)
 {
-	char *end;
-	long n = strtol(arg, &end, 10);
+	long n = parse_num(arg, 1, VMM_MAX_VCPUS);
 
-	if (*end || end == arg || n < 1 || n > VMM_MAX_VCPUS)
+	if (n < 0)
 		return fail("--vcpus: expected a number from 1 to 64, got '%s'", arg);
 	o->vcpus = (unsigned int)n;
 	return 0;
 }
 
-enum { OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE };
+static int parse_report_delay(struct vmm_opts *o, const char *arg)
+{
+	long n = parse_num(arg, 0, 3600000);
+
+	if (n < 0)
+		return fail("--report-delay-ms: expected milliseconds from 0 to 3600000, got '%s'", arg);
+	o->mem.report_delay_ms = (unsigned int)n;
+	return 0;
+}
+
+static int parse_device_memory(struct vmm_opts *o, const char *arg)
+{
+	uint64_t v = parse_size(arg);
+
+	if (!v && strcmp(arg, "0"))
+		return fail("--device-memory: bad size '%s' (try 16M)", arg);
+	if (v % (2ULL << 20))
+		return fail("--device-memory: '%s' is not a multiple of 2 MiB", arg);
+	o->mem.device_bytes = v;
+	return 0;
+}
+
+enum {
+	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
+	OPT_REPORT, OPT_DEVMEM,
+};
 
 static const struct option longopts[] = {
 	{ "memory", required_argument, NULL, 'm' },
@@ -167,6 +214,8 @@ static const struct option longopts[] = {
 	{ "hugepages", required_argument, NULL, OPT_HUGE },
 	{ "prealloc", no_argument, NULL, OPT_PREALLOC },
 	{ "memory-mode", required_argument, NULL, OPT_MODE },
+	{ "report-delay-ms", required_argument, NULL, OPT_REPORT },
+	{ "device-memory", required_argument, NULL, OPT_DEVMEM },
 	{ "vcpus", required_argument, NULL, 'c' },
 	{ "kernel", required_argument, NULL, 'k' },
 	{ "initrd", required_argument, NULL, 'i' },
@@ -195,6 +244,10 @@ static int parse_one(struct vmm_opts *o, int c, const char *arg)
 		return 0;
 	case OPT_MODE:
 		return parse_mode(o, arg);
+	case OPT_REPORT:
+		return parse_report_delay(o, arg);
+	case OPT_DEVMEM:
+		return parse_device_memory(o, arg);
 	case 'c':
 		return parse_vcpus(o, arg);
 	case 'k': o->kernel = arg; return 0;
@@ -244,6 +297,14 @@ static int check_combination(struct vmm_opts *o)
 		return fail("--initrd and --cmdline need --kernel%s", "");
 	if (o->kernel && (o->workload || o->guest))
 		return fail("--guest-workload and --guest are for the benchmark guest, not --kernel%s", "");
+	if (o->mem.mode != GUESTMEM_GMM)
+		return 0;
+	if (o->mem.page_size > (2ULL << 20))
+		return fail("--hugepages 1G: --memory-mode gmm maps guest RAM in pages of at most 2 MiB (use 2M, or --memory-mode lazy)%s", "");
+	for (unsigned int i = 0; i < o->mem.nr_nodes; i++) {
+		if (o->mem.nodes[i].size % (2ULL << 20))
+			return fail("--memory/--numa: --memory-mode gmm needs sizes in whole 2 MiB units%s", "");
+	}
 	return 0;
 }
 
@@ -255,7 +316,8 @@ int opts_parse(struct vmm_opts *o, int argc, char **argv)
 	memset(o, 0, sizeof(*o));
 	o->vcpus = 1;
 	o->mem.page_size = 4096;
-	o->mem.mode = GUESTMEM_LAZY;
+	o->mem.mode = GUESTMEM_GMM;
+	o->mem.report_delay_ms = GUESTMEM_REPORT_DELAY_MS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:c:k:i:a:w:qh", longopts, NULL)) != -1) {
 		ret = parse_one(o, c, c == ':' || c == '?' ? argv[optind - 1] : optarg);

@@ -309,7 +309,8 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	v->gmv = guestmem_vcpu_attach(v->vm->gm, v->id);
 	if (!v->gmv) {
-		vm_stop(v->vm, VMM_EXIT_HOST, "vcpu%u: out of memory", v->id);
+		vm_stop(v->vm, VMM_EXIT_HOST, "vcpu%u: cannot set up its guest memory context (gmm page cache)",
+			v->id);
 		return NULL;
 	}
 	while (!atomic_load(&v->vm->stopping)) {

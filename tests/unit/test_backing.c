@@ -20,6 +20,8 @@
 
 #include <gmm/gmm.h>
 
+#include "../sysfs_long.h"
+
 #define MIB (1ull << 20)
 #define CHECK(c)                                                                         \
 	do {                                                                             \
@@ -32,31 +34,6 @@
 
 static const char *nr_huge_path = "/proc/sys/vm/nr_hugepages";
 static long saved_huge = -1;
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
-static int write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	int err;
-
-	if (!f)
-		return -errno;
-	fprintf(f, "%ld\n", v);
-	err = fclose(f) ? -errno : 0;
-	return err;
-}
 
 static void restore_huge(void)
 {

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # tests/vmm/test_boot.py - boots the benchmark guest on /dev/kvm: touch,
-# churn and verify on 1 and 2 vCPUs, plain and lazy backing, on a 2-node
-# layout; checks the guest's own results and that the host's fault counts
-# agree with what the guest touched; and that a page lost behind the
-# guest's back is detected. Exits 77 (skip) only where /dev/kvm is absent.
+# churn and verify on 1 and 2 vCPUs, in gmm mode (the default, run first)
+# and the lazy and plain baselines, on a 2-node layout; checks the guest's
+# own results and that the host's fault, backing and discard counts agree
+# with what the guest touched; and that a page lost behind the guest's back
+# is detected. Exits 77 (skip) only where /dev/kvm is absent.
 import json
 import os
 import subprocess
@@ -26,7 +27,9 @@ def fail(what):
 
 def boot(mode, vcpus, workload, extra=()):
     args = [VMM, '--numa', 'mem=64M', '--numa', 'mem=64M', '--vcpus', str(vcpus),
-            '--memory-mode', mode, '--guest-workload', workload] + list(extra)
+            '--guest-workload', workload] + list(extra)
+    if mode != 'gmm':
+        args += ['--memory-mode', mode]
     p = subprocess.run(args, capture_output=True, text=True, timeout=300)
     results, summary = [], None
     for line in p.stdout.splitlines():
@@ -65,7 +68,9 @@ def check_run(mode, vcpus):
     if checked != pages:
         fail('%s: guest verified %d pages of %d' % (name, checked, pages))
     churned = CHURN_MIB * 256
-    if mode == 'lazy':
+    if mode == 'gmm':
+        check_gmm(name, summ, pages, churned)
+    elif mode == 'lazy':
         lo, hi = pages + churned, pages + churned + OVERHEAD_PAGES
         if not lo <= summ['faults'] <= hi:
             fail('%s: host faulted %d pages, guest touched %d (+%d re-touched)' %
@@ -79,8 +84,21 @@ def check_run(mode, vcpus):
             fail('%s: RSS %d KiB below the %d MiB touched' % (name, summ['rss_kib'], TOUCH_MIB))
 
 
+def check_gmm(name, summ, pages, churned):
+    # a fault backs a 2 MiB block where it can: fewer faults than pages
+    if not 1 <= summ['faults'] <= pages + churned + OVERHEAD_PAGES:
+        fail('%s: %d gmm faults for %d pages touched' % (name, summ['faults'], pages))
+    if not pages <= summ['backed'] <= summ['memory_mib'] * 256:
+        fail('%s: gmm backed %d pages, guest touched %d' % (name, summ['backed'], pages))
+    if summ['discards'] != churned:
+        fail('%s: gmm discarded %d pages, guest asked %d' % (name, summ['discards'], churned))
+    if summ['mode'] != 'gmm' or summ['huge_bytes'] > summ['backed'] * 4096 or \
+       summ['buddyinfo_before'] is None or summ['buddyinfo_after'] is None:
+        fail('%s: gmm summary incomplete: %r' % (name, summ))
+
+
 def check_lost_page():
-    for mode in ('plain', 'lazy'):
+    for mode in ('gmm', 'plain', 'lazy'):
         p, res, summ = boot(mode, 1, 'touch=4 verify', ['--x-lose-page'])
         verify = [r for r in res if r.get('workload') == 'verify']
         print('--- lost page, %s: exit %d, verify %s' % (mode, p.returncode, verify))
@@ -92,7 +110,7 @@ def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the KVM boot tests did not run')
         return 77
-    for mode in ('plain', 'lazy'):
+    for mode in ('gmm', 'lazy', 'plain'):
         for vcpus in (1, 2):
             check_run(mode, vcpus)
     check_lost_page()

@@ -1,26 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/vmm/test_guestmem.c - guestmem without KVM: layout around the 32-bit
- * hole, the lazy fault path completing MMIO reads and writes the way
+ * tests/vmm/test_guestmem.c - guestmem's lazy and plain modes without KVM:
+ * layout around the 32-bit hole, the lazy fault path completing MMIO reads and writes the way
  * KVM_EXIT_MMIO asks, KVM_EXIT_MEMORY_FAULT, discard, the accessors' bounds,
  * and two threads faulting the same pages at once (no write may be lost).
  */
-#include "guestmem.h"
-#include <gmm/kvm_compat.h>
+#include "guestmem_test.h"
 
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-static int failures;
-
-#define EXPECT(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond); \
-		failures++; \
-	} \
-} while (0)
 
 static struct guestmem *make(enum guestmem_mode mode, uint64_t n0, uint64_t n1)
 {
@@ -34,26 +22,6 @@ static struct guestmem *make(enum guestmem_mode mode, uint64_t n0, uint64_t n1)
 	if (!gm)
 		fprintf(stderr, "guestmem_create: %s\n", err);
 	return gm;
-}
-
-static int mmio(struct guestmem_vcpu *v, uint64_t gpa, bool write, uint64_t val,
-		uint32_t len, uint64_t *out)
-{
-	struct kvm_run run;
-	int ret;
-
-	memset(&run, 0, sizeof(run));
-	run.exit_reason = KVM_EXIT_MMIO;
-	run.mmio.phys_addr = gpa;
-	run.mmio.len = len;
-	run.mmio.is_write = write;
-	memcpy(run.mmio.data, &val, len);
-	ret = guestmem_fault(v, &run);
-	if (out) {
-		*out = 0;
-		memcpy(out, run.mmio.data, len);
-	}
-	return ret;
 }
 
 static void test_layout(void)
@@ -82,7 +50,6 @@ static void test_lazy_faults(void)
 	struct guestmem_vcpu *v;
 	struct guestmem_stats st;
 	uint64_t got, buf[2];
-	struct kvm_run run;
 
 	if (!gm)
 		return;
@@ -106,11 +73,7 @@ static void test_lazy_faults(void)
 	EXPECT(mmio(v, 64 << 20, true, 1, 4, NULL) == 0);
 	EXPECT(mmio(v, (32 << 20) - 4, true, 1, 8, NULL) < 0);
 	/* KVM_EXIT_MEMORY_FAULT backs the whole range */
-	memset(&run, 0, sizeof(run));
-	run.exit_reason = KVM_EXIT_MEMORY_FAULT;
-	gmm_kvm_memory_fault(&run)->gpa = 0x400000;
-	gmm_kvm_memory_fault(&run)->size = 3 * 4096;
-	EXPECT(guestmem_fault(v, &run) == 1);
+	EXPECT(memory_fault(v, 0x400000, 3 * 4096, 0) == 1);
 	guestmem_get_stats(gm, &st);
 	EXPECT(st.faults == 7);
 	/* discard: the page goes back, reads zero, the next touch faults */
@@ -186,15 +149,11 @@ static void test_race(void)
 	struct guestmem *gm = make(GUESTMEM_LAZY, 32 << 20, 0);
 	struct racer r[2] = { { gm, 0 }, { gm, 1 } };
 	struct guestmem_stats st;
-	pthread_t t[2];
 	unsigned int lost = 0;
 
 	if (!gm)
 		return;
-	for (int i = 0; i < 2; i++)
-		pthread_create(&t[i], NULL, race, &r[i]);
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
+	run_two(race, &r[0], &r[1]);
 	for (uint64_t p = 0; p < RACE_PAGES; p++) {
 		uint64_t w[2];
 
@@ -214,10 +173,5 @@ int main(void)
 	test_plain();
 	test_prealloc();
 	test_race();
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
-		return 1;
-	}
-	printf("guestmem: all checks passed\n");
-	return 0;
+	return report("guestmem");
 }

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm/guestmem_gmm.c - the "gmm" guest memory mode: one libgmm pool over a
+ * memfd (shmem, or hugetlbfs 2 MiB pages) with one pool node per guest NUMA
+ * node bound to its host node, one gmm guest whose RAM regions are
+ * guestmem's slots, eager population, free page reporting, and the fault,
+ * access and discard paths that guestmem.c hands to it.
+ */
+#include "guestmem_gmm.h"
+#include <gmm/gmm.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB			(1ULL << 20)
+#define MIN_BLOCK		(4 * MIB)	/* 2^max_order frames */
+#define MAX_BLOCK		(128 * MIB)	/* the pool's default */
+#define PROGRESS_MIN_BYTES	(512 * MIB)	/* a "large guest" */
+
+struct gmm_ram {
+	struct gmm_pool *pool;
+	struct gmm_guest *guest;
+	void *memfd;			/* the pool's backing context; it frees it */
+};
+
+struct progress {
+	struct timespec t0;
+	bool tty;
+};
+
+static uint64_t round_up(uint64_t x, uint64_t to)
+{
+	return (x + to - 1) / to * to;
+}
+
+/*
+ * Frames a pool of @bytes keeps back from movable allocations: its min
+ * watermark (the kernel's min_free_kbytes = sqrt(16 * KiB)) twice over plus
+ * the low/high steps, so a guest can back every page of its RAM.
+ */
+static uint64_t watermark_headroom(uint64_t bytes)
+{
+	uint64_t min_kib = (uint64_t)sqrt((double)(bytes >> 10) * 16);
+
+	if (min_kib < 128)
+		min_kib = 128;
+	if (min_kib > 262144)
+		min_kib = 262144;
+	return round_up((2 * min_kib << 10) + (bytes >> 8), 2 * MIB);
+}
+
+/* Memory blocks of about 1/64 of the pool, 4 to 128 MiB: little rounding. */
+static uint64_t block_bytes(uint64_t total)
+{
+	uint64_t b = MIN_BLOCK;
+
+	while (b < MAX_BLOCK && b * 2 <= total / 64)
+		b *= 2;
+	return b;
+}
+
+static uint64_t node_bytes(const struct guestmem_cfg *cfg, unsigned int n, uint64_t block)
+{
+	uint64_t size = cfg->nodes[n].size;
+
+	size += watermark_headroom(size);
+	if (n == 0)
+		size += cfg->device_bytes;
+	return round_up(size, block);
+}
+
+static int make_backing(struct gmm_ram *gr, const struct guestmem_cfg *cfg, char *err,
+			size_t errlen)
+{
+	struct gmm_memfd_config mc = { .page_size = cfg->page_size > 4096 ? cfg->page_size : 0 };
+	int ret = gmm_memfd_create(&mc, &gr->memfd);
+
+	if (ret)
+		snprintf(err, errlen, "%s%s", mc.page_size ? "--hugepages: " : "",
+			 gmm_last_error());
+	return ret;
+}
+
+static int make_pool(struct gmm_ram *gr, const struct guestmem_cfg *cfg, char *err,
+		     size_t errlen)
+{
+	struct gmm_pool_config pc;
+	uint64_t total = 0, block;
+	int ret;
+
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
+		total += cfg->nodes[n].size;
+	block = block_bytes(total + cfg->device_bytes);
+	gmm_pool_config_init(&pc, 0);
+	pc.nr_nodes = cfg->nr_nodes;
+	pc.block_bytes = block;
+	pc.backing = &gmm_backing_memfd;
+	pc.backing_ctx = gr->memfd;
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++) {
+		pc.nodes[n].normal_bytes = node_bytes(cfg, n, block);
+		pc.nodes[n].host_node = cfg->nodes[n].host_node;
+	}
+	ret = gmm_pool_create(&pc, &gr->pool);
+	if (ret)
+		snprintf(err, errlen, "cannot create the gmm pool for %llu MiB of guest RAM: %s",
+			 (unsigned long long)(total / MIB), gmm_last_error());
+	return ret;
+}
+
+struct gmm_ram *gmm_ram_create(const struct guestmem_cfg *cfg, char *err, size_t errlen)
+{
+	struct gmm_ram *gr = calloc(1, sizeof(*gr));
+
+	if (!gr) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (make_backing(gr, cfg, err, errlen))
+		goto fail;
+	/* on failure the pool has freed the backing (except for a config it
+	 * refuses outright, which make_pool never builds) */
+	if (make_pool(gr, cfg, err, errlen))
+		goto fail;
+	if (gmm_guest_create(gr->pool, NULL, &gr->guest)) {
+		snprintf(err, errlen, "cannot create the gmm guest: %s", gmm_last_error());
+		goto fail;
+	}
+	return gr;
+fail:
+	gmm_ram_destroy(gr);
+	return NULL;
+}
+
+int gmm_ram_add(struct gmm_ram *gr, struct guestmem_slot *slot, char *err, size_t errlen)
+{
+	struct gmm_memslot ms;
+	int ret = gmm_guest_add_ram(gr->guest, slot->gpa, slot->size, (int)slot->node, &ms);
+
+	if (ret) {
+		snprintf(err, errlen, "cannot add guest RAM [0x%llx, +%llu MiB): %s",
+			 (unsigned long long)slot->gpa, (unsigned long long)(slot->size / MIB),
+			 gmm_last_error());
+		return ret;
+	}
+	slot->hva = ms.hva;
+	return 0;
+}
+
+static void show_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+	struct timespec t;
+	double s;
+
+	if (done < total) {
+		if (p->tty)
+			fprintf(stderr, "\rprealloc: %llu/%llu MiB", (unsigned long long)(done / MIB),
+				(unsigned long long)(total / MIB));
+		return;
+	}
+	if (!p->tty && total < PROGRESS_MIN_BYTES)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	s = (double)(t.tv_sec - p->t0.tv_sec) + (double)(t.tv_nsec - p->t0.tv_nsec) / 1e9;
+	fprintf(stderr, "%sprealloc: %llu MiB populated in %.2f s\n", p->tty ? "\r" : "",
+		(unsigned long long)(total / MIB), s);
+}
+
+int gmm_ram_prealloc(struct gmm_ram *gr, char *err, size_t errlen)
+{
+	struct gmm_memslot ms[GMM_GUEST_MAX_REGIONS];
+	struct progress p = { .tty = isatty(STDERR_FILENO) };
+	unsigned int n;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &p.t0);
+	ret = gmm_pool_populate(gr->pool, 0, UINT64_MAX, 0, show_progress, &p);
+	if (ret) {
+		snprintf(err, errlen, "prealloc: %s", gmm_last_error());
+		return ret;
+	}
+	n = gmm_guest_memslots(gr->guest, ms, GMM_GUEST_MAX_REGIONS);
+	for (unsigned int i = 0; i < n && !ret; i++)
+		ret = gmm_guest_populate(gr->guest, ms[i].gpa, ms[i].size);
+	if (ret)
+		snprintf(err, errlen, "prealloc: %s", gmm_last_error());
+	return ret;
+}
+
+int gmm_ram_start_reporting(struct gmm_ram *gr, unsigned int delay_ms, char *err,
+			    size_t errlen)
+{
+	struct gmm_report_config rc = { .delay_ms = delay_ms };
+	int ret;
+
+	if (!delay_ms)
+		return 0;
+	ret = gmm_report_start(gr->pool, &rc);
+	if (ret)
+		snprintf(err, errlen, "cannot start free page reporting: %s", gmm_last_error());
+	return ret;
+}
+
+void gmm_ram_destroy(struct gmm_ram *gr)
+{
+	if (!gr)
+		return;
+	if (gr->pool)
+		gmm_report_stop(gr->pool);
+	gmm_guest_destroy(gr->guest);
+	gmm_pool_destroy(gr->pool);
+	free(gr);
+}
+
+struct gmm_pool *gmm_ram_pool(const struct gmm_ram *gr)
+{
+	return gr->pool;
+}
+
+struct gmm_guest *gmm_ram_guest(const struct gmm_ram *gr)
+{
+	return gr->guest;
+}
+
+int gmm_ram_fault(struct gmm_ram *gr, uint64_t gpa, unsigned int len, bool is_write,
+		  void *data)
+{
+	return gmm_guest_fault(gr->guest, gpa, len, is_write, data);
+}
+
+int gmm_ram_back(struct gmm_ram *gr, uint64_t gpa, uint64_t size)
+{
+	uint64_t end = gpa + size;
+
+	for (gpa &= ~(GMM_PAGE_SIZE - 1); gpa < end; gpa += GMM_PAGE_SIZE) {
+		int ret = gmm_guest_fault(gr->guest, gpa, 0, false, NULL);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int gmm_ram_copy(struct gmm_ram *gr, uint64_t gpa, void *buf, size_t len, bool write)
+{
+	if (write)
+		return gmm_guest_write(gr->guest, gpa, buf, len);
+	return gmm_guest_read(gr->guest, gpa, buf, len);
+}
+
+/* Whole 4 KiB pages inside the range (on hugetlbfs, gmm keeps whole 2 MiB). */
+int gmm_ram_discard(struct gmm_ram *gr, uint64_t gpa, uint64_t len)
+{
+	uint64_t start = (gpa + GMM_PAGE_SIZE - 1) & ~(GMM_PAGE_SIZE - 1);
+	uint64_t end = (gpa + len) & ~(GMM_PAGE_SIZE - 1);
+
+	if (end <= start)
+		return 0;
+	return gmm_guest_discard(gr->guest, start, end - start);
+}
+
+void gmm_ram_stats(struct gmm_ram *gr, struct guestmem_stats *st)
+{
+	struct gmm_guest_stats gs;
+
+	memset(st, 0, sizeof(*st));
+	st->page_size = GMM_PAGE_SIZE;
+	if (gmm_guest_stats(gr->guest, &gs))
+		return;
+	st->faults = gs.faults;
+	st->backed = gs.backed_pages;
+	st->discards = gs.discarded_pages;
+	st->huge_faults = gs.huge_faults;
+	st->huge_bytes = gs.huge_bytes;
+}
+
+int gmm_ram_thread_attach(struct gmm_ram *gr)
+{
+	return gmm_thread_attach(gr->pool);
+}
+
+void gmm_ram_thread_detach(struct gmm_ram *gr)
+{
+	gmm_thread_detach(gr->pool);
+}
