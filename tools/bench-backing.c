@@ -20,6 +20,8 @@
 
 #include <gmm/gmm.h>
 
+#include "../tests/sysfs_long.h"
+
 #define MIB (1ull << 20)
 
 static double now(void)
@@ -30,17 +32,24 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static struct gmm_pool *pool(uint64_t bytes, void **ctx)
+/* A pool over a memfd: shmem, or hugetlbfs with @page_size 2 MiB. */
+static struct gmm_pool *pool_paged(uint64_t bytes, uint64_t page_size, void **ctx)
 {
+	struct gmm_memfd_config mc = { .page_size = page_size };
 	struct gmm_pool_config cfg;
 	struct gmm_pool *p;
 
-	if (gmm_memfd_create(NULL, ctx))
+	if (gmm_memfd_create(&mc, ctx))
 		return NULL;
 	gmm_pool_config_init(&cfg, bytes);
 	cfg.backing = &gmm_backing_memfd;
 	cfg.backing_ctx = *ctx;
 	return gmm_pool_create(&cfg, &p) ? NULL : p;
+}
+
+static struct gmm_pool *pool(uint64_t bytes, void **ctx)
+{
+	return pool_paged(bytes, 0, ctx);
 }
 
 static uint64_t file_bytes(void *ctx)
@@ -97,8 +106,8 @@ static int bench_prealloc(uint64_t bytes, unsigned int threads)
 	return 0;
 }
 
-/* First touch of @bytes of guest RAM in 4 KiB or 2 MiB faults. */
-static double gmm_touch(uint64_t bytes, bool huge)
+/* First touch of @bytes of guest RAM in 4 KiB or 2 MiB faults (on @page_size host pages). */
+static double gmm_touch(uint64_t bytes, bool huge, uint64_t page_size)
 {
 	struct gmm_guest_config gc;
 	struct gmm_memslot s;
@@ -108,7 +117,7 @@ static double gmm_touch(uint64_t bytes, bool huge)
 	double t0, t;
 	void *ctx;
 
-	p = pool(bytes + 128 * MIB, &ctx);
+	p = pool_paged(bytes + 128 * MIB, page_size, &ctx);
 	gmm_guest_config_init(&gc);
 	gc.huge_fault = huge;
 	if (!p || gmm_guest_create(p, &gc, &g) || gmm_guest_add_ram(g, 0, bytes, 0, &s))
@@ -143,16 +152,40 @@ static double anon_touch(uint64_t bytes, bool huge)
 	return t;
 }
 
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+
+/* The 2 MiB case on hugetlbfs, with hugepages reserved for it and restored. */
+static double gmm_touch_hugetlb(uint64_t bytes)
+{
+	long old = read_long(NR_HUGEPAGES), want = (long)((bytes + 128 * MIB) >> 21) + 8;
+	double t = -1;
+
+	if (old < 0 || write_long(NR_HUGEPAGES, old + want) || read_long(NR_HUGEPAGES) < old + want)
+		goto out;
+	t = gmm_touch(bytes, true, GMM_HUGEPAGE_2M);
+out:
+	if (old >= 0)
+		write_long(NR_HUGEPAGES, old);
+	return t;
+}
+
 static void bench_fault(uint64_t bytes)
 {
-	double g4 = gmm_touch(bytes, false), a4 = anon_touch(bytes, false);
-	double g2 = gmm_touch(bytes, true), a2 = anon_touch(bytes, true);
+	double g4 = gmm_touch(bytes, false, 0), a4 = anon_touch(bytes, false);
+	double g2 = gmm_touch(bytes, true, 0), a2 = anon_touch(bytes, true);
+	double h2 = gmm_touch_hugetlb(bytes);
 	double n4 = (double)(bytes >> 12), n2 = (double)(bytes >> 21);
 
 	printf("first touch per 4 KiB: gmm %.2f us, anonymous %.2f us, ratio %.2f\n",
 	       g4 / n4 * 1e6, a4 / n4 * 1e6, g4 / a4);
-	printf("first touch per 2 MiB (all 512 pages written): gmm %.1f us, anonymous "
+	printf("first touch per 2 MiB (all 512 pages written): gmm on shmem %.1f us, anonymous "
 	       "(MADV_HUGEPAGE) %.1f us, ratio %.2f\n", g2 / n2 * 1e6, a2 / n2 * 1e6, g2 / a2);
+	if (h2 < 0)
+		printf("first touch per 2 MiB on hugetlbfs: SKIP (cannot reserve 2 MiB hugepages)\n");
+	else
+		printf("first touch per 2 MiB (all 512 pages written): gmm on hugetlbfs %.1f us, "
+		       "anonymous (MADV_HUGEPAGE) %.1f us, ratio %.2f\n", h2 / n2 * 1e6,
+		       a2 / n2 * 1e6, h2 / a2);
 }
 
 static int bench_report(uint64_t bytes)
