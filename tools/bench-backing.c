@@ -117,6 +117,7 @@ static double gmm_touch(uint64_t bytes, bool huge, uint64_t page_size)
 	double t0, t;
 	void *ctx;
 
+	warm_up(bytes + 128 * MIB);
 	p = pool_paged(bytes + 128 * MIB, page_size, &ctx);
 	gmm_guest_config_init(&gc);
 	gc.huge_fault = huge;
@@ -138,9 +139,11 @@ static double gmm_touch(uint64_t bytes, bool huge, uint64_t page_size)
 
 static double anon_touch(uint64_t bytes, bool huge)
 {
-	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *m;
 	double t0, t;
 
+	warm_up(bytes + 128 * MIB);
+	m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return -1;
 	madvise(m, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
