@@ -333,6 +333,38 @@ static int layout(struct gmm_pool *p)
 	return 0;
 }
 
+/* Free everything of @p; the backing context too when the pool owns it. */
+static void pool_teardown(struct gmm_pool *p, bool own_backing)
+{
+	const struct gmm_backing_ops *ops;
+
+	report_fini(p);
+	pcp_pool_destroy(p);
+	ops = p->cfg.backing;
+	for (uint64_t i = 0; p->mblocks && i < p->nr_mblocks; i++) {
+		if (p->mblocks[i].zone && ops->block_remove)
+			ops->block_remove(p->cfg.backing_ctx, i << p->block_shift,
+					  1ull << p->block_shift, p->mblocks[i].host);
+	}
+	if (own_backing && ops->destroy)
+		ops->destroy(p->cfg.backing_ctx);
+	for (unsigned int n = 0; n < GMM_MAX_NODES; n++)
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
+			pthread_mutex_destroy(&p->nodes[n].zones[zt].lock);
+	pthread_mutex_destroy(&p->report_lock);
+	pthread_mutex_destroy(&p->guests_lock);
+	if (p->meta)
+		munmap(p->meta, p->meta_bytes);
+	free(p->mblocks);
+	free(p);
+}
+
+void gmm_pool_destroy(struct gmm_pool *p)
+{
+	if (p)
+		pool_teardown(p, true);
+}
+
 int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 {
 	struct gmm_pool *p;
@@ -373,7 +405,7 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 	if (!err)
 		err = layout(p);
 	if (err) {
-		gmm_pool_destroy(p);
+		pool_teardown(p, false);
 		return err;
 	}
 	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
@@ -381,39 +413,13 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 	setup_watermarks(p);
 	err = pcp_pool_init(p);
 	if (err) {
-		gmm_pool_destroy(p);
+		pool_teardown(p, false);
 		return err;
 	}
 	*pool = p;
 	return 0;
 }
 
-void gmm_pool_destroy(struct gmm_pool *p)
-{
-	const struct gmm_backing_ops *ops;
-
-	if (!p)
-		return;
-	report_fini(p);
-	pcp_pool_destroy(p);
-	ops = p->cfg.backing;
-	for (uint64_t i = 0; p->mblocks && i < p->nr_mblocks; i++) {
-		if (p->mblocks[i].zone && ops->block_remove)
-			ops->block_remove(p->cfg.backing_ctx, i << p->block_shift,
-					  1ull << p->block_shift, p->mblocks[i].host);
-	}
-	if (ops->destroy)
-		ops->destroy(p->cfg.backing_ctx);
-	for (unsigned int n = 0; n < GMM_MAX_NODES; n++)
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
-			pthread_mutex_destroy(&p->nodes[n].zones[zt].lock);
-	pthread_mutex_destroy(&p->report_lock);
-	pthread_mutex_destroy(&p->guests_lock);
-	if (p->meta)
-		munmap(p->meta, p->meta_bytes);
-	free(p->mblocks);
-	free(p);
-}
 
 void *gmm_pfn_to_host(struct gmm_pool *p, uint64_t pfn)
 {

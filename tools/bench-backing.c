@@ -44,7 +44,11 @@ static struct gmm_pool *pool_paged(uint64_t bytes, uint64_t page_size, void **ct
 	gmm_pool_config_init(&cfg, bytes);
 	cfg.backing = &gmm_backing_memfd;
 	cfg.backing_ctx = *ctx;
-	return gmm_pool_create(&cfg, &p) ? NULL : p;
+	if (gmm_pool_create(&cfg, &p)) {
+		gmm_backing_memfd.destroy(*ctx);
+		return NULL;
+	}
+	return p;
 }
 
 static struct gmm_pool *pool(uint64_t bytes, void **ctx)

@@ -106,9 +106,12 @@ static int make_pool(struct gmm_ram *gr, const struct guestmem_cfg *cfg, char *e
 		pc.nodes[n].host_node = cfg->nodes[n].host_node;
 	}
 	ret = gmm_pool_create(&pc, &gr->pool);
-	if (ret)
+	if (ret) {
 		snprintf(err, errlen, "cannot create the gmm pool for %llu MiB of guest RAM: %s",
 			 (unsigned long long)(total / MIB), gmm_last_error());
+		gmm_backing_memfd.destroy(gr->memfd); /* still ours: the pool was not made */
+		gr->memfd = NULL;
+	}
 	return ret;
 }
 

@@ -148,6 +148,10 @@ void gmm_pool_config_init(struct gmm_pool_config *cfg, uint64_t bytes);
  * All memory starts free.  Metadata is allocated lazily: a pool whose frames
  * are never touched costs little more than its free-list heads.
  *
+ * The backing context (@cfg->backing_ctx) belongs to the pool once this
+ * succeeds (gmm_pool_destroy() releases it); when it fails, it is still the
+ * caller's.
+ *
  * Return: 0, or -EINVAL for a bad configuration, -ENOMEM when metadata or
  * backing cannot be had.
  */

@@ -333,6 +333,7 @@ static void test_hugetlb(void)
 	CHECK(gmm_pool_create(&cfg, &p) == -ENOMEM);
 	CHECK(strstr(gmm_last_error(), "hugepages") != NULL);
 	printf("too few hugepages: \"%s\"\n", gmm_last_error());
+	gmm_backing_memfd.destroy(ctx); /* the failed create left it to us */
 	if (write_long(nr_huge_path, 64) != 0 || read_long(nr_huge_path) < 64) {
 		printf("SKIP hugetlb mapping: the host gave fewer than 64 hugepages\n");
 		return;
