@@ -314,47 +314,68 @@ static void ctx_init(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int orde
 	ac->t = order <= GMM_COSTLY_ORDER ? pcp_self(p) : NULL;
 }
 
-static int policy_node(const struct gmm_pool *p, struct gmm_policy *pol, uint64_t *mask)
+static int policy_node(const struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes,
+		       unsigned int *cursor, uint64_t *mask)
 {
 	uint64_t all = (p->cfg.nr_nodes >= 64 ? ~0ull : (1ull << p->cfg.nr_nodes) - 1);
-	uint64_t nodes = pol->nodes & all;
-	unsigned int nr = (unsigned int)__builtin_popcountll(nodes), k;
+	unsigned int nr, k;
 
+	nodes &= all;
+	nr = (unsigned int)__builtin_popcountll(nodes);
 	*mask = all;
 	if (!nodes)
 		return gmm_set_error(-EINVAL, "policy names no node of the pool");
-	if (pol->mode == GMM_POLICY_BIND)
+	if (mode == GMM_POLICY_BIND)
 		*mask = nodes;
-	if (pol->mode != GMM_POLICY_INTERLEAVE)
+	if (mode != GMM_POLICY_INTERLEAVE)
 		return __builtin_ctzll(nodes);
-	k = __atomic_fetch_add(&pol->next, 1, __ATOMIC_RELAXED) % nr;
+	k = __atomic_fetch_add(cursor, 1, __ATOMIC_RELAXED) % nr;
 	while (k--)
 		nodes &= nodes - 1;
 	return __builtin_ctzll(nodes);
 }
 
-uint64_t gmm_alloc_policy(struct gmm_pool *p, unsigned int order, unsigned int flags,
-			  struct gmm_policy *pol)
+/* The pool's default policy: mode and nodes change together (one word). */
+static void pool_policy(const struct gmm_pool *p, enum gmm_policy_mode *mode, uint64_t *nodes)
+{
+	uint64_t w = __atomic_load_n(&p->policy_word, __ATOMIC_RELAXED);
+
+	*mode = (enum gmm_policy_mode)(w >> POLICY_MODE_SHIFT);
+	*nodes = w & ((1ull << POLICY_MODE_SHIFT) - 1);
+}
+
+static uint64_t alloc_by_policy(struct gmm_pool *p, unsigned int order, unsigned int flags,
+				enum gmm_policy_mode mode, uint64_t nodes, unsigned int *cursor)
 {
 	struct alloc_ctx ac;
 	uint64_t mask;
 	int node;
 
-	if (check_request(p, order, flags) || !pol)
+	if (check_request(p, order, flags))
 		return GMM_PFN_NONE;
 	if (flags & GMM_THISNODE) {
 		gmm_set_error(-EINVAL, "GMM_THISNODE does not go with a policy");
 		return GMM_PFN_NONE;
 	}
-	if (pol->mode > GMM_POLICY_INTERLEAVE) {
-		gmm_set_error(-EINVAL, "unknown policy mode %d", pol->mode);
+	if (mode > GMM_POLICY_INTERLEAVE) {
+		gmm_set_error(-EINVAL, "unknown policy mode %d", mode);
 		return GMM_PFN_NONE;
 	}
-	node = policy_node(p, pol, &mask);
+	node = policy_node(p, mode, nodes, cursor, &mask);
 	if (node < 0)
 		return GMM_PFN_NONE;
 	ctx_init(p, &ac, order, flags, node, mask);
 	return alloc_ctx_run(p, &ac, flags);
+}
+
+uint64_t gmm_alloc_policy(struct gmm_pool *p, unsigned int order, unsigned int flags,
+			  struct gmm_policy *pol)
+{
+	if (!pol) {
+		gmm_set_error(-EINVAL, "gmm_alloc_policy: NULL policy");
+		return GMM_PFN_NONE;
+	}
+	return alloc_by_policy(p, order, flags, pol->mode, pol->nodes, &pol->next);
 }
 
 /*
@@ -374,11 +395,15 @@ static inline uint64_t alloc_fast(struct gmm_pool *p, unsigned int order, unsign
 	if (!t || (flags & (GMM_MOVABLE | GMM_RECLAIMABLE)) == (GMM_MOVABLE | GMM_RECLAIMABLE))
 		return GMM_PFN_NONE;
 	if (node == GMM_NO_NODE) {
-		if (p->policy.mode == GMM_POLICY_INTERLEAVE || (flags & GMM_THISNODE))
+		enum gmm_policy_mode mode;
+		uint64_t nodes;
+
+		pool_policy(p, &mode, &nodes);
+		if (mode == GMM_POLICY_INTERLEAVE || (flags & GMM_THISNODE))
 			return GMM_PFN_NONE;
-		node = __builtin_ctzll(p->policy.nodes);
-		if (p->policy.mode == GMM_POLICY_BIND)
-			mask = p->policy.nodes;
+		node = __builtin_ctzll(nodes);
+		if (mode == GMM_POLICY_BIND)
+			mask = nodes;
 	} else if (node < 0 || node >= (int)p->cfg.nr_nodes) {
 		return GMM_PFN_NONE;
 	} else if (flags & GMM_THISNODE) {
@@ -413,7 +438,11 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 			gmm_set_error(-EINVAL, "GMM_THISNODE needs a node");
 			return GMM_PFN_NONE;
 		}
-		return gmm_alloc_policy(p, order, flags, &p->policy);
+		enum gmm_policy_mode mode;
+		uint64_t nodes;
+
+		pool_policy(p, &mode, &nodes);
+		return alloc_by_policy(p, order, flags, mode, nodes, &p->policy_next);
 	}
 	if (node < 0 || node >= (int)p->cfg.nr_nodes) {
 		gmm_set_error(-EINVAL, "node %d is not in the pool (%u nodes)", node,
@@ -433,8 +462,8 @@ int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t 
 	if (!nodes || (nodes & ~all))
 		return gmm_set_error(-EINVAL, "node mask 0x%llx: must name only the pool's nodes",
 				     (unsigned long long)nodes);
-	p->policy.mode = mode;
-	p->policy.nodes = nodes;
+	__atomic_store_n(&p->policy_word, nodes | ((uint64_t)mode << POLICY_MODE_SHIFT),
+			 __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -604,9 +633,13 @@ static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags
 	if (err)
 		return err;
 	if (node == GMM_NO_NODE) {
+		enum gmm_policy_mode mode;
+		uint64_t nodes;
+
 		if (flags & GMM_THISNODE)
 			return gmm_set_error(-EINVAL, "GMM_THISNODE needs a node");
-		node = policy_node(p, &p->policy, &mask);
+		pool_policy(p, &mode, &nodes);
+		node = policy_node(p, mode, nodes, &p->policy_next, &mask);
 		if (node < 0)
 			return node;
 	} else if (node < 0 || node >= (int)p->cfg.nr_nodes) {

@@ -31,6 +31,7 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 #define PFN_NIL UINT32_MAX
+#define POLICY_MODE_SHIFT 60
 /* Guests per pool: the id lives in the reverse map in link[] (rmap_*). */
 #define GMM_MAX_GUESTS 256
 /* The pfn space is indexed by 32-bit list links: at most 16 TiB per pool. */
@@ -132,7 +133,9 @@ struct gmm_pool {
 	size_t meta_bytes;        /* size of the metadata mapping */
 	void *meta;
 	struct gmm_node nodes[GMM_MAX_NODES];
-	struct gmm_policy policy;
+	/* default policy: node mask | mode << POLICY_MODE_SHIFT, and its interleave cursor */
+	uint64_t policy_word;
+	unsigned int policy_next;
 	/* drain every per-thread cache; NULL until caches exist */
 	void (*drain_all)(struct gmm_pool *pool);
 	/* free page reporting (report.c): unreported free blocks of at least

@@ -399,8 +399,7 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
 			init_zone(p, &p->nodes[n].zones[zt], (int)n, zt);
 	}
-	p->policy.mode = GMM_POLICY_PREFERRED;
-	p->policy.nodes = 1;
+	p->policy_word = 1 | ((uint64_t)GMM_POLICY_PREFERRED << POLICY_MODE_SHIFT);
 	err = alloc_metadata(p);
 	if (!err)
 		err = layout(p);

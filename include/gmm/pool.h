@@ -186,8 +186,9 @@ uint64_t gmm_alloc(struct gmm_pool *pool, unsigned int order, unsigned int flags
  * @pool:   the pool
  * @order:  0..max_order
  * @flags:  GMM_* allocation flags (GMM_THISNODE is not allowed here)
- * @policy: the policy; its interleave cursor is advanced (callers sharing
- *          one policy between threads must serialise)
+ * @policy: the policy; its interleave cursor is advanced atomically, so
+ *          threads may share one (changing its mode or nodes while others
+ *          use it is the caller's to serialise)
  *
  * Return: the first pfn, or GMM_PFN_NONE.
  */
@@ -212,6 +213,9 @@ int gmm_free(struct gmm_pool *pool, uint64_t pfn, unsigned int order);
  * @pool:   the pool
  * @mode:   GMM_POLICY_*
  * @nodes:  mask of pool nodes, non-empty, only existing nodes
+ *
+ * Safe while other threads allocate: they see the old or the new policy,
+ * never a mix.
  *
  * Return: 0 or -EINVAL.
  */

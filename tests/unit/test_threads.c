@@ -2,9 +2,10 @@
 /*
  * tests/unit/test_threads.c - the locked allocator under concurrency:
  * threads allocating and freeing on a 2-node pool (frees of frames that
- * other threads allocated included) while another thread reads statistics
- * and isolates ranges; afterwards every frame is accounted for and the
- * invariant check passes.  Meant for the TSan setup as much as the plain one.
+ * other threads allocated included) while another thread reads statistics,
+ * isolates ranges and changes the default node policy; afterwards every
+ * frame is accounted for and the invariant check passes.  Meant for the TSan
+ * setup as much as the plain one.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -81,6 +82,10 @@ static void *observer(void *arg)
 
 		if (gmm_stat_pagetypeinfo(pool, GMM_STAT_JSON, &txt) == 0)
 			free(txt);
+		if (gmm_pool_set_policy(pool, rnd(&seed) % 2 ? GMM_POLICY_INTERLEAVE :
+							     GMM_POLICY_PREFERRED,
+					1 + rnd(&seed) % 3))
+			atomic_fetch_add(&errors, 1);
 		if (isolated) {
 			if (gmm_undo_isolate_range(pool, iso, iso + 1024))
 				atomic_fetch_add(&errors, 1);
