@@ -22,6 +22,7 @@
 #define HUGE_ORDER GMM_PAGEBLOCK_ORDER
 #define HUGE_PAGES GMM_PAGEBLOCK_PAGES
 #define REGION_ALIGN (2ull << 20)
+#define REGION_STRIPES 64 /* chunk locks per region, by 2 MiB chunk */
 
 struct region {
 	uint64_t gpa, size, nr_pages;
@@ -29,7 +30,10 @@ struct region {
 	int node;
 	uint64_t *map; /* per page, atomic */
 	size_t map_bytes;
+	/* shared: backing and accessing pages; exclusive: discard, teardown */
 	pthread_rwlock_t lock;
+	/* backing a 2 MiB chunk: stripes[chunk % REGION_STRIPES], under lock shared */
+	pthread_mutex_t stripes[REGION_STRIPES];
 };
 
 struct gmm_guest {
@@ -170,6 +174,51 @@ static int check_ram(const struct gmm_guest *g, uint64_t gpa, uint64_t size, int
 	return 0;
 }
 
+static void region_init_locks(struct region *r)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	/* discards must not starve behind a stream of faults */
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&r->lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	for (unsigned int i = 0; i < REGION_STRIPES; i++)
+		pthread_mutex_init(&r->stripes[i], NULL);
+}
+
+/*
+ * The region locks are held across allocations, which may drain the
+ * per-thread caches and wait for every attached thread's quiescent state:
+ * a thread that has to wait for one of them waits offline.
+ */
+static void region_lock(struct region *r, bool exclusive)
+{
+	bool was;
+
+	if (!(exclusive ? pthread_rwlock_trywrlock(&r->lock) : pthread_rwlock_tryrdlock(&r->lock)))
+		return;
+	was = pcp_offline_begin();
+	if (exclusive)
+		pthread_rwlock_wrlock(&r->lock);
+	else
+		pthread_rwlock_rdlock(&r->lock);
+	pcp_offline_end(was);
+}
+
+static pthread_mutex_t *chunk_lock(struct region *r, uint64_t idx)
+{
+	pthread_mutex_t *m = &r->stripes[(idx >> HUGE_ORDER) % REGION_STRIPES];
+	bool was;
+
+	if (!pthread_mutex_trylock(m))
+		return m;
+	was = pcp_offline_begin();
+	pthread_mutex_lock(m);
+	pcp_offline_end(was);
+	return m;
+}
+
 static void fill_slot(const struct gmm_guest *g, unsigned int i, struct gmm_memslot *s)
 {
 	const struct region *r = &g->regions[i];
@@ -209,7 +258,7 @@ int gmm_guest_add_ram(struct gmm_guest *g, uint64_t gpa, uint64_t size, int node
 		return gmm_set_error(-ENOMEM, "guest RAM: cannot reserve %llu bytes of address "
 				     "space", (unsigned long long)size);
 	}
-	pthread_rwlock_init(&r->lock, NULL);
+	region_init_locks(r);
 	g->nr_regions++;
 	if (slot)
 		fill_slot(g, g->nr_regions - 1, slot);
@@ -299,7 +348,7 @@ static bool back_huge(struct gmm_guest *g, struct region *r, uint64_t idx)
 	return true;
 }
 
-/* Back the page @idx of @r (under the region's write lock). */
+/* Back the page @idx of @r (under its chunk lock). */
 static int back_page(struct gmm_guest *g, struct region *r, uint64_t idx)
 {
 	unsigned int u = g->unit_order;
@@ -322,11 +371,36 @@ static int back_page(struct gmm_guest *g, struct region *r, uint64_t idx)
 	return err;
 }
 
+static bool range_backed(const struct region *r, uint64_t idx, uint64_t end)
+{
+	for (uint64_t i = idx; i < end; i++)
+		if (!entry_get(r, i))
+			return false;
+	return true;
+}
+
+/*
+ * Back pages [idx, end) of @r, with the region lock held shared: one 2 MiB
+ * chunk at a time under its chunk lock, so threads faulting in different
+ * chunks of one region proceed in parallel.
+ */
 static int back_range(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
 {
-	for (; idx < end; idx++) {
-		int err = back_page(g, r, idx);
+	while (idx < end) {
+		uint64_t stop = (idx | (HUGE_PAGES - 1)) + 1;
+		pthread_mutex_t *m;
+		int err = 0;
 
+		if (stop > end)
+			stop = end;
+		if (range_backed(r, idx, stop)) {
+			idx = stop;
+			continue;
+		}
+		m = chunk_lock(r, idx);
+		for (; idx < stop && !err; idx++)
+			err = back_page(g, r, idx);
+		pthread_mutex_unlock(m);
 		if (err)
 			return err;
 	}
@@ -380,7 +454,7 @@ int gmm_guest_fault(struct gmm_guest *g, uint64_t gpa, unsigned int len, bool is
 	idx = (gpa - r->gpa) >> GMM_PAGE_SHIFT;
 	end = (gpa - r->gpa + (len ? len : 1) - 1) / GMM_PAGE_SIZE + 1;
 	hva = r->hva + (gpa - r->gpa);
-	pthread_rwlock_wrlock(&r->lock);
+	region_lock(r, false);
 	err = back_range(g, r, idx, end);
 	if (!err && len) {
 		if (is_write)
@@ -394,23 +468,12 @@ int gmm_guest_fault(struct gmm_guest *g, uint64_t gpa, unsigned int len, bool is
 	return err;
 }
 
-/*
- * Lock @r for an access to pages [idx, end), backing them first: returns
- * with the lock held (shared when all was backed, else exclusive).
- */
+/* Lock @r shared for an access to pages [idx, end), backing them first. */
 static int lock_backed(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
 {
 	int err;
 
-	pthread_rwlock_rdlock(&r->lock);
-	for (uint64_t i = idx; i < end; i++) {
-		if (!entry_get(r, i))
-			goto back;
-	}
-	return 0;
-back:
-	pthread_rwlock_unlock(&r->lock);
-	pthread_rwlock_wrlock(&r->lock);
+	region_lock(r, false);
 	err = back_range(g, r, idx, end);
 	if (err)
 		pthread_rwlock_unlock(&r->lock);
@@ -477,7 +540,7 @@ int gmm_guest_populate(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 	if (!size)
 		return 0;
 	off = gpa - r->gpa;
-	pthread_rwlock_wrlock(&r->lock);
+	region_lock(r, false);
 	err = back_range(g, r, off >> GMM_PAGE_SHIFT, (off + size - 1) / GMM_PAGE_SIZE + 1);
 	pthread_rwlock_unlock(&r->lock);
 	return err;
@@ -574,7 +637,7 @@ int gmm_guest_discard(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 	end = (((gpa - r->gpa + size) >> GMM_PAGE_SHIFT)) & ~umask;
 	if (idx >= end)
 		return 0;
-	pthread_rwlock_wrlock(&r->lock);
+	region_lock(r, true);
 	discard_locked(g, r, idx, end);
 	pthread_rwlock_unlock(&r->lock);
 	return 0;
@@ -587,10 +650,12 @@ void gmm_guest_destroy(struct gmm_guest *g)
 	for (unsigned int i = 0; i < g->nr_regions; i++) {
 		struct region *r = &g->regions[i];
 
-		pthread_rwlock_wrlock(&r->lock);
+		region_lock(r, true);
 		discard_locked(g, r, 0, r->nr_pages);
 		pthread_rwlock_unlock(&r->lock);
 		pthread_rwlock_destroy(&r->lock);
+		for (unsigned int k = 0; k < REGION_STRIPES; k++)
+			pthread_mutex_destroy(&r->stripes[k]);
 		munmap(r->hva, r->size);
 		munmap(r->map, r->map_bytes);
 	}

@@ -282,6 +282,15 @@ void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, 
 void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail,
 		       bool reported);
 
+/* --- pcp.c ------------------------------------------------------------ */
+/*
+ * Around a wait that another thread may end only after a cache drain (a
+ * lock held across an allocation): go offline so the drain's grace period
+ * does not wait for us.  Returns whether to come back online.
+ */
+bool pcp_offline_begin(void);
+void pcp_offline_end(bool was_online);
+
 /* --- pool.c ----------------------------------------------------------- */
 int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 

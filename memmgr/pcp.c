@@ -403,7 +403,7 @@ void gmm_thread_online(void)
 }
 
 /* Go offline if online; returns whether to come back. */
-static bool offline_begin(void)
+bool pcp_offline_begin(void)
 {
 	if (!tls_nr || tls_offline)
 		return false;
@@ -411,7 +411,7 @@ static bool offline_begin(void)
 	return true;
 }
 
-static void offline_end(bool was_online)
+void pcp_offline_end(bool was_online)
 {
 	if (was_online)
 		gmm_thread_online();
@@ -419,7 +419,7 @@ static void offline_end(bool was_online)
 
 void pcp_lock(struct gmm_pool *p)
 {
-	bool was = offline_begin();
+	bool was = pcp_offline_begin();
 
 	pthread_mutex_lock(&p->pcp->lock);
 	p->pcp->holder_was_online = was;
@@ -430,7 +430,7 @@ void pcp_unlock(struct gmm_pool *p)
 	bool was = p->pcp->holder_was_online;
 
 	pthread_mutex_unlock(&p->pcp->lock);
-	offline_end(was);
+	pcp_offline_end(was);
 }
 
 /*

@@ -5,10 +5,12 @@
  *   prealloc  gmm_pool_populate() GiB/s vs mmap(MAP_POPULATE) of a memfd
  *   fault     first touch per 4 KiB / 2 MiB through gmm_guest_fault() vs a
  *             plain anonymous mapping
+ *   scaling   4 KiB faults per second from 1 and 2 attached threads in one region
  *   report    after freeing X MiB, time until 50/90/100% is back on the
  *             host (memfd st_blocks) with the default 2 s delay
  * Usage: bench-backing [MiB]   (default 1024)
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +241,70 @@ static int bench_report(uint64_t bytes)
 	return 0;
 }
 
+/* --- fault scaling: vCPU threads faulting concurrently ---------------------- */
+
+struct fault_worker {
+	struct gmm_guest *guest;
+	struct gmm_pool *pool;
+	uint64_t first, end; /* gpa range, interleaved with the other workers' */
+	unsigned int stride;
+};
+
+static void *fault_worker(void *arg)
+{
+	struct fault_worker *w = arg;
+	uint64_t v = 1;
+
+	gmm_thread_attach(w->pool);
+	/* each worker takes every stride-th 2 MiB chunk: neighbours share regions */
+	for (uint64_t c = w->first; c < w->end; c += (uint64_t)w->stride << 21)
+		for (uint64_t gpa = c; gpa < c + (2ull << 20); gpa += 4096) {
+			gmm_guest_fault(w->guest, gpa, 8, true, &v);
+			gmm_thread_quiescent();
+		}
+	gmm_thread_detach(w->pool);
+	return NULL;
+}
+
+/* 4 KiB faults per second with @threads vCPU-like threads in one region. */
+static double fault_rate(uint64_t bytes, unsigned int threads)
+{
+	struct fault_worker w[8];
+	struct gmm_guest_config gc;
+	struct gmm_memslot s;
+	struct gmm_guest *g;
+	struct gmm_pool *p;
+	pthread_t t[8];
+	double t0, t1;
+	void *ctx;
+
+	warm_up(bytes + 128 * MIB);
+	p = pool(bytes + 128 * MIB, &ctx);
+	gmm_guest_config_init(&gc);
+	gc.huge_fault = false;
+	if (!p || gmm_guest_create(p, &gc, &g) || gmm_guest_add_ram(g, 0, bytes, 0, &s))
+		return -1;
+	t0 = now();
+	for (unsigned int i = 0; i < threads; i++) {
+		w[i] = (struct fault_worker){ g, p, (uint64_t)i << 21, bytes, threads };
+		pthread_create(&t[i], NULL, fault_worker, &w[i]);
+	}
+	for (unsigned int i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	t1 = now();
+	gmm_guest_destroy(g);
+	gmm_pool_destroy(p);
+	return (double)(bytes >> 12) / (t1 - t0);
+}
+
+static void bench_fault_scaling(uint64_t bytes)
+{
+	double one = fault_rate(bytes, 1), two = fault_rate(bytes, 2);
+
+	printf("fault scaling (4 KiB faults, one region, attached threads): 1 thread %.0f/s, "
+	       "2 threads %.0f/s, ratio %.2f\n", one, two, two / one);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 0) : 1024;
@@ -249,6 +315,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bench_fault(bytes < 512 * MIB ? bytes : 512 * MIB);
+	bench_fault_scaling(bytes < 512 * MIB ? bytes : 512 * MIB);
 	if (bench_report(bytes)) {
 		fprintf(stderr, "report failed: %s\n", gmm_last_error());
 		return 1;

@@ -22,11 +22,15 @@
  *  - gmm_guest_discard(): balloon inflate, free page reporting by the guest;
  *  - gmm_guest_populate(): preallocation, virtio-mem plug.
  *
- * Thread safety: each region has a reader/writer lock.  Faults, populate and
- * discard take it exclusively (several vCPUs faulting in one region are
- * serialised; a page backed meanwhile by another vCPU is simply used);
- * read/write take it shared while they copy, so a concurrent discard never
- * unmaps memory under a copy.  Map entries are atomic, so lookups
+ * Thread safety: each region has a reader/writer lock and a lock per 2 MiB
+ * chunk (striped).  Faults, populate and read/write take the region lock
+ * shared and back pages one chunk at a time under that chunk's lock, so
+ * vCPUs faulting in different chunks proceed in parallel and a page backed
+ * meanwhile by another thread is simply used; read/write copy under the
+ * shared lock.  Discard and destroy take the region lock exclusively, so a
+ * discard never unmaps memory under a copy or a fault.  A thread attached
+ * to the pool's caches waits for these locks offline (their holders may be
+ * draining the caches).  Map entries are atomic, so lookups
  * (gmm_guest_gpa_to_pfn, statistics) take no lock.  Running vCPUs hold no
  * lock: the host kernel's page tables switch atomically with each mmap.
  */
