@@ -545,6 +545,7 @@ int gmm_thread_detach(struct gmm_pool *p)
 	free(t->spare);
 	free(t);
 	tls_att[i] = tls_att[--tls_nr];
+	tls_att[tls_nr] = (struct tls_attachment){ NULL, NULL }; /* pcp_self() looks at slot 0 */
 	if (!tls_nr) {
 		rcu_unregister_thread();
 		tls_offline = false;

@@ -366,7 +366,10 @@ static inline struct gmm_thread *pcp_self(const struct gmm_pool *p)
 {
 	if (unlikely(tls_offline))
 		return NULL;
-	for (unsigned int i = 0; i < tls_nr; i++)
+	/* most threads attach to one pool: look at the first slot first */
+	if (likely(tls_att[0].pool == p))
+		return tls_att[0].t;
+	for (unsigned int i = 1; i < tls_nr; i++)
 		if (tls_att[i].pool == p)
 			return tls_att[i].t;
 	return NULL;
