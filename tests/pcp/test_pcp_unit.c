@@ -371,9 +371,45 @@ static void test_exit_attached(void)
 	gmm_pool_destroy(p);
 }
 
+/* Two pools on one thread; after a detach the pool is served by the locked path. */
+static void test_two_pools(void)
+{
+	struct gmm_pool *a = test_pool(128 * MIB, 0), *b = test_pool(128 * MIB, 0);
+	struct gmm_pcp_stats s;
+	uint64_t pa, pb;
+
+	CHECK(gmm_thread_attach(a) == 0);
+	CHECK(gmm_thread_attach(b) == 0);
+	pa = gmm_alloc(a, 0, 0, 0);
+	pb = gmm_alloc(b, 0, 0, 0);
+	CHECK(pa != GMM_PFN_NONE && pb != GMM_PFN_NONE);
+	CHECK(gmm_pcp_thread_stats(a, &s) == 0 && s.alloc_miss == 1);
+	CHECK(gmm_pcp_thread_stats(b, &s) == 0 && s.alloc_miss == 1);
+	CHECK(gmm_free(a, pa, 0) == 0);
+	CHECK(gmm_thread_detach(a) == 0);
+	/* a's cache is gone: its frames went back, and a is served unattached */
+	CHECK_EQ(gmm_pool_nr_free(a), gmm_pool_nr_pages(a));
+	CHECK(gmm_pcp_thread_stats(a, &s) == -ENOENT);
+	pa = gmm_alloc(a, 0, 0, 0);
+	CHECK(pa != GMM_PFN_NONE);
+	CHECK_EQ(gmm_pool_nr_free(a), gmm_pool_nr_pages(a) - 1);
+	CHECK(gmm_free(a, pa, 0) == 0);
+	/* b still has its cache */
+	CHECK(gmm_free(b, pb, 0) == 0);
+	CHECK(gmm_pcp_thread_stats(b, &s) == 0 && s.free == 1);
+	CHECK(gmm_thread_detach(b) == 0);
+	/* no attachment left: b is served unattached too (no stale cache) */
+	pb = gmm_alloc(b, 0, 0, 0);
+	CHECK(pb != GMM_PFN_NONE && gmm_free(b, pb, 0) == 0);
+	CHECK(gmm_pool_check(a) == 0 && gmm_pool_check(b) == 0);
+	gmm_pool_destroy(a);
+	gmm_pool_destroy(b);
+}
+
 int main(void)
 {
 	test_sizing();
+	test_two_pools();
 	test_refill_and_trim();
 	test_isolated_free();
 	test_drain_before_failure();
