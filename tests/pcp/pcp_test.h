@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/pcp/pcp_test.h - check macros and pool helpers of the cache tests.
+ * tests/pcp/pcp_test.h - pool helpers of the cache tests (checks: tests/check.h).
  */
 #ifndef GMM_TESTS_PCP_TEST_H
 #define GMM_TESTS_PCP_TEST_H
@@ -11,25 +11,7 @@
 
 #include <gmm/gmm.h>
 
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n",  \
-				__FILE__, __LINE__, #cond, gmm_last_error());          \
-			exit(1);                                                       \
-		}                                                                      \
-	} while (0)
-
-#define CHECK_EQ(a, b)                                                                 \
-	do {                                                                           \
-		unsigned long long a_ = (unsigned long long)(a);                       \
-		unsigned long long b_ = (unsigned long long)(b);                       \
-		if (a_ != b_) {                                                        \
-			fprintf(stderr, "%s:%d: %s == %llu, expected %s == %llu\n",    \
-				__FILE__, __LINE__, #a, a_, #b, b_);                   \
-			exit(1);                                                       \
-		}                                                                      \
-	} while (0)
+#include "../check.h"
 
 #define MIB (1ull << 20)
 

@@ -20,17 +20,11 @@
 
 #include <gmm/gmm.h>
 
+#include "../check.h"
+
 #include "../sysfs_long.h"
 
 #define MIB (1ull << 20)
-#define CHECK(c)                                                                         \
-	do {                                                                             \
-		if (!(c)) {                                                              \
-			fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__,  \
-				__LINE__, #c, gmm_last_error());                          \
-			exit(1);                                                         \
-		}                                                                        \
-	} while (0)
 
 static const char *nr_huge_path = "/proc/sys/vm/nr_hugepages";
 static long saved_huge = -1;

@@ -16,18 +16,12 @@
 
 #include <gmm/gmm.h>
 
+#include "../check.h"
+
 #include <gmm/kvm_compat.h>
 
 #define MIB (1ull << 20)
 #define PAGES 16
-#define CHECK(c)                                                                         \
-	do {                                                                             \
-		if (!(c)) {                                                              \
-			fprintf(stderr, "FAIL %s:%d: %s (errno %d, gmm: %s)\n", __FILE__,\
-				__LINE__, #c, errno, gmm_last_error());                  \
-			exit(1);                                                         \
-		}                                                                        \
-	} while (0)
 
 /* Real mode at 0x1000: read 0x30000, store it + 7 at 0x30001, then write
  * the first and last byte of PAGES pages from 0x20000 with 0x20 + i. */
