@@ -249,17 +249,26 @@ static void *report_worker(void *arg)
 	return NULL;
 }
 
+/* The pool's reporter, created on first use. */
+static int reporter_of(struct gmm_pool *p, struct gmm_reporter **out)
+{
+	if (!p)
+		return gmm_set_error(-EINVAL, "reporting: NULL pool");
+	*out = get_reporter(p);
+	if (!*out)
+		return gmm_set_error(-ENOMEM, "reporting: out of memory");
+	return 0;
+}
+
 int gmm_report_start(struct gmm_pool *p, const struct gmm_report_config *cfg)
 {
 	struct gmm_reporter *r;
 	pthread_condattr_t ca;
 	int err;
 
-	if (!p)
-		return gmm_set_error(-EINVAL, "reporting: NULL pool");
-	r = get_reporter(p);
-	if (!r)
-		return gmm_set_error(-ENOMEM, "reporting: out of memory");
+	err = reporter_of(p, &r);
+	if (err)
+		return err;
 	if (r->running)
 		return gmm_set_error(-EBUSY, "reporting: already running");
 	err = resolve_config(p, cfg, r);
@@ -316,11 +325,9 @@ int64_t gmm_report_now(struct gmm_pool *p, const struct gmm_report_config *cfg)
 	struct gmm_reporter *r;
 	int err;
 
-	if (!p)
-		return gmm_set_error(-EINVAL, "reporting: NULL pool");
-	r = get_reporter(p);
-	if (!r)
-		return gmm_set_error(-ENOMEM, "reporting: out of memory");
+	err = reporter_of(p, &r);
+	if (err)
+		return err;
 	if (!r->running) {
 		err = resolve_config(p, cfg, r);
 		if (err)
