@@ -41,7 +41,7 @@ static int64_t unusable_free(const struct gmm_zone *z, unsigned int order,
 }
 
 /* The kernel's __zone_watermark_ok(). */
-bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
+static bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
 		       int highest_zoneidx, unsigned int alloc_flags)
 {
 	int64_t min = (int64_t)mark;

@@ -80,11 +80,6 @@ void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int
 	account_free(z, mt, (int64_t)1 << order, reported);
 }
 
-void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail)
-{
-	freelist_add_flag(z, pfn, order, mt, tail, false);
-}
-
 /* Take a free block off its list; its head becomes a plain tail frame. */
 void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 {
@@ -305,7 +300,7 @@ static void boost_watermark(struct gmm_zone *z)
 }
 
 /* Walk a pageblock by block heads; the block must not sit inside a larger free block. */
-void buddy_block_count(struct gmm_pool *p, uint64_t start, uint64_t *free_pages,
+static void buddy_block_count(struct gmm_pool *p, uint64_t start, uint64_t *free_pages,
 		       uint64_t *movable_pages)
 {
 	uint64_t end = start + GMM_PAGEBLOCK_PAGES, pfn = start;

@@ -274,11 +274,8 @@ uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned 
 void buddy_reserve_highatomic(struct gmm_zone *z, uint64_t pfn, unsigned int order);
 bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force);
 uint64_t buddy_move_freepages_block(struct gmm_zone *z, uint64_t start, int old_mt, int new_mt);
-void buddy_block_count(struct gmm_pool *p, uint64_t start, uint64_t *free_pages,
-		       uint64_t *movable_pages);
 uint64_t buddy_find_head(const struct gmm_pool *p, uint64_t pfn);
 void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt);
-void freelist_add(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail);
 void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt, bool tail,
 		       bool reported);
 
@@ -297,8 +294,6 @@ int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 /* --- report.c --------------------------------------------------------- */
 void report_fini(struct gmm_pool *p);
 /* --- alloc.c ---------------------------------------------------------- */
-bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
-		       int highest_zoneidx, unsigned int alloc_flags);
 bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
 			 unsigned int alloc_flags);
 void zone_maybe_clear_boost(struct gmm_zone *z);
