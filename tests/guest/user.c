@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/guest/user.c - the benchmark guest's user-mode part (CPL3, IOPL 3,
- * native speed): reads the device tree, drives the serial port, runs the
+ * native speed; where the host faults user port I/O anyway, head.S's #GP
+ * handler performs it): reads the device tree, drives the serial port, runs the
  * workloads named in /chosen/bootargs on every CPU's own slice of RAM, checks
  * every page it wrote, and reports JSON result lines to the host.
  *
