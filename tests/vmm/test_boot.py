@@ -43,13 +43,21 @@ def boot(mode, vcpus, workload, extra=()):
     return p, results, summary
 
 
+def stop_reason(p):
+    # gmm-vmm's stop line ("gmm-vmm: <reason> (exit N)") on either stream
+    for line in (p.stdout + p.stderr).splitlines():
+        if line.startswith('gmm-vmm: ') and line.endswith(')') and '(exit ' in line:
+            return line
+    return 'no stop line; stderr %r' % p.stderr.strip()
+
+
 def check_run(mode, vcpus):
     name = '%s/%d vcpu' % (mode, vcpus)
     p, res, summ = boot(mode, vcpus, 'touch=%d verify churn=%d verify' % (TOUCH_MIB, CHURN_MIB))
     print('--- %s: exit %d' % (name, p.returncode))
     print(p.stdout.strip())
     if p.returncode != 0 or summ is None:
-        fail('%s: exit %d, stderr %r' % (name, p.returncode, p.stderr))
+        fail('%s: exit %d: %s' % (name, p.returncode, stop_reason(p)))
         return
     touch = [r for r in res if r.get('workload') == 'touch']
     verify = [r for r in res if r.get('workload') == 'verify']
@@ -102,7 +110,10 @@ def check_lost_page():
         p, res, summ = boot(mode, 1, 'touch=4 verify', ['--x-lose-page'])
         verify = [r for r in res if r.get('workload') == 'verify']
         print('--- lost page, %s: exit %d, verify %s' % (mode, p.returncode, verify))
-        if p.returncode != 1 or not verify or verify[0]['bad'] != 1:
+        if p.returncode not in (0, 1) or not verify:
+            fail('%s: the lost-page run did not get to verify: exit %d: %s' %
+                 (mode, p.returncode, stop_reason(p)))
+        elif p.returncode != 1 or verify[0]['bad'] != 1:
             fail('%s: a lost page went unnoticed' % mode)
 
 
