@@ -281,6 +281,26 @@ static void handle_exit(struct vcpu *v)
 	}
 }
 
+/*
+ * KVM_RUN failed with a bare EFAULT: upstream x86 KVM, and kvm_pvm for an
+ * access from guest user mode (which it runs natively), when the guest
+ * touched host memory that is not mapped. KVM names no guest address: say
+ * where the guest was, the best lead there is.
+ */
+static void stop_on_efault(struct vcpu *v)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) || ioctl(v->fd, KVM_GET_SREGS, &sregs)) {
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(EFAULT));
+		return;
+	}
+	vm_stop(v->vm, VMM_EXIT_KVM,
+		"vcpu%u: KVM_RUN: %s at guest rip 0x%llx (CPL %u), no guest address given: an access to guest RAM the host has not mapped?",
+		v->id, strerror(EFAULT), (unsigned long long)regs.rip, sregs.cs.selector & 3);
+}
+
 static int run_once(struct vcpu *v)
 {
 	int ret;
@@ -295,6 +315,10 @@ static int run_once(struct vcpu *v)
 		return 1;
 	if (errno == EFAULT && v->run->exit_reason == KVM_EXIT_MEMORY_FAULT)
 		return 0;
+	if (errno == EFAULT) {
+		stop_on_efault(v);
+		return -1;
+	}
 	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
 	return -1;
 }
