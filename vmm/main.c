@@ -281,6 +281,11 @@ int main(int argc, char **argv)
 		vm_destroy(vm);
 		return -ret;
 	}
+	if (opts.qtest) {
+		ret = qtest_run(vm);
+		vm_destroy(vm);
+		return ret;
+	}
 	take_buddyinfo(vm, &figures, 0);
 	ret = vm_run(vm);
 	summary(vm, ret, now_ns(), &figures);

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio/virtio_pci.c - the modern virtio-pci transport and the device
+ * status machine (contract in virtio_pci.h): feature negotiation, queue
+ * setup, notifications, the read-to-clear ISR over INTx, reset, and
+ * DEVICE_NEEDS_RESET when the driver breaks a ring.
+ */
+#include "virtio_pci.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PCI_CLASS_OTHER		0xff0000
+#define VIRTIO_PCI_REVISION	1
+
+struct virtio_pci_cap {
+	uint8_t cap_vndr;
+	uint8_t cap_next;
+	uint8_t cap_len;
+	uint8_t cfg_type;
+	uint8_t bar;
+	uint8_t id;
+	uint8_t padding[2];
+	uint32_t offset;
+	uint32_t length;
+};
+
+struct virtio_pci_notify_cap {
+	struct virtio_pci_cap cap;
+	uint32_t notify_off_multiplier;
+};
+
+bool virtio_has_feature(const struct virtio_dev *vd, unsigned int bit)
+{
+	return vd->guest_features & (1ULL << bit);
+}
+
+bool virtio_running(const struct virtio_dev *vd)
+{
+	return (vd->status & VIRTIO_STATUS_DRIVER_OK) &&
+	       !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static void raise_isr(struct virtio_dev *vd, uint8_t bits)
+{
+	vd->isr |= bits;
+	pci_set_intx(&vd->pci, true);
+}
+
+void virtio_notify(struct virtio_dev *vd, unsigned int q)
+{
+	if (q < vd->nr_vqs && vq_should_notify(&vd->vq[q]))
+		raise_isr(vd, VIRTIO_ISR_QUEUE);
+}
+
+void virtio_config_changed(struct virtio_dev *vd)
+{
+	vd->config_gen++;
+	if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+		raise_isr(vd, VIRTIO_ISR_CONFIG);
+}
+
+void virtio_set_broken(struct virtio_dev *vd, const char *why)
+{
+	vd->nr_broken++;
+	vd->error = why;
+	if (vd->status & VIRTIO_STATUS_NEEDS_RESET)
+		return;
+	fprintf(stderr, "gmm-vmm: %s: the driver broke a virtqueue (%s); device needs reset\n",
+		vd->pci.name, why);
+	vd->status |= VIRTIO_STATUS_NEEDS_RESET;
+	virtio_config_changed(vd);
+}
+
+static void reset(struct virtio_dev *vd)
+{
+	if (vd->ops->reset)
+		vd->ops->reset(vd);
+	for (unsigned int i = 0; i < vd->nr_vqs; i++)
+		vq_reset(&vd->vq[i], vd->gm);
+	vd->status = 0;
+	vd->guest_features = 0;
+	vd->dfsel = vd->gfsel = 0;
+	vd->qsel = 0;
+	vd->isr = 0;
+	vd->error = NULL;
+	pci_set_intx(&vd->pci, false);
+}
+
+static struct vq *selected(struct virtio_dev *vd)
+{
+	return vd->qsel < vd->nr_vqs ? &vd->vq[vd->qsel] : NULL;
+}
+
+static uint64_t feature_word(uint64_t f, uint32_t sel)
+{
+	return sel == 0 ? (uint32_t)f : sel == 1 ? (uint32_t)(f >> 32) : 0;
+}
+
+static uint64_t queue_reg(struct vq *q, unsigned int off)
+{
+	if (!q)
+		return 0;
+	switch (off) {
+	case VIRTIO_PCI_COMMON_Q_SIZE: return q->size;
+	case VIRTIO_PCI_COMMON_Q_MSIX: return VIRTIO_MSI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_Q_ENABLE: return q->ready;
+	case VIRTIO_PCI_COMMON_Q_DESCLO: return (uint32_t)q->desc;
+	case VIRTIO_PCI_COMMON_Q_DESCHI: return q->desc >> 32;
+	case VIRTIO_PCI_COMMON_Q_AVAILLO: return (uint32_t)q->avail;
+	case VIRTIO_PCI_COMMON_Q_AVAILHI: return q->avail >> 32;
+	case VIRTIO_PCI_COMMON_Q_USEDLO: return (uint32_t)q->used;
+	case VIRTIO_PCI_COMMON_Q_USEDHI: return q->used >> 32;
+	}
+	return 0;
+}
+
+static uint64_t common_reg(struct virtio_dev *vd, unsigned int off)
+{
+	switch (off) {
+	case VIRTIO_PCI_COMMON_DFSELECT: return vd->dfsel;
+	case VIRTIO_PCI_COMMON_DF: return feature_word(vd->host_features, vd->dfsel);
+	case VIRTIO_PCI_COMMON_GFSELECT: return vd->gfsel;
+	case VIRTIO_PCI_COMMON_GF: return feature_word(vd->guest_features, vd->gfsel);
+	case VIRTIO_PCI_COMMON_MSIX: return VIRTIO_MSI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_NUMQ: return vd->nr_vqs;
+	case VIRTIO_PCI_COMMON_STATUS: return vd->status;
+	case VIRTIO_PCI_COMMON_CFGGENERATION: return vd->config_gen;
+	case VIRTIO_PCI_COMMON_Q_SELECT: return vd->qsel;
+	case VIRTIO_PCI_COMMON_Q_NOFF: return selected(vd) ? vd->qsel : 0;
+	}
+	return queue_reg(selected(vd), off);
+}
+
+/* Width of each register: accesses of any other width are ignored. */
+static unsigned int common_width(unsigned int off)
+{
+	if (off >= VIRTIO_PCI_COMMON_Q_DESCLO && off < VIRTIO_PCI_COMMON_SIZE - 8)
+		return 4;
+	if (off <= VIRTIO_PCI_COMMON_GF)
+		return 4;
+	if (off == VIRTIO_PCI_COMMON_STATUS || off == VIRTIO_PCI_COMMON_CFGGENERATION)
+		return 1;
+	return 2;
+}
+
+static void set_features(struct virtio_dev *vd, uint32_t val)
+{
+	uint64_t mask = 0xffffffffULL << (32 * vd->gfsel);
+
+	if (vd->gfsel > 1 || (vd->status & VIRTIO_STATUS_FEATURES_OK))
+		return;
+	vd->guest_features = (vd->guest_features & ~mask) |
+			     (((uint64_t)val << (32 * vd->gfsel)) & vd->host_features);
+}
+
+static void set_status(struct virtio_dev *vd, uint8_t val)
+{
+	uint8_t old = vd->status;
+
+	if (val == 0) {
+		reset(vd);
+		return;
+	}
+	if ((val & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
+	    !virtio_has_feature(vd, VIRTIO_F_VERSION_1))
+		val &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;	/* legacy drivers: refused */
+	vd->status = (uint8_t)(val | (old & VIRTIO_STATUS_NEEDS_RESET));
+	if ((val & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
+	    vd->ops->driver_ok)
+		vd->ops->driver_ok(vd);
+}
+
+static void set_addr(uint64_t *a, unsigned int hi, uint32_t val)
+{
+	*a = hi ? (*a & 0xffffffffULL) | (uint64_t)val << 32 : (*a & ~0xffffffffULL) | val;
+}
+
+static void enable_queue(struct virtio_dev *vd, struct vq *q)
+{
+	q->event_idx = virtio_has_feature(vd, VIRTIO_F_EVENT_IDX);
+	if (vq_check_rings(q)) {
+		virtio_set_broken(vd, q->error);
+		return;
+	}
+	q->ready = true;
+}
+
+static void write_queue(struct virtio_dev *vd, struct vq *q, unsigned int off,
+			uint32_t val)
+{
+	if (!q || q->ready)
+		return;		/* the rings are fixed once enabled */
+	switch (off) {
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+		if (val && val <= vd->queue_max && !(val & (val - 1)))
+			q->size = (uint16_t)val;
+		return;
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+		if (val == 1)
+			enable_queue(vd, q);
+		return;
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
+		set_addr(&q->desc, off == VIRTIO_PCI_COMMON_Q_DESCHI, val);
+		return;
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
+		set_addr(&q->avail, off == VIRTIO_PCI_COMMON_Q_AVAILHI, val);
+		return;
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
+		set_addr(&q->used, off == VIRTIO_PCI_COMMON_Q_USEDHI, val);
+		return;
+	}
+}
+
+static void write_common(struct virtio_dev *vd, unsigned int off, uint32_t val)
+{
+	switch (off) {
+	case VIRTIO_PCI_COMMON_DFSELECT: vd->dfsel = val; return;
+	case VIRTIO_PCI_COMMON_GFSELECT: vd->gfsel = val; return;
+	case VIRTIO_PCI_COMMON_GF: set_features(vd, val); return;
+	case VIRTIO_PCI_COMMON_STATUS: set_status(vd, (uint8_t)val); return;
+	case VIRTIO_PCI_COMMON_Q_SELECT: vd->qsel = (uint16_t)val; return;
+	}
+	write_queue(vd, selected(vd), off, val);
+}
+
+static void notify(struct virtio_dev *vd, uint64_t off)
+{
+	unsigned int q = (unsigned int)(off / VIRTIO_PCI_NOTIFY_MULT);
+
+	if (q >= vd->nr_vqs || !vd->vq[q].ready || !(vd->status & VIRTIO_STATUS_DRIVER_OK))
+		return;
+	vd->ops->notify(vd, q);
+}
+
+static void bar_read(void *opaque, uint64_t off, void *data, unsigned int len)
+{
+	struct virtio_dev *vd = opaque;
+	uint64_t v = 0;
+
+	pthread_mutex_lock(&vd->lock);
+	if (off < VIRTIO_PCI_COMMON_SIZE && len == common_width((unsigned int)off)) {
+		v = common_reg(vd, (unsigned int)off);
+	} else if (off == VIRTIO_PCI_ISR) {
+		v = vd->isr;
+		vd->isr = 0;
+		pci_set_intx(&vd->pci, false);
+	} else if (off >= VIRTIO_PCI_DEVICE_CFG && off + len <= VIRTIO_PCI_DEVICE_CFG + vd->cfg_size) {
+		vd->ops->cfg_read(vd, (unsigned int)(off - VIRTIO_PCI_DEVICE_CFG), &v, len);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	memcpy(data, &v, len);
+}
+
+static void bar_write(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	struct virtio_dev *vd = opaque;
+	uint64_t v = 0;
+
+	memcpy(&v, data, len > 8 ? 8 : len);
+	pthread_mutex_lock(&vd->lock);
+	if (off < VIRTIO_PCI_COMMON_SIZE && len == common_width((unsigned int)off))
+		write_common(vd, (unsigned int)off, (uint32_t)v);
+	else if (off >= VIRTIO_PCI_DEVICE_CFG && off + len <= VIRTIO_PCI_DEVICE_CFG + vd->cfg_size)
+		vd->ops->cfg_write(vd, (unsigned int)(off - VIRTIO_PCI_DEVICE_CFG), &v, len);
+	else if (off >= VIRTIO_PCI_NOTIFY && off < VIRTIO_PCI_BAR_SIZE)
+		notify(vd, off - VIRTIO_PCI_NOTIFY);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static const struct bus_ops bar_ops = {
+	.read = bar_read,
+	.write = bar_write,
+};
+
+static int add_cap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len)
+{
+	struct virtio_pci_notify_cap c = {
+		.cap = {
+			.cap_vndr = PCI_CAP_ID_VNDR,
+			.cap_len = sizeof(struct virtio_pci_cap),
+			.cfg_type = type,
+			.bar = 0,
+			.offset = off,
+			.length = len,
+		},
+		.notify_off_multiplier = VIRTIO_PCI_NOTIFY_MULT,
+	};
+
+	if (type == VIRTIO_PCI_CAP_NOTIFY_CFG)
+		c.cap.cap_len = sizeof(c);
+	return pci_add_cap(&vd->pci, &c, c.cap.cap_len) < 0 ? -ENOSPC : 0;
+}
+
+int virtio_pci_init(struct virtio_dev *vd, struct pci_host *h,
+		    struct guestmem *gm, const char *name, uint16_t device_id,
+		    uint64_t host_features, unsigned int nr_vqs,
+		    uint16_t queue_max, unsigned int cfg_size,
+		    const struct virtio_dev_ops *ops, void *priv)
+{
+	uint16_t pci_id = (uint16_t)(VIRTIO_PCI_DEVICE_BASE + device_id);
+
+	if (nr_vqs > VIRTIO_MAX_VQS || queue_max > VQ_MAX_SIZE ||
+	    cfg_size > VIRTIO_PCI_NOTIFY - VIRTIO_PCI_DEVICE_CFG)
+		return -EINVAL;
+	memset(vd, 0, sizeof(*vd));
+	pthread_mutex_init(&vd->lock, NULL);
+	vd->ops = ops;
+	vd->priv = priv;
+	vd->gm = gm;
+	vd->device_id = device_id;
+	vd->host_features = host_features | 1ULL << VIRTIO_F_VERSION_1 |
+			    1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VIRTIO_F_INDIRECT_DESC;
+	vd->nr_vqs = nr_vqs;
+	vd->queue_max = queue_max;
+	vd->cfg_size = cfg_size;
+	for (unsigned int i = 0; i < nr_vqs; i++)
+		vq_reset(&vd->vq[i], gm);
+	pci_dev_init(&vd->pci, name, VIRTIO_PCI_VENDOR, pci_id, PCI_CLASS_OTHER,
+		     VIRTIO_PCI_REVISION, VIRTIO_PCI_VENDOR, device_id);
+	pci_set_bar(&vd->pci, 0, VIRTIO_PCI_BAR_SIZE, &bar_ops, vd);
+	if (add_cap(vd, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON, VIRTIO_PCI_COMMON_SIZE) ||
+	    add_cap(vd, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR, 4) ||
+	    add_cap(vd, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_DEVICE_CFG, cfg_size) ||
+	    add_cap(vd, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY,
+		    VIRTIO_PCI_NOTIFY_MULT * nr_vqs))
+		return -ENOSPC;
+	return pci_host_add(h, &vd->pci);
+}
+
+void virtio_pci_destroy(struct virtio_dev *vd)
+{
+	pthread_mutex_destroy(&vd->lock);
+}
