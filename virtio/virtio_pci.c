@@ -73,12 +73,20 @@ void virtio_set_broken(struct virtio_dev *vd, const char *why)
 	virtio_config_changed(vd);
 }
 
+/* Queues as after reset: disabled, queue_size reading the maximum. */
+static void reset_queues(struct virtio_dev *vd)
+{
+	for (unsigned int i = 0; i < vd->nr_vqs; i++) {
+		vq_reset(&vd->vq[i], vd->gm);
+		vd->vq[i].size = vd->queue_max;
+	}
+}
+
 static void reset(struct virtio_dev *vd)
 {
 	if (vd->ops->reset)
 		vd->ops->reset(vd);
-	for (unsigned int i = 0; i < vd->nr_vqs; i++)
-		vq_reset(&vd->vq[i], vd->gm);
+	reset_queues(vd);
 	vd->status = 0;
 	vd->guest_features = 0;
 	vd->dfsel = vd->gfsel = 0;
@@ -318,8 +326,7 @@ int virtio_pci_init(struct virtio_dev *vd, struct pci_host *h,
 	vd->nr_vqs = nr_vqs;
 	vd->queue_max = queue_max;
 	vd->cfg_size = cfg_size;
-	for (unsigned int i = 0; i < nr_vqs; i++)
-		vq_reset(&vd->vq[i], gm);
+	reset_queues(vd);
 	pci_dev_init(&vd->pci, name, VIRTIO_PCI_VENDOR, pci_id, PCI_CLASS_OTHER,
 		     VIRTIO_PCI_REVISION, VIRTIO_PCI_VENDOR, device_id);
 	pci_set_bar(&vd->pci, 0, VIRTIO_PCI_BAR_SIZE, &bar_ops, vd);
