@@ -385,10 +385,20 @@ static void cfg_write(struct virtio_dev *vd, unsigned int off, const void *data,
 static void reset(struct virtio_dev *vd)
 {
 	struct balloon *b = vd->priv;
+	bool changed = b->actual != 0;
 
 	b->stats_held = false;
 	b->actual = 0;
 	b->poison_val = 0;
+	/* the driver starts over with an empty balloon; discarded pages are
+	 * backed again when touched */
+	memset(b->inflated, 0, (b->max_pfn + 63) / 64 * 8);
+	if (b->unit_pages > 1)
+		memset(b->unit_count, 0, (b->max_pfn + b->unit_pages - 1) / b->unit_pages * 2);
+	b->cnt.inflated_pages = 0;
+	b->pbp_unit = UINT64_MAX;
+	if (changed)
+		balloon_ctl_changed(b->vm, b->ram_bytes);
 }
 
 static const struct virtio_dev_ops balloon_ops = {

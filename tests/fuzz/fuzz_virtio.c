@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/fuzz/fuzz_virtio.c - libFuzzer target for the virtqueue walker and
+ * virtio-balloon's request parsing, driven the way the device-level test
+ * driver drives them: the input is a program of guest actions (write guest
+ * RAM where the rings and buffers are, notify a queue, write the common or
+ * device configuration, PCI configuration writes, a new balloon target, a
+ * device reset), run against the real bus, PCI host, virtio-pci transport
+ * and balloon on a 16 MiB guest. Each input starts from a freshly set-up
+ * device. Crashes, sanitizer reports and a device left inconsistent (a
+ * balloon counting more pages than guest RAM) are findings.
+ */
+#include "balloon.h"
+#include "bus.h"
+#include "guestmem.h"
+#include "irq.h"
+#include "pci.h"
+#include "vmm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RAM		(16ULL << 20)
+#define AREA		0x100000ULL	/* rings and buffers: what the input writes */
+#define AREA_SIZE	0x10000ULL
+#define QSIZE		16
+#define BALLOON_DEVFN	8
+
+static struct vm vm;
+static struct bus pio, mmio;
+static struct irqchip irq;
+static struct pci_host host;
+static struct guestmem *gm;
+static struct balloon *balloon;
+
+static void fatal(const char *what)
+{
+	fprintf(stderr, "fuzz_virtio: %s\n", what);
+	abort();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct guestmem_cfg cfg = { .mode = GUESTMEM_PLAIN, .page_size = 4096, .nr_nodes = 1 };
+	struct balloon_cfg bc = { .free_page_reporting = true, .deflate_on_oom = true,
+				  .unit_bytes = 4096 };
+	char err[256];
+
+	(void)argc;
+	(void)argv;
+	cfg.nodes[0] = (struct guestmem_node_cfg){ RAM, -1 };
+	gm = guestmem_create(&cfg, err, sizeof(err));
+	if (!gm)
+		fatal(err);
+	bus_init(&pio, "pio");
+	bus_init(&mmio, "mmio");
+	irq_init(&irq, -1);
+	if (pci_host_init(&host, &pio, &mmio, &irq))
+		fatal("pci host");
+	balloon = balloon_create(&vm, &host, gm, NULL, RAM, &bc, err, sizeof(err));
+	if (!balloon)
+		fatal(err);
+	return 0;
+}
+
+static uint64_t bar(void)
+{
+	return pci_cfg_read(&host, BALLOON_DEVFN, PCI_BASE_ADDRESS_0, 4) & ~0xfULL;
+}
+
+static void common_w(unsigned int off, unsigned int len, uint32_t v)
+{
+	bus_access(&mmio, bar() + VIRTIO_PCI_COMMON + off, &v, len, true);
+}
+
+static void setup(void)
+{
+	uint64_t ring = AREA;
+
+	pci_cfg_write(&host, BALLOON_DEVFN, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	pci_cfg_write(&host, BALLOON_DEVFN, PCI_BASE_ADDRESS_0, 4, PCI_MMIO_BASE + 0x4000);
+	common_w(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	common_w(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	for (unsigned int sel = 0; sel < 2; sel++) {
+		common_w(VIRTIO_PCI_COMMON_GFSELECT, 4, sel);
+		common_w(VIRTIO_PCI_COMMON_GF, 4, 0xffffffffu);
+	}
+	common_w(VIRTIO_PCI_COMMON_STATUS, 1, 0xb);
+	for (unsigned int q = 0; q < BALLOON_NR_QUEUES; q++) {
+		common_w(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+		common_w(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
+		common_w(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring);
+		common_w(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)(ring + 16 * QSIZE));
+		common_w(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)(ring + 0x200));
+		common_w(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+		ring += 0x400;
+	}
+	common_w(VIRTIO_PCI_COMMON_STATUS, 1, 0xf);
+}
+
+struct input {
+	const uint8_t *p;
+	size_t left;
+};
+
+static uint32_t take(struct input *in, unsigned int bytes)
+{
+	uint32_t v = 0;
+
+	for (unsigned int i = 0; i < bytes && in->left; i++, in->left--)
+		v |= (uint32_t)*in->p++ << (8 * i);
+	return v;
+}
+
+static void ram_write(struct input *in)
+{
+	uint64_t off = take(in, 2) % AREA_SIZE;
+	size_t len = take(in, 1);
+
+	if (len > in->left)
+		len = in->left;
+	if (off + len > AREA_SIZE)
+		len = AREA_SIZE - off;
+	guestmem_write(gm, AREA + off, in->p, len);
+	in->p += len;
+	in->left -= len;
+}
+
+static void step(struct input *in)
+{
+	unsigned int op = take(in, 1) % 9, len = 1u << (take(in, 1) % 3);
+	uint32_t a, v;
+
+	switch (op) {
+	case 0: case 1:
+		ram_write(in);
+		return;
+	case 2:
+		v = take(in, 1) % (BALLOON_NR_QUEUES + 1);
+		bus_access(&mmio, bar() + VIRTIO_PCI_NOTIFY + 4 * v, &v, 2, true);
+		return;
+	case 3:
+		a = take(in, 1) % VIRTIO_PCI_COMMON_SIZE;
+		common_w(a, len, take(in, 4));
+		return;
+	case 4:
+		a = take(in, 2) % VIRTIO_PCI_BAR_SIZE;
+		bus_access(&mmio, bar() + a, &v, len, false);
+		return;
+	case 5:
+		a = take(in, 1) % BALLOON_CFG_SIZE;
+		v = take(in, 4);
+		bus_access(&mmio, bar() + VIRTIO_PCI_DEVICE_CFG + a, &v, len, true);
+		return;
+	case 6:
+		balloon_ctl_set_target(&vm, (uint64_t)take(in, 3) << 12);
+		return;
+	case 7:
+		a = take(in, 1);
+		pci_cfg_write(&host, BALLOON_DEVFN, a, len, take(in, 4));
+		return;
+	default:
+		setup();
+		return;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct input in = { data, size };
+	struct balloon_counters c;
+
+	guestmem_write(gm, AREA, (uint8_t[0x1000]){ 0 }, 0x1000);
+	setup();
+	while (in.left)
+		step(&in);
+	balloon_counters(balloon, &c);
+	if (c.inflated_pages > RAM / 4096)
+		fatal("balloon counts more pages than guest RAM");
+	return 0;
+}
