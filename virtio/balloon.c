@@ -249,9 +249,17 @@ static unsigned int valid_pfns(struct balloon *b, unsigned int n)
 	return k;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
 static void handle_pfns(struct balloon *b, const struct vq_elem *e, bool inflate)
 {
-	uint64_t total = e->out_bytes / 4;
+	uint64_t total = e->out_bytes / 4, t0 = mono_ns();
 
 	for (uint64_t off = 0; off < total; off += PFN_CHUNK) {
 		uint64_t n = total - off < PFN_CHUNK ? total - off : PFN_CHUNK;
@@ -270,6 +278,8 @@ static void handle_pfns(struct balloon *b, const struct vq_elem *e, bool inflate
 			apply_sorted(b, k, inflate);
 	}
 	b->pbp_unit = UINT64_MAX;	/* QEMU forgets it with the element */
+	if (inflate)
+		b->cnt.inflate_ns += mono_ns() - t0;
 }
 
 static void handle_report(struct balloon *b, const struct vq_elem *e)

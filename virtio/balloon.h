@@ -82,6 +82,7 @@ struct balloon_counters {
 	uint64_t reported_bytes;	/* free page reporting: bytes discarded */
 	uint64_t report_skipped;	/* reported bytes kept (page poison) */
 	uint64_t stats_updates;
+	uint64_t inflate_ns;		/* time spent handling inflate requests */
 	unsigned long broken;		/* times the driver broke a queue */
 };
 

@@ -14,7 +14,8 @@
  *   memset ADDR LEN BYTE           guest RAM -> OK
  *   irq GSI                        -> OK LEVEL RAISED (INTx line state)
  *   msi                            -> OK COUNT
- *   mem                            -> OK key=value ... (host memory figures)
+ *   mem                            -> OK key=value ... (host memory: RSS,
+ *                                     memfd blocks, guest RAM and pool figures)
  *   balloon-target BYTES | balloon-actual | balloon-stats |
  *   balloon-interval SECONDS | balloon-counters   (balloon_ctl, counters)
  *   quit                           -> OK, and gmm-vmm exits 0
@@ -32,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -252,6 +255,30 @@ static unsigned long long status_kib(const char *key)
 	return v;
 }
 
+/* Host memory held by the process's memfds (gmm's pool): their blocks. */
+static unsigned long long memfd_kib(void)
+{
+	unsigned long long kib = 0;
+	char path[300], link[128];
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/fd");
+	struct stat st;
+	ssize_t n;
+
+	while (d && (e = readdir(d))) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (!strncmp(link, "/memfd:", 7) && !stat(path, &st))
+			kib += (unsigned long long)st.st_blocks / 2;
+	}
+	if (d)
+		closedir(d);
+	return kib;
+}
+
 static int cmd_mem(struct qt *q)
 {
 	struct gmm_pool *pool = guestmem_gmm_pool(q->vm->gm);
@@ -265,8 +292,9 @@ static int cmd_mem(struct qt *q)
 		ptotal = gmm_pool_nr_pages(pool);
 		gmm_report_stats(pool, &rs);
 	}
-	return reply(q, "OK rss_kib=%llu shmem_kib=%llu hugetlb_kib=%llu backed=%llu discards=%llu page_size=%llu pool_free=%llu pool_pages=%llu free_reported=%llu reported_bytes=%llu",
+	return reply(q, "OK rss_kib=%llu shmem_kib=%llu hugetlb_kib=%llu memfd_kib=%llu backed=%llu discards=%llu page_size=%llu pool_free=%llu pool_pages=%llu free_reported=%llu reported_bytes=%llu",
 		     status_kib("VmRSS"), status_kib("RssShmem"), status_kib("HugetlbPages"),
+		     memfd_kib(),
 		     (unsigned long long)st.backed, (unsigned long long)st.discards,
 		     (unsigned long long)st.page_size, pfree, ptotal,
 		     (unsigned long long)rs.free_reported, (unsigned long long)rs.reported_bytes);
@@ -301,12 +329,12 @@ static int cmd_balloon_counters(struct qt *q)
 	if (!q->vm->dev->balloon)
 		return reply(q, "ERR no balloon");
 	balloon_counters(q->vm->dev->balloon, &c);
-	return reply(q, "OK inflated_pages=%llu inflate_pfns=%llu deflate_pfns=%llu bad_pfns=%llu discard_calls=%llu discarded_bytes=%llu reported_bytes=%llu report_skipped=%llu stats_updates=%llu broken=%lu",
+	return reply(q, "OK inflated_pages=%llu inflate_pfns=%llu deflate_pfns=%llu bad_pfns=%llu discard_calls=%llu discarded_bytes=%llu reported_bytes=%llu report_skipped=%llu stats_updates=%llu inflate_ns=%llu broken=%lu",
 		     (unsigned long long)c.inflated_pages, (unsigned long long)c.inflate_pfns,
 		     (unsigned long long)c.deflate_pfns, (unsigned long long)c.bad_pfns,
 		     (unsigned long long)c.discard_calls, (unsigned long long)c.discarded_bytes,
 		     (unsigned long long)c.reported_bytes, (unsigned long long)c.report_skipped,
-		     (unsigned long long)c.stats_updates, c.broken);
+		     (unsigned long long)c.stats_updates, (unsigned long long)c.inflate_ns, c.broken);
 }
 
 static int cmd_balloon(struct qt *q, const char *what)
