@@ -66,6 +66,24 @@ static int reply(struct qt *q, const char *fmt, ...)
 	return 0;
 }
 
+/*
+ * The guest's own accesses to its RAM (the rings and buffers it shares
+ * with devices). They race with device threads by design, as a vCPU's
+ * would; TSan runs of the device tests suppress reports in these two
+ * functions (tests/vmm/tsan-qtest.supp), and only these.
+ */
+static __attribute__((noinline)) int qtest_guest_read(struct qt *q, uint64_t gpa, void *buf,
+							size_t len)
+{
+	return guestmem_read(q->vm->gm, gpa, buf, len);
+}
+
+static __attribute__((noinline)) int qtest_guest_write(struct qt *q, uint64_t gpa,
+							 const void *buf, size_t len)
+{
+	return guestmem_write(q->vm->gm, gpa, buf, len);
+}
+
 static bool num(const char *s, uint64_t *v)
 {
 	char *end;
@@ -109,7 +127,7 @@ static int cmd_write(struct qt *q, unsigned int len)
 	if (q->argc != 3 || !num(q->argv[1], &addr) || !num(q->argv[2], &val))
 		return reply(q, "ERR usage: write[bwlq] ADDR VALUE");
 	if (guestmem_is_ram(q->vm->gm, addr, len))
-		return guestmem_write(q->vm->gm, addr, &val, len) ?
+		return qtest_guest_write(q, addr, &val, len) ?
 		       reply(q, "ERR guest RAM write failed") : reply(q, "OK");
 	bus_access(&q->vm->dev->mmio, addr, &val, len, true);
 	return reply(q, "OK");
@@ -122,7 +140,7 @@ static int cmd_read(struct qt *q, unsigned int len)
 	if (q->argc != 2 || !num(q->argv[1], &addr))
 		return reply(q, "ERR usage: read[bwlq] ADDR");
 	if (guestmem_is_ram(q->vm->gm, addr, len)) {
-		if (guestmem_read(q->vm->gm, addr, &val, len))
+		if (qtest_guest_read(q, addr, &val, len))
 			return reply(q, "ERR guest RAM read failed");
 	} else {
 		bus_access(&q->vm->dev->mmio, addr, &val, len, false);
@@ -174,7 +192,7 @@ static int cmd_memwrite(struct qt *q)
 		buf[i] = (uint8_t)(hi << 4 | lo);
 	}
 	if (!ret)
-		ret = guestmem_write(q->vm->gm, addr, buf, len);
+		ret = qtest_guest_write(q, addr, buf, len);
 	free(buf);
 	return ret ? reply(q, "ERR bad hex or write failed") : reply(q, "OK");
 }
@@ -191,7 +209,7 @@ static int cmd_memread(struct qt *q)
 		return reply(q, "%s", bad);
 	buf = malloc(len + 1);
 	hex = malloc(2 * len + 1);
-	if (!buf || !hex || guestmem_read(q->vm->gm, addr, buf, len)) {
+	if (!buf || !hex || qtest_guest_read(q, addr, buf, len)) {
 		free(buf);
 		free(hex);
 		return reply(q, "ERR read failed");
@@ -222,7 +240,7 @@ static int cmd_memset(struct qt *q)
 	if (!buf)
 		return reply(q, "ERR out of memory");
 	memset(buf, (int)byte, len);
-	ret = guestmem_write(q->vm->gm, addr, buf, len);
+	ret = qtest_guest_write(q, addr, buf, len);
 	free(buf);
 	return ret ? reply(q, "ERR write failed") : reply(q, "OK");
 }
