@@ -8,6 +8,7 @@
 #include "evloop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ struct balloon {
 	bool stats_held;
 	uint16_t stats_head;
 	struct balloon_counters cnt;
+	atomic_bool return_pending;	/* a devmem_return_to_host() is queued */
 };
 
 static bool test_bit(const uint64_t *map, uint64_t i)
@@ -335,10 +337,30 @@ static void stats_timer(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&b->vd.lock);
 }
 
+/* On the loop thread: what the guest gave up goes to the host now,
+ * rather than after the pool's reporting delay. */
+static void return_to_host(void *opaque, uint32_t events)
+{
+	struct balloon *b = opaque;
+
+	(void)events;
+	atomic_store(&b->return_pending, false);
+	devmem_return_to_host(b->gm);
+}
+
+static void queue_return(struct balloon *b)
+{
+	if (!b->loop || atomic_exchange(&b->return_pending, true))
+		return;
+	if (evloop_call(b->loop, return_to_host, b))
+		atomic_store(&b->return_pending, false);
+}
+
 static void notify_queue(struct virtio_dev *vd, unsigned int qi)
 {
 	struct balloon *b = vd->priv;
 	struct vq *q = &vd->vq[qi];
+	uint64_t discarded = b->cnt.discarded_bytes;
 	int r;
 
 	while ((r = vq_pop(q, &b->elem)) == 1) {
@@ -357,8 +379,9 @@ static void notify_queue(struct virtio_dev *vd, unsigned int qi)
 		if (vq_push(q, b->elem.head, 0))
 			break;
 	}
+	if (b->cnt.discarded_bytes != discarded)
+		queue_return(b);
 	if (q->error) {
-		b->cnt.broken++;
 		virtio_set_broken(vd, q->error);
 		return;
 	}

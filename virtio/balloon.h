@@ -14,6 +14,9 @@
  *   "element" tracking is QEMU's: one partially inflated host page,
  *   forgotten at the end of each element or when a PFN of another page
  *   comes; it is there to measure the difference.
+ * - In gmm mode, discarded frames go back to the pool at once, and a
+ *   reporting pass queued on the event loop hands their host memory back
+ *   without waiting for the pool's reporting delay.
  * - Deflate: bookkeeping only; pages are backed again on their next touch.
  * - Stats: QEMU's scheme: the device holds the driver's buffer and gives
  *   it back every polling interval to ask for fresh figures.

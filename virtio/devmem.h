@@ -11,6 +11,7 @@
 #define GMM_VIRTIO_DEVMEM_H
 
 #include "guestmem.h"
+#include <gmm/report.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,6 +40,19 @@ static inline int devmem_discard(struct guestmem *gm, uint64_t gpa,
 				 uint64_t len)
 {
 	return guestmem_discard(gm, gpa, len);
+}
+
+/*
+ * Hand memory discarded in gmm mode back to the host now: a reporting pass
+ * of the pool (no-op in the other modes, whose discard already did it).
+ * May take milliseconds: call it off the vCPU threads.
+ */
+static inline void devmem_return_to_host(struct guestmem *gm)
+{
+	struct gmm_pool *pool = guestmem_gmm_pool(gm);
+
+	if (pool)
+		gmm_report_now(pool, NULL);
 }
 
 #endif
