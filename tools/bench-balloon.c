@@ -24,6 +24,7 @@
  * Prints text and one JSON line per benchmark.
  */
 #include "qtest_lib.h"
+#include "../tests/sysfs_long.h"
 #include "balloon.h"
 
 #include <signal.h>
@@ -319,28 +320,6 @@ static void bench_report(void)
 }
 
 /* --- hugetlbfs --- */
-
-static long read_long(const char *path)
-{
-	long v = -1;
-	FILE *f = fopen(path, "r");
-
-	if (f && fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	if (f)
-		fclose(f);
-	return v;
-}
-
-static int write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	int ret = f && fprintf(f, "%ld\n", v) > 0 ? 0 : -1;
-
-	if (f && fclose(f))
-		ret = -1;
-	return ret;
-}
 
 struct huge_run {
 	double share;
