@@ -238,6 +238,9 @@ static int balloon_opt(struct balloon_cfg *c, const char *key, const char *val)
 		c->track = !strcmp(val, "unit") ? BALLOON_TRACK_UNIT : BALLOON_TRACK_ELEMENT;
 		return 0;
 	}
+	if (strcmp(key, "deflate-on-oom") && strcmp(key, "free-page-reporting") &&
+	    strcmp(key, "x-per-page"))
+		return fail("--balloon: unknown option '%s' (try --help)", key);
 	n = on_off(val);
 	if (n < 0)
 		return fail("--balloon: %s takes on or off", key);
@@ -245,10 +248,8 @@ static int balloon_opt(struct balloon_cfg *c, const char *key, const char *val)
 		c->deflate_on_oom = n;
 	else if (!strcmp(key, "free-page-reporting"))
 		c->free_page_reporting = n;
-	else if (!strcmp(key, "x-per-page"))
-		c->per_page = n;
 	else
-		return fail("--balloon: unknown option '%s' (try --help)", key);
+		c->per_page = n;
 	return 0;
 }
 

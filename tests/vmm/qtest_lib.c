@@ -118,16 +118,23 @@ const char *qts_cmd(struct qts *q, const char *fmt, ...)
 	return r;
 }
 
+/* A command whose reply must start with prefix; fatal otherwise. */
+static const char *vexpect(struct qts *q, const char *prefix, const char *fmt, va_list ap)
+{
+	const char *r = vcmd(q, fmt, ap);
+
+	if (!r || strncmp(r, prefix, strlen(prefix)))
+		die(q, fmt, r);
+	return r;
+}
+
 void qts_ok(struct qts *q, const char *fmt, ...)
 {
 	va_list ap;
-	const char *r;
 
 	va_start(ap, fmt);
-	r = vcmd(q, fmt, ap);
+	vexpect(q, "OK", fmt, ap);
 	va_end(ap);
-	if (!r || strncmp(r, "OK", 2))
-		die(q, fmt, r);
 }
 
 uint64_t qts_val(struct qts *q, const char *fmt, ...)
@@ -136,10 +143,8 @@ uint64_t qts_val(struct qts *q, const char *fmt, ...)
 	const char *r;
 
 	va_start(ap, fmt);
-	r = vcmd(q, fmt, ap);
+	r = vexpect(q, "OK ", fmt, ap);
 	va_end(ap);
-	if (!r || strncmp(r, "OK ", 3))
-		die(q, fmt, r);
 	return strtoull(r + 3, NULL, 0);
 }
 
