@@ -42,23 +42,77 @@ bool virtio_running(const struct virtio_dev *vd)
 	       !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
 }
 
-static void raise_isr(struct virtio_dev *vd, uint8_t bits)
+static unsigned int nr_vectors(const struct virtio_dev *vd)
 {
-	vd->isr |= bits;
-	pci_set_intx(&vd->pci, true);
+	return vd->nr_vqs + 1;
+}
+
+static void msix_fire(struct virtio_dev *vd, unsigned int v)
+{
+	const struct virtio_msix_entry *e = &vd->msix[v];
+
+	irq_msi(vd->pci.host->irq, (uint64_t)e->addr_hi << 32 | e->addr_lo, e->data);
+}
+
+/* Signal vector v by MSI-X (or leave it pending while masked); false
+ * when MSI-X is off and INTx is the way. */
+static bool msix_signal(struct virtio_dev *vd, uint16_t v)
+{
+	bool fmask;
+
+	if (!pci_msix_state(&vd->pci, &fmask))
+		return false;
+	if (v >= nr_vectors(vd))
+		return true;		/* the driver asked for no interrupt */
+	if (fmask || (vd->msix[v].ctrl & 1))
+		vd->msix_pba |= 1ULL << v;
+	else
+		msix_fire(vd, v);
+	return true;
+}
+
+/* Send what became unmasked. Lock held. */
+static void msix_deliver_pending(struct virtio_dev *vd)
+{
+	bool fmask;
+
+	if (!vd->msix_pba || !pci_msix_state(&vd->pci, &fmask) || fmask)
+		return;
+	for (unsigned int v = 0; v < nr_vectors(vd); v++) {
+		if (!(vd->msix_pba & (1ULL << v)) || (vd->msix[v].ctrl & 1))
+			continue;
+		vd->msix_pba &= ~(1ULL << v);
+		msix_fire(vd, v);
+	}
+}
+
+static void msix_written(void *opaque)
+{
+	struct virtio_dev *vd = opaque;
+
+	pthread_mutex_lock(&vd->lock);
+	msix_deliver_pending(vd);
+	pthread_mutex_unlock(&vd->lock);
 }
 
 void virtio_notify(struct virtio_dev *vd, unsigned int q)
 {
-	if (q < vd->nr_vqs && vq_should_notify(&vd->vq[q]))
-		raise_isr(vd, VIRTIO_ISR_QUEUE);
+	if (q >= vd->nr_vqs || !vq_should_notify(&vd->vq[q]))
+		return;
+	if (msix_signal(vd, vd->queue_vector[q]))
+		return;
+	vd->isr |= VIRTIO_ISR_QUEUE;
+	pci_set_intx(&vd->pci, true);
 }
 
 void virtio_config_changed(struct virtio_dev *vd)
 {
 	vd->config_gen++;
-	if (vd->status & VIRTIO_STATUS_DRIVER_OK)
-		raise_isr(vd, VIRTIO_ISR_CONFIG);
+	if (!(vd->status & VIRTIO_STATUS_DRIVER_OK))
+		return;
+	vd->isr |= VIRTIO_ISR_CONFIG;
+	if (!msix_signal(vd, vd->config_vector))
+		pci_set_intx(&vd->pci, true);
 }
 
 void virtio_set_broken(struct virtio_dev *vd, const char *why)
@@ -73,13 +127,17 @@ void virtio_set_broken(struct virtio_dev *vd, const char *why)
 	virtio_config_changed(vd);
 }
 
-/* Queues as after reset: disabled, queue_size reading the maximum. */
+/* Queues as after reset: disabled, queue_size reading the maximum, no
+ * MSI-X vectors. */
 static void reset_queues(struct virtio_dev *vd)
 {
 	for (unsigned int i = 0; i < vd->nr_vqs; i++) {
 		vq_reset(&vd->vq[i], vd->gm);
 		vd->vq[i].size = vd->queue_max;
 	}
+	vd->config_vector = VIRTIO_MSI_NO_VECTOR;
+	for (unsigned int i = 0; i < VIRTIO_MAX_VQS; i++)
+		vd->queue_vector[i] = VIRTIO_MSI_NO_VECTOR;
 }
 
 static void reset(struct virtio_dev *vd)
@@ -106,13 +164,13 @@ static uint64_t feature_word(uint64_t f, uint32_t sel)
 	return sel == 0 ? (uint32_t)f : sel == 1 ? (uint32_t)(f >> 32) : 0;
 }
 
-static uint64_t queue_reg(struct vq *q, unsigned int off)
+static uint64_t queue_reg(struct virtio_dev *vd, struct vq *q, unsigned int off)
 {
 	if (!q)
 		return 0;
 	switch (off) {
 	case VIRTIO_PCI_COMMON_Q_SIZE: return q->size;
-	case VIRTIO_PCI_COMMON_Q_MSIX: return VIRTIO_MSI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_Q_MSIX: return vd->queue_vector[q - vd->vq];
 	case VIRTIO_PCI_COMMON_Q_ENABLE: return q->ready;
 	case VIRTIO_PCI_COMMON_Q_DESCLO: return (uint32_t)q->desc;
 	case VIRTIO_PCI_COMMON_Q_DESCHI: return q->desc >> 32;
@@ -131,14 +189,14 @@ static uint64_t common_reg(struct virtio_dev *vd, unsigned int off)
 	case VIRTIO_PCI_COMMON_DF: return feature_word(vd->host_features, vd->dfsel);
 	case VIRTIO_PCI_COMMON_GFSELECT: return vd->gfsel;
 	case VIRTIO_PCI_COMMON_GF: return feature_word(vd->guest_features, vd->gfsel);
-	case VIRTIO_PCI_COMMON_MSIX: return VIRTIO_MSI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_MSIX: return vd->config_vector;
 	case VIRTIO_PCI_COMMON_NUMQ: return vd->nr_vqs;
 	case VIRTIO_PCI_COMMON_STATUS: return vd->status;
 	case VIRTIO_PCI_COMMON_CFGGENERATION: return vd->config_gen;
 	case VIRTIO_PCI_COMMON_Q_SELECT: return vd->qsel;
 	case VIRTIO_PCI_COMMON_Q_NOFF: return selected(vd) ? vd->qsel : 0;
 	}
-	return queue_reg(selected(vd), off);
+	return queue_reg(vd, selected(vd), off);
 }
 
 /* Width of each register: accesses of any other width are ignored. */
@@ -195,9 +253,20 @@ static void enable_queue(struct virtio_dev *vd, struct vq *q)
 	q->ready = true;
 }
 
+/* A vector the device has, or NO_VECTOR (what the driver reads back when
+ * it asked for one that does not exist). */
+static uint16_t vector(const struct virtio_dev *vd, uint32_t val)
+{
+	return val < nr_vectors(vd) ? (uint16_t)val : VIRTIO_MSI_NO_VECTOR;
+}
+
 static void write_queue(struct virtio_dev *vd, struct vq *q, unsigned int off,
 			uint32_t val)
 {
+	if (q && off == VIRTIO_PCI_COMMON_Q_MSIX) {
+		vd->queue_vector[q - vd->vq] = vector(vd, val);
+		return;
+	}
 	if (!q || q->ready)
 		return;		/* the rings are fixed once enabled */
 	switch (off) {
@@ -230,6 +299,7 @@ static void write_common(struct virtio_dev *vd, unsigned int off, uint32_t val)
 	case VIRTIO_PCI_COMMON_DFSELECT: vd->dfsel = val; return;
 	case VIRTIO_PCI_COMMON_GFSELECT: vd->gfsel = val; return;
 	case VIRTIO_PCI_COMMON_GF: set_features(vd, val); return;
+	case VIRTIO_PCI_COMMON_MSIX: vd->config_vector = vector(vd, val); return;
 	case VIRTIO_PCI_COMMON_STATUS: set_status(vd, (uint8_t)val); return;
 	case VIRTIO_PCI_COMMON_Q_SELECT: vd->qsel = (uint16_t)val; return;
 	}
@@ -245,13 +315,40 @@ static void notify(struct virtio_dev *vd, uint64_t off)
 	vd->ops->notify(vd, q);
 }
 
+/* The MSI-X table: 32-bit accesses to its words. */
+static bool msix_table_access(struct virtio_dev *vd, uint64_t off, uint64_t *v,
+			      unsigned int len, bool write)
+{
+	uint64_t rel = off - VIRTIO_PCI_MSIX_TABLE;
+	unsigned int entry = (unsigned int)(rel / PCI_MSIX_ENTRY_SIZE);
+	uint32_t *word;
+
+	if (off < VIRTIO_PCI_MSIX_TABLE || entry >= nr_vectors(vd))
+		return false;
+	if (len != 4 || (rel & 3))
+		return true;
+	word = (uint32_t *)&vd->msix[entry] + (rel % PCI_MSIX_ENTRY_SIZE) / 4;
+	if (!write) {
+		*v = *word;
+		return true;
+	}
+	*word = (uint32_t)*v;
+	if (word == &vd->msix[entry].ctrl)
+		msix_deliver_pending(vd);
+	return true;
+}
+
 static void bar_read(void *opaque, uint64_t off, void *data, unsigned int len)
 {
 	struct virtio_dev *vd = opaque;
 	uint64_t v = 0;
 
 	pthread_mutex_lock(&vd->lock);
-	if (off < VIRTIO_PCI_COMMON_SIZE && len == common_width((unsigned int)off)) {
+	if (msix_table_access(vd, off, &v, len, false)) {
+		/* done */
+	} else if (off >= VIRTIO_PCI_MSIX_PBA && off + len <= VIRTIO_PCI_MSIX_PBA + 8) {
+		v = vd->msix_pba >> (8 * (off - VIRTIO_PCI_MSIX_PBA));
+	} else if (off < VIRTIO_PCI_COMMON_SIZE && len == common_width((unsigned int)off)) {
 		v = common_reg(vd, (unsigned int)off);
 	} else if (off == VIRTIO_PCI_ISR) {
 		v = vd->isr;
@@ -271,11 +368,13 @@ static void bar_write(void *opaque, uint64_t off, const void *data, unsigned int
 
 	memcpy(&v, data, len > 8 ? 8 : len);
 	pthread_mutex_lock(&vd->lock);
-	if (off < VIRTIO_PCI_COMMON_SIZE && len == common_width((unsigned int)off))
+	if (msix_table_access(vd, off, &v, len, true))
+		;	/* done */
+	else if (off < VIRTIO_PCI_COMMON_SIZE && len == common_width((unsigned int)off))
 		write_common(vd, (unsigned int)off, (uint32_t)v);
 	else if (off >= VIRTIO_PCI_DEVICE_CFG && off + len <= VIRTIO_PCI_DEVICE_CFG + vd->cfg_size)
 		vd->ops->cfg_write(vd, (unsigned int)(off - VIRTIO_PCI_DEVICE_CFG), &v, len);
-	else if (off >= VIRTIO_PCI_NOTIFY && off < VIRTIO_PCI_BAR_SIZE)
+	else if (off >= VIRTIO_PCI_NOTIFY && off < VIRTIO_PCI_MSIX_TABLE)
 		notify(vd, off - VIRTIO_PCI_NOTIFY);
 	pthread_mutex_unlock(&vd->lock);
 }
@@ -334,8 +433,13 @@ int virtio_pci_init(struct virtio_dev *vd, struct pci_host *h,
 	    add_cap(vd, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR, 4) ||
 	    add_cap(vd, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_DEVICE_CFG, cfg_size) ||
 	    add_cap(vd, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY,
-		    VIRTIO_PCI_NOTIFY_MULT * nr_vqs))
+		    VIRTIO_PCI_NOTIFY_MULT * nr_vqs) ||
+	    pci_add_msix(&vd->pci, 0, VIRTIO_PCI_MSIX_TABLE, VIRTIO_PCI_MSIX_PBA, nr_vqs + 1))
 		return -ENOSPC;
+	for (unsigned int v = 0; v <= nr_vqs; v++)
+		vd->msix[v].ctrl = 1;		/* masked until the driver sets it up */
+	vd->pci.msix_written = msix_written;
+	vd->pci.msix_opaque = vd;
 	return pci_host_add(h, &vd->pci);
 }
 

@@ -3,11 +3,13 @@
  * virtio/virtio_pci.h - a virtio device's common state (status, features,
  * virtqueues, interrupt status) on the modern virtio-pci transport
  * (VIRTIO 1.2 section 4.1): vendor capabilities for the common, notify,
- * ISR and device configuration structures, all in a 32-bit memory BAR 0,
- * and INTx interrupts (the ISR is read-to-clear).
+ * ISR and device configuration structures, all in a 32-bit memory BAR 0;
+ * interrupts by MSI-X (one vector per queue plus one for configuration
+ * changes) or INTx (the ISR is read-to-clear).
  *
  * Layout of BAR 0: common configuration at 0x0000, ISR at 0x1000, device
- * configuration at 0x2000, notifications at 0x3000 + 4 * queue.
+ * configuration at 0x2000, notifications at 0x3000 + 4 * queue, the MSI-X
+ * table at 0x3800 and its pending bits at 0x3c00.
  *
  * Calling contract:
  * - virtio_pci_init() once before the VM runs, then pci_host_add() is done
@@ -36,6 +38,8 @@
 #define VIRTIO_PCI_DEVICE_CFG		0x2000
 #define VIRTIO_PCI_NOTIFY		0x3000
 #define VIRTIO_PCI_NOTIFY_MULT		4
+#define VIRTIO_PCI_MSIX_TABLE		0x3800
+#define VIRTIO_PCI_MSIX_PBA		0x3c00
 
 /* Capability types (struct virtio_pci_cap's cfg_type). */
 #define VIRTIO_PCI_CAP_COMMON_CFG	1
@@ -84,6 +88,13 @@
 
 struct virtio_dev;
 
+struct virtio_msix_entry {
+	uint32_t addr_lo;
+	uint32_t addr_hi;
+	uint32_t data;
+	uint32_t ctrl;			/* bit 0: masked */
+};
+
 struct virtio_dev_ops {
 	/* The driver reset the device (status 0); queues are reset after. */
 	void (*reset)(struct virtio_dev *vd);
@@ -116,6 +127,10 @@ struct virtio_dev {
 	unsigned int nr_vqs;
 	unsigned int cfg_size;
 	struct vq vq[VIRTIO_MAX_VQS];
+	uint16_t config_vector;		/* MSI-X vectors, VIRTIO_MSI_NO_VECTOR */
+	uint16_t queue_vector[VIRTIO_MAX_VQS];
+	struct virtio_msix_entry msix[VIRTIO_MAX_VQS + 1];
+	uint64_t msix_pba;		/* pending bit per vector */
 	const char *error;		/* why NEEDS_RESET was set last */
 	unsigned long nr_broken;	/* times a guest broke a ring */
 };

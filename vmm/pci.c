@@ -122,7 +122,7 @@ static int update_bars(struct pci_dev *d)
 /* Under the host's intx_lock. */
 static void update_intx(struct pci_dev *d)
 {
-	irq_set_line(d->host->irq, d->gsi, d->intx && !d->intx_masked);
+	irq_set_line(d->host->irq, d->gsi, d->intx && !d->intx_masked && !d->msix_enabled);
 }
 
 /*
@@ -138,12 +138,46 @@ void pci_set_intx(struct pci_dev *d, bool level)
 	pthread_mutex_unlock(&d->host->intx_lock);
 }
 
-static void command_written(struct pci_dev *d)
+/* Copy the interrupt controls (INTx disable, MSI-X enable and function
+ * mask) where pci_set_intx() and pci_msix_state() read them. */
+static void irq_controls_written(struct pci_dev *d)
 {
+	uint16_t ctrl = d->msix_cap ? get16(d->cfg + d->msix_cap + PCI_MSIX_FLAGS) : 0;
+
 	pthread_mutex_lock(&d->host->intx_lock);
 	d->intx_masked = get16(d->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
+	d->msix_enabled = ctrl & PCI_MSIX_FLAGS_ENABLE;
+	d->msix_masked = ctrl & PCI_MSIX_FLAGS_MASKALL;
 	update_intx(d);
 	pthread_mutex_unlock(&d->host->intx_lock);
+}
+
+bool pci_msix_state(struct pci_dev *d, bool *masked)
+{
+	bool on;
+
+	pthread_mutex_lock(&d->host->intx_lock);
+	on = d->msix_enabled;
+	*masked = d->msix_masked;
+	pthread_mutex_unlock(&d->host->intx_lock);
+	return on;
+}
+
+int pci_add_msix(struct pci_dev *d, unsigned int bar, uint32_t table, uint32_t pba,
+		 unsigned int nr_vectors)
+{
+	uint8_t cap[PCI_MSIX_CAP_SIZE] = { PCI_CAP_ID_MSIX };
+	int off;
+
+	put16(cap + PCI_MSIX_FLAGS, (uint16_t)(nr_vectors - 1));
+	put32(cap + PCI_MSIX_TABLE, table | bar);
+	put32(cap + PCI_MSIX_PBA, pba | bar);
+	off = pci_add_cap(d, cap, sizeof(cap));
+	if (off < 0)
+		return off;
+	d->msix_cap = (uint8_t)off;
+	d->wmask[off + PCI_MSIX_FLAGS + 1] = (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL) >> 8;
+	return 0;
 }
 
 static uint8_t status_low(struct pci_dev *d)
@@ -245,12 +279,15 @@ void pci_cfg_write(struct pci_host *h, unsigned int devfn, unsigned int off,
 	d = find_dev(h, devfn);
 	if (d) {
 		write_bytes(d, off, len, val);
-		if (off < PCI_BASE_ADDRESS_0 + 4 * PCI_NR_BARS && off + len > PCI_COMMAND) {
+		if (off < PCI_BASE_ADDRESS_0 + 4 * PCI_NR_BARS && off + len > PCI_COMMAND)
 			update_bars(d);
-			command_written(d);
-		}
+		irq_controls_written(d);
 	}
 	pthread_mutex_unlock(&h->lock);
+	/* outside the host's lock: the device takes its own */
+	if (d && d->msix_cap && d->msix_written && off < d->msix_cap + (unsigned int)PCI_MSIX_CAP_SIZE &&
+	    off + len > d->msix_cap)
+		d->msix_written(d->msix_opaque);
 }
 
 /* The conf1 ports: the address latch at 0xcf8 (dword), data at 0xcfc-0xcff. */

@@ -3,7 +3,8 @@
  * vmm/pci.h - a PCI host bridge on configuration mechanism 1 (ports
  * 0xcf8/0xcfc) with one bus of devices: type 0 configuration spaces, 32-bit
  * memory BARs placed in the 32-bit hole and mapped on the MMIO bus while
- * memory decoding is on, a capability list, and INTx.
+ * memory decoding is on, a capability list, INTx, and MSI-X (the
+ * capability here; the table lives in the device's BAR, served by it).
  *
  * Linux finds it without ACPI or a device tree (`pci=conf1`): its type 1
  * probe sees the address latch read back and a host bridge at 00:00.0.
@@ -60,6 +61,14 @@
 #define PCI_INTERRUPT_LINE	0x3c
 #define PCI_INTERRUPT_PIN	0x3d
 #define PCI_CAP_ID_VNDR		0x09
+#define PCI_CAP_ID_MSIX		0x11
+#define PCI_MSIX_FLAGS		2
+#define PCI_MSIX_FLAGS_MASKALL	0x4000
+#define PCI_MSIX_FLAGS_ENABLE	0x8000
+#define PCI_MSIX_TABLE		4
+#define PCI_MSIX_PBA		8
+#define PCI_MSIX_CAP_SIZE	12
+#define PCI_MSIX_ENTRY_SIZE	16
 #define PCI_CAP_START		0x40
 
 struct pci_host;
@@ -77,6 +86,12 @@ struct pci_dev {
 	unsigned int gsi;
 	bool intx;			/* the device's INTx level */
 	bool intx_masked;		/* PCI_COMMAND_INTX_DISABLE */
+	uint8_t msix_cap;		/* offset of the MSI-X capability, 0: none */
+	bool msix_enabled;		/* copies of its control bits */
+	bool msix_masked;
+	/* the guest wrote the MSI-X capability (called without PCI locks) */
+	void (*msix_written)(void *opaque);
+	void *msix_opaque;
 	struct pci_host *host;
 	const char *name;
 };
@@ -110,6 +125,14 @@ int pci_add_cap(struct pci_dev *d, const void *cap, unsigned int len);
 /* A 32-bit memory BAR of size (a power of two, at least 4 KiB). */
 void pci_set_bar(struct pci_dev *d, unsigned int bar, uint32_t size,
 		 const struct bus_ops *ops, void *opaque);
+
+/* An MSI-X capability whose table and PBA the device serves in its BAR
+ * bar at these offsets; 0 or -ENOSPC. */
+int pci_add_msix(struct pci_dev *d, unsigned int bar, uint32_t table, uint32_t pba,
+		 unsigned int nr_vectors);
+
+/* Whether MSI-X is enabled; *masked: the function mask. Any thread. */
+bool pci_msix_state(struct pci_dev *d, bool *masked);
 
 /* Put the device on the bus: slot, BAR addresses, INTx line, decoding on.
  * 0, -ENOSPC (no slot or no room in the hole) or a bus error. */

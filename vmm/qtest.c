@@ -13,7 +13,7 @@
  *   read ADDR LEN                  guest RAM -> OK HEX
  *   memset ADDR LEN BYTE           guest RAM -> OK
  *   irq GSI                        -> OK LEVEL RAISED (INTx line state)
- *   msi                            -> OK COUNT
+ *   msi                            -> OK COUNT data=.. addr=.. (the last)
  *   mem                            -> OK key=value ... (host memory: RSS,
  *                                     memfd blocks, guest RAM and pool figures)
  *   balloon-target BYTES | balloon-actual | balloon-stats |
@@ -256,6 +256,16 @@ static int cmd_irq(struct qt *q)
 		     atomic_load(&c->raised[gsi]));
 }
 
+/* MSIs sent, and the last one's data and address (low 32 bits). */
+static int cmd_msi(struct qt *q)
+{
+	struct irqchip *c = &q->vm->dev->irq;
+	unsigned long n = atomic_load(&c->msis);
+	uint64_t last = n ? atomic_load(&c->msi_log[(n - 1) % IRQ_MSI_LOG]) : 0;
+
+	return reply(q, "OK %lu data=0x%x addr=0x%x", n, (uint32_t)last, (uint32_t)(last >> 32));
+}
+
 /* A "Key:   123 kB" line of /proc/self/status, in KiB. */
 static unsigned long long status_kib(const char *key)
 {
@@ -409,7 +419,7 @@ static int dispatch(struct qt *q)
 	if (!strcmp(c, "irq"))
 		return cmd_irq(q);
 	if (!strcmp(c, "msi"))
-		return reply(q, "OK %lu", atomic_load(&q->vm->dev->irq.msis));
+		return cmd_msi(q);
 	if (!strcmp(c, "mem"))
 		return cmd_mem(q);
 	if (!strncmp(c, "balloon-", 8))

@@ -549,6 +549,126 @@ static void t_hugetlb(void)
 	CHECK_EQ(elem_back, 0);
 }
 
+static unsigned int find_cap(struct qts *q, unsigned int devfn, unsigned int id)
+{
+	unsigned int off = qts_pci_read(q, devfn, PCI_CAPABILITY_LIST, 1);
+
+	for (int guard = 0; off && guard < 48; guard++) {
+		if (qts_pci_read(q, devfn, off, 1) == id)
+			return off;
+		off = qts_pci_read(q, devfn, off + 1, 1);
+	}
+	return 0;
+}
+
+static void msix_entry(struct vdev *d, unsigned int v, uint32_t data, uint32_t ctrl)
+{
+	uint64_t e = d->bar + VIRTIO_PCI_MSIX_TABLE + 16ULL * v;
+
+	qts_writem(d->q, 4, e, 0xfee00000u);
+	qts_writem(d->q, 4, e + 4, 0);
+	qts_writem(d->q, 4, e + 8, data);
+	qts_writem(d->q, 4, e + 12, ctrl);
+}
+
+/* MSIs sent so far; *data the last one's data. */
+static uint64_t msis(struct qts *q, uint64_t *data)
+{
+	uint64_t n = qts_val(q, "msi");
+
+	*data = qts_kv(q, "data");
+	return n;
+}
+
+/* Find MSI-X, give vector 0 (data 0x30) to configuration changes and
+ * vector 1 (data 0x31) to the inflate queue, enable; the capability. */
+static unsigned int msix_setup(struct qts *q, struct vdev *d)
+{
+	unsigned int cap = find_cap(q, d->devfn, PCI_CAP_ID_MSIX);
+
+	if (!cap)
+		return 0;
+	CHECK_EQ(qts_pci_read(q, d->devfn, cap + PCI_MSIX_FLAGS, 2) & 0x7ff, BALLOON_NR_QUEUES);
+	CHECK_EQ(qts_pci_read(q, d->devfn, cap + PCI_MSIX_TABLE, 4), VIRTIO_PCI_MSIX_TABLE);
+	CHECK_EQ(qts_pci_read(q, d->devfn, cap + PCI_MSIX_PBA, 4), VIRTIO_PCI_MSIX_PBA);
+	msix_entry(d, 0, 0x30, 0);
+	msix_entry(d, 1, 0x31, 0);
+	qts_pci_write(q, d->devfn, cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+	qts_writem(q, 2, d->common + VIRTIO_PCI_COMMON_MSIX, 99);	/* no such vector */
+	CHECK_EQ(qts_readm(q, 2, d->common + VIRTIO_PCI_COMMON_MSIX), VIRTIO_MSI_NO_VECTOR);
+	qts_writem(q, 2, d->common + VIRTIO_PCI_COMMON_MSIX, 0);
+	CHECK_EQ(qts_readm(q, 2, d->common + VIRTIO_PCI_COMMON_MSIX), 0);
+	qts_writem(q, 2, d->common + VIRTIO_PCI_COMMON_Q_SELECT, 0);
+	qts_writem(q, 2, d->common + VIRTIO_PCI_COMMON_Q_MSIX, 1);
+	CHECK_EQ(qts_readm(q, 2, d->common + VIRTIO_PCI_COMMON_Q_MSIX), 1);
+	return cap;
+}
+
+/* Event index: after the first interrupt, one only when the used index
+ * passes the driver's used_event. */
+static void t_event_idx(void)
+{
+	struct qts *q = start("--memory 64M --balloon");
+	uint32_t pfn = (uint32_t)(TEST_MEM / PAGE);
+	uint64_t data;
+	struct vdev d;
+
+	balloon_up(q, &d, base_features);
+	REQUIRE(msix_setup(q, &d));
+	CHECK(send_pfns(&d, BALLOON_Q_INFLATE, &pfn, 1));
+	CHECK_EQ(msis(q, &data), 1);
+	pfn++;
+	CHECK(send_pfns(&d, BALLOON_Q_INFLATE, &pfn, 1));	/* used_event 0: quiet */
+	CHECK_EQ(msis(q, &data), 1);
+	qts_writem(q, 2, d.vq[0].avail + 4 + 2 * QSIZE, 2);	/* used_event = 2 */
+	pfn++;
+	CHECK(send_pfns(&d, BALLOON_Q_INFLATE, &pfn, 1));
+	CHECK_EQ(msis(q, &data), 2);
+	CHECK_EQ(qts_quit(q), 0);
+}
+
+/* MSI-X: one vector per queue and one for configuration changes, masking
+ * per vector and per function with pending bits, INTx silent meanwhile. */
+static void t_msix(void)
+{
+	struct qts *q = start("--memory 64M --balloon");
+	uint32_t pfn = (uint32_t)(TEST_MEM / PAGE);
+	unsigned int cap;
+	uint64_t data = 0;
+	struct vdev d;
+
+	/* without event index: every used buffer asks for an interrupt */
+	balloon_up(q, &d, base_features & ~(1ULL << VIRTIO_F_EVENT_IDX));
+	cap = msix_setup(q, &d);
+	REQUIRE(cap);
+	CHECK(send_pfns(&d, BALLOON_Q_INFLATE, &pfn, 1));
+	CHECK_EQ(msis(q, &data), 1);
+	CHECK_EQ(data, 0x31);
+	CHECK_EQ(qts_val(q, "irq %u", d.gsi), 0);			/* no INTx */
+	qts_ok(q, "balloon-target %llu", 32 * MIB);
+	CHECK_EQ(msis(q, &data), 2);
+	CHECK_EQ(data, 0x30);
+	/* a masked vector keeps its interrupt pending until unmasked */
+	msix_entry(&d, 1, 0x31, 1);
+	pfn++;
+	CHECK(send_pfns(&d, BALLOON_Q_INFLATE, &pfn, 1));
+	CHECK_EQ(msis(q, &data), 2);
+	CHECK_EQ(qts_readm(q, 4, d.bar + VIRTIO_PCI_MSIX_PBA), 2);
+	msix_entry(&d, 1, 0x31, 0);
+	CHECK_EQ(msis(q, &data), 3);
+	CHECK_EQ(qts_readm(q, 4, d.bar + VIRTIO_PCI_MSIX_PBA), 0);
+	/* so does the function mask */
+	qts_pci_write(q, d.devfn, cap + PCI_MSIX_FLAGS, 2,
+		      PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	pfn++;
+	CHECK(send_pfns(&d, BALLOON_Q_INFLATE, &pfn, 1));
+	CHECK_EQ(msis(q, &data), 3);
+	qts_pci_write(q, d.devfn, cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+	CHECK_EQ(msis(q, &data), 4);
+	CHECK_EQ(data, 0x31);
+	CHECK_EQ(qts_quit(q), 0);
+}
+
 /* Malformed test-driver commands get ERR, never a crash. */
 static void t_protocol(void)
 {
@@ -566,5 +686,5 @@ static void t_protocol(void)
 }
 
 TEST_MAIN(T(t_pci), T(t_negotiate), T(t_target), T(t_inflate_deflate), T(t_per_page),
-	  T(t_stats), T(t_reporting), T(t_poison), T(t_hostile), T(t_indirect), T(t_hugetlb),
+	  T(t_stats), T(t_reporting), T(t_poison), T(t_hostile), T(t_indirect), T(t_msix), T(t_event_idx), T(t_hugetlb),
 	  T(t_protocol))
