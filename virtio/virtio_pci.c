@@ -13,6 +13,8 @@
 
 #define PCI_CLASS_OTHER		0xff0000
 #define VIRTIO_PCI_REVISION	1
+/* Broken rings logged per device (a guest may break and reset forever). */
+#define VIRTIO_BROKEN_LOG_MAX	20
 
 struct virtio_pci_cap {
 	uint8_t cap_vndr;
@@ -121,8 +123,10 @@ void virtio_set_broken(struct virtio_dev *vd, const char *why)
 	vd->error = why;
 	if (vd->status & VIRTIO_STATUS_NEEDS_RESET)
 		return;
-	fprintf(stderr, "gmm-vmm: %s: the driver broke a virtqueue (%s); device needs reset\n",
-		vd->pci.name, why);
+	if (vd->nr_broken <= VIRTIO_BROKEN_LOG_MAX)
+		fprintf(stderr, "gmm-vmm: %s: the driver broke a virtqueue (%s); device needs reset%s\n",
+			vd->pci.name, why,
+			vd->nr_broken == VIRTIO_BROKEN_LOG_MAX ? " (further ones not logged)" : "");
 	vd->status |= VIRTIO_STATUS_NEEDS_RESET;
 	virtio_config_changed(vd);
 }
