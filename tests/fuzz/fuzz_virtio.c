@@ -7,8 +7,10 @@
  * device configuration, PCI configuration writes, a new balloon target, a
  * device reset), run against the real bus, PCI host, virtio-pci transport
  * and balloon on a 16 MiB guest. Each input starts from a freshly set-up
- * device. Crashes, sanitizer reports and a device left inconsistent (a
- * balloon counting more pages than guest RAM) are findings.
+ * device; its first byte / 9 picks one of three balloons (4 KiB units, 2 MiB
+ * units counted across elements, 2 MiB units tracked per element). Crashes,
+ * sanitizer reports and a device left inconsistent (a balloon counting more
+ * pages than guest RAM, or discarding more than it was given) are findings.
  */
 #include "balloon.h"
 #include "bus.h"
@@ -25,14 +27,18 @@
 #define AREA		0x100000ULL	/* rings and buffers: what the input writes */
 #define AREA_SIZE	0x10000ULL
 #define QSIZE		16
-#define BALLOON_DEVFN	8
+/* Balloons at 00:01.0, 00:02.0, 00:03.0: 4 KiB units; 2 MiB units counted
+ * across elements; 2 MiB units with QEMU's per-element tracking. */
+#define NR_BALLOONS	3
+#define HUGE_UNIT	(2ULL << 20)
 
-static struct vm vm;
+static struct vm vms[NR_BALLOONS];
 static struct bus pio, mmio;
 static struct irqchip irq;
 static struct pci_host host;
 static struct guestmem *gm;
-static struct balloon *balloon;
+static struct balloon *balloons[NR_BALLOONS];
+static unsigned int devfn;		/* the balloon this input drives */
 
 static void fatal(const char *what)
 {
@@ -46,8 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct guestmem_cfg cfg = { .mode = GUESTMEM_PLAIN, .page_size = 4096, .nr_nodes = 1 };
-	struct balloon_cfg bc = { .free_page_reporting = true, .deflate_on_oom = true,
-				  .unit_bytes = 4096 };
+	struct balloon_cfg bc[NR_BALLOONS] = {
+		{ .free_page_reporting = true, .deflate_on_oom = true, .unit_bytes = 4096 },
+		{ .free_page_reporting = true, .unit_bytes = HUGE_UNIT },
+		{ .free_page_reporting = true, .unit_bytes = HUGE_UNIT,
+		  .track = BALLOON_TRACK_ELEMENT },
+	};
 	char err[256];
 
 	(void)argc;
@@ -61,15 +71,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	irq_init(&irq, -1);
 	if (pci_host_init(&host, &pio, &mmio, &irq))
 		fatal("pci host");
-	balloon = balloon_create(&vm, &host, gm, NULL, RAM, &bc, err, sizeof(err));
-	if (!balloon)
-		fatal(err);
+	for (unsigned int i = 0; i < NR_BALLOONS; i++) {
+		balloons[i] = balloon_create(&vms[i], &host, gm, NULL, RAM, &bc[i], err, sizeof(err));
+		if (!balloons[i])
+			fatal(err);
+	}
 	return 0;
 }
 
 static uint64_t bar(void)
 {
-	return pci_cfg_read(&host, BALLOON_DEVFN, PCI_BASE_ADDRESS_0, 4) & ~0xfULL;
+	return pci_cfg_read(&host, devfn, PCI_BASE_ADDRESS_0, 4) & ~0xfULL;
 }
 
 static void common_w(unsigned int off, unsigned int len, uint32_t v)
@@ -81,8 +93,9 @@ static void setup(void)
 {
 	uint64_t ring = AREA;
 
-	pci_cfg_write(&host, BALLOON_DEVFN, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
-	pci_cfg_write(&host, BALLOON_DEVFN, PCI_BASE_ADDRESS_0, 4, PCI_MMIO_BASE + 0x4000);
+	pci_cfg_write(&host, devfn, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	pci_cfg_write(&host, devfn, PCI_BASE_ADDRESS_0, 4,
+		      (uint32_t)(PCI_MMIO_BASE + 0x100000 * (devfn / 8)));
 	common_w(VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	common_w(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	for (unsigned int sel = 0; sel < 2; sel++) {
@@ -157,11 +170,11 @@ static void step(struct input *in)
 		bus_access(&mmio, bar() + VIRTIO_PCI_DEVICE_CFG + a, &v, len, true);
 		return;
 	case 6:
-		balloon_ctl_set_target(&vm, (uint64_t)take(in, 3) << 12);
+		balloon_ctl_set_target(&vms[devfn / 8 - 1], (uint64_t)take(in, 3) << 12);
 		return;
 	case 7:
 		a = take(in, 1);
-		pci_cfg_write(&host, BALLOON_DEVFN, a, len, take(in, 4));
+		pci_cfg_write(&host, devfn, a, len, take(in, 4));
 		return;
 	default:
 		setup();
@@ -173,13 +186,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = { data, size };
 	struct balloon_counters c;
+	unsigned int which = size ? data[0] / 9 % NR_BALLOONS : 0;
 
+	devfn = 8 * (which + 1);
 	guestmem_write(gm, AREA, (uint8_t[0x1000]){ 0 }, 0x1000);
 	setup();
 	while (in.left)
 		step(&in);
-	balloon_counters(balloon, &c);
+	balloon_counters(balloons[which], &c);
 	if (c.inflated_pages > RAM / 4096)
 		fatal("balloon counts more pages than guest RAM");
+	if (c.discarded_bytes > (c.inflate_pfns + 1) * HUGE_UNIT + c.reported_bytes)
+		fatal("balloon discarded more than it was given");
 	return 0;
 }
