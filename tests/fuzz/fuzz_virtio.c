@@ -6,7 +6,7 @@
  * RAM where the rings and buffers are, notify a queue, write the common or
  * device configuration, PCI configuration writes, a new balloon target, a
  * device reset), run against the real bus, PCI host, virtio-pci transport
- * and balloon on a 16 MiB guest. Each input starts from a freshly set-up
+ * and balloon on a 4 MiB guest. Each input starts from a freshly set-up
  * device; its first byte / 9 picks one of three balloons (4 KiB units, 2 MiB
  * units counted across elements, 2 MiB units tracked per element). Crashes,
  * sanitizer reports and a device left inconsistent (a balloon counting more
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RAM		(16ULL << 20)
+#define RAM		(4ULL << 20)
 #define AREA		0x100000ULL	/* rings and buffers: what the input writes */
 #define AREA_SIZE	0x10000ULL
 #define QSIZE		16
