@@ -310,11 +310,16 @@ static void write_common(struct virtio_dev *vd, unsigned int off, uint32_t val)
 	write_queue(vd, selected(vd), off, val);
 }
 
+/*
+ * Notifications count once the queue is enabled, also before DRIVER_OK:
+ * Linux's balloon primes and kicks its stats queue before it sets
+ * DRIVER_OK, and QEMU and kvmtool serve that too.
+ */
 static void notify(struct virtio_dev *vd, uint64_t off)
 {
 	unsigned int q = (unsigned int)(off / VIRTIO_PCI_NOTIFY_MULT);
 
-	if (q >= vd->nr_vqs || !vd->vq[q].ready || !(vd->status & VIRTIO_STATUS_DRIVER_OK))
+	if (q >= vd->nr_vqs || !vd->vq[q].ready || (vd->status & VIRTIO_STATUS_NEEDS_RESET))
 		return;
 	vd->ops->notify(vd, q);
 }

@@ -279,11 +279,16 @@ static void t_stats(void)
 	struct vdev d;
 	int head, got = -1;
 
-	balloon_up(q, &d, base_features);
+	/* as Linux does: prime the stats queue and kick it before DRIVER_OK */
+	vd_probe(q, &d, VIRTIO_PCI_DEVICE_BASE + VIRTIO_ID_BALLOON, DRV_MEM, DRV_END);
+	REQUIRE(vd_negotiate(&d, base_features));
+	for (unsigned int i = 0; i < BALLOON_NR_QUEUES; i++)
+		vd_queue(&d, i, QSIZE);
 	buf = vd_alloc(&d, sizeof(st), 8);
 	qts_memwrite(q, buf, st, sizeof(st));
 	b = (struct vd_buf){ buf, sizeof(st), false };
 	head = vd_add(&d, BALLOON_Q_STATS, &b, 1);
+	vd_driver_ok(&d);
 	CHECK_EQ(vd_used(&d, BALLOON_Q_STATS, NULL), -1);	/* held */
 	qts_cmd(q, "balloon-stats");
 	CHECK_EQ(qts_kv(q, "stat-free-memory"), 12345);
