@@ -45,13 +45,14 @@ struct balloon {
 	/* bookkeeping: one bit per 4 KiB page in the balloon; per unit, how
 	 * many of its pages are (unit tracking, unit_pages > 1) */
 	uint64_t *inflated;
-	uint16_t *unit_count;
+	uint32_t *unit_count;
 	/* element tracking: QEMU's one partially inflated host page */
 	uint64_t pbp_unit;		/* UINT64_MAX: none */
 	uint64_t *pbp_bits;
+	uint32_t pbp_count;		/* bits set in pbp_bits */
 
 	uint32_t *pfns;			/* PFN_CHUNK */
-	uint64_t *gpas;			/* PFN_CHUNK */
+	uint64_t *valid;			/* PFN_CHUNK: the valid PFNs of a chunk */
 	struct vq_elem elem;
 
 	struct balloon_stats stats;
@@ -109,7 +110,7 @@ static void inflate_units(struct balloon *b, uint64_t pfn, uint64_t n)
 		uint64_t hi = (u + 1) * b->unit_pages < pfn + n ? (u + 1) * b->unit_pages : pfn + n;
 		bool before = b->unit_count[u] == b->unit_pages;
 
-		b->unit_count[u] = (uint16_t)(b->unit_count[u] + (hi - lo));
+		b->unit_count[u] += (uint32_t)(hi - lo);
 		if (before || b->unit_count[u] != b->unit_pages)
 			continue;
 		if (run_len && run_start + run_len == u * ubytes) {
@@ -126,17 +127,17 @@ static void inflate_units(struct balloon *b, uint64_t pfn, uint64_t n)
 /* Element tracking (QEMU): one partially inflated unit at a time. */
 static void inflate_pbp(struct balloon *b, uint64_t pfn)
 {
-	uint64_t u = pfn / b->unit_pages, words = (b->unit_pages + 63) / 64;
-	uint64_t i = pfn % b->unit_pages, full = 0;
+	uint64_t u = pfn / b->unit_pages, i = pfn % b->unit_pages;
 
 	if (b->pbp_unit != u) {
-		memset(b->pbp_bits, 0, words * 8);
+		memset(b->pbp_bits, 0, (b->unit_pages + 63) / 64 * 8);
 		b->pbp_unit = u;
+		b->pbp_count = 0;
 	}
+	if (test_bit(b->pbp_bits, i))
+		return;
 	set_bit(b->pbp_bits, i);
-	for (uint64_t k = 0; k < b->unit_pages; k++)
-		full += test_bit(b->pbp_bits, k);
-	if (full == b->unit_pages) {
+	if (++b->pbp_count == b->unit_pages) {
 		discard(b, u * b->cfg.unit_bytes, b->cfg.unit_bytes);
 		b->pbp_unit = UINT64_MAX;
 	}
@@ -206,13 +207,13 @@ static void apply_sorted(struct balloon *b, unsigned int n, bool inflate)
 {
 	unsigned int i = 0;
 
-	qsort(b->gpas, n, sizeof(b->gpas[0]), cmp_u64);
+	qsort(b->valid, n, sizeof(b->valid[0]), cmp_u64);
 	while (i < n) {
 		unsigned int j = i + 1;
 
-		while (j < n && b->gpas[j] <= b->gpas[j - 1] + 1)
+		while (j < n && b->valid[j] <= b->valid[j - 1] + 1)
 			j++;
-		apply_run(b, b->gpas[i], b->gpas[j - 1] - b->gpas[i] + 1, inflate);
+		apply_run(b, b->valid[i], b->valid[j - 1] - b->valid[i] + 1, inflate);
 		i = j;
 	}
 }
@@ -221,7 +222,7 @@ static void apply_sorted(struct balloon *b, unsigned int n, bool inflate)
 static void apply_in_order(struct balloon *b, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		uint64_t p = b->gpas[i];
+		uint64_t p = b->valid[i];
 
 		if (test_bit(b->inflated, p))
 			continue;
@@ -234,7 +235,7 @@ static void apply_in_order(struct balloon *b, unsigned int n)
 	}
 }
 
-/* Keep the valid PFNs of a chunk in b->gpas (as PFNs); how many. */
+/* Keep the valid PFNs of a chunk in b->valid; how many. */
 static unsigned int valid_pfns(struct balloon *b, unsigned int n)
 {
 	unsigned int k = 0;
@@ -246,7 +247,7 @@ static unsigned int valid_pfns(struct balloon *b, unsigned int n)
 			b->cnt.bad_pfns++;
 			continue;
 		}
-		b->gpas[k++] = p;
+		b->valid[k++] = p;
 	}
 	return k;
 }
@@ -427,7 +428,8 @@ static void reset(struct virtio_dev *vd)
 	 * backed again when touched */
 	memset(b->inflated, 0, (b->max_pfn + 63) / 64 * 8);
 	if (b->unit_pages > 1)
-		memset(b->unit_count, 0, (b->max_pfn + b->unit_pages - 1) / b->unit_pages * 2);
+		memset(b->unit_count, 0, (b->max_pfn + b->unit_pages - 1) / b->unit_pages *
+		       sizeof(b->unit_count[0]));
 	b->cnt.inflated_pages = 0;
 	b->pbp_unit = UINT64_MAX;
 	if (changed)
@@ -530,12 +532,12 @@ static int alloc_maps(struct balloon *b, uint64_t ram_end)
 	b->unit_pages = (uint32_t)(b->cfg.unit_bytes / PAGE_4K);
 	units = (b->max_pfn + b->unit_pages - 1) / b->unit_pages;
 	b->inflated = calloc((b->max_pfn + 63) / 64, 8);
-	b->unit_count = calloc(units, sizeof(uint16_t));
+	b->unit_count = calloc(units, sizeof(b->unit_count[0]));
 	b->pbp_bits = calloc((b->unit_pages + 63) / 64, 8);
 	b->pfns = malloc(PFN_CHUNK * sizeof(b->pfns[0]));
-	b->gpas = malloc(PFN_CHUNK * sizeof(b->gpas[0]));
+	b->valid = malloc(PFN_CHUNK * sizeof(b->valid[0]));
 	b->pbp_unit = UINT64_MAX;
-	return b->inflated && b->unit_count && b->pbp_bits && b->pfns && b->gpas ? 0 : -ENOMEM;
+	return b->inflated && b->unit_count && b->pbp_bits && b->pfns && b->valid ? 0 : -ENOMEM;
 }
 
 static uint64_t ram_end(struct guestmem *gm)
@@ -605,7 +607,7 @@ void balloon_destroy(struct balloon *b)
 	free(b->unit_count);
 	free(b->pbp_bits);
 	free(b->pfns);
-	free(b->gpas);
+	free(b->valid);
 	free(b);
 }
 
