@@ -18,7 +18,7 @@
  *           pages actually returned to the host, counting 4 KiB pieces per
  *           2 MiB page across elements (gmm, x-track=unit) against QEMU's
  *           per-element tracking (x-track=element); PFNs in order and
- *           shuffled. Reserves hugepages and restores the old count.
+ *           shuffled, and QEMU's best case (whole host pages per element). Reserves hugepages and restores the old count.
  *
  * Usage: bench-balloon GMM_VMM [inflate|report|hugetlb]...  (default: all)
  * Prints text and one JSON line per benchmark.
@@ -326,7 +326,8 @@ struct huge_run {
 	uint64_t discarded;
 };
 
-static void huge_once(const char *track, bool shuffle, struct huge_run *r)
+static void huge_once(const char *track, bool shuffle, unsigned int per_elem,
+		      struct huge_run *r)
 {
 	char args[128];
 	uint64_t len = 128 * MIB, before, after = 0;
@@ -340,7 +341,7 @@ static void huge_once(const char *track, bool shuffle, struct huge_run *r)
 	touch(q, DATA, len);
 	usleep(500 * 1000);
 	before = host_kib(q);
-	send_elements(&d, BALLOON_Q_INFLATE, pfns, len / PAGE, LINUX_PFNS, NULL);
+	send_elements(&d, BALLOON_Q_INFLATE, pfns, len / PAGE, per_elem, NULL);
 	for (int i = 0; i < 30; i++) {
 		usleep(100 * 1000);
 		after = host_kib(q);
@@ -355,7 +356,7 @@ static void bench_hugetlb(void)
 {
 	const char *nr_path = "/proc/sys/vm/nr_hugepages";
 	long old = read_long(nr_path), want = 200;
-	struct huge_run unit_seq, elem_seq, unit_rnd, elem_rnd;
+	struct huge_run unit_seq, elem_seq, unit_rnd, elem_rnd, unit_big, elem_big;
 
 	if (old < 0 || write_long(nr_path, old + want) ||
 	    read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") < want) {
@@ -364,19 +365,26 @@ static void bench_hugetlb(void)
 			write_long(nr_path, old);
 		exit(1);
 	}
-	huge_once("unit", false, &unit_seq);
-	huge_once("element", false, &elem_seq);
-	huge_once("unit", true, &unit_rnd);
-	huge_once("element", true, &elem_rnd);
+	huge_once("unit", false, LINUX_PFNS, &unit_seq);
+	huge_once("element", false, LINUX_PFNS, &elem_seq);
+	huge_once("unit", true, LINUX_PFNS, &unit_rnd);
+	huge_once("element", true, LINUX_PFNS, &elem_rnd);
+	/* QEMU's best case: whole host pages, in order, in one element */
+	huge_once("unit", false, 2 * LINUX_PFNS, &unit_big);
+	huge_once("element", false, 2 * LINUX_PFNS, &elem_big);
 	write_long(nr_path, old);
 	printf("inflating 128 MiB on a 2 MiB hugetlbfs pool (256 PFNs per element): share returned to the host\n");
 	printf("  in order:  gmm (across elements) %5.1f%%, QEMU per-element tracking (baseline) %5.1f%%\n",
 	       unit_seq.share * 100, elem_seq.share * 100);
 	printf("  shuffled:  gmm (across elements) %5.1f%%, QEMU per-element tracking (baseline) %5.1f%%\n",
 	       unit_rnd.share * 100, elem_rnd.share * 100);
+	printf("  in order, 512 PFNs (one host page) per element: gmm %5.1f%%, QEMU tracking %5.1f%%\n",
+	       unit_big.share * 100, elem_big.share * 100);
 	printf("{\"bench\":\"balloon-hugetlb\",\"bytes\":%llu,\"unit_in_order\":%.4f,\"element_in_order\":%.4f,"
-	       "\"unit_shuffled\":%.4f,\"element_shuffled\":%.4f,\"unit_discarded\":%llu,\"element_discarded\":%llu}\n",
+	       "\"unit_shuffled\":%.4f,\"element_shuffled\":%.4f,\"unit_512\":%.4f,\"element_512\":%.4f,"
+	       "\"unit_discarded\":%llu,\"element_discarded\":%llu}\n",
 	       128 * MIB, unit_seq.share, elem_seq.share, unit_rnd.share, elem_rnd.share,
+	       unit_big.share, elem_big.share,
 	       (unsigned long long)unit_rnd.discarded, (unsigned long long)elem_rnd.discarded);
 }
 

@@ -101,3 +101,26 @@ int devices_fdt(struct vm *vm, void *fdt)
 	}
 	return 0;
 }
+
+void devices_summary(struct vm *vm, bool json)
+{
+	struct balloon_counters c;
+
+	if (!vm->dev || !vm->dev->balloon)
+		return;
+	balloon_counters(vm->dev->balloon, &c);
+	if (json) {
+		printf(",\"balloon_pages\":%llu,\"balloon_discard_calls\":%llu,"
+		       "\"balloon_reported_bytes\":%llu,\"balloon_stats_updates\":%llu,"
+		       "\"balloon_broken\":%lu",
+		       (unsigned long long)c.inflated_pages, (unsigned long long)c.discard_calls,
+		       (unsigned long long)c.reported_bytes, (unsigned long long)c.stats_updates,
+		       c.broken);
+		return;
+	}
+	printf("gmm-vmm: balloon: %llu pages inflated now (%llu PFNs inflated, %llu deflated, %llu ignored), %llu discard calls, %llu MiB reported free, %llu stats updates, %lu broken rings\n",
+	       (unsigned long long)c.inflated_pages, (unsigned long long)c.inflate_pfns,
+	       (unsigned long long)c.deflate_pfns, (unsigned long long)c.bad_pfns,
+	       (unsigned long long)c.discard_calls, (unsigned long long)(c.reported_bytes >> 20),
+	       (unsigned long long)c.stats_updates, c.broken);
+}

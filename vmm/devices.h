@@ -18,6 +18,7 @@
 #include "irq.h"
 #include "pci.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Devices that contribute a description (serial, host ports, PCI host). */
@@ -54,5 +55,9 @@ int devices_add(struct devices *d, const char *name,
 
 /* Each device's FDT node, in the order added; 0 or a libfdt error. */
 int devices_fdt(struct vm *vm, void *fdt);
+
+/* The devices' lines of gmm-vmm's closing summary (text), or their
+ * fields of the JSON summary line (json: ",\"key\":value..."). */
+void devices_summary(struct vm *vm, bool json);
 
 #endif
