@@ -393,6 +393,64 @@ static const struct bus_ops bar_ops = {
 	.write = bar_write,
 };
 
+/* The PCI configuration access window: BAR 0 at the capability's offset,
+ * an access of the capability's length (1, 2 or 4, aligned). */
+static bool window_target(struct virtio_dev *vd, unsigned int off, unsigned int len,
+			  uint32_t *bar_off, unsigned int *n)
+{
+	struct pci_host *h = vd->pci.host;
+	unsigned int devfn = vd->pci.slot << 3, cap = vd->cfg_cap;
+	uint32_t bar = pci_cfg_read(h, devfn, cap + VIRTIO_PCI_CAP_BAR, 1);
+
+	*bar_off = pci_cfg_read(h, devfn, cap + VIRTIO_PCI_CAP_OFFSET, 4);
+	*n = pci_cfg_read(h, devfn, cap + VIRTIO_PCI_CAP_LENGTH, 4);
+	return bar == 0 && off == 0 && (*n == 1 || *n == 2 || *n == 4) && *n <= len &&
+	       !(*bar_off % *n) && *bar_off < VIRTIO_PCI_BAR_SIZE;
+}
+
+static uint32_t window_read(void *opaque, unsigned int off, unsigned int len)
+{
+	struct virtio_dev *vd = opaque;
+	uint32_t bar_off;
+	unsigned int n;
+	uint64_t v = 0;
+
+	if (window_target(vd, off, len, &bar_off, &n))
+		bar_read(vd, bar_off, &v, n);
+	return (uint32_t)v;
+}
+
+static void window_write(void *opaque, unsigned int off, unsigned int len, uint32_t val)
+{
+	struct virtio_dev *vd = opaque;
+	uint32_t bar_off;
+	unsigned int n;
+	uint64_t v = val;
+
+	if (window_target(vd, off, len, &bar_off, &n))
+		bar_write(vd, bar_off, &v, n);
+}
+
+static int add_cfg_window(struct virtio_dev *vd)
+{
+	uint8_t c[VIRTIO_PCI_CFG_DATA + 4] = {
+		PCI_CAP_ID_VNDR, 0, sizeof(c), VIRTIO_PCI_CAP_PCI_CFG,
+	};
+	int off = pci_add_cap(&vd->pci, c, sizeof(c));
+
+	if (off < 0)
+		return off;
+	vd->cfg_cap = (uint8_t)off;
+	vd->pci.wmask[off + VIRTIO_PCI_CAP_BAR] = 0xff;
+	memset(vd->pci.wmask + off + VIRTIO_PCI_CAP_OFFSET, 0xff, 8);
+	vd->pci.window = (uint8_t)(off + VIRTIO_PCI_CFG_DATA);
+	vd->pci.window_len = 4;
+	vd->pci.window_read = window_read;
+	vd->pci.window_write = window_write;
+	vd->pci.window_opaque = vd;
+	return 0;
+}
+
 static int add_cap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len)
 {
 	struct virtio_pci_notify_cap c = {
@@ -443,7 +501,8 @@ int virtio_pci_init(struct virtio_dev *vd, struct pci_host *h,
 	    add_cap(vd, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_DEVICE_CFG, cfg_size) ||
 	    add_cap(vd, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY,
 		    VIRTIO_PCI_NOTIFY_MULT * nr_vqs) ||
-	    pci_add_msix(&vd->pci, 0, VIRTIO_PCI_MSIX_TABLE, VIRTIO_PCI_MSIX_PBA, nr_vqs + 1))
+	    pci_add_msix(&vd->pci, 0, VIRTIO_PCI_MSIX_TABLE, VIRTIO_PCI_MSIX_PBA, nr_vqs + 1) ||
+	    add_cfg_window(vd))
 		return -ENOSPC;
 	for (unsigned int v = 0; v <= nr_vqs; v++)
 		vd->msix[v].ctrl = 1;		/* masked until the driver sets it up */

@@ -5,7 +5,8 @@
  * (VIRTIO 1.2 section 4.1): vendor capabilities for the common, notify,
  * ISR and device configuration structures, all in a 32-bit memory BAR 0;
  * interrupts by MSI-X (one vector per queue plus one for configuration
- * changes) or INTx (the ISR is read-to-clear).
+ * changes) or INTx (the ISR is read-to-clear); and the PCI configuration
+ * access capability, a window onto BAR 0 through configuration space.
  *
  * Layout of BAR 0: common configuration at 0x0000, ISR at 0x1000, device
  * configuration at 0x2000, notifications at 0x3000 + 4 * queue, the MSI-X
@@ -46,6 +47,12 @@
 #define VIRTIO_PCI_CAP_NOTIFY_CFG	2
 #define VIRTIO_PCI_CAP_ISR_CFG		3
 #define VIRTIO_PCI_CAP_DEVICE_CFG	4
+#define VIRTIO_PCI_CAP_PCI_CFG		5
+/* struct virtio_pci_cfg_cap: the cap's bar, offset, length; data at 16 */
+#define VIRTIO_PCI_CAP_BAR		4
+#define VIRTIO_PCI_CAP_OFFSET		8
+#define VIRTIO_PCI_CAP_LENGTH		12
+#define VIRTIO_PCI_CFG_DATA		16
 
 /* Common configuration registers. */
 #define VIRTIO_PCI_COMMON_DFSELECT	0x00
@@ -115,6 +122,7 @@ struct virtio_dev {
 	void *priv;			/* the device's own state */
 	struct guestmem *gm;
 	struct pci_dev pci;
+	uint8_t cfg_cap;		/* offset of the PCI_CFG capability */
 	uint16_t device_id;
 	uint64_t host_features;
 	uint64_t guest_features;

@@ -236,6 +236,12 @@ static struct pci_dev *find_dev(struct pci_host *h, unsigned int devfn)
 	return h->dev[slot];
 }
 
+/* Devices are never removed, so d stays valid after the host's lock. */
+static bool in_window(const struct pci_dev *d, unsigned int off, unsigned int len)
+{
+	return d->window_len && off >= d->window && off + len <= d->window + d->window_len;
+}
+
 uint32_t pci_cfg_read(struct pci_host *h, unsigned int devfn, unsigned int off,
 		      unsigned int len)
 {
@@ -255,6 +261,8 @@ uint32_t pci_cfg_read(struct pci_host *h, unsigned int devfn, unsigned int off,
 		memcpy(&v, buf + off, len);
 	}
 	pthread_mutex_unlock(&h->lock);
+	if (d && in_window(d, off, len))
+		v = d->window_read(d->window_opaque, off - d->window, len);
 	return v;
 }
 
@@ -277,6 +285,11 @@ void pci_cfg_write(struct pci_host *h, unsigned int devfn, unsigned int off,
 		return;
 	pthread_mutex_lock(&h->lock);
 	d = find_dev(h, devfn);
+	if (d && in_window(d, off, len)) {
+		pthread_mutex_unlock(&h->lock);
+		d->window_write(d->window_opaque, off - d->window, len, val);
+		return;
+	}
 	if (d) {
 		write_bytes(d, off, len, val);
 		if (off < PCI_BASE_ADDRESS_0 + 4 * PCI_NR_BARS && off + len > PCI_COMMAND)

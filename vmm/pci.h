@@ -92,6 +92,15 @@ struct pci_dev {
 	/* the guest wrote the MSI-X capability (called without PCI locks) */
 	void (*msix_written)(void *opaque);
 	void *msix_opaque;
+	/* A window of configuration space the device serves itself (virtio's
+	 * PCI configuration access capability): accesses wholly inside
+	 * [window, window + window_len) go here, without PCI locks held. */
+	uint8_t window;
+	uint8_t window_len;
+	uint32_t (*window_read)(void *opaque, unsigned int off, unsigned int len);
+	void (*window_write)(void *opaque, unsigned int off, unsigned int len,
+			     uint32_t val);
+	void *window_opaque;
 	struct pci_host *host;
 	const char *name;
 };

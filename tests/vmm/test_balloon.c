@@ -102,6 +102,28 @@ static bool page_is(struct qts *q, uint64_t gpa, uint8_t byte)
 	return true;
 }
 
+/* The PCI configuration access capability: a window onto BAR 0. */
+static void check_cfg_window(struct qts *q, struct vdev *d)
+{
+	unsigned int c = qts_pci_read(q, 8, PCI_CAPABILITY_LIST, 1);
+
+	while (c && !(qts_pci_read(q, 8, c, 1) == PCI_CAP_ID_VNDR &&
+		      qts_pci_read(q, 8, c + 3, 1) == VIRTIO_PCI_CAP_PCI_CFG))
+		c = qts_pci_read(q, 8, c + 1, 1);
+	REQUIRE(c);
+	qts_pci_write(q, 8, c + VIRTIO_PCI_CAP_BAR, 1, 0);
+	qts_pci_write(q, 8, c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_NUMQ);
+	qts_pci_write(q, 8, c + VIRTIO_PCI_CAP_LENGTH, 4, 2);
+	CHECK_EQ(qts_pci_read(q, 8, c + VIRTIO_PCI_CFG_DATA, 2), BALLOON_NR_QUEUES);
+	qts_pci_write(q, 8, c + VIRTIO_PCI_CAP_OFFSET, 4, VIRTIO_PCI_COMMON_STATUS);
+	qts_pci_write(q, 8, c + VIRTIO_PCI_CAP_LENGTH, 4, 1);
+	qts_pci_write(q, 8, c + VIRTIO_PCI_CFG_DATA, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+	CHECK_EQ(vd_status(d), VIRTIO_STATUS_ACKNOWLEDGE);
+	qts_pci_write(q, 8, c + VIRTIO_PCI_CAP_BAR, 1, 3);	/* no such BAR */
+	CHECK_EQ(qts_pci_read(q, 8, c + VIRTIO_PCI_CFG_DATA, 1), 0);
+	vd_set_status(d, 0);
+}
+
 static void t_pci(void)
 {
 	struct qts *q = start("--memory 64M --balloon");
@@ -126,6 +148,7 @@ static void t_pci(void)
 	vd_probe(q, &d, 0x1045, DRV_MEM, DRV_END);
 	CHECK_EQ(qts_readm(q, 2, d.common + VIRTIO_PCI_COMMON_NUMQ), BALLOON_NR_QUEUES);
 	CHECK_EQ(qts_readm(q, 2, d.common + VIRTIO_PCI_COMMON_Q_SIZE), QSIZE);
+	check_cfg_window(q, &d);
 	/* memory decoding off: the BAR is gone */
 	qts_pci_write(q, 8, PCI_COMMAND, 2, 0);
 	CHECK_EQ(qts_readm(q, 2, d.common + VIRTIO_PCI_COMMON_NUMQ), 0xffff);
