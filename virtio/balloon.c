@@ -603,6 +603,7 @@ void balloon_destroy(struct balloon *b)
 		return;
 	if (b->stats_timer)
 		evloop_del(b->loop, b->stats_timer);
+	virtio_pci_destroy(&b->vd);
 	free(b->inflated);
 	free(b->unit_count);
 	free(b->pbp_bits);

@@ -98,8 +98,10 @@ struct balloon *balloon_create(struct vm *vm, struct pci_host *h,
 			       struct guestmem *gm, struct evloop *loop,
 			       uint64_t ram_bytes, const struct balloon_cfg *cfg,
 			       char *err, size_t errlen);
+/* Free it (its timer removed from the loop); NULL is fine. */
 void balloon_destroy(struct balloon *b);
 
+/* A consistent copy of its counters. */
 void balloon_counters(struct balloon *b, struct balloon_counters *c);
 
 /* The transport, for the test driver's description of the device. */

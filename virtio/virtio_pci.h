@@ -155,6 +155,7 @@ int virtio_pci_init(struct virtio_dev *vd, struct pci_host *h,
 		    uint16_t queue_max, unsigned int cfg_size,
 		    const struct virtio_dev_ops *ops, void *priv);
 
+/* Free the transport's lock (the device is off every thread). */
 void virtio_pci_destroy(struct virtio_dev *vd);
 
 /* Whether feature bit was negotiated (lock held). */

@@ -48,7 +48,9 @@ struct bus {
 	const char *name;
 };
 
+/* An empty bus named name (for messages). */
 void bus_init(struct bus *b, const char *name);
+/* Free its lock; the regions' owners free their own state. */
 void bus_destroy(struct bus *b);
 
 /* Add [base, base + len); 0, -EEXIST (overlap), -ENOSPC or -EINVAL. */

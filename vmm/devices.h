@@ -47,6 +47,7 @@ struct devices {
 /* Create every device of vm, interrupts recorded only until irq_set_vm();
  * 0, or -1 with err set. */
 int devices_create(struct vm *vm, char *err, size_t errlen);
+/* Destroy every device and the buses (after vCPUs and the loop stopped). */
 void devices_destroy(struct vm *vm);
 
 /* Add a description; 0 or -ENOSPC. */

@@ -35,6 +35,7 @@ struct irqchip {
 	_Atomic uint64_t msi_log[IRQ_MSI_LOG];	/* addr low 32 bits << 32 | data */
 };
 
+/* Levels low, nothing sent; vm_fd -1 records only. */
 void irq_init(struct irqchip *c, int vm_fd);
 
 /* From now on inject into this VM (before any vCPU runs). */

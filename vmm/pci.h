@@ -120,6 +120,7 @@ struct pci_host {
 /* The host bridge at 00:00.0 and the conf1 ports on pio; 0 or -errno. */
 int pci_host_init(struct pci_host *h, struct bus *pio, struct bus *mmio,
 		  struct irqchip *irq);
+/* Take the conf1 ports off pio; the devices are their owners'. */
 void pci_host_destroy(struct pci_host *h, struct bus *pio);
 
 /* A type 0 header with these identifiers; INTx pin A. */

@@ -49,6 +49,8 @@ uint64_t qts_val(struct qts *q, const char *fmt, ...)
 /* key=value from the last reply line; fatal if absent. */
 uint64_t qts_kv(struct qts *q, const char *key);
 
+/* Port I/O, MMIO (or RAM) of len bytes, and guest RAM copies, as the
+ * guest would do them. */
 uint32_t qts_in(struct qts *q, unsigned int len, uint16_t port);
 void qts_out(struct qts *q, unsigned int len, uint16_t port, uint32_t val);
 uint64_t qts_readm(struct qts *q, unsigned int len, uint64_t addr);
