@@ -171,13 +171,21 @@ static int setup_memory(struct vm *vm, const struct vmm_opts *o)
 	return 0;
 }
 
+static void block_signals(sigset_t *waitset);
+
 int vm_create(struct vm *vm, const struct vmm_opts *o)
 {
+	sigset_t waitset;
 	char err[256];
 	int ret, sz;
 
 	vm->opts = o;
 	vm->guest_status = -1;
+	/* before any thread exists (gmm's reporting worker, the event loop):
+	 * they inherit the mask, so SIGTERM and the stop signal SIGUSR2 reach
+	 * the main thread's sigwait() and no other thread */
+	if (!o->qtest)
+		block_signals(&waitset);
 	vm->linux_boot = o->kernel != NULL;
 	vm->kvm_fd = vm->vm_fd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
