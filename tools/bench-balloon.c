@@ -146,6 +146,10 @@ static pid_t strace_start(pid_t pid, const char *out)
 		_exit(127);
 	}
 	sleep(1);	/* let it attach to every thread */
+	if (waitpid(s, NULL, WNOHANG) == s) {
+		fprintf(stderr, "bench-balloon: strace did not start (installed? allowed to attach?)\n");
+		exit(1);
+	}
 	return s;
 }
 
