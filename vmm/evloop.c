@@ -192,6 +192,8 @@ int evloop_start(struct evloop *l)
 {
 	int err;
 
+	if (l->started)
+		return 0;
 	atomic_store(&l->stop, false);
 	err = pthread_create(&l->thread, NULL, loop_thread, l);
 	if (err)

@@ -38,7 +38,8 @@ typedef void (*evloop_fn)(void *opaque, uint32_t events);
 /* A new loop, not yet running; 0 or -errno. */
 int evloop_create(struct evloop **out);
 
-/* Start the loop thread; 0 or -errno. */
+/* Start the loop thread; 0 or -errno. Starting a running loop does
+ * nothing (vm_run() and the monitor may both start it). */
 int evloop_start(struct evloop *l);
 
 /* Ask the loop thread to end after its current handler and join it. */

@@ -2,7 +2,7 @@
 /*
  * vmm/fdt.c - the flattened device tree given to the benchmark guest: memory
  * nodes with numa-node-id (one per guestmem slot), CPUs, /chosen bootargs,
- * the serial port and the host-collection device's I/O ports.
+ * and each device's own node (devices_fdt()).
  */
 #include "vmm.h"
 
@@ -55,25 +55,6 @@ static int add_cpus(void *fdt, struct vm *vm)
 	return fdt_end_node(fdt);
 }
 
-static int add_devices(void *fdt)
-{
-	CHECK(fdt_begin_node(fdt, "serial@3f8"));
-	CHECK(fdt_property_string(fdt, "compatible", "ns16550a"));
-	CHECK(fdt_property_u32(fdt, "ioport", SERIAL_BASE));
-	CHECK(fdt_property_u32(fdt, "interrupts", SERIAL_IRQ));
-	CHECK(fdt_property_u32(fdt, "clock-frequency", 1843200));
-	CHECK(fdt_end_node(fdt));
-	CHECK(fdt_begin_node(fdt, "host@500"));
-	CHECK(fdt_property_string(fdt, "compatible", "gmm,host-ports"));
-	CHECK(fdt_property_u32(fdt, "ioport", HOSTDEV_BASE));
-	CHECK(fdt_property_u32(fdt, "result-port", HOSTDEV_RESULT));
-	CHECK(fdt_property_u32(fdt, "discard-port", HOSTDEV_DISCARD));
-	CHECK(fdt_property_u32(fdt, "poweroff-port", HOSTDEV_POWEROFF));
-	CHECK(fdt_property_u32(fdt, "panic-port", HOSTDEV_PANIC));
-	CHECK(fdt_property_u32(fdt, "marker-port", HOSTDEV_MARKER));
-	return fdt_end_node(fdt);
-}
-
 static int build(void *fdt, size_t size, struct vm *vm)
 {
 	const char *args = vm->opts->workload ? vm->opts->workload : "touch=64 verify";
@@ -90,7 +71,7 @@ static int build(void *fdt, size_t size, struct vm *vm)
 	CHECK(fdt_end_node(fdt));
 	CHECK(add_memory(fdt, vm));
 	CHECK(add_cpus(fdt, vm));
-	CHECK(add_devices(fdt));
+	CHECK(devices_fdt(vm, fdt));
 	CHECK(fdt_end_node(fdt));
 	return fdt_finish(fdt);
 }

@@ -204,6 +204,7 @@ static void summary_text(struct vm *vm, int code, uint64_t t_end,
 	       (unsigned long long)(rss >> 10), (unsigned long long)(hwm >> 10));
 	if (guestmem_gmm_pool(vm->gm))
 		summary_gmm_text(st, g);
+	devices_summary(vm, false);
 	printf("gmm-vmm: guest verdict: %s\n", verdict(vm, code));
 }
 
@@ -244,6 +245,7 @@ static void summary_json(struct vm *vm, int code, uint64_t t_end,
 	       (unsigned long long)(t_end - vm->t_start));
 	if (guestmem_gmm_pool(vm->gm))
 		summary_json_gmm(st, g);
+	devices_summary(vm, true);
 	printf("}\n");
 }
 
@@ -280,6 +282,11 @@ int main(int argc, char **argv)
 	if (ret) {
 		vm_destroy(vm);
 		return -ret;
+	}
+	if (opts.qtest) {
+		ret = qtest_run(vm);
+		vm_destroy(vm);
+		return ret;
 	}
 	take_buddyinfo(vm, &figures, 0);
 	ret = vm_run(vm);

@@ -56,6 +56,18 @@ static const char usage[] =
 "      --dump-dtb FILE      write the device tree given to the guest to FILE\n"
 "      --x-lose-page        test hook: drop one page the guest touched, behind\n"
 "                           its back (its verify must then fail)\n"
+"Devices:\n"
+"      --balloon[=OPTS]     a virtio-balloon (PCI 1af4:1045); OPTS, comma-\n"
+"                           separated: deflate-on-oom=on|off (default off),\n"
+"                           free-page-reporting=on|off (default on),\n"
+"                           stats-period=SECONDS (default 0: no polling),\n"
+"                           x-track=unit|element (hugepages: count inflated\n"
+"                           pieces across requests (default) or per request\n"
+"                           as QEMU does), x-per-page=on|off (one discard per\n"
+"                           4 KiB page instead of per range; for benchmarks)\n"
+"      --qtest SOCKET       device-level test mode: no vCPUs and no /dev/kvm;\n"
+"                           connect to the unix socket SOCKET and serve the\n"
+"                           test driver's line protocol (vmm/qtest.c)\n"
 "  -q, --quiet              no summary lines, only guest output and results\n"
 "  -h, --help               this text\n"
 "\n"
@@ -203,9 +215,69 @@ static int parse_device_memory(struct vmm_opts *o, const char *arg)
 	return 0;
 }
 
+/* --balloon's on|off values; -1 when neither. */
+static int on_off(const char *v)
+{
+	return !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -1;
+}
+
+static int balloon_opt(struct balloon_cfg *c, const char *key, const char *val)
+{
+	long n;
+
+	if (!strcmp(key, "stats-period")) {
+		n = parse_num(val, 0, 86400);
+		if (n < 0)
+			return fail("--balloon: stats-period takes seconds from 0 to 86400, got '%s'", val);
+		c->stats_period = n;
+		return 0;
+	}
+	if (!strcmp(key, "x-track")) {
+		if (strcmp(val, "unit") && strcmp(val, "element"))
+			return fail("--balloon: x-track takes unit or element, got '%s'", val);
+		c->track = !strcmp(val, "unit") ? BALLOON_TRACK_UNIT : BALLOON_TRACK_ELEMENT;
+		return 0;
+	}
+	if (strcmp(key, "deflate-on-oom") && strcmp(key, "free-page-reporting") &&
+	    strcmp(key, "x-per-page"))
+		return fail("--balloon: unknown option '%s' (try --help)", key);
+	n = on_off(val);
+	if (n < 0)
+		return fail("--balloon: %s takes on or off", key);
+	if (!strcmp(key, "deflate-on-oom"))
+		c->deflate_on_oom = n;
+	else if (!strcmp(key, "free-page-reporting"))
+		c->free_page_reporting = n;
+	else
+		c->per_page = n;
+	return 0;
+}
+
+static int parse_balloon(struct vmm_opts *o, const char *arg)
+{
+	char buf[256], *save = NULL;
+
+	o->balloon = true;
+	if (!arg)
+		return 0;
+	if (strlen(arg) >= sizeof(buf))
+		return fail("--balloon: option string too long%s", "");
+	strcpy(buf, arg);
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+
+		if (!eq)
+			return fail("--balloon: expected KEY=VALUE, got '%s'", kv);
+		*eq = 0;
+		if (balloon_opt(&o->balloon_cfg, kv, eq + 1))
+			return -VMM_EXIT_USAGE;
+	}
+	return 0;
+}
+
 enum {
 	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
-	OPT_REPORT, OPT_DEVMEM,
+	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST,
 };
 
 static const struct option longopts[] = {
@@ -224,6 +296,8 @@ static const struct option longopts[] = {
 	{ "guest", required_argument, NULL, OPT_GUEST },
 	{ "dump-dtb", required_argument, NULL, OPT_DTB },
 	{ "x-lose-page", no_argument, NULL, OPT_LOSE },
+	{ "balloon", optional_argument, NULL, OPT_BALLOON },
+	{ "qtest", required_argument, NULL, OPT_QTEST },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -257,6 +331,8 @@ static int parse_one(struct vmm_opts *o, int c, const char *arg)
 	case OPT_GUEST: o->guest = arg; return 0;
 	case OPT_DTB: o->dump_dtb = arg; return 0;
 	case OPT_LOSE: o->x_lose_page = true; return 0;
+	case OPT_BALLOON: return parse_balloon(o, arg);
+	case OPT_QTEST: o->qtest = arg; return 0;
 	case 'q': o->quiet = true; return 0;
 	case 'h':
 		fputs(usage, stdout);
@@ -318,6 +394,7 @@ int opts_parse(struct vmm_opts *o, int argc, char **argv)
 	o->mem.page_size = 4096;
 	o->mem.mode = GUESTMEM_GMM;
 	o->mem.report_delay_ms = GUESTMEM_REPORT_DELAY_MS;
+	o->balloon_cfg.free_page_reporting = true;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:c:k:i:a:w:qh", longopts, NULL)) != -1) {
 		ret = parse_one(o, c, c == ':' || c == '?' ? argv[optind - 1] : optarg);

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmm/ports.c - port I/O dispatch: the serial port, the host-collection
- * device of the benchmark guest (result lines, discard hypercall, power-off,
- * panic report, boot markers) and the keyboard controller's reset line.
+ * vmm/ports.c - the host-collection device of the benchmark guest (result
+ * lines, discard hypercall, power-off, panic report, boot markers) and the
+ * keyboard controller's reset line, on the port bus; and the vCPU's port
+ * I/O exit, dispatched through that bus.
  */
+#include "devices.h"
 #include "vmm.h"
 
+#include <libfdt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +60,8 @@ static void lose_page(struct vm *vm, const char *line)
 	guestmem_discard(vm->gm, strtoull(g + 6, NULL, 10) + 5 * 4096, 4096);
 }
 
-static void result_line(struct vcpu *v, uint32_t gpa)
+static void result_line(struct vm *vm, uint32_t gpa)
 {
-	struct vm *vm = v->vm;
 	char line[RESULT_LINE_MAX];
 
 	if (guestmem_read(vm->gm, gpa, line, sizeof(line) - 1) &&
@@ -75,92 +77,119 @@ static void result_line(struct vcpu *v, uint32_t gpa)
 	lose_page(vm, line);
 }
 
-static void discard(struct vcpu *v, uint32_t gpa)
+static void discard(struct vm *vm, uint32_t gpa)
 {
 	struct discard_req req;
 
-	if (guestmem_read(v->vm->gm, gpa, &req, sizeof(req)))
+	if (guestmem_read(vm->gm, gpa, &req, sizeof(req)))
 		return;
-	req.status = (uint64_t)-guestmem_discard(v->vm->gm, req.gpa, req.len);
-	guestmem_write(v->vm->gm, gpa + offsetof(struct discard_req, status),
+	req.status = (uint64_t)-guestmem_discard(vm->gm, req.gpa, req.len);
+	guestmem_write(vm->gm, gpa + offsetof(struct discard_req, status),
 		       &req.status, sizeof(req.status));
 }
 
-static void panic_report(struct vcpu *v, uint32_t gpa)
+static void panic_report(struct vm *vm, uint32_t gpa)
 {
 	struct panic_info p = { 0 };
 
-	guestmem_read(v->vm->gm, gpa, &p, sizeof(p));
-	vm_stop(v->vm, VMM_EXIT_CRASH,
+	guestmem_read(vm->gm, gpa, &p, sizeof(p));
+	vm_stop(vm, VMM_EXIT_CRASH,
 		"guest cpu %llu: exception %llu (error 0x%llx) at rip 0x%llx, cr2 0x%llx",
 		(unsigned long long)p.cpu, (unsigned long long)p.vector,
 		(unsigned long long)p.error, (unsigned long long)p.rip,
 		(unsigned long long)p.cr2);
 }
 
-static void poweroff(struct vcpu *v, uint32_t status)
+static void poweroff(struct vm *vm, uint32_t status)
 {
-	v->vm->guest_status = (int)status;
+	vm->guest_status = (int)status;
 	if (status)
-		vm_stop(v->vm, VMM_EXIT_GUEST_FAIL, "guest powered off with status %u", status);
+		vm_stop(vm, VMM_EXIT_GUEST_FAIL, "guest powered off with status %u", status);
 	else
-		vm_stop(v->vm, VMM_EXIT_OK, "guest powered off with status 0");
+		vm_stop(vm, VMM_EXIT_OK, "guest powered off with status 0");
 }
 
-static void marker(struct vcpu *v, uint32_t what)
+static void marker(struct vm *vm, uint32_t what)
 {
 	if (what == 0)
-		set_first(&v->vm->t_first_insn);
+		set_first(&vm->t_first_insn);
 	else
-		set_first(&v->vm->t_user);
+		set_first(&vm->t_user);
 }
 
-static void hostdev_write(struct vcpu *v, uint16_t port, uint32_t val)
+static void hostdev_write(struct vm *vm, uint16_t port, uint32_t val)
 {
 	switch (port) {
 	case HOSTDEV_RESULT:
-		result_line(v, val);
+		result_line(vm, val);
 		return;
 	case HOSTDEV_DISCARD:
-		discard(v, val);
+		discard(vm, val);
 		return;
 	case HOSTDEV_POWEROFF:
-		poweroff(v, val);
+		poweroff(vm, val);
 		return;
 	case HOSTDEV_PANIC:
-		panic_report(v, val);
+		panic_report(vm, val);
 		return;
 	case HOSTDEV_MARKER:
-		marker(v, val);
+		marker(vm, val);
 		return;
 	}
 }
 
-static void io_one(struct vcpu *v, uint16_t port, uint8_t *data, unsigned int size,
-		   bool out)
+static void hostdev_out(void *opaque, uint64_t off, const void *data, unsigned int len)
 {
-	struct vm *vm = v->vm;
+	hostdev_write(opaque, (uint16_t)(HOSTDEV_BASE + off), io_value(data, len));
+}
 
-	if (port >= SERIAL_BASE && port < SERIAL_BASE + 8) {
-		if (out)
-			serial_write(&vm->serial, port - SERIAL_BASE, data[0]);
-		else
-			data[0] = serial_read(&vm->serial, port - SERIAL_BASE);
-		return;
-	}
-	if (port >= HOSTDEV_BASE && port < HOSTDEV_BASE + HOSTDEV_SIZE) {
-		if (out)
-			hostdev_write(v, port, io_value(data, size));
-		else
-			memset(data, 0, size);
-		return;
-	}
-	if (out && port == KBD_CMD && data[0] == KBD_RESET) {
-		vm_stop(vm, VMM_EXIT_RESET, "guest reset through the keyboard controller");
-		return;
-	}
-	if (!out)
-		memset(data, 0xff, size);
+static void hostdev_in(void *opaque, uint64_t off, void *data, unsigned int len)
+{
+	(void)opaque;
+	(void)off;
+	memset(data, 0, len);
+}
+
+static const struct bus_ops hostdev_ops = {
+	.read = hostdev_in,
+	.write = hostdev_out,
+};
+
+static void kbd_out(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	(void)off;
+	(void)len;
+	if (*(const uint8_t *)data == KBD_RESET)
+		vm_stop(opaque, VMM_EXIT_RESET, "guest reset through the keyboard controller");
+}
+
+static const struct bus_ops kbd_ops = {
+	.write = kbd_out,
+};
+
+#define CHECK(x) do { int _r = (x); if (_r < 0) return _r; } while (0)
+
+static int hostdev_fdt(void *opaque, void *fdt)
+{
+	(void)opaque;
+	CHECK(fdt_begin_node(fdt, "host@500"));
+	CHECK(fdt_property_string(fdt, "compatible", "gmm,host-ports"));
+	CHECK(fdt_property_u32(fdt, "ioport", HOSTDEV_BASE));
+	CHECK(fdt_property_u32(fdt, "result-port", HOSTDEV_RESULT));
+	CHECK(fdt_property_u32(fdt, "discard-port", HOSTDEV_DISCARD));
+	CHECK(fdt_property_u32(fdt, "poweroff-port", HOSTDEV_POWEROFF));
+	CHECK(fdt_property_u32(fdt, "panic-port", HOSTDEV_PANIC));
+	CHECK(fdt_property_u32(fdt, "marker-port", HOSTDEV_MARKER));
+	return fdt_end_node(fdt);
+}
+
+int ports_attach(struct vm *vm)
+{
+	struct devices *d = vm->dev;
+
+	CHECK(bus_register(&d->pio, HOSTDEV_BASE, HOSTDEV_SIZE, &hostdev_ops, vm, "host-ports"));
+	CHECK(bus_register(&d->pio, KBD_CMD, 1, &kbd_ops, vm, "kbd-reset"));
+	return devices_add(d, "host-ports", hostdev_fdt, vm);
 }
 
 void ports_io(struct vcpu *v)
@@ -170,5 +199,6 @@ void ports_io(struct vcpu *v)
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 
 	for (uint32_t i = 0; i < run->io.count; i++)
-		io_one(v, run->io.port, data + i * run->io.size, run->io.size, out);
+		bus_access(&v->vm->dev->pio, run->io.port, data + i * run->io.size,
+			   run->io.size, out);
 }

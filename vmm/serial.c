@@ -4,9 +4,13 @@
  * driver to detect a 16550A and for polled consoles: THR, IER, IIR/FCR, LCR,
  * MCR (with loopback), LSR, MSR, SCR, DLL/DLM. Output is line-buffered and
  * handed to the owner; there is no input. THRE interrupts go to irq().
+ * It sits on the port bus and describes itself in the device tree.
  */
 #include "serial.h"
 
+#include <libfdt.h>
+
+#include <stdio.h>
 #include <string.h>
 
 enum {
@@ -151,4 +155,48 @@ void serial_write(struct serial *s, unsigned int reg, uint8_t val)
 	pthread_mutex_lock(&s->lock);
 	write_reg(s, reg & 7, val);
 	pthread_mutex_unlock(&s->lock);
+}
+
+static void serial_in(void *opaque, uint64_t off, void *data, unsigned int len)
+{
+	uint8_t v = serial_read(opaque, (unsigned int)off);
+
+	memset(data, 0, len);
+	*(uint8_t *)data = v;
+}
+
+static void serial_out(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	(void)len;
+	serial_write(opaque, (unsigned int)off, *(const uint8_t *)data);
+}
+
+static const struct bus_ops serial_ops = {
+	.read = serial_in,
+	.write = serial_out,
+};
+
+int serial_attach(struct serial *s, struct bus *pio, uint16_t base)
+{
+	s->base = base;
+	return bus_register(pio, base, 8, &serial_ops, s, "serial");
+}
+
+int serial_fdt_node(void *opaque, void *fdt)
+{
+	struct serial *s = opaque;
+	char name[32];
+	int ret;
+
+	snprintf(name, sizeof(name), "serial@%x", s->base);
+	ret = fdt_begin_node(fdt, name);
+	if (!ret)
+		ret = fdt_property_string(fdt, "compatible", "ns16550a");
+	if (!ret)
+		ret = fdt_property_u32(fdt, "ioport", s->base);
+	if (!ret)
+		ret = fdt_property_u32(fdt, "interrupts", SERIAL_IRQ);
+	if (!ret)
+		ret = fdt_property_u32(fdt, "clock-frequency", SERIAL_CLOCK_HZ);
+	return ret ? ret : fdt_end_node(fdt);
 }

@@ -5,6 +5,7 @@
  * (guest power-off, crash, or a signal) with a meaningful exit code.
  */
 #include <gmm/kvm_compat.h>
+#include "evloop.h"
 #include "vmm.h"
 
 #include <errno.h>
@@ -65,9 +66,8 @@ static void serial_emit(void *ctx, const char *line, unsigned int len)
 static void serial_irq(void *ctx, bool level)
 {
 	struct vm *vm = ctx;
-	struct kvm_irq_level irq = { .irq = SERIAL_IRQ, .level = level };
 
-	ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+	irq_set_line(&vm->dev->irq, SERIAL_IRQ, level);
 }
 
 static int open_kvm(struct vm *vm)
@@ -152,10 +152,12 @@ static int setup_memory(struct vm *vm, const struct vmm_opts *o)
 	int ret;
 
 	vm->gm = guestmem_create(&o->mem, err, sizeof(err));
-	if (!vm->gm) {
+	if (!vm->gm || devices_create(vm, err, sizeof(err))) {
 		fprintf(stderr, "gmm-vmm: %s\n", err);
 		return -VMM_EXIT_HOST;
 	}
+	if (o->qtest)
+		return 0;	/* no guest to load: the test driver plays it */
 	ret = cpu_setup_boot_tables(vm);
 	if (ret)
 		return ret;
@@ -169,19 +171,34 @@ static int setup_memory(struct vm *vm, const struct vmm_opts *o)
 	return 0;
 }
 
+static void block_signals(sigset_t *waitset);
+
 int vm_create(struct vm *vm, const struct vmm_opts *o)
 {
+	sigset_t waitset;
 	char err[256];
 	int ret, sz;
 
 	vm->opts = o;
 	vm->guest_status = -1;
+	/* before any thread exists (gmm's reporting worker, the event loop):
+	 * they inherit the mask, so SIGTERM and the stop signal SIGUSR2 reach
+	 * the main thread's sigwait() and no other thread */
+	if (!o->qtest)
+		block_signals(&waitset);
 	vm->linux_boot = o->kernel != NULL;
 	vm->kvm_fd = vm->vm_fd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	serial_init(&vm->serial, serial_emit, serial_irq, vm);
+	ret = evloop_create(&vm->loop);
+	if (ret) {
+		fprintf(stderr, "gmm-vmm: cannot create the event loop: %s\n", strerror(-ret));
+		return -VMM_EXIT_HOST;
+	}
 	ret = setup_memory(vm, o);
+	if (!ret && o->qtest)
+		return 0;
 	if (!ret)
 		ret = open_kvm(vm);
 	if (ret)
@@ -193,6 +210,8 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	ret = create_machine(vm);
 	if (!ret)
 		ret = register_memslots(vm);
+	if (!ret)
+		irq_set_vm(&vm->dev->irq, vm->vm_fd);
 	vm->nr_vcpus = o->vcpus;
 	for (unsigned int i = 0; i < o->vcpus && !ret; i++)
 		ret = create_vcpu(vm, i);
@@ -217,9 +236,9 @@ static void handle_mmio(struct vcpu *v)
 			strerror(-ret));
 		return;
 	}
-	/* No MMIO devices yet: reads see all-ones, writes are dropped. */
-	if (!v->run->mmio.is_write)
-		memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+	/* A device's, or nothing (reads see all-ones, writes are dropped). */
+	bus_access(&v->vm->dev->mmio, v->run->mmio.phys_addr, v->run->mmio.data,
+		   v->run->mmio.len, v->run->mmio.is_write);
 }
 
 static void handle_memory_fault(struct vcpu *v)
@@ -379,6 +398,8 @@ int vm_run(struct vm *vm)
 	int sig;
 
 	block_signals(&waitset);
+	if (evloop_start(vm->loop))
+		vm_stop(vm, VMM_EXIT_HOST, "cannot start the event loop thread");
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -405,6 +426,11 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	if (vm->loop)
+		evloop_stop(vm->loop);
+	devices_destroy(vm);
+	if (vm->loop)
+		evloop_destroy(vm->loop);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 

@@ -7,7 +7,9 @@
 #ifndef GMM_VMM_VMM_H
 #define GMM_VMM_VMM_H
 
+#include "balloon.h"
 #include "balloon_ctl.h"
+#include "devices.h"
 #include "guestmem.h"
 #include "serial.h"
 
@@ -52,7 +54,6 @@ enum vmm_exit {
 #define HOSTDEV_MARKER		0x510	/* outl: boot progress marker */
 #define HOSTDEV_SIZE		0x14
 #define SERIAL_BASE		0x3f8
-#define SERIAL_IRQ		4
 
 #define RESULT_LINE_MAX		1024
 
@@ -68,6 +69,10 @@ struct vmm_opts {
 	const char *dump_dtb;
 	bool quiet;
 	bool x_lose_page;		/* test hook: lose a page the guest wrote */
+	/* devices (--balloon) and the device-level test driver (--qtest) */
+	bool balloon;
+	struct balloon_cfg balloon_cfg;
+	const char *qtest;		/* socket to connect to, no vCPUs */
 };
 
 struct vm;
@@ -93,6 +98,8 @@ struct vm {
 	unsigned int nr_vcpus;
 	struct serial serial;
 	pthread_mutex_t out_lock;
+	struct devices *dev;		/* devices.c: buses, irqchip, PCI */
+	struct evloop *loop;		/* evloop.c: timers, fds */
 
 	bool linux_boot;
 	uint64_t entry;
@@ -137,7 +144,11 @@ int cpu_init(struct vm *vm, struct vcpu *v);
 int cpu_handle_internal_error(struct vcpu *v);
 
 /* ports.c */
+int ports_attach(struct vm *vm);
 void ports_io(struct vcpu *v);
+
+/* qtest.c: the device-level test driver's server; returns the exit code */
+int qtest_run(struct vm *vm);
 
 /* loader.c */
 int loader_load(struct vm *vm, char *err, size_t errlen);

@@ -33,7 +33,8 @@ def main():
     global failures
     rc, out, err = run(['--help'])
     if rc != 0 or any(w not in out for w in ('--memory', '--numa', 'Exit status', 'gmm|lazy|plain',
-                                             '--report-delay-ms', '--device-memory')):
+                                             '--report-delay-ms', '--device-memory',
+                                             '--balloon', 'free-page-reporting', '--qtest')):
         print('FAIL --help: exit %d' % rc)
         failures += 1
 
@@ -55,6 +56,12 @@ def main():
     expect_error(['--numa', 'mem=64M,host-node=x'], 2, ['host-node'])
     expect_error(['--numa', 'mem=64M', '--numa', 'mem=64M', '--memory', '256M'], 2,
                  ['does not match'])
+    expect_error(['--balloon=stats-period=soon'], 2, ['--balloon', 'stats-period'])
+    expect_error(['--balloon=deflate-on-oom=maybe'], 2, ['--balloon', 'on or off'])
+    expect_error(['--balloon=x-track=page'], 2, ['--balloon', 'unit or element'])
+    expect_error(['--balloon=size=1G'], 2, ['--balloon', 'unknown option'])
+    expect_error(['--balloon=free-page-reporting'], 2, ['--balloon', 'KEY=VALUE'])
+    expect_error(['--qtest', '/nonexistent/socket'], 3, ['--qtest', 'cannot connect'])
     expect_error(['--bogus'], 2, ['--help'])
     expect_error(['stray'], 2, ['stray'])
     expect_error(['--cmdline', 'quiet'], 2, ['--kernel'])

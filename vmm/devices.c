@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm/devices.c - creates a VM's devices on the buses and collects their
+ * descriptions (contract in devices.h).
+ */
+#include "devices.h"
+#include "balloon.h"
+#include "vmm.h"
+
+#include <errno.h>
+#include <libfdt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int devices_add(struct devices *d, const char *name,
+		int (*fdt_node)(void *opaque, void *fdt), void *opaque)
+{
+	if (d->nr == DEVICES_MAX)
+		return -ENOSPC;
+	d->dev[d->nr++] = (struct vmdev){ name, fdt_node, opaque };
+	return 0;
+}
+
+/* The PCI host for the benchmark guest: where its conf1 ports are. */
+static int pci_fdt(void *opaque, void *fdt)
+{
+	int ret;
+
+	(void)opaque;
+	ret = fdt_begin_node(fdt, "pci@cf8");
+	if (!ret)
+		ret = fdt_property_string(fdt, "compatible", "gmm,pci-conf1");
+	if (!ret)
+		ret = fdt_property_u32(fdt, "ioport", PCI_CONF1_PORT);
+	if (!ret)
+		ret = fdt_property_u32(fdt, "interrupt-base", PCI_INTX_GSI_BASE);
+	return ret ? ret : fdt_end_node(fdt);
+}
+
+static int create_balloon(struct vm *vm, char *err, size_t errlen)
+{
+	struct devices *d = vm->dev;
+	const struct vmm_opts *o = vm->opts;
+	struct balloon_cfg cfg = o->balloon_cfg;
+
+	cfg.unit_bytes = o->mem.page_size;
+	d->balloon = balloon_create(vm, &d->pci, vm->gm, vm->loop, o->memory, &cfg,
+				    err, errlen);
+	return d->balloon ? 0 : -1;
+}
+
+int devices_create(struct vm *vm, char *err, size_t errlen)
+{
+	struct devices *d = calloc(1, sizeof(*d));
+
+	vm->dev = d;
+	if (!d) {
+		snprintf(err, errlen, "cannot allocate the device model");
+		return -1;
+	}
+	bus_init(&d->pio, "pio");
+	bus_init(&d->mmio, "mmio");
+	irq_init(&d->irq, -1);
+	if (serial_attach(&vm->serial, &d->pio, SERIAL_BASE) ||
+	    devices_add(d, "serial", serial_fdt_node, &vm->serial) ||
+	    ports_attach(vm) ||
+	    pci_host_init(&d->pci, &d->pio, &d->mmio, &d->irq) ||
+	    devices_add(d, "pci", pci_fdt, &d->pci)) {
+		snprintf(err, errlen, "cannot register the devices on their buses");
+		return -1;
+	}
+	if (vm->opts->balloon)
+		return create_balloon(vm, err, errlen);
+	return 0;
+}
+
+void devices_destroy(struct vm *vm)
+{
+	struct devices *d = vm->dev;
+
+	if (!d)
+		return;
+	balloon_destroy(d->balloon);
+	pci_host_destroy(&d->pci, &d->pio);
+	bus_destroy(&d->pio);
+	bus_destroy(&d->mmio);
+	free(d);
+	vm->dev = NULL;
+}
+
+int devices_fdt(struct vm *vm, void *fdt)
+{
+	struct devices *d = vm->dev;
+
+	for (unsigned int i = 0; d && i < d->nr; i++) {
+		int ret = d->dev[i].fdt_node ? d->dev[i].fdt_node(d->dev[i].opaque, fdt) : 0;
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void devices_summary(struct vm *vm, bool json)
+{
+	struct balloon_counters c;
+
+	if (!vm->dev || !vm->dev->balloon)
+		return;
+	balloon_counters(vm->dev->balloon, &c);
+	if (json) {
+		printf(",\"balloon_pages\":%llu,\"balloon_discard_calls\":%llu,"
+		       "\"balloon_reported_bytes\":%llu,\"balloon_stats_updates\":%llu,"
+		       "\"balloon_broken\":%lu",
+		       (unsigned long long)c.inflated_pages, (unsigned long long)c.discard_calls,
+		       (unsigned long long)c.reported_bytes, (unsigned long long)c.stats_updates,
+		       c.broken);
+		return;
+	}
+	printf("gmm-vmm: balloon: %llu pages inflated now (%llu PFNs inflated, %llu deflated, %llu ignored), %llu discard calls, %llu MiB reported free, %llu stats updates, %lu broken rings\n",
+	       (unsigned long long)c.inflated_pages, (unsigned long long)c.inflate_pfns,
+	       (unsigned long long)c.deflate_pfns, (unsigned long long)c.bad_pfns,
+	       (unsigned long long)c.discard_calls, (unsigned long long)(c.reported_bytes >> 20),
+	       (unsigned long long)c.stats_updates, c.broken);
+}
