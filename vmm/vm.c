@@ -4,6 +4,7 @@
  * from guestmem, vCPU threads and their exit loop, and stopping the VM
  * (guest power-off, crash, or a signal) with a meaningful exit code.
  */
+#include <gmm/gmm.h>
 #include <gmm/kvm_compat.h>
 #include "vmm.h"
 
@@ -146,12 +147,51 @@ static int create_vcpu(struct vm *vm, unsigned int id)
 	return cpu_init(vm, v);
 }
 
+/* Does this KVM fill kvm_run->memory_fault (guest_memfd-era)? -1: no /dev/kvm. */
+static int memory_fault_info(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_FAULT_INFO);
+	close(fd);
+	return ret > 0;
+}
+
+/*
+ * How unbacked guest pages reach us.  kvm_pvm exits with KVM_EXIT_MMIO at a
+ * PROT_NONE page; upstream KVM returns a bare -EFAULT from KVM_RUN there
+ * (it fills memory_fault only for private guest_memfd memory), so lazy
+ * backing goes through userfaultfd.
+ */
+static void pick_fault_path(struct vm *vm, const struct vmm_opts *o)
+{
+	bool pvm = !access("/sys/module/kvm_pvm", F_OK);
+	int info = memory_fault_info();
+
+	vm->mem = o->mem;
+	/* one handler per vCPU (measured against one per node: README) */
+	vm->mem.uffd_handlers = o->vcpus < GUESTMEM_UFFD_MAX_HANDLERS ? o->vcpus :
+				GUESTMEM_UFFD_MAX_HANDLERS;
+	if (o->fault_path_auto)
+		vm->mem.faults = pvm ? GUESTMEM_FAULTS_EXIT : GUESTMEM_FAULTS_UFFD;
+	snprintf(vm->fault_path, sizeof(vm->fault_path), "%s (%s; %s%s)",
+		 o->mem.mode == GUESTMEM_PLAIN ? "none, all RAM mapped" :
+		 guestmem_faults_name(vm->mem.faults),
+		 info < 0 ? "no /dev/kvm" : pvm ? "kvm_pvm: KVM_EXIT_MMIO on unbacked pages" :
+		 "upstream KVM: bare -EFAULT on unbacked pages",
+		 info > 0 ? "KVM_EXIT_MEMORY_FAULT for private memory, " : "",
+		 o->fault_path_auto ? "auto" : "--fault-path");
+}
+
 static int setup_memory(struct vm *vm, const struct vmm_opts *o)
 {
 	char err[256];
 	int ret;
 
-	vm->gm = guestmem_create(&o->mem, err, sizeof(err));
+	pick_fault_path(vm, o);
+	vm->gm = guestmem_create(&vm->mem, err, sizeof(err));
 	if (!vm->gm) {
 		fprintf(stderr, "gmm-vmm: %s\n", err);
 		return -VMM_EXIT_HOST;
@@ -214,7 +254,7 @@ static void handle_mmio(struct vcpu *v)
 	if (ret < 0) {
 		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: cannot back guest page at 0x%llx: %s",
 			v->id, (unsigned long long)v->run->mmio.phys_addr,
-			strerror(-ret));
+			ret == -ENOSPC ? gmm_last_error() : strerror(-ret));
 		return;
 	}
 	/* No MMIO devices yet: reads see all-ones, writes are dropped. */
@@ -283,6 +323,7 @@ static void handle_exit(struct vcpu *v)
 
 static int run_once(struct vcpu *v)
 {
+	char why[256];
 	int ret;
 
 	guestmem_vcpu_offline(v->gmv);
@@ -295,7 +336,13 @@ static int run_once(struct vcpu *v)
 		return 1;
 	if (errno == EFAULT && v->run->exit_reason == KVM_EXIT_MEMORY_FAULT)
 		return 0;
-	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
+	if (errno != EFAULT) {
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
+		return -1;
+	}
+	if (guestmem_efault(v->gmv, why, sizeof(why)))
+		return 1;
+	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: Bad address: %s", v->id, why);
 	return -1;
 }
 
@@ -371,6 +418,8 @@ int vm_run(struct vm *vm)
 			vm_stop(vm, VMM_EXIT_SIGNAL + sig, "stopped by signal %d (%s)",
 				sig, strsignal(sig));
 	}
+	/* no vCPU stays blocked in a userfaultfd fault */
+	guestmem_release(vm->gm);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);

@@ -67,6 +67,7 @@ struct vmm_opts {
 	const char *dump_dtb;
 	bool quiet;
 	bool x_lose_page;		/* test hook: lose a page the guest wrote */
+	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
 };
 
 struct vm;
@@ -88,6 +89,8 @@ struct vm {
 	int vm_fd;
 	size_t run_size;
 	struct guestmem *gm;
+	struct guestmem_cfg mem;	/* opts->mem with the fault path resolved */
+	char fault_path[128];		/* which path unbacked pages take, and why */
 	struct vcpu vcpus[VMM_MAX_VCPUS];
 	unsigned int nr_vcpus;
 	struct serial serial;
