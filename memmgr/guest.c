@@ -55,6 +55,7 @@ struct gmm_guest {
 	uint64_t faults, huge_faults, discarded; /* atomic */
 	int64_t maps;		/* host mappings of all regions (atomic) */
 	int64_t maps_budget;	/* what they may reach: vm.max_map_count less the rest */
+	bool dying;		/* destroy: discards unmap without the budget */
 };
 
 static inline uint64_t entry_get(const struct region *r, uint64_t idx)
@@ -392,11 +393,6 @@ static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint6
 	return 0;
 }
 
-static int unmap_pages(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t nr)
-{
-	return placeholder(g, r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT);
-}
-
 static void set_rmap(struct gmm_guest *g, uint64_t pfn, uint64_t gfn, uint64_t nr)
 {
 	for (uint64_t i = 0; i < nr; i++)
@@ -435,13 +431,13 @@ static int64_t boundaries(const struct region *r, uint64_t a, uint64_t b)
 	return n;
 }
 
-/* Room for two more mappings (a run splits a placeholder in three)? */
-static int check_maps(struct gmm_guest *g, uint64_t gpa)
+/* Room for @more mappings (a new run splits a placeholder in three: 2)? */
+static int check_maps(struct gmm_guest *g, uint64_t gpa, int64_t more)
 {
 	int64_t maps = __atomic_load_n(&g->maps, __ATOMIC_RELAXED);
 	long max;
 
-	if (maps + 2 <= __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED))
+	if (more <= 0 || maps + more <= __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED))
 		return 0;
 	if (g->cfg.max_mappings)
 		return gmm_set_error(-ENOSPC, "guest: backing gpa 0x%llx needs more than the "
@@ -453,7 +449,7 @@ static int check_maps(struct gmm_guest *g, uint64_t gpa)
 	if (max > 0)
 		__atomic_store_n(&g->maps_budget, max - (count_maps() - maps) - MAPS_HEADROOM,
 				 __ATOMIC_RELAXED);
-	if (maps + 2 <= __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED))
+	if (maps + more <= __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED))
 		return 0;
 	return gmm_set_error(-ENOSPC, "guest: backing gpa 0x%llx needs a host mapping beyond "
 			     "vm.max_map_count (%ld; guest RAM has %lld mappings, the rest of the "
@@ -462,12 +458,24 @@ static int check_maps(struct gmm_guest *g, uint64_t gpa)
 			     (long)(count_maps() - maps));
 }
 
+/* Put pages back to placeholders; a hole in a run may split its mapping. */
+static int unmap_pages(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t nr)
+{
+	uint64_t end = idx + nr;
+	/* afterwards: only the edges, where a backed neighbour meets the hole */
+	int64_t after = (idx && entry_get(r, idx - 1)) + (end < r->nr_pages && entry_get(r, end));
+	int err = g->dying ? 0 : check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT),
+					    after - boundaries(r, idx, end));
+
+	return err ? err : placeholder(g, r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT);
+}
+
 /* Map @nr frames from @pfn at page @idx and record them. */
 static int install(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
 		   uint64_t nr, uint64_t flags)
 {
 	int64_t before;
-	int err = check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT));
+	int err = check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT), 2);
 
 	err = err ? err : map_frames(g, r, idx, pfn, nr);
 	if (err)
@@ -710,17 +718,19 @@ int gmm_guest_populate(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 /* --- discard -------------------------------------------------------------- */
 
 /* Give back a whole unsplit unit at @base of 2^@order pages. */
-static void release_unit(struct gmm_guest *g, struct region *r, uint64_t base,
-			 unsigned int order)
+static int release_unit(struct gmm_guest *g, struct region *r, uint64_t base,
+			unsigned int order)
 {
 	uint64_t n = 1ull << order, pfn = entry_pfn(entry_get(r, base));
+	int err = unmap_pages(g, r, base, n);
 
-	if (unmap_pages(g, r, base, n))
-		return; /* still mapped: the frames stay the guest's */
+	if (err)
+		return err; /* still mapped: the frames stay the guest's */
 	clear_entries(g, r, base, n);
 	set_rmap(g, pfn, UINT64_MAX, n);
 	gmm_free(g->pool, pfn, order);
 	__atomic_fetch_add(&g->discarded, n, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* A discard covers part of a 2 MiB block: make its frames single pages. */
@@ -731,15 +741,19 @@ static void split_unit(struct gmm_guest *g, struct region *r, uint64_t base)
 		entry_set(r, i, entry_get(r, i) & ~MAP_HUGE_BIT);
 }
 
-/* Release the run of plain backed pages from @idx (below @end); returns its end. */
-static uint64_t release_run(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
+/* Release the run of plain backed pages from @idx (below @end) up to *@stop. */
+static int release_run(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end,
+		       uint64_t *stop)
 {
 	uint64_t j = idx;
+	int err;
 
 	while (j < end && entry_get(r, j) && !(entry_get(r, j) & MAP_HUGE_BIT))
 		j++;
-	if (unmap_pages(g, r, idx, j - idx))
-		return j; /* still mapped: the frames stay the guest's */
+	*stop = j;
+	err = unmap_pages(g, r, idx, j - idx);
+	if (err)
+		return err; /* still mapped: the frames stay the guest's */
 	for (uint64_t i = idx; i < j; i++) {
 		uint64_t pfn = entry_pfn(entry_get(r, i));
 
@@ -748,14 +762,16 @@ static uint64_t release_run(struct gmm_guest *g, struct region *r, uint64_t idx,
 	}
 	clear_entries(g, r, idx, j - idx);
 	__atomic_fetch_add(&g->discarded, j - idx, __ATOMIC_RELAXED);
-	return j;
+	return 0;
 }
 
-static void discard_locked(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
+/* Stops at the first failure (-ENOSPC: the mapping budget). */
+static int discard_locked(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
 {
 	unsigned int u = g->unit_order;
+	int err = 0;
 
-	while (idx < end) {
+	while (idx < end && !err) {
 		uint64_t e = entry_get(r, idx), base = idx & ~(HUGE_PAGES - 1);
 
 		if (!e) {
@@ -763,28 +779,30 @@ static void discard_locked(struct gmm_guest *g, struct region *r, uint64_t idx, 
 			continue;
 		}
 		if (!(e & MAP_HUGE_BIT)) {
-			idx = release_run(g, r, idx, end);
+			err = release_run(g, r, idx, end, &idx);
 			continue;
 		}
 		if (u) {
 			base = idx & ~((1ull << u) - 1);
-			release_unit(g, r, base, u);
+			err = release_unit(g, r, base, u);
 			idx = base + (1ull << u);
 			continue;
 		}
 		if (base >= idx && base + HUGE_PAGES <= end) {
-			release_unit(g, r, base, HUGE_ORDER);
+			err = release_unit(g, r, base, HUGE_ORDER);
 			idx = base + HUGE_PAGES;
 			continue;
 		}
 		split_unit(g, r, base);
 	}
+	return err;
 }
 
 int gmm_guest_discard(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 {
 	struct region *r;
 	uint64_t idx, end, umask;
+	int err;
 
 	if ((gpa | size) & (GMM_PAGE_SIZE - 1))
 		return gmm_set_error(-EINVAL, "guest discard [0x%llx, +0x%llx): not page aligned",
@@ -800,15 +818,16 @@ int gmm_guest_discard(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 	if (idx >= end)
 		return 0;
 	region_lock(r, true);
-	discard_locked(g, r, idx, end);
+	err = discard_locked(g, r, idx, end);
 	pthread_rwlock_unlock(&r->lock);
-	return 0;
+	return err;
 }
 
 void gmm_guest_destroy(struct gmm_guest *g)
 {
 	if (!g)
 		return;
+	g->dying = true;
 	for (unsigned int i = 0; i < g->nr_regions; i++) {
 		struct region *r = &g->regions[i];
 

@@ -398,6 +398,7 @@ static uint64_t unit_index(const struct guestmem *gm, const struct region *r, ui
 /* Discard the unpinned runs of whole units in [start, end) of r (pin_lock held). */
 static int discard_unpinned(struct guestmem *gm, struct region *r, uint64_t start, uint64_t end)
 {
+	bool busy = false;
 	int ret = 0;
 
 	while (start < end && !ret) {
@@ -409,10 +410,9 @@ static int discard_unpinned(struct guestmem *gm, struct region *r, uint64_t star
 			ret = gm->ops->discard(gm, r, start, stop - start);
 		for (start = stop; start < end && atomic_load(&r->pins[unit_index(gm, r, start)]);)
 			start += gm->unit;
-		if (!ret && start > stop)
-			ret = -EBUSY;
+		busy |= start > stop;
 	}
-	return ret;
+	return ret ? ret : busy ? -EBUSY : 0;
 }
 
 int guestmem_discard(struct guestmem *gm, uint64_t gpa, uint64_t len)

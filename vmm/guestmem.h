@@ -68,6 +68,8 @@ struct guestmem_cfg {
 	enum guestmem_faults faults;	/* gmm, lazy: how unbacked pages fault */
 	unsigned int uffd_handlers;	/* handler threads (0: one), at most
 					 * GUESTMEM_UFFD_MAX_HANDLERS */
+	uint64_t max_mappings;	/* gmm: host mappings allowed, 0: what
+				 * vm.max_map_count leaves */
 	unsigned int nr_nodes;
 	struct guestmem_node_cfg nodes[GUESTMEM_MAX_NODES];
 };

@@ -135,6 +135,7 @@ static struct gmm_ram *ram_create(const struct guestmem_cfg *cfg, int uffd, char
 		goto fail;
 	gmm_guest_config_init(&gc);
 	gc.uffd = uffd;
+	gc.max_mappings = cfg->max_mappings;
 	if (gmm_guest_create(gr->pool, &gc, &gr->guest)) {
 		snprintf(err, errlen, "cannot create the gmm guest: %s", gmm_last_error());
 		goto fail;

@@ -222,7 +222,9 @@ void *gmm_guest_ptr(struct gmm_guest *guest, uint64_t gpa, size_t len);
  * zero) and its frames return to the pool; a 2 MiB block partly discarded
  * is split.  On hugetlbfs, only whole host pages inside the range go.
  *
- * Return: 0, -EINVAL (alignment), -EFAULT (not guest RAM).
+ * Return: 0, -EINVAL (alignment), -EFAULT (not guest RAM), -ENOSPC (a hole
+ * would split a mapping beyond the mapping budget: the pages from there on
+ * stay backed; gmm_last_error() says).
  */
 int gmm_guest_discard(struct gmm_guest *guest, uint64_t gpa, uint64_t size);
 
