@@ -296,47 +296,58 @@ bool guestmem_is_ram(const struct guestmem *gm, uint64_t gpa, uint64_t len)
 	return find_range(gm, gpa, len) != NULL;
 }
 
-static int complete_mmio(struct guestmem *gm, struct kvm_run *run)
-{
-	uint64_t gpa = run->mmio.phys_addr;
-	uint32_t len = run->mmio.len;
-	struct region *r = guestmem_find(gm, gpa);
-	int ret;
+/* An exit's access: the pages [gpa, end) and, for MMIO, the data to complete. */
+struct access {
+	uint64_t gpa, end;
+	unsigned int len;	/* MMIO: bytes; KVM_EXIT_MEMORY_FAULT: 0 */
+	bool is_write;
+	void *data;
+};
 
-	if (!r)
-		return 0;
-	if (len > sizeof(run->mmio.data) || len > r->slot.size - (gpa - r->slot.gpa))
-		return -EFAULT;
-	ret = gm->ops->fault(gm, r, gpa, len, run->mmio.is_write, run->mmio.data);
-	return ret ? ret : 1;
-}
-
-static int memory_fault(struct guestmem *gm, struct kvm_run *run)
+/* 1: RAM, a in it; 0: not RAM (a device's); negative: a bad exit. */
+static int decode(struct guestmem *gm, struct kvm_run *run, struct access *a, struct region **r)
 {
 	struct gmm_kvm_memory_fault *mf = gmm_kvm_memory_fault(run);
-	uint64_t size = mf->size ? mf->size : 1, end = mf->gpa + size;
-	struct region *r = find_range(gm, mf->gpa, size);
 
-	if (!r)
-		return 0;
-	if (mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE)
-		return -EINVAL;
-	for (uint64_t gpa = mf->gpa & ~(uint64_t)4095; gpa < end; gpa += 4096) {
-		int ret = gm->ops->fault(gm, r, gpa, 0, false, NULL);
-
-		if (ret)
-			return ret;
+	if (run->exit_reason == KVM_EXIT_MMIO) {
+		*a = (struct access){ run->mmio.phys_addr, 0, run->mmio.len, run->mmio.is_write,
+				      run->mmio.data };
+		*r = guestmem_find(gm, a->gpa);
+		if (!*r)
+			return 0;
+		if (a->len > sizeof(run->mmio.data) || !find_range(gm, a->gpa, a->len))
+			return -EFAULT;
+		a->end = a->gpa + 1;	/* one call backs the access, straddling or not */
+		return 1;
 	}
-	return 1;
+	if (run->exit_reason != KVM_EXIT_MEMORY_FAULT)
+		return 0;
+	*a = (struct access){ mf->gpa & ~4095ULL, mf->gpa + (mf->size ? mf->size : 1), 0, false,
+			      NULL };
+	*r = find_range(gm, mf->gpa, a->end - mf->gpa);
+	if (!*r)
+		return 0;
+	return mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE ? -EINVAL : 1;
 }
 
+/*
+ * The vCPU exit's path to the pool: guestmem_fault -> ops->fault (gmm:
+ * gmm_fault) -> gmm_guest_fault -> back_range -> back_page -> gmm_alloc.
+ */
 int guestmem_fault(struct guestmem_vcpu *v, struct kvm_run *run)
 {
-	if (run->exit_reason == KVM_EXIT_MMIO)
-		return complete_mmio(v->gm, run);
-	if (run->exit_reason == KVM_EXIT_MEMORY_FAULT)
-		return memory_fault(v->gm, run);
-	return 0;
+	struct guestmem *gm = v->gm;
+	struct region *r;
+	struct access a;
+	int ret = decode(gm, run, &a, &r);
+
+	for (; ret > 0 && a.gpa < a.end; a.gpa += 4096) {
+		int err = gm->ops->fault(gm, r, a.gpa, a.len, a.is_write, a.data);
+
+		if (err)
+			return err;
+	}
+	return ret;
 }
 
 int guestmem_efault(struct guestmem_vcpu *v, char *why, size_t whylen)

@@ -245,32 +245,28 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	return 0;
 }
 
-static void handle_mmio(struct vcpu *v)
+/* An MMIO or memory-fault exit that guestmem_fault() did not back (ret <= 0). */
+static void memory_exit(struct vcpu *v, int ret)
 {
-	int ret = guestmem_fault(v->gmv, v->run);
+	struct kvm_run *run = v->run;
+	uint64_t gpa = run->exit_reason == KVM_EXIT_MMIO ? run->mmio.phys_addr :
+		       gmm_kvm_memory_fault(run)->gpa;
 
-	if (ret > 0)
-		return;
 	if (ret < 0) {
 		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: cannot back guest page at 0x%llx: %s",
-			v->id, (unsigned long long)v->run->mmio.phys_addr,
+			v->id, (unsigned long long)gpa,
 			ret == -ENOSPC ? gmm_last_error() : strerror(-ret));
 		return;
 	}
-	/* No MMIO devices yet: reads see all-ones, writes are dropped. */
-	if (!v->run->mmio.is_write)
-		memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
-}
-
-static void handle_memory_fault(struct vcpu *v)
-{
-	struct gmm_kvm_memory_fault *mf = gmm_kvm_memory_fault(v->run);
-	int ret = guestmem_fault(v->gmv, v->run);
-
-	if (ret > 0)
+	if (run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: memory fault at 0x%llx (flags 0x%llx) not in guest RAM",
+			v->id, (unsigned long long)gpa,
+			(unsigned long long)gmm_kvm_memory_fault(run)->flags);
 		return;
-	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: memory fault at 0x%llx (flags 0x%llx) not in guest RAM",
-		v->id, (unsigned long long)mf->gpa, (unsigned long long)mf->flags);
+	}
+	/* No MMIO devices yet: reads see all-ones, writes are dropped. */
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 }
 
 static void handle_system_event(struct vcpu *v)
@@ -284,16 +280,17 @@ static void handle_system_event(struct vcpu *v)
 static void handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
+	int ret;
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		ports_io(v);
 		return;
 	case KVM_EXIT_MMIO:
-		handle_mmio(v);
-		return;
 	case KVM_EXIT_MEMORY_FAULT:
-		handle_memory_fault(v);
+		ret = guestmem_fault(v->gmv, run);	/* backs guest RAM */
+		if (ret <= 0)
+			memory_exit(v, ret);
 		return;
 	case KVM_EXIT_INTR:
 		return;
