@@ -215,18 +215,25 @@ static int back_range(struct guestmem *gm, struct region *r, uint64_t gpa, uint6
 	return ret;
 }
 
-static int anon_fault(struct guestmem *gm, struct region *r, uint64_t gpa, unsigned int len,
-		      bool is_write, void *data)
+/* Back the units of [gpa, gpa + len) (at least gpa's), then copy len bytes. */
+static int back_copy(struct guestmem *gm, struct region *r, uint64_t gpa, void *buf, size_t len,
+		     bool write, bool fault)
 {
-	int ret = back_range(gm, r, gpa, len ? len : 1, true);
+	int ret = back_range(gm, r, gpa, len ? len : 1, fault);
 
 	if (ret || !len)
 		return ret;
-	if (is_write)
-		memcpy(guestmem_hva(r, gpa), data, len);
+	if (write)
+		memcpy(guestmem_hva(r, gpa), buf, len);
 	else
-		memcpy(data, guestmem_hva(r, gpa), len);
+		memcpy(buf, guestmem_hva(r, gpa), len);
 	return 0;
+}
+
+static int anon_fault(struct guestmem *gm, struct region *r, uint64_t gpa, unsigned int len,
+		      bool is_write, void *data)
+{
+	return back_copy(gm, r, gpa, data, len, is_write, true);
 }
 
 static int anon_populate(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len)
@@ -237,15 +244,7 @@ static int anon_populate(struct guestmem *gm, struct region *r, uint64_t gpa, ui
 static int anon_copy(struct guestmem *gm, struct region *r, uint64_t gpa, void *buf,
 		     size_t len, bool write)
 {
-	int ret = back_range(gm, r, gpa, len, false);
-
-	if (ret)
-		return ret;
-	if (write)
-		memcpy(guestmem_hva(r, gpa), buf, len);
-	else
-		memcpy(buf, guestmem_hva(r, gpa), len);
-	return 0;
+	return back_copy(gm, r, gpa, buf, len, write, false);
 }
 
 /* Put the unit back to an unbacked placeholder. */
