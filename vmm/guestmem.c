@@ -356,7 +356,9 @@ int guestmem_efault(struct guestmem_vcpu *v, char *why, size_t whylen)
 	uint64_t seq;
 
 	if (gm->uffd < 0) {
-		snprintf(why, whylen, "guest RAM is not backed by userfaultfd here");
+		snprintf(why, whylen, "KVM gave no exit for a guest access%s",
+			 gm->cfg.mode == GUESTMEM_PLAIN ? "" :
+			 " (unbacked pages exit only on some kernels: try --fault-path uffd)");
 		return 0;
 	}
 	if (atomic_load(&gm->uffd_err)) {
