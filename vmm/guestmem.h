@@ -177,4 +177,11 @@ void guestmem_unpin(struct guestmem *gm, uint64_t gpa, size_t len);
 
 void guestmem_get_stats(struct guestmem *gm, struct guestmem_stats *st);
 
+/*
+ * The reason for err, a negative errno a guestmem call just returned on
+ * this thread: libgmm's own message in gmm mode (e.g. the mapping limit),
+ * else strerror().
+ */
+const char *guestmem_strerror(const struct guestmem *gm, int err);
+
 #endif

@@ -263,6 +263,13 @@ struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm)
 	return gm->ops == &guestmem_gmm_ops && gm->priv ? guest_of(gm) : NULL;
 }
 
+const char *guestmem_strerror(const struct guestmem *gm, int err)
+{
+	if (gm->ops == &guestmem_gmm_ops && err == -ENOSPC)
+		return gmm_last_error();
+	return strerror(-err);
+}
+
 /* A vCPU exit, a userfaultfd fault or a KVM_EXIT_MEMORY_FAULT page. */
 static int gmm_fault(struct guestmem *gm, struct region *r, uint64_t gpa, unsigned int len,
 		     bool is_write, void *data)

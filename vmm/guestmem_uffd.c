@@ -13,7 +13,7 @@
  * to guest memory are kernel-mode faults.
  */
 #include "guestmem_impl.h"
-#include <gmm/gmm.h>
+#include <gmm/thread.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -154,7 +154,7 @@ static void serve(struct guestmem *gm, const struct uffd_msg *m)
 	if (ret) {
 		fail(gm, ret, "thread %u faulted at guest address 0x%llx (host %p): %s",
 		     m->arg.pagefault.feat.ptid, (unsigned long long)gpa, (void *)addr,
-		     ret == -ENOSPC && gm->ops->gmm_thread ? gmm_last_error() : strerror(-ret));
+		     guestmem_strerror(gm, ret));
 		mmap((void *)wake.start, unit, PROT_NONE,
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 	} else {

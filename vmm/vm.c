@@ -4,7 +4,6 @@
  * from guestmem, vCPU threads and their exit loop, and stopping the VM
  * (guest power-off, crash, or a signal) with a meaningful exit code.
  */
-#include <gmm/gmm.h>
 #include <gmm/kvm_compat.h>
 #include "vmm.h"
 
@@ -255,7 +254,7 @@ static void memory_exit(struct vcpu *v, int ret)
 	if (ret < 0) {
 		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: cannot back guest page at 0x%llx: %s",
 			v->id, (unsigned long long)gpa,
-			ret == -ENOSPC ? gmm_last_error() : strerror(-ret));
+			guestmem_strerror(v->vm->gm, ret));
 		return;
 	}
 	if (run->exit_reason == KVM_EXIT_MEMORY_FAULT) {

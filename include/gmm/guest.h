@@ -37,6 +37,9 @@
  * draining the caches).  Map entries are atomic, so lookups
  * (gmm_guest_gpa_to_pfn, statistics) take no lock.  Running vCPUs hold no
  * lock: the host kernel's page tables switch atomically with each mmap.
+ * With a userfaultfd, a discarded range is PROT_NONE between its unmapping
+ * and its registration: a vCPU touching it then sees -EFAULT from KVM_RUN
+ * and should re-enter once the discard is over.
  */
 #ifndef GMM_GUEST_H
 #define GMM_GUEST_H
