@@ -431,7 +431,7 @@ static int64_t boundaries(const struct region *r, uint64_t a, uint64_t b)
 	return n;
 }
 
-/* Room for @more mappings (a new run splits a placeholder in three: 2)? */
+/* Room for @more mappings (a run inside a placeholder splits it in three: 2)? */
 static int check_maps(struct gmm_guest *g, uint64_t gpa, int64_t more)
 {
 	int64_t maps = __atomic_load_n(&g->maps, __ATOMIC_RELAXED);
@@ -470,12 +470,26 @@ static int unmap_pages(struct gmm_guest *g, struct region *r, uint64_t idx, uint
 	return err ? err : placeholder(g, r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT);
 }
 
+/* Mappings gained by mapping frames [@pfn, +@nr) at the unbacked pages [@idx, +@nr). */
+static int64_t install_delta(const struct region *r, uint64_t idx, uint64_t pfn, uint64_t nr)
+{
+	uint64_t end = idx + nr;
+	uint64_t a = idx ? entry_get(r, idx - 1) : 0;
+	uint64_t b = end < r->nr_pages ? entry_get(r, end) : 0;
+	int64_t before = (idx && a) + (end < r->nr_pages && b);
+	int64_t after = (idx && (!a || entry_pfn(a) + 1 != pfn)) +
+			(end < r->nr_pages && (!b || entry_pfn(b) != pfn + nr));
+
+	return after - before;
+}
+
 /* Map @nr frames from @pfn at page @idx and record them. */
 static int install(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
 		   uint64_t nr, uint64_t flags)
 {
 	int64_t before;
-	int err = check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT), 2);
+	int err = check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT),
+			     install_delta(r, idx, pfn, nr));
 
 	err = err ? err : map_frames(g, r, idx, pfn, nr);
 	if (err)
