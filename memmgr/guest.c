@@ -452,8 +452,8 @@ static int check_maps(struct gmm_guest *g, uint64_t gpa, int64_t more)
 	if (maps + more <= __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED))
 		return 0;
 	return gmm_set_error(-ENOSPC, "guest: backing gpa 0x%llx needs a host mapping beyond "
-			     "vm.max_map_count (%ld; guest RAM has %lld mappings, the rest of the "
-			     "process %ld): raise it (sysctl vm.max_map_count) or use --hugepages 2M",
+			     "vm.max_map_count (%ld; mappings: %lld of guest RAM, %ld of the rest of "
+			     "the process): raise it (sysctl vm.max_map_count) or use --hugepages 2M",
 			     (unsigned long long)gpa, max, (long long)maps,
 			     (long)(count_maps() - maps));
 }
