@@ -159,10 +159,13 @@ static int memory_fault_info(void)
 }
 
 /*
- * How unbacked guest pages reach us.  kvm_pvm exits with KVM_EXIT_MMIO at a
- * PROT_NONE page; upstream KVM returns a bare -EFAULT from KVM_RUN there
- * (it fills memory_fault only for private guest_memfd memory), so lazy
- * backing goes through userfaultfd.
+ * How unbacked guest pages reach us.  Upstream KVM returns a bare -EFAULT
+ * from KVM_RUN on a PROT_NONE page (it fills memory_fault only for private
+ * guest_memfd memory); kvm_pvm exits with KVM_EXIT_MMIO only for accesses it
+ * emulates (guest kernel mode) and also fails with a bare -EFAULT for guest
+ * user mode, which it runs natively.  So auto takes userfaultfd on every
+ * kernel; --fault-path exits keeps the exit path (kvm_pvm kernel mode,
+ * KVM_EXIT_MEMORY_FAULT).
  */
 static void pick_fault_path(struct vm *vm, const struct vmm_opts *o)
 {
@@ -174,11 +177,12 @@ static void pick_fault_path(struct vm *vm, const struct vmm_opts *o)
 	vm->mem.uffd_handlers = o->vcpus < GUESTMEM_UFFD_MAX_HANDLERS ? o->vcpus :
 				GUESTMEM_UFFD_MAX_HANDLERS;
 	if (o->fault_path_auto)
-		vm->mem.faults = pvm ? GUESTMEM_FAULTS_EXIT : GUESTMEM_FAULTS_UFFD;
+		vm->mem.faults = GUESTMEM_FAULTS_UFFD;
 	snprintf(vm->fault_path, sizeof(vm->fault_path), "%s (%s; %s%s)",
 		 o->mem.mode == GUESTMEM_PLAIN ? "none, all RAM mapped" :
 		 guestmem_faults_name(vm->mem.faults),
-		 info < 0 ? "no /dev/kvm" : pvm ? "kvm_pvm: KVM_EXIT_MMIO on unbacked pages" :
+		 info < 0 ? "no /dev/kvm" : pvm ?
+		 "kvm_pvm: KVM_EXIT_MMIO from guest kernel mode, bare -EFAULT from user mode" :
 		 "upstream KVM: bare -EFAULT on unbacked pages",
 		 info > 0 ? "KVM_EXIT_MEMORY_FAULT for private memory, " : "",
 		 o->fault_path_auto ? "auto" : "--fault-path");

@@ -90,7 +90,7 @@ struct vm {
 	size_t run_size;
 	struct guestmem *gm;
 	struct guestmem_cfg mem;	/* opts->mem with the fault path resolved */
-	char fault_path[128];		/* which path unbacked pages take, and why */
+	char fault_path[256];		/* which path unbacked pages take, and why */
 	struct vcpu vcpus[VMM_MAX_VCPUS];
 	unsigned int nr_vcpus;
 	struct serial serial;
