@@ -178,29 +178,47 @@ static void test_fault(enum guestmem_mode mode, unsigned int handlers)
 	guestmem_destroy(gm);
 }
 
+/* A 16 MiB guest with a writer and a reader of gpa; the writer has written. */
+struct one_page {
+	uint64_t gpa;
+	struct toucher w, r;
+};
+
+static struct guestmem *one_page(struct one_page *p, enum guestmem_mode mode,
+				 uint64_t page_size, uint64_t gpa)
+{
+	struct guestmem *gm = make(mode, GUESTMEM_FAULTS_UFFD, 16 * MIB, 0, page_size, 1);
+
+	p->gpa = gpa;
+	p->w = (struct toucher){ .gm = gm, .gpas = &p->gpa, .n = 1, .write = true };
+	p->r = (struct toucher){ .gm = gm, .gpas = &p->gpa, .n = 1 };
+	if (gm)
+		EXPECT(run_toucher(&p->w) == 0);
+	return gm;
+}
+
 static void test_discard_refault(enum guestmem_mode mode)
 {
-	struct guestmem *gm = make(mode, GUESTMEM_FAULTS_UFFD, 16 * MIB, 0, PAGE, 1);
-	uint64_t gpa = 5 * MIB + 3 * PAGE + 16;
-	struct toucher w = { .gm = gm, .gpas = &gpa, .n = 1, .write = true };
-	struct toucher r = { .gm = gm, .gpas = &gpa, .n = 1 };
+	struct one_page p;
+	struct guestmem *gm = one_page(&p, mode, PAGE, 5 * MIB + 3 * PAGE + 16);
+	uint64_t gpa = p.gpa;
+	struct toucher *w = &p.w, *r = &p.r;
 	struct guestmem_stats st;
 
 	if (!gm)
 		return;
-	EXPECT(run_toucher(&w) == 0);
-	EXPECT(run_toucher(&r) == 0 && r.got[0] == (gpa ^ MAGIC));
+	EXPECT(run_toucher(r) == 0 && r->got[0] == (gpa ^ MAGIC));
 	EXPECT(guestmem_discard(gm, gpa & ~(PAGE - 1), PAGE) == 0);
 	guestmem_get_stats(gm, &st);
 	EXPECT(st.discards == 1 && st.uffd_faults == 1);
 	if (mode == GUESTMEM_GMM)
 		EXPECT(gmm_guest_gpa_to_pfn(guestmem_gmm_guest(gm), gpa) == GMM_PFN_NONE);
 	/* the placeholder is back and registered: the next touch faults, reads 0 */
-	r.got[0] = 1;
-	EXPECT(run_toucher(&r) == 0 && r.got[0] == 0);
+	r->got[0] = 1;
+	EXPECT(run_toucher(r) == 0 && r->got[0] == 0);
 	guestmem_get_stats(gm, &st);
 	EXPECT(st.uffd_faults == 2);
-	EXPECT(run_toucher(&w) == 0);
+	EXPECT(run_toucher(w) == 0);
 	if (mode == GUESTMEM_GMM)
 		EXPECT(pool_word(gm, gpa) == (gpa ^ MAGIC));
 	guestmem_destroy(gm);
@@ -208,15 +226,14 @@ static void test_discard_refault(enum guestmem_mode mode)
 
 static void hugetlbfs(enum guestmem_mode mode)
 {
-	struct guestmem *gm = make(mode, GUESTMEM_FAULTS_UFFD, 16 * MIB, 0, HUGE, 1);
-	uint64_t gpa = 3 * MIB + 8;
-	struct toucher w = { .gm = gm, .gpas = &gpa, .n = 1, .write = true };
-	struct toucher r = { .gm = gm, .gpas = &gpa, .n = 1 };
+	struct one_page p;
+	struct guestmem *gm = one_page(&p, mode, HUGE, 3 * MIB + 8);
+	uint64_t gpa = p.gpa;
+	struct toucher r = p.r;
 	struct guestmem_stats st;
 
 	if (!gm)
 		return;
-	EXPECT(run_toucher(&w) == 0);
 	guestmem_get_stats(gm, &st);
 	EXPECT(st.uffd_faults == 1);
 	/* the whole 2 MiB host page is mapped at once */
