@@ -57,7 +57,7 @@ static const char usage[] =
 "  -a, --cmdline STR        kernel command line\n"
 "Benchmark guest:\n"
 "  -w, --guest-workload STR workload, e.g. \"touch=64 verify churn=16 verify\"\n"
-"                           (touch=MiB, churn=MiB, rounds=N, verify, quiet)\n"
+"                           (touch=MiB, churn=MiB, rounds=N, verify, iotest, quiet)\n"
 "      --guest FILE         benchmark guest ELF instead of the built-in one\n"
 "      --dump-dtb FILE      write the device tree given to the guest to FILE\n"
 "      --x-lose-page        test hook: drop one page the guest touched, behind\n"

@@ -321,6 +321,27 @@ static void handle_exit(struct vcpu *v)
 	}
 }
 
+/*
+ * KVM_RUN failed with a bare EFAULT that guestmem_efault() could not explain
+ * away (why: its reason). Upstream x86 KVM, and kvm_pvm for an access from
+ * guest user mode (which it runs natively), do this when the guest touches
+ * host memory that is not mapped, and name no guest address: say where the
+ * guest was, the best lead there is.
+ */
+static void stop_on_efault(struct vcpu *v, const char *why)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) || ioctl(v->fd, KVM_GET_SREGS, &sregs)) {
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s: %s", v->id, strerror(EFAULT),
+			why);
+		return;
+	}
+	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s at guest rip 0x%llx (CPL %u): %s",
+		v->id, strerror(EFAULT), (unsigned long long)regs.rip, sregs.cs.selector & 3, why);
+}
+
 static int run_once(struct vcpu *v)
 {
 	char why[256];
@@ -342,7 +363,7 @@ static int run_once(struct vcpu *v)
 	}
 	if (guestmem_efault(v->gmv, why, sizeof(why)))
 		return 1;
-	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: Bad address: %s", v->id, why);
+	stop_on_efault(v, why);
 	return -1;
 }
 

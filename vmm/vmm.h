@@ -7,6 +7,7 @@
 #ifndef GMM_VMM_VMM_H
 #define GMM_VMM_VMM_H
 
+#include "balloon_ctl.h"
 #include "guestmem.h"
 #include "serial.h"
 
@@ -114,6 +115,12 @@ struct vm {
 	atomic_uint result_errors;
 	int guest_status;		/* from the poweroff port, -1: none */
 	atomic_int lost_page;
+
+	/* balloon_ctl.c: the balloon's control ops and the monitor's listener */
+	const struct balloon_ctl_ops *_Atomic balloon_ops;
+	void *balloon_opaque;
+	void (*_Atomic balloon_listener)(void *opaque, uint64_t actual);
+	void *balloon_listener_opaque;
 };
 
 /* options.c */

@@ -3,7 +3,8 @@
  * tests/guest/kernel.c - everything the benchmark guest does in kernel mode,
  * kept minimal because CPL0 is emulated on this host: identity page tables
  * with user access (2 MiB pages up to the end of RAM), GDT with per-CPU
- * TSSs, an IDT whose handlers report to the host and stop, and the iretq to
+ * TSSs, an IDT whose handlers report to the host and stop (except a #GP on
+ * user mode's port I/O, which head.S performs and resumes), and the iretq to
  * user mode with IOPL 3.
  */
 #include "guest.h"

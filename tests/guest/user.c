@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/guest/user.c - the benchmark guest's user-mode part (CPL3, IOPL 3,
- * native speed): reads the device tree, drives the serial port, runs the
+ * native speed; where the host faults user port I/O anyway, head.S's #GP
+ * handler performs it): reads the device tree, drives the serial port, runs the
  * workloads named in /chosen/bootargs on every CPU's own slice of RAM, checks
  * every page it wrote, and reports JSON result lines to the host.
  *
  * Workloads, run in order: touch=MiB (write a pattern to the first MiB of
  * RAM, split over the CPUs), churn=MiB (discard that much through the host's
  * discard port, then re-write it; rounds=N times), verify (check every page
- * written: pattern of (gpa, generation), or zero after a discard), quiet.
+ * written: pattern of (gpa, generation), or zero after a discard), iotest
+ * (CPU 0 runs every in/out encoding and checks widths and data), quiet.
  */
 #include "guest.h"
 
@@ -357,6 +359,80 @@ static void do_verify(uint64_t cpu, struct slice *s)
 	report(s);
 }
 
+/* ---- port I/O encodings (performed by head.S's #GP handler on kvm_pvm) ---- */
+
+#define PORT_UNCLAIMED	0x80	/* no device: reads all ones, writes dropped */
+#define PORT_PIC2_IMR	0xa1	/* in-kernel PIC: the slave's interrupt mask */
+#define IO_FILL		0x1122334455667788ULL
+
+static void io_check(struct slice *s, uint64_t *checks, uint64_t got, uint64_t want)
+{
+	(*checks)++;
+	if (got != want)
+		note_error(s, "port I/O result", *checks);
+}
+
+/* Reads: each width keeps (8, 16 bits) or clears (32 bits) the rest of rax. */
+static void io_reads(struct slice *s, uint64_t *n)
+{
+	uint64_t a;
+	uint16_t dx = PORT_UNCLAIMED;
+
+	a = IO_FILL;
+	__asm__ volatile("inb %%dx, %%al" : "+a"(a) : "d"(dx));
+	io_check(s, n, a, 0x11223344556677ffULL);
+	a = IO_FILL;
+	__asm__ volatile("inw %%dx, %%ax" : "+a"(a) : "d"(dx));
+	io_check(s, n, a, 0x112233445566ffffULL);
+	a = IO_FILL;
+	__asm__ volatile("inl %%dx, %%eax" : "+a"(a) : "d"(dx));
+	io_check(s, n, a, 0xffffffffULL);
+	a = IO_FILL;
+	__asm__ volatile("inb %1, %%al" : "+a"(a) : "i"(PORT_UNCLAIMED));
+	io_check(s, n, a, 0x11223344556677ffULL);
+	a = IO_FILL;
+	__asm__ volatile("inw %1, %%ax" : "+a"(a) : "i"(PORT_UNCLAIMED));
+	io_check(s, n, a, 0x112233445566ffffULL);
+	a = IO_FILL;
+	__asm__ volatile("inl %1, %%eax" : "+a"(a) : "i"(PORT_UNCLAIMED));
+	io_check(s, n, a, 0xffffffffULL);
+}
+
+/* Writes: every width is stepped over; bytes read back from real registers. */
+static void io_writes(struct slice *s, uint64_t *n)
+{
+	uint16_t dx = PORT_UNCLAIMED, scr = (uint16_t)(cfg.serial + 7);
+	uint64_t a = IO_FILL;
+	uint8_t mask = inb(PORT_PIC2_IMR);
+
+	__asm__ volatile("outb %%al, %%dx\n\toutw %%ax, %%dx\n\toutl %%eax, %%dx\n\t"
+			 "outb %%al, %1\n\toutw %%ax, %1\n\toutl %%eax, %1"
+			 : : "a"(a), "i"(PORT_UNCLAIMED), "d"(dx));
+	io_check(s, n, a, IO_FILL);
+	outb(scr, 0x5a);
+	io_check(s, n, inb(scr), 0x5a);
+	__asm__ volatile("outb %%al, %1" : : "a"((uint8_t)0xa5), "i"(PORT_PIC2_IMR));
+	io_check(s, n, inb(PORT_PIC2_IMR), 0xa5);
+	outb(PORT_PIC2_IMR, mask);
+}
+
+static void do_iotest(uint64_t cpu, struct slice *s)
+{
+	uint64_t checks = 0, t = rdtsc();
+	struct strbuf sb;
+
+	if (cpu)
+		return;
+	io_reads(s, &checks);
+	io_writes(s, &checks);
+	t = rdtsc() - t;
+	sb = line_start(s, cpu, "iotest");
+	sb_kv_u64(&sb, "checks", checks);
+	sb_kv_u64(&sb, "errors", s->errors);
+	line_end(&sb, t);
+	report(s);
+}
+
 /* ---- command line ---- */
 
 static const char *next_token(const char *p, char *tok, size_t max)
@@ -406,6 +482,8 @@ static void run_token(uint64_t cpu, struct slice *s, const char *tok, uint64_t *
 		*rounds = number(tok + 7) ? number(tok + 7) : 1;
 	else if (!strncmp(tok, "verify", 7))
 		do_verify(cpu, s);
+	else if (!strncmp(tok, "iotest", 7))
+		do_iotest(cpu, s);
 	else if (!strncmp(tok, "quiet", 6))
 		quiet = true;
 	else if (cpu == 0) {
