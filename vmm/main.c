@@ -176,6 +176,9 @@ static void summary_gmm_text(const struct guestmem_stats *st, const struct gmm_f
 	printf("gmm-vmm: guest RAM on aligned 2 MiB blocks: %llu of %llu MiB backed (%.1f%%), %llu faults took a 2 MiB block\n",
 	       (unsigned long long)(st->huge_bytes >> 20), (unsigned long long)(backed >> 20),
 	       permille(st->huge_bytes, backed) / 10.0, (unsigned long long)st->huge_faults);
+	printf("gmm-vmm: host mappings of guest RAM: %llu (%llu per GiB backed; at most %llu below vm.max_map_count)\n",
+	       (unsigned long long)st->mappings, (unsigned long long)st->mappings_per_gib,
+	       (unsigned long long)st->mappings_max);
 	printf("gmm-vmm: free pool memory: %llu MiB reported to the host, %llu MiB unreported (%llu MiB reported in %llu passes%s)\n",
 	       (unsigned long long)(g->report.free_reported >> 20),
 	       (unsigned long long)(g->report.free_unreported >> 20),
@@ -200,6 +203,8 @@ static void summary_text(struct vm *vm, int code, uint64_t t_end,
 	       (unsigned long long)st->faults,
 	       (unsigned long long)(st->backed * st->page_size >> 20),
 	       (unsigned long long)st->discards, (unsigned long long)(st->page_size >> 10));
+	printf("gmm-vmm: guest page faults: %s, %llu through userfaultfd\n", vm->fault_path,
+	       (unsigned long long)st->uffd_faults);
 	printf("gmm-vmm: host RSS %llu MiB (peak %llu MiB)\n",
 	       (unsigned long long)(rss >> 10), (unsigned long long)(hwm >> 10));
 	if (guestmem_gmm_pool(vm->gm))
@@ -210,6 +215,9 @@ static void summary_text(struct vm *vm, int code, uint64_t t_end,
 
 static void summary_json_gmm(const struct guestmem_stats *st, const struct gmm_figures *g)
 {
+	printf(",\"mappings\":%llu,\"mappings_per_gib\":%llu,\"mappings_max\":%llu",
+	       (unsigned long long)st->mappings, (unsigned long long)st->mappings_per_gib,
+	       (unsigned long long)st->mappings_max);
 	printf(",\"huge_faults\":%llu,\"huge_bytes\":%llu,\"huge_permille\":%u,"
 	       "\"free_reported\":%llu,\"free_unreported\":%llu,\"reported_bytes\":%llu,"
 	       "\"report_passes\":%llu,\"buddyinfo_before\":%s,\"buddyinfo_after\":%s",
@@ -243,6 +251,8 @@ static void summary_json(struct vm *vm, int code, uint64_t t_end,
 	       (unsigned long long)(vm->t_user ? vm->t_user - vm->t_start : 0),
 	       (unsigned long long)(vm->t_first_result ? vm->t_first_result - vm->t_start : 0),
 	       (unsigned long long)(t_end - vm->t_start));
+	printf(",\"fault_path\":\"%s\",\"uffd_faults\":%llu",
+	       guestmem_faults_name(vm->mem.faults), (unsigned long long)st->uffd_faults);
 	if (guestmem_gmm_pool(vm->gm))
 		summary_json_gmm(st, g);
 	devices_summary(vm, true);

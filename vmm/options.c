@@ -39,6 +39,12 @@ static const char usage[] =
 "                           lazy: anonymous pages mapped on first touch, no\n"
 "                           gmm (the control); plain: anonymous memory, all\n"
 "                           accessible (the benchmark baseline).\n"
+"      --fault-path auto|exits|uffd\n"
+"                           gmm, lazy: how an unbacked page reaches the VMM:\n"
+"                           uffd (userfaultfd; auto, the default: works on\n"
+"                           every KVM) or exits (KVM_EXIT_MMIO, which kvm_pvm\n"
+"                           gives for guest kernel mode only, or\n"
+"                           KVM_EXIT_MEMORY_FAULT)\n"
 "      --report-delay-ms N  gmm: report free pool memory to the host N ms after\n"
 "                           it appears (default 500; 0 = no reporting)\n"
 "      --device-memory SIZE gmm: extra pool memory on node 0 for device memory\n"
@@ -154,6 +160,18 @@ static int parse_hugepages(struct vmm_opts *o, const char *arg)
 		o->mem.page_size = 1ULL << 30;
 	else
 		return fail("--hugepages: expected none, 2M or 1G, got '%s'", arg);
+	return 0;
+}
+
+static int parse_fault_path(struct vmm_opts *o, const char *arg)
+{
+	o->fault_path_auto = !strcmp(arg, "auto");
+	if (o->fault_path_auto || !strcmp(arg, "uffd"))
+		o->mem.faults = GUESTMEM_FAULTS_UFFD;
+	else if (!strcmp(arg, "exits"))
+		o->mem.faults = GUESTMEM_FAULTS_EXIT;
+	else
+		return fail("--fault-path: expected auto, exits or uffd, got '%s'", arg);
 	return 0;
 }
 
@@ -277,7 +295,7 @@ static int parse_balloon(struct vmm_opts *o, const char *arg)
 
 enum {
 	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
-	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST,
+	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST, OPT_FAULTS,
 };
 
 static const struct option longopts[] = {
@@ -287,6 +305,7 @@ static const struct option longopts[] = {
 	{ "prealloc", no_argument, NULL, OPT_PREALLOC },
 	{ "memory-mode", required_argument, NULL, OPT_MODE },
 	{ "report-delay-ms", required_argument, NULL, OPT_REPORT },
+	{ "fault-path", required_argument, NULL, OPT_FAULTS },
 	{ "device-memory", required_argument, NULL, OPT_DEVMEM },
 	{ "vcpus", required_argument, NULL, 'c' },
 	{ "kernel", required_argument, NULL, 'k' },
@@ -320,6 +339,8 @@ static int parse_one(struct vmm_opts *o, int c, const char *arg)
 		return parse_mode(o, arg);
 	case OPT_REPORT:
 		return parse_report_delay(o, arg);
+	case OPT_FAULTS:
+		return parse_fault_path(o, arg);
 	case OPT_DEVMEM:
 		return parse_device_memory(o, arg);
 	case 'c':
@@ -395,6 +416,7 @@ int opts_parse(struct vmm_opts *o, int argc, char **argv)
 	o->mem.mode = GUESTMEM_GMM;
 	o->mem.report_delay_ms = GUESTMEM_REPORT_DELAY_MS;
 	o->balloon_cfg.free_page_reporting = true;
+	o->fault_path_auto = true;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:c:k:i:a:w:qh", longopts, NULL)) != -1) {
 		ret = parse_one(o, c, c == ':' || c == '?' ? argv[optind - 1] : optarg);

@@ -73,6 +73,7 @@ struct vmm_opts {
 	bool balloon;
 	struct balloon_cfg balloon_cfg;
 	const char *qtest;		/* socket to connect to, no vCPUs */
+	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
 };
 
 struct vm;
@@ -94,6 +95,8 @@ struct vm {
 	int vm_fd;
 	size_t run_size;
 	struct guestmem *gm;
+	struct guestmem_cfg mem;	/* opts->mem with the fault path resolved */
+	char fault_path[256];		/* which path unbacked pages take, and why */
 	struct vcpu vcpus[VMM_MAX_VCPUS];
 	unsigned int nr_vcpus;
 	struct serial serial;
