@@ -18,6 +18,7 @@
 #define COMPACT_MAX_DEFER_SHIFT 6
 #define EXTFRAG_THRESHOLD 500    /* vm.extfrag_threshold */
 #define COMPACTION_HPAGE_ORDER GMM_PAGEBLOCK_ORDER
+#define FAST_SEARCH_MAX 32       /* free list entries looked at per order */
 
 struct blk {
 	uint64_t pfn;
@@ -216,6 +217,40 @@ static uint64_t take_free_block(struct compact_control *cc, uint64_t b, uint64_t
 	return pfn;
 }
 
+/*
+ * The kernel's fast_isolate_freepages(), simplified: take targets straight
+ * from the MOVABLE free lists, orders below the one being produced (below
+ * a pageblock for a whole-zone pass), when they lie in the upper half of
+ * what the scanners have left; at most FAST_SEARCH_MAX entries per order.
+ */
+static void fast_isolate_free(struct compact_control *cc, uint64_t low)
+{
+	struct gmm_zone *z = cc->z;
+	struct gmm_pool *p = z->pool;
+	int top = cc->order > 0 && cc->order < GMM_PAGEBLOCK_ORDER ? cc->order : GMM_PAGEBLOCK_ORDER;
+	uint64_t mid = low + (cc->free_pfn > low ? (cc->free_pfn - low) / 2 : 0);
+
+	for (int o = top - 1; o >= 0 && cc->nr_fr < COMPACT_CLUSTER_MAX; o--) {
+		uint32_t pfn = z->area[o][GMM_MT_MOVABLE].head;
+		unsigned int seen = 0;
+
+		while (pfn != PFN_NIL && seen < FAST_SEARCH_MAX && cc->nr_fr < COMPACT_CLUSTER_MAX) {
+			uint32_t next = (uint32_t)(p->link[pfn] >> 32);
+			uint8_t v = *pb_byte(p, pfn);
+
+			seen++;
+			if (pfn >= mid && !fr_reported(p, pfn) && !(v & PB_ISOLATE) &&
+			    (cc->ignore_skip || !(v & PB_SKIP))) {
+				freelist_del(z, pfn, (unsigned int)o, GMM_MT_MOVABLE);
+				fr_set(p, pfn, FR_ALLOC, (unsigned int)o, true);
+				cc->fr[cc->nr_fr++] = (struct blk){ pfn, (unsigned int)o };
+			}
+			pfn = next;
+		}
+		cc->res.free_scanned += seen;
+	}
+}
+
 /* The kernel's isolate_freepages(): pageblocks from the top, above the migrate scanner. */
 static void isolate_free(struct compact_control *cc)
 {
@@ -223,6 +258,7 @@ static void isolate_free(struct compact_control *cc)
 	uint64_t low = (cc->migrate_pfn + GMM_PAGEBLOCK_PAGES - 1) & ~(GMM_PAGEBLOCK_PAGES - 1);
 
 	pthread_mutex_lock(&z->lock);
+	fast_isolate_free(cc, low);
 	while (cc->nr_fr < COMPACT_CLUSTER_MAX && cc->free_pfn > low) {
 		uint64_t b = cc->free_pfn - GMM_PAGEBLOCK_PAGES, pos = cc->free_pos ? cc->free_pos : b;
 		unsigned int got = 0;
@@ -388,6 +424,10 @@ static int compact_zone(struct compact_control *cc, bool daemon)
 	int done = 0;
 
 	pthread_mutex_lock(&z->lock);
+	/* the kernel's compaction_restarting(): after the longest deferral, forget the skip bits */
+	if (cs->defer_shift == COMPACT_MAX_DEFER_SHIFT &&
+	    cs->considered >= 1u << COMPACT_MAX_DEFER_SHIFT)
+		clear_skip_bits(z);
 	cc->end_pfn = zone_end(z);
 	cc->migrate_pfn = cs->migrate_pfn > z->start_pfn ? cs->migrate_pfn : z->start_pfn;
 	cc->free_pfn = cs->free_pfn && cs->free_pfn <= cc->end_pfn ? cs->free_pfn : cc->end_pfn;
@@ -408,10 +448,11 @@ static int compact_zone(struct compact_control *cc, bool daemon)
 		done = order_free(cc);
 	cc->res.complete = cc->migrate_pfn >= cc->free_pfn;
 	if (cc->res.complete) {
-		/* a finished pass starts again from the ends with fresh skip bits */
+		/* a finished pass starts again from the ends */
 		cs->migrate_pfn = z->start_pfn;
 		cs->free_pfn = cc->end_pfn;
-		clear_skip_bits(z);
+		if (cc->ignore_skip || cc->proactive)
+			clear_skip_bits(z);
 	} else {
 		cs->migrate_pfn = cc->migrate_pfn;
 		cs->free_pfn = cc->free_pfn;

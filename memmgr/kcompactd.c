@@ -17,6 +17,7 @@
  * sees it freed; start and stop only start and join the threads.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -30,6 +31,7 @@ struct kcompactd_node {
 	int node;
 	unsigned int order;  /* highest order asked for since the last run */
 	bool pending;
+	uint64_t boosts[GMM_NR_ZONES]; /* the zones' boost events at the last look */
 };
 
 struct kcompactd {
@@ -56,9 +58,16 @@ static void count_wake(struct gmm_pool *p, int node)
 	}
 }
 
-/* A boosted zone: compact for a pageblock, then drop the boost (kswapd's part). */
-static void handle_boost(struct gmm_pool *p, int node)
+/*
+ * A zone boosted since the last look (a fallback stole from another type's
+ * pageblock; the boost itself may be gone already, cleared by frees):
+ * compact for a pageblock, then drop the boost (kswapd's part).
+ */
+static void handle_boost(struct kcompactd_node *kn)
 {
+	struct gmm_pool *p = kn->kc->pool;
+	int node = kn->node;
+
 	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
 		struct gmm_zone *z = &p->nodes[node].zones[zt];
 		bool boosted;
@@ -66,7 +75,8 @@ static void handle_boost(struct gmm_pool *p, int node)
 		if (!z->present)
 			continue;
 		pthread_mutex_lock(&z->lock);
-		boosted = z->boost != 0;
+		boosted = z->boost || z->ev.boost != kn->boosts[zt];
+		kn->boosts[zt] = z->ev.boost;
 		pthread_mutex_unlock(&z->lock);
 		if (!boosted)
 			continue;
@@ -117,7 +127,7 @@ static void *kcompactd_main(void *arg)
 			count_wake(kc->pool, kn->node);
 			compact_node_order(kc->pool, kn->node, order);
 		}
-		handle_boost(kc->pool, kn->node);
+		handle_boost(kn);
 		if (kc->proactiveness && ticks >= KCOMPACTD_PROACTIVE_TICKS) {
 			ticks = 0;
 			compact_proactive_node(kc->pool, kn->node, kc->proactiveness);
@@ -208,6 +218,7 @@ int gmm_kcompactd_start(struct gmm_pool *p, unsigned int proactiveness)
 		kn->node = (int)i;
 		kn->order = 0;
 		kn->pending = false;
+		memset(kn->boosts, 0, sizeof(kn->boosts));
 		if (pthread_create(&kn->thread, NULL, kcompactd_main, kn)) {
 			join_threads(kc, i);
 			return gmm_set_error(-ENOMEM, "kcompactd: cannot start a thread");

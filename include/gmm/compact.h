@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <gmm/migrate.h>
 #include <gmm/pool.h>
 
 #ifdef __cplusplus
