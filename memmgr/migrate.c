@@ -174,7 +174,10 @@ int gmm_migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mo
 	if (!movable_rmap(p, pfn, (unsigned int)order))
 		return gmm_set_error(-ENOENT, "migrate: pfn %llu is not movable or has no owner",
 				     (unsigned long long)pfn);
-	new = gmm_alloc(p, (unsigned int)order, GMM_MOVABLE, gmm_pfn_node(p, pfn));
+	/* the same node and zone: the block keeps its placement */
+	new = gmm_alloc(p, (unsigned int)order, GMM_MOVABLE | GMM_THISNODE |
+			(gmm_pfn_zone(p, pfn) == GMM_ZONE_NORMAL ? GMM_NO_MOVABLE_ZONE : 0),
+			gmm_pfn_node(p, pfn));
 	if (new == GMM_PFN_NONE)
 		return -ENOMEM;
 	err = migrate_block_to(p, pfn, new, (unsigned int)order, mode);
