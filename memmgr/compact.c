@@ -32,6 +32,7 @@ struct compact_control {
 	bool ignore_skip;         /* manual compaction: scan blocks marked skip */
 	bool proactive;
 	unsigned int score_low;   /* proactive: stop at or below this score */
+	uint64_t target;          /* order 9: stop once this many frames are in free pageblocks */
 	bool capture;             /* take the produced block for the requester */
 	int mt;                   /* ... of this migratetype */
 	bool movable;             /* ... declared movable */
@@ -363,6 +364,17 @@ static bool order_free(const struct compact_control *cc)
 	return false;
 }
 
+/* Free frames in blocks of at least a pageblock.  Under the lock. */
+static uint64_t free_in_pageblocks(const struct gmm_zone *z)
+{
+	uint64_t n = 0;
+
+	for (unsigned int o = GMM_PAGEBLOCK_ORDER; o <= z->pool->max_order; o++)
+		for (int mt = 0; mt < MT_PCPTYPES && o <= GMM_MAX_ORDER_LIMIT; mt++)
+			n += z->area[o][mt].nr << o;
+	return n;
+}
+
 /* Capture: take the block for the requester under the lock that saw it. */
 static void capture_block(struct compact_control *cc)
 {
@@ -392,7 +404,7 @@ static int compact_finished(struct compact_control *cc)
 	if (cc->order < 0)
 		return 0;
 	pthread_mutex_lock(&cc->z->lock);
-	done = order_free(cc);
+	done = cc->target ? free_in_pageblocks(cc->z) >= cc->target : order_free(cc);
 	if (done && cc->capture)
 		capture_block(cc);
 	pthread_mutex_unlock(&cc->z->lock);
@@ -541,10 +553,11 @@ static uint64_t direct_zone(struct gmm_zone *z, unsigned int order, int mt, bool
 uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool movable,
 			int highest_zoneidx, uint64_t nodemask, bool nowait)
 {
-	struct gmm_pool *p = pref->zonelist[0]->pool;
+	struct gmm_pool *p;
 
-	if (!order)
+	if (!order || !pref->nr_zonelist)
 		return GMM_PFN_NONE;
+	p = pref->zonelist[0]->pool;
 	kcompactd_wake(p, pref->id, order);
 	if (nowait)
 		return GMM_PFN_NONE;
@@ -631,8 +644,9 @@ int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiven
 	return ran;
 }
 
-/* kcompactd's work for @order on one node (the kernel's kcompactd_do_work). */
-void compact_node_order(struct gmm_pool *p, int node, unsigned int order)
+/* kcompactd's work for @order on one node (the kernel's kcompactd_do_work);
+ * @target > 0: go on until that many frames are free in whole pageblocks. */
+void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64_t target)
 {
 	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
 		struct gmm_zone *z = &p->nodes[node].zones[zt];
@@ -653,6 +667,7 @@ void compact_node_order(struct gmm_pool *p, int node, unsigned int order)
 		cc.mode = GMM_MIGRATE_SYNC_LIGHT;
 		cc.mt = GMM_MT_MOVABLE;
 		cc.captured = GMM_PFN_NONE;
+		cc.target = target;
 		err = compact_zone(&cc, true);
 		pthread_mutex_lock(&z->lock);
 		if (err)

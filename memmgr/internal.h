@@ -350,9 +350,10 @@ uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool 
 /* A high-order allocation failed on @node: wake its kcompactd (if running). */
 void kcompactd_wake(struct gmm_pool *p, int node, unsigned int order);
 void kcompactd_stop_all(struct gmm_pool *p);
-/* kcompactd's work on @node: compact for @order; proactive compaction when
- * the node's score is above the high mark (returns whether it ran). */
-void compact_node_order(struct gmm_pool *p, int node, unsigned int order);
+/* kcompactd's work on @node: compact for @order (and until @target frames
+ * are free in whole pageblocks, when not 0); proactive compaction when the
+ * node's score is above the high mark (returns whether it ran). */
+void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64_t target);
 int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiveness);
 
 /* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */

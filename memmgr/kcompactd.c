@@ -70,6 +70,7 @@ static void handle_boost(struct kcompactd_node *kn)
 
 	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
 		struct gmm_zone *z = &p->nodes[node].zones[zt];
+		uint64_t target;
 		bool boosted;
 
 		if (!z->present)
@@ -77,11 +78,14 @@ static void handle_boost(struct kcompactd_node *kn)
 		pthread_mutex_lock(&z->lock);
 		boosted = z->boost || z->ev.boost != kn->boosts[zt];
 		kn->boosts[zt] = z->ev.boost;
+		/* as many free pageblocks as the largest boost (watermark_boost_factor) */
+		target = z->wmark[WMARK_HIGH] * 15000 / 10000;
 		pthread_mutex_unlock(&z->lock);
 		if (!boosted)
 			continue;
 		count_wake(p, node);
-		compact_node_order(p, node, GMM_PAGEBLOCK_ORDER);
+		compact_node_order(p, node, GMM_PAGEBLOCK_ORDER,
+				   target > 2 * GMM_PAGEBLOCK_PAGES ? target : 2 * GMM_PAGEBLOCK_PAGES);
 		pthread_mutex_lock(&z->lock);
 		z->boost = 0;
 		pthread_mutex_unlock(&z->lock);
@@ -125,7 +129,7 @@ static void *kcompactd_main(void *arg)
 		pthread_mutex_unlock(&kc->lock);
 		if (order) {
 			count_wake(kc->pool, kn->node);
-			compact_node_order(kc->pool, kn->node, order);
+			compact_node_order(kc->pool, kn->node, order, 0);
 		}
 		handle_boost(kn);
 		if (kc->proactiveness && ticks >= KCOMPACTD_PROACTIVE_TICKS) {
