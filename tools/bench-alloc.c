@@ -11,6 +11,7 @@
  *          and movable, kcompactd running, direct compaction), grouping on
  *          without compaction, and grouping off (the baselines);
  *   compact compaction throughput: a fragmented 1 GiB pool compacted whole,
+ *          and alloc_contig_range of 2 MiB on a full pool (success, latency),
  *          GiB/s migrated against memcpy of the same bytes in the same run,
  *          and frames scanned per frame migrated;
  *   scale  metadata bytes per GiB, pool creation time and order-0/order-9
@@ -275,6 +276,52 @@ static void bench_frag(void)
 
 /* --- compact ---------------------------------------------------------------- */
 
+#define CONTIG_TRIES 64
+
+/* alloc_contig_range of 2 MiB at random pageblocks of a pool about 90% full. */
+static void bench_contig(void)
+{
+	struct gmm_pool *p = pool_of(GIB, true);
+	uint64_t blocks = gmm_pool_nr_pages(p) / GMM_PAGEBLOCK_PAGES, ok = 0, pfn;
+	double t_contig = 0, t_plain;
+	struct fragload f;
+
+	if (fragload_init(&f, p, 0x51ed2701a3f9c5b1ull) || fragload_own(&f))
+		exit(1);
+	fragload_run(&f, quick ? 400000 : 2000000);
+	for (int i = 0; i < CONTIG_TRIES; i++) {
+		uint64_t b = (f.rng = f.rng * 6364136223846793005ull + 1) >> 33;
+		double t = now_ns();
+		int err;
+
+		b %= blocks;
+		err = gmm_alloc_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
+		t_contig += now_ns() - t;
+		if (!err) {
+			ok++;
+			gmm_free_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
+		}
+	}
+	printf("== contig: alloc_contig_range of 2 MiB at %d random pageblocks, pool %.0f%% full\n",
+	       CONTIG_TRIES, 100.0 - 100.0 * (double)gmm_pool_nr_free(p) / (double)gmm_pool_nr_pages(p));
+	fragload_release(&f);
+	gmm_pool_destroy(p);
+	/* the baseline: order-9 alloc+free on an empty pool of the same size */
+	p = pool_of(GIB, true);
+	t_plain = now_ns();
+	for (int i = 0; i < CONTIG_TRIES; i++) {
+		pfn = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, GMM_NO_NODE);
+		gmm_free(p, pfn, GMM_PAGEBLOCK_ORDER);
+	}
+	t_plain = now_ns() - t_plain;
+	gmm_pool_destroy(p);
+	printf("   success %" PRIu64 "/%d (%.0f%%); a failure: an unmovable/reclaimable frame or no target\n",
+	       ok, CONTIG_TRIES, 100.0 * (double)ok / CONTIG_TRIES);
+	printf("   latency %.1f us per attempt vs order-9 alloc+free on an empty pool %.2f us "
+	       "(%.0fx)\n", t_contig / CONTIG_TRIES / 1e3, t_plain / CONTIG_TRIES / 1e3,
+	       t_contig / t_plain);
+}
+
 static void bench_compact(void)
 {
 	struct gmm_pool *p = pool_of(GIB, true);
@@ -315,6 +362,7 @@ static void bench_compact(void)
 	free(b);
 	fragload_release(&f);
 	gmm_pool_destroy(p);
+	bench_contig();
 }
 
 /* --- scale ----------------------------------------------------------------- */

@@ -134,6 +134,33 @@ void gmm_rmap_clear(struct gmm_pool *pool, uint64_t pfn, unsigned int order);
 int gmm_migrate_block(struct gmm_pool *pool, uint64_t pfn, enum gmm_migrate_mode mode,
 		      uint64_t *new_pfn);
 
+/**
+ * gmm_alloc_contig_range() - take a range of frames, moving what uses it.
+ * @pool:  the pool
+ * @start: first pfn, pageblock aligned
+ * @end:   end pfn (exclusive), pageblock aligned, in the same zone
+ *
+ * The kernel's alloc_contig_range(): the pageblocks are isolated, every
+ * owned movable block in the range is migrated out, and once all frames
+ * are free they are taken as single allocated frames (not movable); the
+ * isolation is undone either way.  Free with gmm_free_contig_range().
+ * Not for a thread holding an owner's locks.
+ *
+ * Return: 0, -EINVAL (range), -EBUSY (an unmovable, unowned or pinned block
+ * stays in the range, or the range is isolated already).
+ */
+int gmm_alloc_contig_range(struct gmm_pool *pool, uint64_t start, uint64_t end);
+
+/**
+ * gmm_free_contig_range() - free a range from gmm_alloc_contig_range().
+ * @pool:  the pool
+ * @start: first pfn
+ * @end:   end pfn (exclusive)
+ *
+ * Return: 0, or -EINVAL (a frame of the range was not allocated).
+ */
+int gmm_free_contig_range(struct gmm_pool *pool, uint64_t start, uint64_t end);
+
 #ifdef __cplusplus
 }
 #endif

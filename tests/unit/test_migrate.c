@@ -259,6 +259,43 @@ static void test_compact_table(void)
 	printf("compaction of owned frames: ok\n");
 }
 
+/* alloc_contig_range by migration: 2 MiB and 16 MiB out of a full pool */
+static void test_contig(void)
+{
+	struct gmm_pool *p = plain_pool(64 * MIB);
+	uint64_t n = gmm_pool_nr_pages(p), mid = n / 2;
+	struct table t;
+	unsigned int id;
+	uint64_t key;
+
+	table_init(&t, p, n);
+	CHECK(huge_nowait(p) == GMM_PFN_NONE);
+	/* a refused (pinned) frame in the range: -EBUSY, nothing lost */
+	for (uint64_t k = 0; k < n; k++)
+		if (t.pfn[k] == mid + 8)
+			t.refuse[k] = 1;
+	fragment(&t); /* room for the moves */
+	CHECK(gmm_alloc_contig_range(p, mid, mid + GMM_PAGEBLOCK_PAGES) == -EBUSY);
+	table_check(&t);
+	memset(t.refuse, 0, n);
+	CHECK(gmm_alloc_contig_range(p, mid, mid + GMM_PAGEBLOCK_PAGES) == 0);
+	for (uint64_t pfn = mid; pfn < mid + GMM_PAGEBLOCK_PAGES; pfn++)
+		CHECK(gmm_frame_owner(p, pfn, &id, &key) == -ENOENT);
+	table_check(&t);
+	CHECK(gmm_alloc_contig_range(p, mid, mid + GMM_PAGEBLOCK_PAGES) == -EBUSY);
+	CHECK(gmm_alloc_contig_range(p, 4096, 4096 + 8 * GMM_PAGEBLOCK_PAGES) == 0);
+	table_check(&t);
+	CHECK(gmm_free_contig_range(p, mid, mid + GMM_PAGEBLOCK_PAGES) == 0);
+	CHECK(gmm_free_contig_range(p, 4096, 4096 + 8 * GMM_PAGEBLOCK_PAGES) == 0);
+	CHECK(gmm_free_contig_range(p, mid, mid + 1) == -EINVAL);
+	CHECK(gmm_alloc_contig_range(p, mid + 1, mid + 513) == -EINVAL);
+	table_check(&t);
+	table_fini(&t);
+	CHECK_EQ(gmm_pool_nr_free(p), n);
+	gmm_pool_destroy(p);
+	printf("alloc_contig_range: ok\n");
+}
+
 /* --- guest pages under writers ------------------------------------------------ */
 
 static struct gmm_guest *cur_guest;
@@ -490,6 +527,7 @@ int main(int argc, char **argv)
 	sigaction(SIGSEGV, &sa, NULL);
 	test_owner_api();
 	test_compact_table();
+	test_contig();
 	test_guest_shmem(pages);
 	test_guest_hugetlb(pages);
 	printf("ok\n");
