@@ -315,8 +315,8 @@ static void bench_contig(void)
 	}
 	t_plain = now_ns() - t_plain;
 	gmm_pool_destroy(p);
-	printf("   success %" PRIu64 "/%d (%.0f%%); a failure: an unmovable/reclaimable frame or no target\n",
-	       ok, CONTIG_TRIES, 100.0 * (double)ok / CONTIG_TRIES);
+	printf("   success %" PRIu64 "/%d (%.0f%%); a failure: an unmovable/reclaimable frame "
+	       "or no target\n", ok, CONTIG_TRIES, 100.0 * (double)ok / CONTIG_TRIES);
 	printf("   latency %.1f us per attempt vs order-9 alloc+free on an empty pool %.2f us "
 	       "(%.0fx)\n", t_contig / CONTIG_TRIES / 1e3, t_plain / CONTIG_TRIES / 1e3,
 	       t_contig / t_plain);
