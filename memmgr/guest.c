@@ -943,3 +943,100 @@ uint64_t gmm_guest_migrated(const struct gmm_guest *g)
 {
 	return g ? __atomic_load_n(&g->migrated, __ATOMIC_RELAXED) : 0;
 }
+
+/* --- collapse onto 2 MiB blocks (khugepaged) ------------------------------- */
+
+/* Are the 512 pages at @base all backed by single frames, none pinned? */
+static bool chunk_collapsible(const struct region *r, uint64_t base)
+{
+	for (uint64_t i = base; i < base + HUGE_PAGES; i++) {
+		uint64_t e = entry_get(r, i);
+
+		if (!e || (e & (MAP_HUGE_BIT | MAP_MIGRATING | MAP_PTR_PIN | MAP_PIN_MASK)))
+			return false;
+	}
+	return true;
+}
+
+/* Copy the chunk into @block and map it in one piece (region lock held exclusively). */
+static int collapse_locked(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t block)
+{
+	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+	uint64_t old[HUGE_PAGES];
+	int err;
+
+	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
+		old[i] = entry_pfn(entry_get(r, base + i));
+		__atomic_fetch_or(&r->map[base + i], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	}
+	err = mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ) ? -errno : 0;
+	for (uint64_t i = 0; !err && i < HUGE_PAGES; i++)
+		memcpy(gmm_pfn_to_host(g->pool, block + i), gmm_pfn_to_host(g->pool, old[i]),
+		       GMM_PAGE_SIZE);
+	if (!err)
+		err = map_frames(g, r, base, block, HUGE_PAGES);
+	if (err) {
+		mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ | PROT_WRITE);
+		for (uint64_t i = 0; i < HUGE_PAGES; i++)
+			__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
+		migration_wake(g);
+		return err;
+	}
+	set_rmap(g, block, (r->gpa >> GMM_PAGE_SHIFT) + base, HUGE_PAGES);
+	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
+		entry_set(r, base + i, (block + i + 1) | MAP_HUGE_BIT);
+		rmap_store(g->pool, old[i], 0);
+		gmm_free(g->pool, old[i], 0);
+	}
+	migration_wake(g);
+	return 0;
+}
+
+/* Collapse one chunk: 1 done, 0 not collapsible, -ENOMEM no order-9 block. */
+static int collapse_chunk(struct gmm_guest *g, struct region *r, uint64_t base)
+{
+	uint64_t block;
+	int err = 0;
+
+	if (!chunk_collapsible(r, base))
+		return 0;
+	/* allocate first: the allocation may compact, and compaction may move
+	 * pages of this region (it only try-locks the region) */
+	block = gmm_alloc(g->pool, HUGE_ORDER, GMM_MOVABLE, r->node);
+	if (block == GMM_PFN_NONE)
+		return -ENOMEM;
+	region_lock(r, true);
+	if (chunk_collapsible(r, base))
+		err = collapse_locked(g, r, base, block) ? 0 : 1;
+	pthread_rwlock_unlock(&r->lock);
+	if (err != 1)
+		gmm_free(g->pool, block, HUGE_ORDER);
+	return err;
+}
+
+int gmm_guest_collapse(struct gmm_guest *g, uint64_t max_chunks, struct gmm_collapse_stats *st)
+{
+	uint64_t done = 0;
+
+	if (!g || !st)
+		return gmm_set_error(-EINVAL, "gmm_guest_collapse: NULL argument");
+	memset(st, 0, sizeof(*st));
+	if (g->unit_order)
+		return 0; /* hugetlbfs: every unit is a host huge page already */
+	for (unsigned int ri = 0; ri < g->nr_regions && done < max_chunks; ri++) {
+		struct region *r = &g->regions[ri];
+
+		for (uint64_t base = 0; base < r->nr_pages && done < max_chunks; base += HUGE_PAGES) {
+			int res = collapse_chunk(g, r, base);
+
+			st->scanned++;
+			if (res > 0) {
+				st->thp_collapse_alloc++;
+				done++;
+			} else if (res < 0) {
+				st->thp_collapse_alloc_failed++;
+			}
+		}
+	}
+	return 0;
+}

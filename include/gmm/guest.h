@@ -302,6 +302,32 @@ int gmm_guest_migration_wait(struct gmm_guest *guest, const void *addr);
  */
 uint64_t gmm_guest_migrated(const struct gmm_guest *guest);
 
+/** What a collapse pass did (the kernel's vmstat names where they exist). */
+struct gmm_collapse_stats {
+	uint64_t scanned;                   /* 2 MiB chunks looked at */
+	uint64_t thp_collapse_alloc;        /* chunks moved onto an order-9 block */
+	uint64_t thp_collapse_alloc_failed; /* ... for which no order-9 block came */
+};
+
+/**
+ * gmm_guest_collapse() - one khugepaged pass: re-back 2 MiB chunks.
+ * @guest:      the guest
+ * @max_chunks: stop after collapsing this many
+ * @st:         receives what was done
+ *
+ * Every 2 MiB-aligned chunk backed entirely by 4 KiB frames (none pinned)
+ * is copied onto one aligned order-9 block (gmm_alloc(GMM_MOVABLE), which
+ * may compact to get it) and mapped in one piece, so the host can map it
+ * with a PMD; the old frames are freed.  Writers are stopped as for a
+ * migration.  Chunks with unbacked pages are left alone (the kernel's
+ * max_ptes_none = 0).  Nothing to do on hugetlbfs.  Call from a thread
+ * that holds no region lock of this guest.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_guest_collapse(struct gmm_guest *guest, uint64_t max_chunks,
+		       struct gmm_collapse_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

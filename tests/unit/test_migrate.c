@@ -468,6 +468,7 @@ static void test_guest_shmem(uint64_t pages)
 	struct gmm_pool *p = memfd_pool(0, 64 * MIB);
 	struct writer ws[NR_WRITERS];
 	struct gmm_compact_result res;
+	struct gmm_collapse_stats cs;
 	struct gmm_guest_stats st;
 	struct gmm_memslot s;
 	struct gmm_guest *g = small_page_guest(p, ram, &s);
@@ -492,7 +493,25 @@ static void test_guest_shmem(uint64_t pages)
 		usleep(1000);
 	writers_stop(ws);
 	CHECK(gmm_guest_migrated(g) > before);
+	/* collapse under the writers: the upper half is fully backed (4 chunks) */
+	writers_start(ws, s.hva, ram / GMM_PAGE_SIZE, 1, ram / 2 / GMM_PAGE_SIZE);
+	CHECK(gmm_guest_collapse(g, UINT64_MAX, &cs) == 0);
+	while (writers_behind(ws))
+		usleep(1000);
+	writers_stop(ws);
+	CHECK_EQ(cs.thp_collapse_alloc, ram / 2 / (2 * MIB));
+	CHECK_EQ(cs.scanned, ram / (2 * MIB));
 	CHECK(gmm_guest_stats(g, &st) == 0);
+	CHECK_EQ(st.huge_bytes, ram / 2);
+	for (uint64_t gpa = ram / 2; gpa < ram; gpa += 2 * MIB) {
+		uint64_t pfn = gmm_guest_gpa_to_pfn(g, gpa);
+
+		CHECK(pfn % GMM_PAGEBLOCK_PAGES == 0);
+		CHECK_EQ(gmm_guest_gpa_to_pfn(g, gpa + 2 * MIB - 1), pfn + GMM_PAGEBLOCK_PAGES - 1);
+	}
+	printf("shmem: collapse moved %llu of %llu chunks onto 2 MiB blocks under the writers, "
+	       "%llu mappings left\n", (unsigned long long)cs.thp_collapse_alloc,
+	       (unsigned long long)cs.scanned, (unsigned long long)st.mappings);
 	printf("shmem: compaction under the writers moved %llu pages (%llu + %llu rounds)\n",
 	       (unsigned long long)res.migrated, (unsigned long long)ws[0].rounds,
 	       (unsigned long long)ws[1].rounds);
