@@ -4,12 +4,13 @@
  *
  * Woken by a failed allocation of order > 0 (compact_direct() calls
  * kcompactd_wake()), it compacts the node's zones for that order in
- * sync-light mode.  Every KCOMPACTD_TICK_MS it also looks at the zones'
- * watermark boost (set when an allocation fell back to another type's
- * pageblock): the kernel's kswapd, woken by the boost, reclaims and then
- * wakes kcompactd for a pageblock-order block and drops the boost; libgmm
- * has no reclaim, so kcompactd does the compaction part and drops the
- * boost.  Every KCOMPACTD_PROACTIVE_TICKS ticks it runs proactive
+ * sync-light mode.  Every KCOMPACTD_TICK_MS it also compacts until the
+ * largest boost's worth of frames is free in whole pageblocks (returning at
+ * once when it is) and drops the zones' watermark boost (set when an
+ * allocation fell back to another type's pageblock): the kernel's kswapd,
+ * woken by the boost, reclaims and then wakes kcompactd for a
+ * pageblock-order block and drops the boost; libgmm has no reclaim, so
+ * kcompactd does the compaction part.  Every KCOMPACTD_PROACTIVE_TICKS ticks it runs proactive
  * compaction when the node's fragmentation score is above
  * (100 - proactiveness) + 10, down to 100 - proactiveness.
  *
@@ -59,9 +60,11 @@ static void count_wake(struct gmm_pool *p, int node)
 }
 
 /*
- * A zone boosted since the last look (a fallback stole from another type's
- * pageblock; the boost itself may be gone already, cleared by frees):
- * compact for a pageblock, then drop the boost (kswapd's part).
+ * Keep free pageblocks: compact each zone until the largest boost's worth
+ * of frames is free in whole pageblocks, then drop the boost (kswapd's
+ * part).  A zone boosted since the last look (a fallback stole from another
+ * type's pageblock; the boost may be gone already, cleared by frees) counts
+ * as a kcompactd wake.
  */
 static void handle_boost(struct kcompactd_node *kn)
 {
@@ -81,9 +84,10 @@ static void handle_boost(struct kcompactd_node *kn)
 		/* as many free pageblocks as the largest boost (watermark_boost_factor) */
 		target = z->wmark[WMARK_HIGH] * 15000 / 10000;
 		pthread_mutex_unlock(&z->lock);
-		if (!boosted)
-			continue;
-		count_wake(p, node);
+		if (boosted)
+			count_wake(p, node);
+		/* every round, not only after a boost: keep the target like kswapd's
+		 * high watermark (returns at once when it is met) */
 		compact_node_order(p, node, GMM_PAGEBLOCK_ORDER,
 				   target > 2 * GMM_PAGEBLOCK_PAGES ? target : 2 * GMM_PAGEBLOCK_PAGES);
 		pthread_mutex_lock(&z->lock);
