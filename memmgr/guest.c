@@ -10,12 +10,15 @@
  * or on hugetlbfs a host page).  Locking is described in gmm/guest.h.
  */
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/userfaultfd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gmm/guest.h>
@@ -23,6 +26,11 @@
 #include "internal.h"
 
 #define MAP_HUGE_BIT (1ull << 62)
+#define MAP_MIGRATING (1ull << 61) /* being moved: writers wait (migration below) */
+#define MAP_PTR_PIN (1ull << 60)   /* handed out by gmm_guest_ptr(): never moved */
+#define MAP_PIN_SHIFT 40           /* gmm_guest_pin() count, 16 bits */
+#define MAP_PIN_ONE (1ull << MAP_PIN_SHIFT)
+#define MAP_PIN_MASK (0xffffull << MAP_PIN_SHIFT)
 #define MAP_PFN_MASK ((1ull << 40) - 1)
 #define HUGE_ORDER GMM_PAGEBLOCK_ORDER
 #define HUGE_PAGES GMM_PAGEBLOCK_PAGES
@@ -56,7 +64,11 @@ struct gmm_guest {
 	int64_t maps;		/* host mappings of all regions (atomic) */
 	int64_t maps_budget;	/* what they may reach: vm.max_map_count less the rest */
 	bool dying;		/* destroy: discards unmap without the budget */
+	uint64_t migrated;	/* pages moved, atomic */
+	uint32_t mseq;		/* bumped (futex) when a migration ends */
 };
+
+static const struct gmm_migrate_ops guest_migrate_ops;
 
 static inline uint64_t entry_get(const struct region *r, uint64_t idx)
 {
@@ -120,21 +132,17 @@ static int64_t maps_budget(void)
 	return (int64_t)max - count_maps() - MAPS_HEADROOM;
 }
 
+/* A guest is a frame owner (gmm/migrate.h): its rmap id is its owner id. */
 static int register_guest(struct gmm_pool *p, struct gmm_guest *g)
 {
-	int err = gmm_set_error(-ENOSPC, "pool has %d guests already", GMM_MAX_GUESTS - 1);
+	int err = gmm_owner_register(p, &guest_migrate_ops, g, &g->id);
 
+	if (err)
+		return err;
 	pthread_mutex_lock(&p->guests_lock);
-	for (unsigned int i = 1; i < GMM_MAX_GUESTS; i++) {
-		if (!p->guests[i]) {
-			p->guests[i] = g;
-			g->id = i;
-			err = 0;
-			break;
-		}
-	}
+	p->guests[g->id] = g;
 	pthread_mutex_unlock(&p->guests_lock);
-	return err;
+	return 0;
 }
 
 int gmm_guest_create(struct gmm_pool *p, const struct gmm_guest_config *cfg,
@@ -396,7 +404,7 @@ static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint6
 static void set_rmap(struct gmm_guest *g, uint64_t pfn, uint64_t gfn, uint64_t nr)
 {
 	for (uint64_t i = 0; i < nr; i++)
-		g->pool->link[pfn + i] = gfn == UINT64_MAX ? 0 : rmap_make(g->id, gfn + i);
+		rmap_store(g->pool, pfn + i, gfn == UINT64_MAX ? 0 : rmap_make(g->id, gfn + i));
 }
 
 /*
@@ -708,6 +716,9 @@ void *gmm_guest_ptr(struct gmm_guest *g, uint64_t gpa, size_t len)
 	off = gpa - r->gpa;
 	if (lock_backed(g, r, off >> GMM_PAGE_SHIFT, (off + (len ? len : 1) - 1) / GMM_PAGE_SIZE + 1))
 		return NULL;
+	/* the caller may keep the pointer: these pages are never migrated */
+	for (uint64_t i = off >> GMM_PAGE_SHIFT; i <= (off + (len ? len : 1) - 1) >> GMM_PAGE_SHIFT; i++)
+		__atomic_fetch_or(&r->map[i], MAP_PTR_PIN, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&r->lock);
 	return r->hva + off;
 }
@@ -771,7 +782,7 @@ static int release_run(struct gmm_guest *g, struct region *r, uint64_t idx, uint
 	for (uint64_t i = idx; i < j; i++) {
 		uint64_t pfn = entry_pfn(entry_get(r, i));
 
-		g->pool->link[pfn] = 0;
+		rmap_store(g->pool, pfn, 0);
 		gmm_free(g->pool, pfn, 0);
 	}
 	clear_entries(g, r, idx, j - idx);
@@ -841,6 +852,7 @@ void gmm_guest_destroy(struct gmm_guest *g)
 {
 	if (!g)
 		return;
+	gmm_owner_unregister(g->pool, g->id);
 	g->dying = true;
 	for (unsigned int i = 0; i < g->nr_regions; i++) {
 		struct region *r = &g->regions[i];
@@ -855,7 +867,8 @@ void gmm_guest_destroy(struct gmm_guest *g)
 		munmap(r->map, r->map_bytes);
 	}
 	pthread_mutex_lock(&g->pool->guests_lock);
-	g->pool->guests[g->id] = NULL;
+	if (g->pool->guests[g->id] == g)
+		g->pool->guests[g->id] = NULL;
 	pthread_mutex_unlock(&g->pool->guests_lock);
 	free(g);
 }
@@ -913,12 +926,313 @@ int gmm_frame_owner(struct gmm_pool *p, uint64_t pfn, unsigned int *guest_id, ui
 	pthread_mutex_lock(&z->lock);
 	head = buddy_find_head(p, pfn);
 	if (head != GMM_PFN_NONE && fr_kind(p, head) == FR_ALLOC)
-		l = p->link[pfn];
+		l = rmap_load(p, pfn);
 	pthread_mutex_unlock(&z->lock);
 	if (!(l & RMAP_OWNED))
 		return gmm_set_error(-ENOENT, "pfn %llu backs no guest page",
 				     (unsigned long long)pfn);
 	*guest_id = (unsigned int)((l >> 48) & 0x7fff);
 	*gfn = l & RMAP_GFN_MASK;
+	return 0;
+}
+
+/* --- migration (gmm/migrate.h) ------------------------------------------- */
+
+/*
+ * Moving the frames behind a backed unit (a 4 KiB page, an unsplit 2 MiB
+ * block, a hugetlbfs page) without losing a write:
+ *  1. the region lock exclusively (try only: the caller may be a thread
+ *     that holds it shared and is allocating): VMM accessors, faults and
+ *     discards wait on it;
+ *  2. MAP_MIGRATING in the unit's entries, then mprotect(PROT_READ): once
+ *     it returns (TLBs shot down, KVM's mappings invalidated through its
+ *     MMU notifier) nothing writes the old frames; a vCPU write exits and
+ *     its gmm_guest_fault() waits on the region lock; a host thread writing
+ *     through the mapping takes SIGSEGV and its handler calls
+ *     gmm_guest_migration_wait();
+ *  3. copy through the pool's mapping, map the new frames with MAP_FIXED
+ *     (read-write: this ends the write stop), move the rmap, update the
+ *     entries (which clears MAP_MIGRATING), wake the waiters.
+ * Pinned units are refused: a device may write them through a pointer.
+ */
+
+#define MIGRATE_SYNC_TRIES 64 /* lock attempts of a sync migration */
+
+static bool region_trylock_excl(struct region *r, enum gmm_migrate_mode mode)
+{
+	unsigned int tries = mode == GMM_MIGRATE_ASYNC ? 1 : MIGRATE_SYNC_TRIES;
+
+	for (unsigned int i = 0; i < tries; i++) {
+		if (!pthread_rwlock_trywrlock(&r->lock))
+			return true;
+		sched_yield();
+	}
+	return false;
+}
+
+static struct region *region_of_gfn(struct gmm_guest *g, uint64_t gfn)
+{
+	uint64_t gpa = gfn << GMM_PAGE_SHIFT;
+
+	for (unsigned int i = 0; i < g->nr_regions; i++) {
+		struct region *r = &g->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return r;
+	}
+	return NULL;
+}
+
+/* Does the unit of 2^@order pages at @base map @pfn as one block, unpinned? */
+static int unit_check(const struct region *r, uint64_t base, uint64_t pfn, unsigned int order)
+{
+	uint64_t n = 1ull << order;
+
+	if (base + n > r->nr_pages)
+		return -EAGAIN;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t e = entry_get(r, base + i);
+
+		if (!e || entry_pfn(e) != pfn + i || !(e & MAP_HUGE_BIT) != !order)
+			return -EAGAIN;
+		if (e & (MAP_PTR_PIN | MAP_PIN_MASK))
+			return -EBUSY;
+	}
+	return 0;
+}
+
+static void migration_wake(struct gmm_guest *g)
+{
+	__atomic_fetch_add(&g->mseq, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &g->mseq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+static int move_unit(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t old,
+		     uint64_t new, unsigned int order)
+{
+	uint64_t n = 1ull << order, len = n << GMM_PAGE_SHIFT, flags = order ? MAP_HUGE_BIT : 0;
+	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+	int err;
+
+	for (uint64_t i = 0; i < n; i++)
+		__atomic_fetch_or(&r->map[base + i], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	if (mprotect(hva, len, PROT_READ)) {
+		err = gmm_set_error(-errno, "migrate: write-protecting gpa 0x%llx: %s",
+				    (unsigned long long)(r->gpa + (base << GMM_PAGE_SHIFT)),
+				    strerror(errno));
+		goto undo;
+	}
+	memcpy(gmm_pfn_to_host(g->pool, new), gmm_pfn_to_host(g->pool, old), len);
+	err = map_frames(g, r, base, new, n);
+	if (err) {
+		mprotect(hva, len, PROT_READ | PROT_WRITE);
+		goto undo;
+	}
+	set_rmap(g, new, (r->gpa >> GMM_PAGE_SHIFT) + base, n);
+	for (uint64_t i = 0; i < n; i++)
+		entry_set(r, base + i, (new + i + 1) | flags);
+	__atomic_fetch_add(&g->migrated, n, __ATOMIC_RELAXED);
+	migration_wake(g);
+	return 0;
+undo:
+	for (uint64_t i = 0; i < n; i++)
+		__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	migration_wake(g);
+	return err;
+}
+
+static int guest_migrate(void *ctx, uint64_t gfn, uint64_t old, uint64_t new, unsigned int order,
+			 enum gmm_migrate_mode mode)
+{
+	struct gmm_guest *g = ctx;
+	struct region *r = region_of_gfn(g, gfn);
+	uint64_t base;
+	int err;
+
+	if (!r || (order && order != HUGE_ORDER && order != g->unit_order))
+		return -EAGAIN;
+	base = gfn - (r->gpa >> GMM_PAGE_SHIFT);
+	if (base & ((1ull << order) - 1))
+		return -EAGAIN;
+	if (!region_trylock_excl(r, mode))
+		return -EAGAIN;
+	err = unit_check(r, base, old, order);
+	if (!err)
+		err = move_unit(g, r, base, old, new, order);
+	pthread_rwlock_unlock(&r->lock);
+	return err;
+}
+
+static const struct gmm_migrate_ops guest_migrate_ops = {
+	.name = "guest",
+	.migrate = guest_migrate,
+};
+
+int gmm_guest_migration_wait(struct gmm_guest *g, const void *addr)
+{
+	const char *a = addr;
+
+	if (!g)
+		return -EINVAL;
+	for (unsigned int i = 0; i < g->nr_regions; i++) {
+		struct region *r = &g->regions[i];
+		uint64_t idx;
+		int waited = 0;
+
+		if (a < r->hva || a >= r->hva + r->size)
+			continue;
+		idx = (uint64_t)(a - r->hva) >> GMM_PAGE_SHIFT;
+		for (;;) {
+			uint32_t seq = __atomic_load_n(&g->mseq, __ATOMIC_ACQUIRE);
+
+			if (!(entry_get(r, idx) & MAP_MIGRATING))
+				return waited;
+			syscall(SYS_futex, &g->mseq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+			waited = 1;
+		}
+	}
+	return -EFAULT;
+}
+
+/* Add @delta pins to pages [idx, end) of @r (backing them first). */
+static int pin_range(struct gmm_guest *g, uint64_t gpa, uint64_t len, int delta)
+{
+	struct region *r = find_region(g, gpa, len ? len : 1);
+	uint64_t idx, end;
+	int err = 0;
+
+	if (!r)
+		return -EFAULT;
+	idx = (gpa - r->gpa) >> GMM_PAGE_SHIFT;
+	end = (gpa - r->gpa + (len ? len : 1) - 1) / GMM_PAGE_SIZE + 1;
+	if (delta > 0) {
+		err = lock_backed(g, r, idx, end);
+		if (err)
+			return err;
+	} else {
+		region_lock(r, false);
+	}
+	for (uint64_t i = idx; i < end && !err; i++)
+		if ((entry_get(r, i) & MAP_PIN_MASK) == (delta > 0 ? MAP_PIN_MASK : 0))
+			err = gmm_set_error(delta > 0 ? -EOVERFLOW : -EINVAL,
+					    "guest pin: page at gpa 0x%llx %s",
+					    (unsigned long long)(r->gpa + (i << GMM_PAGE_SHIFT)),
+					    delta > 0 ? "has 65535 pins" : "is not pinned");
+	for (uint64_t i = idx; i < end && !err; i++)
+		__atomic_fetch_add(&r->map[i], delta > 0 ? MAP_PIN_ONE : -MAP_PIN_ONE,
+				   __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&r->lock);
+	return err;
+}
+
+int gmm_guest_pin(struct gmm_guest *g, uint64_t gpa, uint64_t len)
+{
+	return pin_range(g, gpa, len, 1);
+}
+
+int gmm_guest_unpin(struct gmm_guest *g, uint64_t gpa, uint64_t len)
+{
+	return pin_range(g, gpa, len, -1);
+}
+
+uint64_t gmm_guest_migrated(const struct gmm_guest *g)
+{
+	return g ? __atomic_load_n(&g->migrated, __ATOMIC_RELAXED) : 0;
+}
+
+/* --- collapse onto 2 MiB blocks (khugepaged) ------------------------------- */
+
+/* Are the 512 pages at @base all backed by single frames, none pinned? */
+static bool chunk_collapsible(const struct region *r, uint64_t base)
+{
+	for (uint64_t i = base; i < base + HUGE_PAGES; i++) {
+		uint64_t e = entry_get(r, i);
+
+		if (!e || (e & (MAP_HUGE_BIT | MAP_MIGRATING | MAP_PTR_PIN | MAP_PIN_MASK)))
+			return false;
+	}
+	return true;
+}
+
+/* Copy the chunk into @block and map it in one piece (region lock held exclusively). */
+static int collapse_locked(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t block)
+{
+	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+	uint64_t old[HUGE_PAGES];
+	int err;
+
+	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
+		old[i] = entry_pfn(entry_get(r, base + i));
+		__atomic_fetch_or(&r->map[base + i], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	}
+	err = mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ) ? -errno : 0;
+	for (uint64_t i = 0; !err && i < HUGE_PAGES; i++)
+		memcpy(gmm_pfn_to_host(g->pool, block + i), gmm_pfn_to_host(g->pool, old[i]),
+		       GMM_PAGE_SIZE);
+	if (!err)
+		err = map_frames(g, r, base, block, HUGE_PAGES);
+	if (err) {
+		mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ | PROT_WRITE);
+		for (uint64_t i = 0; i < HUGE_PAGES; i++)
+			__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
+		migration_wake(g);
+		return err;
+	}
+	set_rmap(g, block, (r->gpa >> GMM_PAGE_SHIFT) + base, HUGE_PAGES);
+	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
+		entry_set(r, base + i, (block + i + 1) | MAP_HUGE_BIT);
+		rmap_store(g->pool, old[i], 0);
+		gmm_free(g->pool, old[i], 0);
+	}
+	migration_wake(g);
+	return 0;
+}
+
+/* Collapse one chunk: 1 done, 0 not collapsible, -ENOMEM no order-9 block. */
+static int collapse_chunk(struct gmm_guest *g, struct region *r, uint64_t base)
+{
+	uint64_t block;
+	int err = 0;
+
+	if (!chunk_collapsible(r, base))
+		return 0;
+	/* allocate first: the allocation may compact, and compaction may move
+	 * pages of this region (it only try-locks the region) */
+	block = gmm_alloc(g->pool, HUGE_ORDER, GMM_MOVABLE, r->node);
+	if (block == GMM_PFN_NONE)
+		return -ENOMEM;
+	region_lock(r, true);
+	if (chunk_collapsible(r, base))
+		err = collapse_locked(g, r, base, block) ? 0 : 1;
+	pthread_rwlock_unlock(&r->lock);
+	if (err != 1)
+		gmm_free(g->pool, block, HUGE_ORDER);
+	return err;
+}
+
+int gmm_guest_collapse(struct gmm_guest *g, uint64_t max_chunks, struct gmm_collapse_stats *st)
+{
+	uint64_t done = 0;
+
+	if (!g || !st)
+		return gmm_set_error(-EINVAL, "gmm_guest_collapse: NULL argument");
+	memset(st, 0, sizeof(*st));
+	if (g->unit_order)
+		return 0; /* hugetlbfs: every unit is a host huge page already */
+	for (unsigned int ri = 0; ri < g->nr_regions && done < max_chunks; ri++) {
+		struct region *r = &g->regions[ri];
+
+		for (uint64_t base = 0; base < r->nr_pages && done < max_chunks; base += HUGE_PAGES) {
+			int res = collapse_chunk(g, r, base);
+
+			st->scanned++;
+			if (res > 0) {
+				st->thp_collapse_alloc++;
+				done++;
+			} else if (res < 0) {
+				st->thp_collapse_alloc_failed++;
+			}
+		}
+	}
 	return 0;
 }

@@ -6,6 +6,7 @@
  * mode through its ops table (guestmem_impl.h) after one region lookup.
  */
 #include "guestmem_impl.h"
+#include <gmm/guest.h>
 #include <gmm/kvm_compat.h>
 #include <gmm/thread.h>
 
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MIB		(1ULL << 20)
@@ -350,6 +352,33 @@ int guestmem_fault(struct guestmem_vcpu *v, struct kvm_run *run)
 	return ret;
 }
 
+/*
+ * gmm mode: compaction may have write-protected the page for a copy (the
+ * bare -EFAULT names no address).  Wait up to EFAULT_MIGRATION_WAIT_MS for
+ * a migration to end; true when one did, so the vCPU re-enters.
+ */
+#define EFAULT_MIGRATION_WAIT_MS	100
+
+static bool migration_ended(struct guestmem_vcpu *v)
+{
+	struct gmm_guest *g = guestmem_gmm_guest(v->gm);
+	bool ended = false;
+	uint64_t before;
+
+	if (!g)
+		return false;
+	before = gmm_guest_migrated(g);
+	guestmem_vcpu_offline(v);	/* a migration may wait for our cache */
+	for (int i = 0; i < EFAULT_MIGRATION_WAIT_MS && !ended; i++) {
+		struct timespec ts = { .tv_nsec = 1000000 };
+
+		nanosleep(&ts, NULL);
+		ended = gmm_guest_migrated(g) != before;
+	}
+	guestmem_vcpu_online(v);
+	return ended;
+}
+
 int guestmem_efault(struct guestmem_vcpu *v, char *why, size_t whylen)
 {
 	struct guestmem *gm = v->gm;
@@ -367,6 +396,8 @@ int guestmem_efault(struct guestmem_vcpu *v, char *why, size_t whylen)
 	}
 	seq = atomic_load(&gm->discard_seq);
 	if (seq == v->discard_seq && !(seq & 1)) {
+		if (migration_ended(v))
+			return 1;
 		snprintf(why, whylen, "an access outside any backed or placeholder guest page");
 		return 0;
 	}

@@ -40,6 +40,13 @@
  * With a userfaultfd, a discarded range is PROT_NONE between its unmapping
  * and its registration: a vCPU touching it then sees -EFAULT from KVM_RUN
  * and should re-enter once the discard is over.
+ *
+ * Migration (compaction, gmm/migrate.h): a guest is a frame owner.  Moving a
+ * page takes its region lock exclusively (try only), marks the page
+ * migrating in the backing map, write-protects it, copies it, and maps the
+ * new frame over it with MAP_FIXED; see gmm_guest_migration_wait() and the
+ * pin contract (gmm_guest_pin(); pages reached by gmm_guest_ptr() are never
+ * moved).
  */
 #ifndef GMM_GUEST_H
 #define GMM_GUEST_H
@@ -275,6 +282,79 @@ int gmm_guest_stats(struct gmm_guest *guest, struct gmm_guest_stats *st);
  */
 int gmm_frame_owner(struct gmm_pool *pool, uint64_t pfn, unsigned int *guest_id,
 		    uint64_t *gfn);
+
+/**
+ * gmm_guest_pin() - keep a guest range on its frames (no migration).
+ * @guest: the guest
+ * @gpa:   start
+ * @len:   bytes; the range must lie in one region
+ *
+ * For a device or thread that writes the range through a host pointer
+ * (gmm_guest_ptr() pins for good instead): compaction will not move these
+ * pages, so no write through the pointer is lost.  Backs the range first.
+ * Pins count (up to 65535 per page); a discard drops them.
+ *
+ * Return: 0, -EFAULT, -ENOMEM, -EOVERFLOW.
+ */
+int gmm_guest_pin(struct gmm_guest *guest, uint64_t gpa, uint64_t len);
+
+/**
+ * gmm_guest_unpin() - drop one pin of each page of a range.
+ * @guest: the guest
+ * @gpa:   start
+ * @len:   bytes
+ *
+ * Return: 0, -EFAULT, -EINVAL (a page was not pinned: nothing changed).
+ */
+int gmm_guest_unpin(struct gmm_guest *guest, uint64_t gpa, uint64_t len);
+
+/**
+ * gmm_guest_migration_wait() - wait while the page at a host address moves.
+ * @guest: the guest
+ * @addr:  an address in a region's host range (a fault address)
+ *
+ * A page being migrated is write-protected for a few microseconds: a host
+ * thread writing guest RAM through the region mapping takes SIGSEGV.  Its
+ * handler calls this and, when it returns 0 or 1, returns to retry the
+ * write.  Async-signal-safe (atomics and futex only).  vCPU exits need not
+ * call it: gmm_guest_fault() waits for a migration in progress.
+ *
+ * Return: 1 (waited for a migration), 0 (the page is not migrating),
+ * -EFAULT (@addr is not in guest RAM), -EINVAL.
+ */
+int gmm_guest_migration_wait(struct gmm_guest *guest, const void *addr);
+
+/**
+ * gmm_guest_migrated() - guest pages moved by migration so far.
+ * @guest: the guest
+ */
+uint64_t gmm_guest_migrated(const struct gmm_guest *guest);
+
+/** What a collapse pass did (the kernel's vmstat names where they exist). */
+struct gmm_collapse_stats {
+	uint64_t scanned;                   /* 2 MiB chunks looked at */
+	uint64_t thp_collapse_alloc;        /* chunks moved onto an order-9 block */
+	uint64_t thp_collapse_alloc_failed; /* ... for which no order-9 block came */
+};
+
+/**
+ * gmm_guest_collapse() - one khugepaged pass: re-back 2 MiB chunks.
+ * @guest:      the guest
+ * @max_chunks: stop after collapsing this many
+ * @st:         receives what was done
+ *
+ * Every 2 MiB-aligned chunk backed entirely by 4 KiB frames (none pinned)
+ * is copied onto one aligned order-9 block (gmm_alloc(GMM_MOVABLE), which
+ * may compact to get it) and mapped in one piece, so the host can map it
+ * with a PMD; the old frames are freed.  Writers are stopped as for a
+ * migration.  Chunks with unbacked pages are left alone (the kernel's
+ * max_ptes_none = 0).  Nothing to do on hugetlbfs.  Call from a thread
+ * that holds no region lock of this guest.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_guest_collapse(struct gmm_guest *guest, uint64_t max_chunks,
+		       struct gmm_collapse_stats *st);
 
 #ifdef __cplusplus
 }
