@@ -69,8 +69,6 @@ for m in $(cat /modules.order); do
 done
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=@MSIZE@,cache=loose,ro hostroot /host ||
 	fail "cannot mount the host root over 9p"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=@MSIZE@ checkout /host@CHECKOUT@ ||
-	fail "cannot mount the checkout over 9p"
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
@@ -80,6 +78,10 @@ mount -t devpts devpts /host/dev/pts
 mount -t hugetlbfs hugetlbfs /host/dev/hugepages
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp
 mount -t tmpfs -o mode=755 tmpfs /host/run
+# The checkout last: it may live under /tmp or /run.
+mkdir -p /host@CHECKOUT@ 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=@MSIZE@ checkout /host@CHECKOUT@ ||
+	fail "cannot mount the checkout over 9p"
 [ -c /host/dev/kvm ] || fail "no /dev/kvm after loading kvm-amd"
 echo "kvmhost-init: kvm_amd: $(dmesg | grep -o 'Nested Paging enabled' | head -n 1)"
 echo "@READY@"
@@ -258,6 +260,14 @@ def qemu_argv(args, kernel, initrd, checkout, console):
                        'multidevs=remap' % checkout]
 
 
+def console_line(path, text):
+    """The first console line holding text, without /init's prefix."""
+    for line in tail(path, CONSOLE_TAIL):
+        if text in line:
+            return line.strip().replace('kvmhost-init: ', '')
+    return text + ' ?'
+
+
 def console_has(path, text):
     try:
         with open(path, errors='replace') as f:
@@ -275,8 +285,8 @@ def watch(args, qemu, run, console, start):
         now = time.monotonic()
         if ready is None and console_has(console, READY):
             ready = now
-            print('kvmhost: emulated host up with /dev/kvm after %.0f s' % (now - start),
-                  file=sys.stderr, flush=True)
+            print('kvmhost: emulated host up with /dev/kvm after %.0f s (%s)' %
+                  (now - start, console_line(console, 'kvm_amd:')), file=sys.stderr, flush=True)
         if qemu.poll() is not None:
             break
         if ready is None and now - start > args.boot_timeout:
