@@ -215,7 +215,8 @@ def write_command(path, argv, cwd, env):
              'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
              'export HOME=/root LANG=C.UTF-8 TERM=dumb GMM_KVMHOST=1']
     lines += ['export %s' % shlex.quote(kv) for kv in env]
-    lines += ['cd %s || exit 127' % shlex.quote(cwd),
+    lines += ['cd %s || { echo "kvmhost: no such directory in the emulated host' % shlex.quote(cwd)
+              + ' (there /tmp and /run are its own; work under the checkout)"; exit 127; }',
               'exec %s' % ' '.join(shlex.quote(a) for a in argv)]
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
