@@ -49,7 +49,7 @@ READY = 'kvmhost-init: ready'
 FAILED = 'kvmhost-init: FAIL'
 # 9p message size: bigger messages cut the number of emulated exits.
 MSIZE = 512 * 1024
-KERNEL_CMDLINE = 'console=ttyS0 panic=-1 pci=noearly mitigations=off loglevel=4 rdinit=/init'
+KERNEL_CMDLINE = 'console=ttyS0 panic=-1 pci=noearly mitigations=off loglevel=6 rdinit=/init'
 
 INIT = r'''#!/bin/busybox sh
 # /init of the emulated KVM host (written by tests/kvmhost/kvmhost.py).
@@ -385,7 +385,7 @@ def main():
         if qemu_out:
             print('kvmhost: QEMU said: %s' % qemu_out, file=sys.stderr)
         print('kvmhost: last console lines (%s):' % console, file=sys.stderr)
-        sys.stderr.write(''.join(tail(console, CONSOLE_TAIL)))
+        sys.stderr.write(''.join(tail(console, CONSOLE_TAIL)) or '(empty)\n')
         print('kvmhost: run directory kept: %s' % run, file=sys.stderr, flush=True)
     elif not args.keep:
         shutil.rmtree(run, ignore_errors=True)
