@@ -91,19 +91,25 @@ static void add(struct json_object *o, const char *key, struct json_object *val)
 	json_object_object_add(o, key, val);
 }
 
-static void send_return(struct qmp_session *s, struct json_object *ret,
-			struct json_object *id)
+/* The request's id, echoed whatever its JSON type (null included). */
+struct req_id {
+	bool present;
+	struct json_object *val;
+};
+
+static const struct req_id no_id;
+
+static void send_return(struct qmp_session *s, struct json_object *ret, struct req_id id)
 {
 	struct json_object *o = json_object_new_object();
 
 	add(o, "return", ret);
-	if (id)
-		add(o, "id", json_object_get(id));
+	if (id.present)
+		add(o, "id", json_object_get(id.val));
 	send_obj(s, o);
 }
 
-static void send_error(struct qmp_session *s, const struct qmp_error *err,
-		       struct json_object *id)
+static void send_error(struct qmp_session *s, const struct qmp_error *err, struct req_id id)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *e = json_object_new_object();
@@ -111,8 +117,8 @@ static void send_error(struct qmp_session *s, const struct qmp_error *err,
 	add(e, "class", json_object_new_string(class_names[err->cls]));
 	add(e, "desc", json_object_new_string(err->desc));
 	add(o, "error", e);
-	if (id)
-		add(o, "id", json_object_get(id));
+	if (id.present)
+		add(o, "id", json_object_get(id.val));
 	send_obj(s, o);
 }
 
@@ -260,15 +266,16 @@ static struct json_object *run(struct qmp_session *s, const char *name,
 static void handle_request(struct qmp_session *s, struct json_object *req)
 {
 	struct qmp_error err = { 0 };
-	struct json_object *args, *id = NULL, *empty = NULL, *ret = NULL;
+	struct json_object *args, *empty = NULL, *ret = NULL;
+	struct req_id id = no_id;
 	const char *name;
 
 	if (!json_object_is_type(req, json_type_object)) {
 		qmp_error_set(&err, QMP_GENERIC_ERROR, "QMP input must be a JSON object");
-		send_error(s, &err, NULL);
+		send_error(s, &err, no_id);
 		return;
 	}
-	json_object_object_get_ex(req, "id", &id);
+	id.present = json_object_object_get_ex(req, "id", &id.val);
 	name = check_request(req, &args, &err);
 	if (name) {
 		if (!args)
@@ -292,7 +299,7 @@ static void parse_error(struct qmp_session *s, enum json_tokener_error jerr)
 
 	qmp_error_set(&err, QMP_GENERIC_ERROR, "JSON parse error, %s",
 		      json_tokener_error_desc(jerr));
-	send_error(s, &err, NULL);
+	send_error(s, &err, no_id);
 }
 
 /* Parse the gathered value on its own and answer it. */
@@ -404,7 +411,7 @@ static int oversized(struct qmp_session *s)
 
 	qmp_error_set(&err, QMP_GENERIC_ERROR,
 		      "request larger than %d bytes, closing the connection", QMP_REQUEST_MAX);
-	send_error(s, &err, NULL);
+	send_error(s, &err, no_id);
 	return -1;
 }
 
