@@ -6,8 +6,8 @@
 # reading, disconnects mid-request), the balloon commands through a fake
 # balloon (gmm-vmm-test), stop/cont really pausing a running guest (the tick
 # guest prints a line every ~10 ms while its vCPU runs), and the exit codes
-# of quit (0), system_reset (5) and SIGTERM (143).
-# Usage: test_monitor.py GMM_VMM GMM_VMM_TEST TICK_GUEST
+# of quit (0), system_reset (5) and SIGTERM (143); and gmmctl.
+# Usage: test_monitor.py GMM_VMM GMM_VMM_TEST TICK_GUEST GMMCTL
 import json
 import os
 import signal
@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-VMM, VMM_TEST, TICK = sys.argv[1:4]
+VMM, VMM_TEST, TICK, GMMCTL = sys.argv[1:5]
 TMP = tempfile.mkdtemp(prefix='gmm-monitor-')
 failures = 0
 
@@ -454,11 +454,53 @@ def test_pause():
     check(rc == 0 and 'quit by the monitor' in ''.join(v.lines), 'quit while paused: exit %d' % rc)
 
 
+# ---- gmmctl ----
+
+def gmmctl(v, *args):
+    return subprocess.run([GMMCTL, v.path] + list(args), capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_gmmctl():
+    v = Vmm(VMM_TEST, base_args(['-S']))
+    ev = subprocess.Popen([GMMCTL, v.path, 'events'], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)             # let it negotiate before the events
+    p = gmmctl(v, 'query-balloon')
+    check(p.returncode == 0 and 'actual 67108864 ' in p.stdout, 'gmmctl query-balloon: %r' % p.stdout)
+    p = gmmctl(v, 'balloon', '40M')
+    check(p.returncode == 0, 'gmmctl balloon 40M: %d %r' % (p.returncode, p.stderr))
+    check('(40 MiB)' in gmmctl(v, 'query-balloon').stdout, 'balloon 40M took')
+    p = gmmctl(v, 'balloon', '1G')
+    check(p.returncode == 1 and p.stderr.startswith('gmmctl: GenericError: '),
+          'gmmctl balloon over RAM: %d %r' % (p.returncode, p.stderr))
+    p = gmmctl(v, 'balloon', '12X')
+    check(p.returncode == 2, 'gmmctl balloon 12X: exit %d' % p.returncode)
+    p = gmmctl(v, 'stats')
+    check(p.returncode == 0 and 'state:      prelaunch' in p.stdout and 'reporting:' in p.stdout and
+          'balloon:    actual 40 MiB' in p.stdout and 'buddyinfo:' in p.stdout, 'gmmctl stats: %r' % p.stdout)
+    p = gmmctl(v, 'raw', '{"execute": "query-kvm"}')
+    check(p.returncode == 0 and json.loads(p.stdout)['return'] == {'enabled': True, 'present': True},
+          'gmmctl raw: %r' % p.stdout)
+    p = gmmctl(v, 'raw', '{"execute": "qom-get", "arguments": {"path": "/x", "property": "y"}}')
+    check(p.returncode == 1 and 'DeviceNotFound: ' in p.stderr, 'gmmctl raw error: %r' % p.stderr)
+    p = gmmctl(v, 'query-status')
+    check(p.returncode == 0 and json.loads(p.stdout)['status'] == 'prelaunch', 'gmmctl query-status')
+    p = gmmctl(v, 'nonsense')
+    check(p.returncode == 1 and 'CommandNotFound' in p.stderr, 'gmmctl unknown command')
+    gmmctl(v, 'quit')
+    out = ev.communicate(timeout=30)[0]
+    names = [json.loads(line)['event'] for line in out.splitlines()]
+    check(names == ['BALLOON_CHANGE', 'SHUTDOWN'], 'gmmctl events: %r' % names)
+    check(v.wait() == 0, 'quit through gmmctl')
+    p = subprocess.run([GMMCTL, os.path.join(TMP, 'none.sock'), 'query-status'], capture_output=True)
+    check(p.returncode == 3, 'gmmctl without a monitor: exit %d' % p.returncode)
+
+
 def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the monitor tests need a running gmm-vmm')
         return 77
-    for t in (test_socket, test_protocol, test_balloon, test_pause):
+    for t in (test_socket, test_protocol, test_balloon, test_pause, test_gmmctl):
         print('--- ' + t.__name__, flush=True)
         t()
     print('%d failures' % failures)
