@@ -8,6 +8,7 @@
 # guest prints a line every ~10 ms while its vCPU runs), and the exit codes
 # of quit (0), system_reset (5) and SIGTERM (143); and gmmctl.
 # Usage: test_monitor.py GMM_VMM GMM_VMM_TEST TICK_GUEST GMMCTL
+# (GMM_VMM may be GMM_VMM_TEST: it then runs without its fake balloon.)
 import json
 import os
 import signal
@@ -101,11 +102,16 @@ class Qmp:
 class Vmm:
     """A gmm-vmm with --qmp; counts the tick guest's lines on stdout."""
 
-    def __init__(self, binary, args, sock=None, qmp_arg=None):
+    def __init__(self, binary, args, sock=None, qmp_arg=None, balloon=False):
         self.path = sock or os.path.join(TMP, 'qmp.sock')
         qmp = qmp_arg or ['--qmp', self.path]
+        env = dict(os.environ)
+        if not balloon:         # the sanitizer builds have one binary for both
+            env['GMM_VMM_TEST_NO_BALLOON'] = '1'
+        if 'ASAN_OPTIONS' in env:   # freed memory back soon: the RSS check
+            env['ASAN_OPTIONS'] += ':quarantine_size_mb=16'
         self.p = subprocess.Popen([binary] + qmp + args, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=subprocess.PIPE, text=True, env=env)
         self.ticks = 0
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -186,7 +192,8 @@ def test_socket():
     check(v.wait() == 0, 'quit: exit 0')
     check(not os.path.exists(busy), 'socket path left behind')
 
-    p = subprocess.run([VMM, '-S'] + base_args(), capture_output=True, text=True)
+    p = subprocess.run([VMM, '-S'] + base_args(), capture_output=True, text=True,
+                       env=dict(os.environ, GMM_VMM_TEST_NO_BALLOON='1'))
     check(p.returncode == 2 and '--qmp' in p.stderr, '-S without --qmp: exit %d' % p.returncode)
 
 
@@ -364,7 +371,7 @@ def test_protocol():
 # ---- the balloon, through gmm-vmm-test's fake balloon ----
 
 def test_balloon():
-    v = Vmm(VMM_TEST, base_args(['-S']))
+    v = Vmm(VMM_TEST, base_args(['-S']), balloon=True)
     a, b = v.client(), v.client()
     check(a.ret('query-balloon') == {'actual': 64 << 20}, 'query-balloon before')
     check(a.ret('balloon', {'value': 48 << 20}) == {}, 'balloon 48M')
@@ -462,7 +469,7 @@ def gmmctl(v, *args):
 
 
 def test_gmmctl():
-    v = Vmm(VMM_TEST, base_args(['-S']))
+    v = Vmm(VMM_TEST, base_args(['-S']), balloon=True)
     ev = subprocess.Popen([GMMCTL, v.path, 'events'], stdout=subprocess.PIPE, text=True)
     time.sleep(0.3)             # let it negotiate before the events
     p = gmmctl(v, 'query-balloon')
