@@ -359,8 +359,8 @@ static struct json_object *qom_set(struct qmp_ctx *c, struct json_object *args,
 			      "Invalid parameter type for '" PROP_INTERVAL "', expected: integer");
 		return NULL;
 	}
-	secs = json_object_get_int64(v);
-	if (secs < 0 || (secs == INT64_MAX && json_object_get_uint64(v) != INT64_MAX)) {
+	secs = json_object_get_int64(v);	/* INT64_MAX for larger values */
+	if (secs < 0) {
 		qmp_error_set(err, QMP_GENERIC_ERROR, "timer value must be greater than zero");
 		return NULL;
 	}
