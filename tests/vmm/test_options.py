@@ -33,7 +33,7 @@ def main():
     global failures
     rc, out, err = run(['--help'])
     if rc != 0 or any(w not in out for w in ('--memory', '--numa', 'Exit status', 'gmm|lazy|plain',
-                                             '--report-delay-ms', '--device-memory')):
+                                             '--report-delay-ms', '--device-memory', '--qmp', '--paused')):
         print('FAIL --help: exit %d' % rc)
         failures += 1
 
@@ -55,6 +55,10 @@ def main():
     expect_error(['--numa', 'mem=64M,host-node=x'], 2, ['host-node'])
     expect_error(['--numa', 'mem=64M', '--numa', 'mem=64M', '--memory', '256M'], 2,
                  ['does not match'])
+    expect_error(['-S'], 2, ['--qmp'])
+    expect_error(['--qmp', 'tcp:localhost:4444'], 2, ['only unix sockets'])
+    expect_error(['-qmp', 'unix:/tmp/gmm-x.sock,server,wait'], 2, ["'wait'"])
+    expect_error(['--qmp', 'unix:'], 2, ['no path'])
     expect_error(['--bogus'], 2, ['--help'])
     expect_error(['stray'], 2, ['stray'])
     expect_error(['--cmdline', 'quiet'], 2, ['--kernel'])
