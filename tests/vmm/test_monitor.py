@@ -11,6 +11,7 @@
 # (GMM_VMM may be GMM_VMM_TEST: it then runs without its fake balloon.)
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -538,6 +539,7 @@ def main():
         print('--- ' + t.__name__, flush=True)
         t()
     print('%d failures' % failures)
+    shutil.rmtree(TMP, ignore_errors=True)
     return 1 if failures else 0
 
 
