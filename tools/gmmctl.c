@@ -63,21 +63,33 @@ static struct json_object *read_obj(struct conn *c)
 	return json_tokener_parse(line);
 }
 
-static int send_str(struct conn *c, const char *s)
+/* One write per request: the monitor may act on it (quit) and close before
+ * a second write would arrive. */
+static int send_line(struct conn *c, const char *s)
 {
 	size_t len = strlen(s);
+	char *buf = malloc(len + 1);
+	const char *p = buf;
+	int ret = 0;
 
+	if (!buf)
+		return -1;
+	memcpy(buf, s, len);
+	buf[len++] = '\n';
 	while (len) {
-		ssize_t n = send(c->fd, s, len, MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return -1;
-		s += n;
+		if (n <= 0) {
+			ret = -1;
+			break;
+		}
+		p += n;
 		len -= (size_t)n;
 	}
-	return send(c->fd, "\n", 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	free(buf);
+	return ret;
 }
 
 /* Send req (consumed) with a fresh id; the reply, skipping events. */
@@ -88,7 +100,7 @@ static struct json_object *call(struct conn *c, struct json_object *req)
 
 	snprintf(id, sizeof(id), "gmmctl-%u", c->next_id++);
 	json_object_object_add(req, "id", json_object_new_string(id));
-	ret = send_str(c, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	ret = send_line(c, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
 	json_object_put(req);
 	if (ret)
 		return NULL;
@@ -205,8 +217,9 @@ static int simple(struct conn *c, const char *name, struct json_object *args)
 	int code;
 
 	ret = result(r, &code);
-	if (ret)
-		print_json(ret);
+	if (ret && !(json_object_is_type(ret, json_type_object) &&
+		     !json_object_object_length(ret)))
+		print_json(ret);		/* {} says nothing */
 	json_object_put(r);
 	return code;
 }
