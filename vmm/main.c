@@ -5,10 +5,13 @@
  * host RSS, gmm's buddyinfo before and after, reported free memory, guest
  * RAM on 2 MiB blocks, the guest's verdict) as text and as one JSON line.
  */
+#include "evloop.h"
+#include "monitor.h"
 #include "vmm.h"
 #include <gmm/report.h>
 #include <gmm/stats.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +278,42 @@ static void summary(struct vm *vm, int code, uint64_t t_end, struct gmm_figures 
 	fflush(stdout);
 }
 
+/*
+ * Devices only test builds have (tests/vmm/fake_balloon.c defines it in
+ * gmm-vmm-test); called once the VM exists, before the monitor starts.
+ */
+extern void vmm_test_devices(struct vm *vm) __attribute__((weak));
+
+/* The event loop thread (vm_create made it), and the monitor on it with --qmp. */
+static int start_loop(struct vm *vm, const struct vmm_opts *o)
+{
+	char err[256];
+	int ret = vm->loop ? 0 : -EINVAL;
+
+	if (!ret && o->qmp_path) {
+		vm->mon = monitor_create(vm, vm->loop, o->qmp_path, err, sizeof(err));
+		if (!vm->mon) {
+			fprintf(stderr, "gmm-vmm: %s\n", err);
+			return -VMM_EXIT_HOST;
+		}
+	}
+	if (!ret)
+		ret = evloop_start(vm->loop);
+	if (ret) {
+		fprintf(stderr, "gmm-vmm: cannot start the event loop: %s\n", strerror(-ret));
+		return -VMM_EXIT_HOST;
+	}
+	return 0;
+}
+
+/* The loop itself is vm_destroy()'s to free. */
+static void stop_loop(struct vm *vm)
+{
+	evloop_stop(vm->loop);
+	monitor_destroy(vm->mon);
+	vm->mon = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_opts opts;
@@ -289,7 +328,12 @@ int main(int argc, char **argv)
 	ret = check_host(&opts);
 	if (!ret)
 		ret = vm_create(vm, &opts);
+	if (!ret && vmm_test_devices)
+		vmm_test_devices(vm);
+	if (!ret)
+		ret = start_loop(vm, &opts);
 	if (ret) {
+		stop_loop(vm);
 		vm_destroy(vm);
 		return -ret;
 	}
@@ -300,8 +344,10 @@ int main(int argc, char **argv)
 	}
 	take_buddyinfo(vm, &figures, 0);
 	ret = vm_run(vm);
+	monitor_vm_stopped(vm->mon, ret);
 	summary(vm, ret, now_ns(), &figures);
 	free_figures(&figures);
+	stop_loop(vm);
 	vm_destroy(vm);
 	return ret;
 }

@@ -45,6 +45,9 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	va_end(ap);
 	atomic_store(&vm->stopping, 1);
 	pthread_mutex_unlock(&vm->stop_lock);
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -233,6 +236,9 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	vm->kvm_fd = vm->vm_fd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
+	atomic_store(&vm->pause_req, o->paused);
 	serial_init(&vm->serial, serial_emit, serial_irq, vm);
 	ret = evloop_create(&vm->loop);
 	if (ret) {
@@ -386,6 +392,56 @@ static int run_once(struct vcpu *v)
 	return -1;
 }
 
+/* ---- pausing (the monitor's stop and cont, -S) ---- */
+
+/* A vCPU thread waits here while a pause is asked for (or until stopping). */
+static void vcpu_park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	if (!atomic_load(&vm->stopping))
+		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, true);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		v->run->immediate_exit = 1;
+		pthread_kill(v->thread, SIGUSR1);
+	}
+	while (vm->parked < vm->nr_vcpus && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	return atomic_load(&vm->pause_req);
+}
+
+/* ---- end of pausing ---- */
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -400,8 +456,15 @@ static void *vcpu_thread(void *arg)
 			v->id);
 		return NULL;
 	}
+	atomic_store(&v->tid, (int)gettid());
 	while (!atomic_load(&v->vm->stopping)) {
-		int ret = run_once(v);
+		int ret;
+
+		if (atomic_load(&v->vm->pause_req)) {
+			vcpu_park(v);
+			continue;
+		}
+		ret = run_once(v);
 
 		if (ret < 0)
 			break;
@@ -442,17 +505,21 @@ int vm_run(struct vm *vm)
 	int sig;
 
 	block_signals(&waitset);
+	pthread_mutex_lock(&vm->pause_lock);	/* vm_pause() reads started */
 	if (evloop_start(vm->loop))
 		vm_stop(vm, VMM_EXIT_HOST, "cannot start the event loop thread");
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
 		if (pthread_create(&v->thread, NULL, vcpu_thread, v)) {
+			pthread_mutex_unlock(&vm->pause_lock);
 			vm_stop(vm, VMM_EXIT_HOST, "cannot start vCPU thread %u", i);
+			pthread_mutex_lock(&vm->pause_lock);
 			break;
 		}
 		v->started = true;
 	}
+	pthread_mutex_unlock(&vm->pause_lock);
 	while (!atomic_load(&vm->stopping)) {
 		if (sigwait(&waitset, &sig))
 			continue;

@@ -74,6 +74,8 @@ struct vmm_opts {
 	struct balloon_cfg balloon_cfg;
 	const char *qtest;		/* socket to connect to, no vCPUs */
 	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
+	const char *qmp_path;		/* --qmp: the monitor's unix socket */
+	bool paused;			/* -S: vCPUs wait for the monitor's cont */
 };
 
 struct vm;
@@ -87,6 +89,7 @@ struct vcpu {
 	bool started;
 	struct guestmem_vcpu *gmv;
 	uint64_t exits;
+	_Atomic int tid;		/* its thread's id, 0 until it runs */
 };
 
 struct vm {
@@ -128,6 +131,15 @@ struct vm {
 	void *balloon_opaque;
 	void (*_Atomic balloon_listener)(void *opaque, uint64_t actual);
 	void *balloon_listener_opaque;
+
+	/* vm.c: pausing the vCPUs for the monitor's stop/cont */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;	/* parked vCPUs and vm_pause() wait on it */
+	atomic_bool pause_req;
+	unsigned int parked;		/* vCPU threads waiting in vcpu_park() */
+
+	/* main.c: the event loop thread and the monitor on it */
+	struct monitor *mon;
 };
 
 /* options.c */
@@ -140,6 +152,15 @@ void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 uint64_t now_ns(void);
+/*
+ * Pausing, for the monitor (any thread but a vCPU's): vm_pause() kicks every
+ * vCPU out of KVM_RUN (immediate_exit and a signal) and returns once all of
+ * them wait on pause_cond, or the VM is stopping; vm_resume() lets them run
+ * again.  With -S the vCPUs start paused.  Both are idempotent.
+ */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
 
 /* cpu.c */
 int cpu_setup_boot_tables(struct vm *vm);
