@@ -490,6 +490,45 @@ def test_pause():
     check(rc == 0 and 'quit by the monitor' in ''.join(v.lines), 'quit while paused: exit %d' % rc)
 
 
+def guest_discards(c):
+    st = c.ret('x-gmm-guest-stats')
+    return st.get('discards', -1) if isinstance(st, dict) else -1
+
+
+def wait_discards(c, above, timeout=60):
+    end = time.time() + timeout
+    n = guest_discards(c)
+    while n <= above and time.time() < end:
+        time.sleep(0.05)
+        n = guest_discards(c)
+    return n
+
+
+def test_pause_benchmark_guest():
+    """stop/cont on the built-in benchmark guest: its churn workload discards
+    pages through the host port without end; the count freezes while the VM
+    is stopped and moves again after cont."""
+    v = Vmm(VMM, ['--memory', '64M', '--vcpus', '2', '--guest-workload',
+                  'touch=8 verify rounds=1000000 churn=2 verify'])
+    a = v.client()
+    n = wait_discards(a, 0)
+    check(n > 0, 'the benchmark guest never discarded (%d)' % n)
+    for rnd in range(2):
+        check(a.ret('stop') == {}, 'stop')
+        check(a.event('STOP') is not None, 'STOP event')
+        frozen = guest_discards(a)
+        time.sleep(1.0)
+        now = guest_discards(a)
+        check(now == frozen, 'round %d: the benchmark guest discarded %d pages while paused' %
+              (rnd, now - frozen))
+        check(a.ret('cont') == {}, 'cont')
+        n = wait_discards(a, now)
+        check(n > now, 'round %d: the benchmark guest made no progress after cont' % rnd)
+    a.ret('quit')
+    rc = v.wait()
+    check(rc == 0, 'quit: exit %d' % rc)
+
+
 # ---- gmmctl ----
 
 def gmmctl(v, *args):
@@ -536,7 +575,8 @@ def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the monitor tests need a running gmm-vmm')
         return 77
-    for t in (test_socket, test_protocol, test_balloon, test_pause, test_gmmctl):
+    for t in (test_socket, test_protocol, test_balloon, test_pause, test_pause_benchmark_guest,
+              test_gmmctl):
         print('--- ' + t.__name__, flush=True)
         t()
     print('%d failures' % failures)
