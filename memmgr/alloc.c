@@ -100,7 +100,7 @@ static void prep_new(struct gmm_zone *z, uint64_t pfn, const struct alloc_ctx *a
 /* The cache serves small orders, except for emergency and HIGHATOMIC requests. */
 static inline bool use_pcp(const struct alloc_ctx *ac, unsigned int alloc_flags)
 {
-	return ac->t && ac->order <= GMM_COSTLY_ORDER &&
+	return ac->t && pcp_allowed_order(ac->order) &&
 	       !(alloc_flags & (ALLOC_NO_WATERMARKS | ALLOC_HIGHATOMIC));
 }
 
@@ -311,7 +311,7 @@ static void ctx_init(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int orde
 				      GMM_ZONE_MOVABLE : GMM_ZONE_NORMAL;
 	ac->nodemask = nodemask;
 	ac->pref = &p->nodes[node];
-	ac->t = order <= GMM_COSTLY_ORDER ? pcp_self(p) : NULL;
+	ac->t = pcp_allowed_order(order) ? pcp_self(p) : NULL;
 }
 
 static int policy_node(const struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes,
@@ -424,7 +424,7 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 {
 	struct alloc_ctx ac;
 
-	if (likely(order <= GMM_COSTLY_ORDER && !(flags & ~GMM_FLAGS_ALL))) {
+	if (likely(pcp_allowed_order(order) && !(flags & ~GMM_FLAGS_ALL))) {
 		uint64_t pfn = alloc_fast(p, order, flags, node);
 
 		if (likely(pfn != GMM_PFN_NONE))
@@ -531,7 +531,7 @@ int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
 		return gmm_set_error(-EINVAL, "free of pfn %llu order %u: not an allocated block",
 				     (unsigned long long)pfn, order);
-	if (order <= GMM_COSTLY_ORDER && (t = pcp_self(p)))
+	if (pcp_allowed_order(order) && (t = pcp_self(p)))
 		return free_pcp(t, z, pfn, order);
 	pthread_mutex_lock(&z->lock);
 	err = free_locked(p, z, pfn, order);

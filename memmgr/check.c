@@ -70,7 +70,7 @@ static int check_mblock(struct gmm_zone *z, uint64_t start, struct tally *t)
 				return err;
 		}
 		if (kind == FR_PCP) {
-			if (o > GMM_COSTLY_ORDER)
+			if (!pcp_allowed_order(o))
 				return gmm_set_error(-EUCLEAN, "cached block %llu has order %u",
 						     (unsigned long long)pfn, o);
 			t->cached += 1ull << o;

@@ -300,7 +300,16 @@ void zone_maybe_clear_boost(struct gmm_zone *z);
 
 /* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */
 #define NR_PCP_ORDERS (GMM_COSTLY_ORDER + 1)
-#define NR_PCP_LISTS (MT_PCPTYPES * NR_PCP_ORDERS)
+/* Pageblock-order (THP) lists: unmovable+reclaimable and movable (the kernel's NR_PCP_THP) */
+#define NR_PCP_THP 2
+#define NR_LOWORDER_PCP_LISTS (MT_PCPTYPES * NR_PCP_ORDERS)
+#define NR_PCP_LISTS (NR_LOWORDER_PCP_LISTS + NR_PCP_THP)
+
+/* The kernel's pcp_allowed_order(): orders 0..COSTLY and the pageblock order. */
+static inline bool pcp_allowed_order(unsigned int order)
+{
+	return order <= GMM_COSTLY_ORDER || order == GMM_PAGEBLOCK_ORDER;
+}
 
 struct gmm_thread;
 

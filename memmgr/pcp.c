@@ -247,31 +247,71 @@ static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, 
 	return n;
 }
 
+/*
+ * Refill chunks.  The metadata of 64 consecutive frames share cache lines
+ * (their state bytes one line, their link words eight lines), so a cache
+ * refilled with frames next to another cache's frames writes the same lines
+ * as that cache's owner on every allocation and free: false sharing between
+ * threads (the kernel's 64-byte struct page never shares a line).  Small
+ * orders are therefore refilled with whole aligned blocks of
+ * PCP_CHUNK_ORDER, split in the cache, while the buddy has such blocks of
+ * the wanted migratetype: two caches then never hold frames whose metadata
+ * share a line, except after cross-thread frees.
+ */
+#define PCP_CHUNK_ORDER 6
+_Static_assert(64 >> PCP_CHUNK_ORDER == 1, "a chunk's state bytes fill one cache line");
+
+/* A free block of at least chunk order and of migratetype @mt (no fallback needed). */
+static bool chunk_free(const struct gmm_zone *z, int mt)
+{
+	for (unsigned int o = PCP_CHUNK_ORDER; o <= z->pool->max_order; o++)
+		if (z->area_nr[o] && z->area[o][mt].head != PFN_NIL)
+			return true;
+	return false;
+}
+
+/* One block of @order (@chunk: of chunk order, split into @order blocks) onto @l. */
+static unsigned int take_block(struct gmm_zone *z, struct pcp_list *l, unsigned int order,
+			       unsigned int take, int mt, unsigned int alloc_flags)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t pfn;
+
+	z->took_reported = false;
+	pfn = buddy_rmqueue(z, take, mt, alloc_flags);
+	if (pfn == GMM_PFN_NONE)
+		return 0;
+	/* memory given back to the host: the backing may need it again first */
+	if (unlikely(z->took_reported) && pool_prepare_reported(p, pfn, take)) {
+		buddy_free_one_flag(z, pfn, take, pb_mt(p, pfn), true);
+		return 0;
+	}
+	for (uint64_t b = 0; b < 1ull << take; b += 1ull << order) {
+		fr_set(p, pfn + b, FR_PCP, order, false);
+		pl_add_tail(p, l, (uint32_t)(pfn + b));
+	}
+	return 1u << (take - order);
+}
+
 /* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
 static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigned int count,
 				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
 {
-	struct gmm_pool *p = z->pool;
 	unsigned int i = 0;
 
 	pthread_mutex_lock(&z->lock);
 	if (!z->below_high && z->nr_free < z->wmark[WMARK_HIGH])
 		__atomic_store_n(&z->below_high, true, __ATOMIC_RELAXED);
 	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
-		for (; i < count; i++) {
-			uint64_t pfn;
+		while (i < count) {
+			unsigned int take = order, n;
 
-			z->took_reported = false;
-			pfn = buddy_rmqueue(z, order, mt, alloc_flags);
-			if (pfn == GMM_PFN_NONE)
+			if (order < PCP_CHUNK_ORDER && count - i > 1 && chunk_free(z, mt))
+				take = PCP_CHUNK_ORDER;
+			n = take_block(z, l, order, take, mt, alloc_flags);
+			if (!n)
 				break;
-			/* memory given back to the host: the backing may need it again first */
-			if (unlikely(z->took_reported) && pool_prepare_reported(p, pfn, order)) {
-				buddy_free_one_flag(z, pfn, order, pb_mt(p, pfn), true);
-				break;
-			}
-			fr_set(p, pfn, FR_PCP, order, false);
-			pl_add_tail(p, l, (uint32_t)pfn);
+			i += n;
 		}
 		z->ev.alloc += i;
 	}

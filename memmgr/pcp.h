@@ -138,15 +138,17 @@ static inline unsigned int zone_idx(const struct gmm_zone *z)
 	return (unsigned int)z->node * GMM_NR_ZONES + (unsigned int)z->type;
 }
 
-/* The kernel's order_to_pindex() without the THP list. */
+/* The kernel's order_to_pindex(): pageblock-order blocks on two lists of their own. */
 static inline unsigned int pindex(int mt, unsigned int order)
 {
+	if (order > GMM_COSTLY_ORDER)
+		return NR_LOWORDER_PCP_LISTS + (mt == GMM_MT_MOVABLE);
 	return MT_PCPTYPES * order + (unsigned int)mt;
 }
 
 static inline unsigned int pindex_order(unsigned int pi)
 {
-	return pi / MT_PCPTYPES;
+	return pi < NR_LOWORDER_PCP_LISTS ? pi / MT_PCPTYPES : GMM_PAGEBLOCK_ORDER;
 }
 
 /* --- lists: doubly linked through link[] (next << 32 | prev) ------------- */

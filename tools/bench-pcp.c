@@ -15,6 +15,7 @@
  * Linux); tools/bench-pcp-compare.sh runs both and sets them side by side.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,123 @@ static void bench_scale(const int *threads, int nthreads)
 	}
 }
 
+static int cmp_double(const void *a, const void *b);
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* --- false-sharing experiment ------------------------------------------------ */
+
+/*
+ * Two pinned threads each cycle one frame through their cache (alloc+free,
+ * N = 1).  The frames are chosen by pfn distance: in the same 8-frame group
+ * (their link[] words share a cache line and so do their state bytes), in
+ * the same 64-frame group (only the state bytes share a line), or 4096
+ * frames apart (nothing shared).  Only the metadata layout differs.
+ */
+#define SHARE_WINDOWS 41
+
+struct share_arg {
+	uint64_t pfn;
+	int cpu;
+	size_t pairs; /* per window */
+	pthread_barrier_t *bar;
+	double ns[SHARE_WINDOWS];
+};
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &s);
+	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
+}
+
+/* Windows start together (a barrier each), so both threads run in each. */
+static void *share_worker(void *arg)
+{
+	struct share_arg *a = arg;
+
+	pin(a->cpu);
+	if (gmm_thread_attach(pool))
+		die("attach");
+	if (gmm_free(pool, a->pfn, 0)) /* the only frame of this cache */
+		die("gmm_free");
+	for (int w = 0; w < SHARE_WINDOWS; w++) {
+		double t0;
+
+		pthread_barrier_wait(a->bar);
+		t0 = now();
+		for (size_t i = 0; i < a->pairs; i++)
+			gmm_free(pool, alloc0(), 0);
+		a->ns[w] = (now() - t0) * 1e9 / (double)a->pairs;
+	}
+	if (alloc0() != a->pfn) /* keep it allocated for the next run */
+		die("the cached frame changed");
+	gmm_thread_detach(pool);
+	return NULL;
+}
+
+/* Median over the windows of the slower thread's ns per pair. */
+static double share_run(int nr, uint64_t base, uint64_t dist)
+{
+	struct share_arg a[2];
+	pthread_t th[2];
+	pthread_barrier_t bar;
+	double w[SHARE_WINDOWS];
+
+	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
+	for (int i = 0; i < nr; i++) {
+		a[i] = (struct share_arg){ .pfn = base + (uint64_t)i * dist, .cpu = i,
+					   .pairs = (size_t)(200000 * scale), .bar = &bar };
+		pthread_create(&th[i], NULL, share_worker, &a[i]);
+	}
+	for (int i = 0; i < nr; i++)
+		pthread_join(th[i], NULL);
+	for (int k = 0; k < SHARE_WINDOWS; k++)
+		w[k] = nr == 2 && a[1].ns[k] > a[0].ns[k] ? a[1].ns[k] : a[0].ns[k];
+	pthread_barrier_destroy(&bar);
+	qsort(w, SHARE_WINDOWS, sizeof(w[0]), cmp_double);
+	return w[SHARE_WINDOWS / 2];
+}
+
+static void bench_share(void)
+{
+	static const struct { const char *what; uint64_t dist; } cases[] = {
+		{ "link+state line shared (distance 1)", 1 },
+		{ "state line shared (distance 8)", 8 },
+		{ "nothing shared (distance 4096)", 4096 },
+	};
+	enum { NV = 16384 };
+	uint64_t *v = malloc(NV * sizeof(*v)), base = GMM_PFN_NONE;
+
+	/* frames taken by an unattached thread; find one with all three partners */
+	for (int i = 0; i < NV; i++)
+		v[i] = alloc0();
+	qsort(v, NV, sizeof(v[0]), cmp_u64);
+	for (int i = 0; i + 4096 < NV && base == GMM_PFN_NONE; i++)
+		if (!(v[i] & 63) && v[i + 8] == v[i] + 8 && v[i + 4096] == v[i] + 4096)
+			base = v[i];
+	if (base == GMM_PFN_NONE)
+		die("no run of 4097 frames");
+	printf("# share [%s]: two pinned threads, one frame each, N = 1; ns per pair, median "
+	       "of %d windows (slower thread)\n", VARIANT, SHARE_WINDOWS);
+	printf("%-40s %8s %8s %13s\n", "frames", "1thr_ns", "2thr_ns", "2thr/1thr");
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		double one = share_run(1, base, cases[c].dist);
+		double two = share_run(2, base, cases[c].dist);
+
+		printf("%-40s %8.1f %8.1f %12.2fx\n", cases[c].what, one, two, two / one);
+	}
+	gmm_free_bulk(pool, NV, v);
+	free(v);
+}
+
 /* --- drain latency ------------------------------------------------------------ */
 
 struct drain_arg {
@@ -418,7 +536,7 @@ int main(int argc, char **argv)
 {
 	struct gmm_pool_config cfg;
 	int threads[16] = { 1, 2 }, nthreads = 2;
-	bool pair = false, bulk = false, scl = false, drain = false;
+	bool pair = false, bulk = false, scl = false, drain = false, share = false;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--pair"))
@@ -429,6 +547,8 @@ int main(int argc, char **argv)
 			scl = true;
 		else if (!strcmp(argv[i], "--drain"))
 			drain = true;
+		else if (!strcmp(argv[i], "--share"))
+			share = true;
 		else if (!strcmp(argv[i], "--quick"))
 			scale = 0.1;
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -439,8 +559,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!pair && !bulk && !scl && !drain)
-		pair = bulk = scl = drain = true;
+	if (!pair && !bulk && !scl && !drain && !share)
+		pair = bulk = scl = drain = share = true;
 	gmm_pool_config_init(&cfg, 2048 * MIB);
 	if (gmm_pool_create(&cfg, &pool))
 		die("gmm_pool_create");
@@ -452,6 +572,8 @@ int main(int argc, char **argv)
 		bench_scale(threads, nthreads);
 	if (drain)
 		bench_drain();
+	if (share)
+		bench_share();
 	if (gmm_pool_check(pool) || gmm_pool_nr_free(pool) != gmm_pool_nr_pages(pool))
 		die("pool not intact after the benchmark");
 	gmm_pool_destroy(pool);
