@@ -414,22 +414,16 @@ static inline uint64_t alloc_fast(struct gmm_pool *p, unsigned int order, unsign
 	z = pcp_first_zone(p, node, hz);
 	if (unlikely(!z || !((mask >> z->node) & 1)))
 		return GMM_PFN_NONE;
-	pfn = pcp_alloc_hit(t, z, order, flags_migratetype(p, flags));
-	if (pfn != GMM_PFN_NONE && (flags & GMM_ZERO))
-		memset(gmm_pfn_to_host(p, pfn), 0, GMM_PAGE_SIZE << order);
+	pfn = order == 0 ? pcp_alloc_hit(t, z, 0, flags_migratetype(p, flags)) :
+			   pcp_alloc_hit(t, z, order, flags_migratetype(p, flags));
 	return pfn;
 }
 
-uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+/* Everything but a cache hit without zeroing. */
+static uint64_t __attribute__((noinline)) alloc_slow(struct gmm_pool *p, unsigned int order,
+						     unsigned int flags, int node)
 {
 	struct alloc_ctx ac;
-
-	if (likely(pcp_allowed_order(order) && !(flags & ~GMM_FLAGS_ALL))) {
-		uint64_t pfn = alloc_fast(p, order, flags, node);
-
-		if (likely(pfn != GMM_PFN_NONE))
-			return pfn;
-	}
 
 	if (unlikely(check_request(p, order, flags)))
 		return GMM_PFN_NONE;
@@ -451,6 +445,18 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 	}
 	ctx_init(p, &ac, order, flags, node, (flags & GMM_THISNODE) ? 1ull << node : ~0ull);
 	return alloc_ctx_run(p, &ac, flags);
+}
+
+/* The cache hit inline, with no call on its way (no registers to save). */
+uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+{
+	if (likely(pcp_allowed_order(order) && !(flags & ~(GMM_FLAGS_ALL & ~GMM_ZERO)))) {
+		uint64_t pfn = alloc_fast(p, order, flags, node);
+
+		if (likely(pfn != GMM_PFN_NONE))
+			return pfn;
+	}
+	return alloc_slow(p, order, flags, node);
 }
 
 int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes)
@@ -517,12 +523,14 @@ static inline __attribute__((always_inline)) int free_pcp(struct gmm_thread *t,
 	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) !=
 		     (uint8_t)(FR_ALLOC | (order << FR_ORDER_SHIFT))))
 		return bad_free(p, pfn, order);
-	if (likely(pcp_free(t, z, pfn, order)))
+	/* order 0 spelled out: the compiler folds the order arithmetic away */
+	if (likely(order == 0 ? pcp_free(t, z, pfn, 0) : pcp_free(t, z, pfn, order)))
 		return 0;
 	return free_pcp_slow(z, pfn, order);
 }
 
-int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
+					       unsigned int order)
 {
 	struct gmm_zone *z = pfn_zone(p, pfn);
 	struct gmm_thread *t;
@@ -537,6 +545,18 @@ int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 	err = free_locked(p, z, pfn, order);
 	pthread_mutex_unlock(&z->lock);
 	return err;
+}
+
+/* Into the cache inline (pcp_allowed_order() bounds the order by max_order). */
+int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_thread *t;
+
+	if (likely(z && !(pfn & ((1ull << order) - 1)) && pcp_allowed_order(order) &&
+		   (t = pcp_self(p))))
+		return free_pcp(t, z, pfn, order);
+	return free_slow(p, pfn, order);
 }
 
 int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
@@ -611,18 +631,15 @@ static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsign
 	return got;
 }
 
-static size_t bulk_pcp(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int af,
-		       size_t n, uint64_t *pfns)
+/* The first eligible zone: a cache checks the watermark when it refills. */
+static struct gmm_zone *bulk_pcp_zone(const struct alloc_ctx *ac)
 {
-	size_t got = 0;
+	struct gmm_node *nd = ac->pref;
 
-	for (; got < n; got++) {
-		pfns[got] = pcp_alloc(ac->t, z, 0, ac->mt, ac->highest_zoneidx, af);
-		if (pfns[got] == GMM_PFN_NONE)
-			break;
-	}
-	pcp_count_bulk(ac->t, got);
-	return got;
+	for (unsigned int i = 0; i < nd->nr_zonelist; i++)
+		if (zone_eligible(nd->zonelist[i], ac))
+			return nd->zonelist[i];
+	return NULL;
 }
 
 static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags, int node)
@@ -665,9 +682,15 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 		af |= ALLOC_CMA;
 	if (p->cfg.nofragment && p->cfg.mobility_grouping)
 		af |= ALLOC_NOFRAGMENT;
-	z = bulk_zone(&ac, af);
-	if (z)
-		got = ac.t ? bulk_pcp(z, &ac, af, n, pfns) : bulk_locked(z, &ac, af, n, pfns);
+	if (ac.t) {
+		z = bulk_pcp_zone(&ac);
+		if (z)
+			got = pcp_alloc_bulk(ac.t, z, ac.mt, ac.highest_zoneidx, af, n, pfns);
+	} else {
+		z = bulk_zone(&ac, af);
+		if (z)
+			got = bulk_locked(z, &ac, af, n, pfns);
+	}
 	if (!got) {
 		pfns[0] = alloc_ctx_run(p, &ac, flags & ~GMM_ZERO);
 		got = pfns[0] != GMM_PFN_NONE;

@@ -319,7 +319,9 @@ void pcp_pool_destroy(struct gmm_pool *p);
  * the zone is below its watermark. */
 uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
 		   int highest_zoneidx, unsigned int alloc_flags);
-void pcp_count_bulk(struct gmm_thread *t, uint64_t n);
+/* Up to @n order-0 frames of @mt from @t's cache of @z, refilled per batch; how many. */
+size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
+		      unsigned int alloc_flags, size_t n, uint64_t *pfns);
 /* Frames in all caches of zone @z (for the invariant check); caches stable. */
 int pcp_check_zone(struct gmm_zone *z, uint64_t *cached);
 void pcp_lock(struct gmm_pool *p);

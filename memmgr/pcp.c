@@ -77,7 +77,8 @@ static void cache_reset(struct pcp_cache *c)
 
 static struct pcp_cache *cache_new(unsigned int nr_zones)
 {
-	struct pcp_cache *c = malloc(sizeof(*c) + nr_zones * sizeof(c->zones[0]));
+	size_t bytes = sizeof(struct pcp_cache) + nr_zones * sizeof(struct pcp_zone);
+	struct pcp_cache *c = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
 
 	if (!c)
 		return NULL;
@@ -319,35 +320,43 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigne
 	return i;
 }
 
+/* Refill the empty list @l of @pz from the buddy; the number of blocks added (0: refused). */
+static unsigned int pcp_refill(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
+			       struct pcp_list *l, unsigned int order, int mt, int hz,
+			       unsigned int alloc_flags)
+{
+	struct pcp_pool *pp = z->pool->pcp;
+	unsigned int zi = zone_idx(z);
+	uint32_t batch = __atomic_load_n(&pp->batch[zi], __ATOMIC_RELAXED);
+	uint32_t hmin = __atomic_load_n(&pp->high_min[zi], __ATOMIC_RELAXED);
+	uint32_t hmax = __atomic_load_n(&pp->high_max[zi], __ATOMIC_RELAXED);
+	unsigned int n = rmqueue_bulk(z, l, nr_pcp_alloc(pz, z, batch, hmin, hmax, order), order,
+				      mt, hz, alloc_flags);
+
+	if (!n) {
+		CTR_ADD(t, alloc_fail, 1);
+		return 0;
+	}
+	pz_count_add(pz, (int64_t)n << order);
+	CTR_ADD(t, refill, 1);
+	CTR_ADD(t, refill_frames, (uint64_t)n << order);
+	CTR_ADD(t, alloc_miss, 1);
+	return n;
+}
+
 static uint64_t __pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
 			    int hz, unsigned int alloc_flags)
 {
-	struct gmm_pool *p = z->pool;
 	struct pcp_cache *c = rcu_dereference(t->cache);
 	struct pcp_zone *pz = &c->zones[zone_idx(z)];
 	struct pcp_list *l = &pz->lists[pindex(mt, order)];
 
 	pz->free_count >>= 1;
-	if (likely(l->head != PFN_NIL)) {
+	if (likely(l->head != PFN_NIL))
 		CTR_ADD(t, alloc_hit, 1);
-	} else {
-		unsigned int zi = zone_idx(z);
-		uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
-		uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
-		uint32_t hmax = __atomic_load_n(&p->pcp->high_max[zi], __ATOMIC_RELAXED);
-		unsigned int n = rmqueue_bulk(z, l, nr_pcp_alloc(pz, z, batch, hmin, hmax, order),
-					      order, mt, hz, alloc_flags);
-
-		if (!n) {
-			CTR_ADD(t, alloc_fail, 1);
-			return GMM_PFN_NONE;
-		}
-		pz_count_add(pz, (int64_t)n << order);
-		CTR_ADD(t, refill, 1);
-		CTR_ADD(t, refill_frames, (uint64_t)n << order);
-		CTR_ADD(t, alloc_miss, 1);
-	}
-	return take_head(p, pz, l, order, mt);
+	else if (!pcp_refill(t, z, pz, l, order, mt, hz, alloc_flags))
+		return GMM_PFN_NONE;
+	return take_head(z->pool, pz, l, order, mt);
 }
 
 uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
@@ -359,6 +368,57 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 	pfn = __pcp_alloc(t, z, order, mt, hz, alloc_flags);
 	owner_unlock(t);
 	return pfn;
+}
+
+/* Hand out up to @n frames from the head of @l (not empty); how many. */
+static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pcp_list *l, uint8_t st,
+		       size_t n, uint64_t *pfns)
+{
+	uint32_t pfn = l->head;
+	size_t got = 0;
+
+	while (pfn != PFN_NIL && got < n) {
+		uint32_t next = (uint32_t)(p->link[pfn] >> 32);
+
+		p->link[pfn] = 0;
+		fr_state_set(p, pfn, st);
+		pfns[got++] = pfn;
+		pfn = next;
+	}
+	l->head = pfn;
+	if (pfn == PFN_NIL)
+		l->tail = PFN_NIL;
+	else
+		p->link[pfn] |= PFN_NIL;
+	pz_count_add(pz, -(int64_t)got);
+	return got;
+}
+
+size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
+		      unsigned int alloc_flags, size_t n, uint64_t *pfns)
+{
+	uint8_t st = (uint8_t)(FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
+	struct pcp_cache *c;
+	struct pcp_zone *pz;
+	struct pcp_list *l;
+	size_t got = 0, misses = 0;
+
+	owner_lock(t);
+	c = rcu_dereference(t->cache);
+	pz = &c->zones[zone_idx(z)];
+	l = &pz->lists[pindex(mt, 0)];
+	while (got < n) {
+		if (l->head == PFN_NIL) {
+			if (!pcp_refill(t, z, pz, l, 0, mt, hz, alloc_flags))
+				break;
+			misses++;
+		}
+		got += take_run(z->pool, pz, l, st, n - got, pfns + got);
+	}
+	CTR_ADD(t, alloc_hit, got - misses);
+	CTR_ADD(t, bulk_alloc, got);
+	owner_unlock(t);
+	return got;
 }
 
 /* --- thread state ---------------------------------------------------------- */
@@ -520,8 +580,9 @@ int gmm_thread_attach(struct gmm_pool *p)
 	if (tls_nr == GMM_THREAD_MAX_POOLS)
 		return gmm_set_error(-ENOSPC, "thread attached to %d pools already",
 				     GMM_THREAD_MAX_POOLS);
-	t = calloc(1, sizeof(*t));
+	t = aligned_alloc(64, sizeof(*t)); /* no line shared with another thread's data */
 	if (t) {
+		memset(t, 0, sizeof(*t));
 		t->cache = cache_new(pp->nr_zones);
 		t->spare = cache_new(pp->nr_zones);
 	}
@@ -831,11 +892,6 @@ int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 	*high_min = __atomic_load_n(&p->pcp->high_min[i], __ATOMIC_RELAXED);
 	*high_max = __atomic_load_n(&p->pcp->high_max[i], __ATOMIC_RELAXED);
 	return 0;
-}
-
-void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
-{
-	CTR_ADD(t, bulk_alloc, n);
 }
 
 #define PCP_FIELDS(X)                          \

@@ -31,11 +31,11 @@ struct pcp_zone {
 	uint32_t flags;
 	uint32_t high;       /* adaptive high mark, between high_min and high_max */
 	uint32_t alloc_factor; /* refill size is batch << alloc_factor (order 0) */
-};
+} __attribute__((aligned(64))); /* a power-of-two multiple of lines: cheap to index */
 
 struct pcp_cache {
 	unsigned int nr_zones;
-	struct pcp_zone zones[];
+	struct pcp_zone zones[]; /* aligned: no line shared with another cache */
 };
 
 struct pcp_ticket {
@@ -62,7 +62,7 @@ struct gmm_thread {
 #ifdef GMM_PCP_SPINLOCK
 	struct pcp_ticket lock;   /* the benchmark variant's per-cache lock */
 #endif
-};
+} __attribute__((aligned(64)));
 
 #ifdef GMM_PCP_SPINLOCK
 /*
@@ -336,8 +336,9 @@ static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
 }
 
 /* The cache hit only (no refill): GMM_PFN_NONE when the list is empty. */
-static inline uint64_t pcp_alloc_hit(struct gmm_thread *t, struct gmm_zone *z,
-				     unsigned int order, int mt)
+static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit(struct gmm_thread *t,
+								    struct gmm_zone *z,
+								    unsigned int order, int mt)
 {
 	struct pcp_cache *c;
 	struct pcp_zone *pz;

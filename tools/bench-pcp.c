@@ -276,6 +276,206 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void pin(int cpu)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &s);
+	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
+}
+
+/* --- grid: threads x order x N x private/cross frees ------------------------ */
+
+/*
+ * Each thread, pinned to CPU (id mod CPUs), runs GRID_WINDOWS timed windows
+ * that start together (a barrier each).  In a window it repeats: allocate N
+ * blocks, free N.  With cross-thread frees it hands its N blocks to the next
+ * thread through a single-producer single-consumer ring and frees what the
+ * previous thread handed it (its own blocks when the ring is full or empty).
+ * A window's aggregate throughput is all threads' pairs over the slowest
+ * thread's time; the figure is the median window.
+ */
+#define GRID_WINDOWS 15
+#define RING_SLOTS 1024
+
+struct ring {
+	uint64_t head __attribute__((aligned(64))); /* consumer */
+	uint64_t tail __attribute__((aligned(64))); /* producer */
+	uint64_t v[RING_SLOTS] __attribute__((aligned(64)));
+};
+
+struct grid_arg {
+	int id, nr;
+	unsigned int order;
+	size_t n, rounds;
+	bool cached, cross;
+	pthread_barrier_t *bar;
+	struct ring *in, *out;
+	double secs[GRID_WINDOWS];
+	uint64_t *v;
+} __attribute__((aligned(64)));
+
+static bool ring_put(struct ring *r, uint64_t pfn)
+{
+	uint64_t t = r->tail;
+
+	if (t - __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == RING_SLOTS)
+		return false;
+	r->v[t % RING_SLOTS] = pfn;
+	__atomic_store_n(&r->tail, t + 1, __ATOMIC_RELEASE);
+	return true;
+}
+
+static bool ring_get(struct ring *r, uint64_t *pfn)
+{
+	uint64_t h = r->head;
+
+	if (h == __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE))
+		return false;
+	*pfn = r->v[h % RING_SLOTS];
+	__atomic_store_n(&r->head, h + 1, __ATOMIC_RELEASE);
+	return true;
+}
+
+static uint64_t alloc_order(unsigned int order)
+{
+	uint64_t pfn = gmm_alloc(pool, order, GMM_MOVABLE, 0);
+
+	if (pfn == GMM_PFN_NONE)
+		die("gmm_alloc");
+	return pfn;
+}
+
+static void grid_round(struct grid_arg *a)
+{
+	uint64_t *v = a->v;
+	unsigned int o = a->order;
+
+	for (size_t i = 0; i < a->n; i++)
+		v[i] = alloc_order(o);
+	if (!a->cross) {
+		for (size_t i = 0; i < a->n; i++)
+			gmm_free(pool, v[i], o);
+		return;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t pfn;
+
+		if (!ring_put(a->out, v[i]))
+			gmm_free(pool, v[i], o);
+		if (ring_get(a->in, &pfn))
+			gmm_free(pool, pfn, o);
+	}
+}
+
+static void *grid_worker(void *arg)
+{
+	struct grid_arg *a = arg;
+	uint64_t pfn;
+
+	pin(a->id);
+	if (a->cached && gmm_thread_attach(pool))
+		die("attach");
+	grid_round(a); /* warm up */
+	for (int w = 0; w < GRID_WINDOWS; w++) {
+		double t0;
+
+		if (a->cached)
+			gmm_thread_offline();
+		pthread_barrier_wait(a->bar);
+		if (a->cached)
+			gmm_thread_online();
+		t0 = now();
+		for (size_t r = 0; r < a->rounds; r++)
+			grid_round(a);
+		a->secs[w] = now() - t0;
+		if (a->cached)
+			gmm_thread_quiescent();
+	}
+	if (a->cached)
+		gmm_thread_offline();
+	pthread_barrier_wait(a->bar); /* nobody puts into our ring any more */
+	if (a->cached)
+		gmm_thread_online();
+	while (ring_get(a->in, &pfn))
+		gmm_free(pool, pfn, a->order);
+	if (a->cached)
+		gmm_thread_detach(pool);
+	return NULL;
+}
+
+/* Median aggregate Mpairs/s of @nr threads. */
+static double grid_run(int nr, unsigned int order, size_t n, bool cached, bool cross)
+{
+	static struct ring rings[MAX_THREADS];
+	struct grid_arg *a = aligned_alloc(64, sizeof(*a) * (size_t)nr);
+	pthread_t th[MAX_THREADS];
+	pthread_barrier_t bar;
+	size_t pairs = (size_t)((order ? 200000 : 2000000) * scale) / GRID_WINDOWS;
+	double mp[GRID_WINDOWS];
+
+	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
+	for (int i = 0; i < nr; i++) {
+		rings[i].head = rings[i].tail = 0;
+		a[i] = (struct grid_arg){ .id = i, .nr = nr, .order = order, .n = n,
+					  .rounds = pairs / n ? pairs / n : 1, .cached = cached,
+					  .cross = cross && nr > 1, .bar = &bar, .in = &rings[i],
+					  .out = &rings[(i + 1) % nr] };
+		a[i].v = malloc(n * sizeof(uint64_t));
+	}
+	for (int i = 0; i < nr; i++)
+		pthread_create(&th[i], NULL, grid_worker, &a[i]);
+	for (int i = 0; i < nr; i++)
+		pthread_join(th[i], NULL);
+	for (int w = 0; w < GRID_WINDOWS; w++) {
+		double slowest = 0;
+
+		for (int i = 0; i < nr; i++)
+			slowest = a[i].secs[w] > slowest ? a[i].secs[w] : slowest;
+		mp[w] = (double)nr * (double)(a[0].rounds * n) / slowest / 1e6;
+	}
+	for (int i = 0; i < nr; i++)
+		free(a[i].v);
+	free(a);
+	pthread_barrier_destroy(&bar);
+	qsort(mp, GRID_WINDOWS, sizeof(mp[0]), cmp_double);
+	return mp[GRID_WINDOWS / 2];
+}
+
+static void bench_grid(const int *threads, int nthreads)
+{
+	static const unsigned int orders[] = { 0, GMM_PAGEBLOCK_ORDER };
+	static const size_t ns[] = { 1, 64, 1024 };
+
+	printf("# grid [%s]: alloc N + free N per thread, pinned threads, median of %d windows\n"
+	       "# Mpairs/s: all threads; ns/pair: per thread (threads / Mpairs/s); "
+	       "scaling: Mpairs/s over the 1-thread figure; locked: unattached threads\n",
+	       VARIANT, GRID_WINDOWS);
+	printf("%-5s %-7s %-5s %-7s %10s %9s %8s %10s %9s %13s\n", "order", "frees", "N",
+	       "threads", "cached_Mp", "cached_ns", "scaling", "locked_Mp", "locked_ns",
+	       "cached/locked");
+	for (size_t o = 0; o < 2; o++)
+		for (int cross = 0; cross < 2; cross++)
+			for (size_t k = 0; k < 3; k++) {
+				double base = 0;
+
+				for (int i = 0; i < nthreads; i++) {
+					int t = threads[i];
+					double c = grid_run(t, orders[o], ns[k], true, cross);
+					double l = grid_run(t, orders[o], ns[k], false, cross);
+
+					if (!base)
+						base = c / t;
+					printf("%-5u %-7s %-5zu %-7d %10.2f %9.1f %7.2fx %10.2f "
+					       "%9.1f %12.2fx\n", orders[o],
+					       cross ? "cross" : "private", ns[k], t, c,
+					       1e3 * t / c, c / base, l, 1e3 * t / l, c / l);
+					fflush(stdout);
+				}
+			}
+}
+
 /* --- false-sharing experiment ------------------------------------------------ */
 
 /*
@@ -294,15 +494,6 @@ struct share_arg {
 	pthread_barrier_t *bar;
 	double ns[SHARE_WINDOWS];
 };
-
-static void pin(int cpu)
-{
-	cpu_set_t s;
-
-	CPU_ZERO(&s);
-	CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &s);
-	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
-}
 
 /* Windows start together (a barrier each), so both threads run in each. */
 static void *share_worker(void *arg)
@@ -532,11 +723,21 @@ static int parse_threads(const char *s, int *out)
 	return n;
 }
 
+static int max_threads(const int *threads, int n)
+{
+	int m = 1;
+
+	for (int i = 0; i < n; i++)
+		m = threads[i] > m ? threads[i] : m;
+	return m;
+}
+
 int main(int argc, char **argv)
 {
 	struct gmm_pool_config cfg;
 	int threads[16] = { 1, 2 }, nthreads = 2;
-	bool pair = false, bulk = false, scl = false, drain = false, share = false;
+	bool pair = false, bulk = false, scl = false, drain = false, share = false, grid = false;
+	uint64_t pool_mib = 2048;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--pair"))
@@ -549,6 +750,8 @@ int main(int argc, char **argv)
 			drain = true;
 		else if (!strcmp(argv[i], "--share"))
 			share = true;
+		else if (!strcmp(argv[i], "--grid"))
+			grid = true;
 		else if (!strcmp(argv[i], "--quick"))
 			scale = 0.1;
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -559,9 +762,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!pair && !bulk && !scl && !drain && !share)
-		pair = bulk = scl = drain = share = true;
-	gmm_pool_config_init(&cfg, 2048 * MIB);
+	if (!pair && !bulk && !scl && !drain && !share && !grid)
+		pair = bulk = scl = drain = share = grid = true;
+	/* the grid holds up to 2 x 1024 THPs per thread (own N and a ring) */
+	if (grid)
+		pool_mib = 2 * 1024 * 2 * (uint64_t)max_threads(threads, nthreads) + 2048;
+	gmm_pool_config_init(&cfg, pool_mib * MIB);
 	if (gmm_pool_create(&cfg, &pool))
 		die("gmm_pool_create");
 	if (pair)
@@ -574,6 +780,8 @@ int main(int argc, char **argv)
 		bench_drain();
 	if (share)
 		bench_share();
+	if (grid)
+		bench_grid(threads, nthreads);
 	if (gmm_pool_check(pool) || gmm_pool_nr_free(pool) != gmm_pool_nr_pages(pool))
 		die("pool not intact after the benchmark");
 	gmm_pool_destroy(pool);
