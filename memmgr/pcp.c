@@ -388,8 +388,6 @@ static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pcp_list 
 	l->head = pfn;
 	if (pfn == PFN_NIL)
 		l->tail = PFN_NIL;
-	else
-		p->link[pfn] |= PFN_NIL;
 	pz_count_add(pz, -(int64_t)got);
 	return got;
 }
@@ -760,14 +758,14 @@ static int check_list(struct gmm_zone *z, const struct pcp_list *l, unsigned int
 	unsigned int order = pindex_order(pi);
 	uint64_t n = 0;
 
-	for (; cur != PFN_NIL; prev = cur, cur = (uint32_t)(p->link[cur] >> 32)) {
+	for (; cur != PFN_NIL; prev = cur, cur = pl_next(p, cur)) {
 		if (++n > p->nr_pfns || pfn_zone(p, cur) != z)
 			return gmm_set_error(-EUCLEAN, "cache list %u: loop or foreign pfn %u", pi,
 					     cur);
 		if (fr_kind(p, cur) != FR_PCP || fr_order(p, cur) != order)
 			return gmm_set_error(-EUCLEAN, "cache list %u holds pfn %u that is not a "
 					     "cached block of order %u", pi, cur, order);
-		if ((uint32_t)p->link[cur] != prev)
+		if (cur != l->head && pl_prev(p, cur) != prev) /* a head's prev is stale */
 			return gmm_set_error(-EUCLEAN, "cache list %u: bad prev link at %u", pi, cur);
 		*frames += 1ull << order;
 	}

@@ -151,7 +151,36 @@ static inline unsigned int pindex_order(unsigned int pi)
 	return pi < NR_LOWORDER_PCP_LISTS ? pi / MT_PCPTYPES : GMM_PAGEBLOCK_ORDER;
 }
 
-/* --- lists: doubly linked through link[] (next << 32 | prev) ------------- */
+/*
+ * --- lists: doubly linked through link[] (next << 32 | prev) -------------
+ *
+ * The head's prev is left stale (nothing reads it): taking the head writes
+ * neither the next frame's link nor anything but the list, and adding a head
+ * stores the old head's prev half alone (x86 is little-endian: prev is the
+ * low half, next the high half).  So a cache hit followed by a free of the
+ * same frame (N = 1) chains fewer stores and loads of the same words.
+ */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "link halves: next is the high half");
+
+static inline uint32_t pl_next(const struct gmm_pool *p, uint32_t pfn)
+{
+	return (uint32_t)(p->link[pfn] >> 32);
+}
+
+static inline uint32_t pl_prev(const struct gmm_pool *p, uint32_t pfn)
+{
+	return (uint32_t)p->link[pfn];
+}
+
+static inline void pl_set_prev(struct gmm_pool *p, uint32_t pfn, uint32_t prev)
+{
+	__builtin_memcpy((char *)&p->link[pfn], &prev, sizeof(prev));
+}
+
+static inline void pl_set_next(struct gmm_pool *p, uint32_t pfn, uint32_t next)
+{
+	__builtin_memcpy((char *)&p->link[pfn] + sizeof(next), &next, sizeof(next));
+}
 
 static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
 {
@@ -160,11 +189,13 @@ static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint3
 
 static inline void pl_add_head(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
 {
-	pl_set(p, pfn, l->head, PFN_NIL);
-	if (l->head == PFN_NIL)
+	uint32_t head = l->head;
+
+	pl_set(p, pfn, head, PFN_NIL);
+	if (head == PFN_NIL)
 		l->tail = pfn;
 	else
-		p->link[l->head] = (p->link[l->head] & 0xffffffff00000000ull) | pfn;
+		pl_set_prev(p, head, pfn);
 	l->head = pfn;
 }
 
@@ -174,31 +205,31 @@ static inline void pl_add_tail(struct gmm_pool *p, struct pcp_list *l, uint32_t 
 	if (l->tail == PFN_NIL)
 		l->head = pfn;
 	else
-		p->link[l->tail] = ((uint64_t)pfn << 32) | (uint32_t)p->link[l->tail];
+		pl_set_next(p, l->tail, pfn);
 	l->tail = pfn;
 }
 
 static inline uint32_t pl_pop_head(struct gmm_pool *p, struct pcp_list *l)
 {
-	uint32_t pfn = l->head, next = (uint32_t)(p->link[pfn] >> 32);
+	uint32_t pfn = l->head, next = pl_next(p, pfn);
 
 	l->head = next;
 	if (next == PFN_NIL)
 		l->tail = PFN_NIL;
-	else
-		p->link[next] = (p->link[next] & 0xffffffff00000000ull) | PFN_NIL;
 	return pfn;
 }
 
 static inline uint32_t pl_pop_tail(struct gmm_pool *p, struct pcp_list *l)
 {
-	uint32_t pfn = l->tail, prev = (uint32_t)p->link[pfn];
+	uint32_t pfn = l->tail, prev;
 
+	if (pfn == l->head) {
+		l->head = l->tail = PFN_NIL;
+		return pfn;
+	}
+	prev = pl_prev(p, pfn);
 	l->tail = prev;
-	if (prev == PFN_NIL)
-		l->head = PFN_NIL;
-	else
-		p->link[prev] = ((uint64_t)PFN_NIL << 32) | (uint32_t)p->link[prev];
+	pl_set_next(p, prev, PFN_NIL);
 	return pfn;
 }
 

@@ -44,6 +44,16 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The calling thread's CPU time: leaves out the time it waits for a CPU on a
+ * shared machine (other processes), keeps stalls on contended cache lines. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void die(const char *what)
 {
 	fprintf(stderr, "bench-pcp: %s: %s\n", what, gmm_last_error());
@@ -296,7 +306,7 @@ static void pin(int cpu)
  * A window's aggregate throughput is all threads' pairs over the slowest
  * thread's time; the figure is the median window.
  */
-#define GRID_WINDOWS 15
+#define GRID_WINDOWS 41
 #define RING_SLOTS 1024
 
 struct ring {
@@ -312,7 +322,7 @@ struct grid_arg {
 	bool cached, cross;
 	pthread_barrier_t *bar;
 	struct ring *in, *out;
-	double secs[GRID_WINDOWS];
+	double secs[GRID_WINDOWS], cpu[GRID_WINDOWS];
 	uint64_t *v;
 } __attribute__((aligned(64)));
 
@@ -379,7 +389,7 @@ static void *grid_worker(void *arg)
 		die("attach");
 	grid_round(a); /* warm up */
 	for (int w = 0; w < GRID_WINDOWS; w++) {
-		double t0;
+		double t0, c0;
 
 		if (a->cached)
 			gmm_thread_offline();
@@ -387,8 +397,10 @@ static void *grid_worker(void *arg)
 		if (a->cached)
 			gmm_thread_online();
 		t0 = now();
+		c0 = cpu_now();
 		for (size_t r = 0; r < a->rounds; r++)
 			grid_round(a);
+		a->cpu[w] = cpu_now() - c0;
 		a->secs[w] = now() - t0;
 		if (a->cached)
 			gmm_thread_quiescent();
@@ -405,15 +417,61 @@ static void *grid_worker(void *arg)
 	return NULL;
 }
 
-/* Median aggregate Mpairs/s of @nr threads. */
-static double grid_run(int nr, unsigned int order, size_t n, bool cached, bool cross)
+/*
+ * A window is clean when every thread ran on its CPU for at least
+ * CLEAN_PERMILLE of its wall time (on a shared machine the others are
+ * descheduled now and then; then the threads did not really run together).
+ */
+#define CLEAN_PERMILLE 900
+
+struct grid_res {
+	double mp;     /* median aggregate Mpairs/s (wall clock) of the clean windows */
+	double cpu_ns; /* median of the slowest thread's CPU ns per pair */
+	int clean;     /* clean windows; fewer than GRID_MIN_CLEAN: all windows used */
+};
+
+#define GRID_MIN_CLEAN 5
+
+static struct grid_res grid_stats(const struct grid_arg *a, int nr, size_t n)
+{
+	double mp[GRID_WINDOWS], all[GRID_WINDOWS], cn[GRID_WINDOWS];
+	struct grid_res r = { 0 };
+	double pairs = (double)(a[0].rounds * n);
+
+	for (int w = 0; w < GRID_WINDOWS; w++) {
+		double slowest = 0, cpu = 0;
+		bool clean = true;
+
+		for (int i = 0; i < nr; i++) {
+			slowest = a[i].secs[w] > slowest ? a[i].secs[w] : slowest;
+			cpu = a[i].cpu[w] > cpu ? a[i].cpu[w] : cpu;
+			clean &= a[i].cpu[w] * 1000 >= a[i].secs[w] * CLEAN_PERMILLE;
+		}
+		all[w] = (double)nr * pairs / slowest / 1e6;
+		if (clean)
+			mp[r.clean++] = all[w];
+		cn[w] = cpu * 1e9 / pairs;
+	}
+	qsort(cn, GRID_WINDOWS, sizeof(cn[0]), cmp_double);
+	r.cpu_ns = cn[GRID_WINDOWS / 2];
+	if (r.clean < GRID_MIN_CLEAN) {
+		qsort(all, GRID_WINDOWS, sizeof(all[0]), cmp_double);
+		r.mp = all[GRID_WINDOWS / 2];
+		return r;
+	}
+	qsort(mp, (size_t)r.clean, sizeof(mp[0]), cmp_double);
+	r.mp = mp[r.clean / 2];
+	return r;
+}
+
+static struct grid_res grid_run(int nr, unsigned int order, size_t n, bool cached, bool cross)
 {
 	static struct ring rings[MAX_THREADS];
 	struct grid_arg *a = aligned_alloc(64, sizeof(*a) * (size_t)nr);
 	pthread_t th[MAX_THREADS];
 	pthread_barrier_t bar;
-	size_t pairs = (size_t)((order ? 200000 : 2000000) * scale) / GRID_WINDOWS;
-	double mp[GRID_WINDOWS];
+	size_t pairs = (size_t)((order ? 400000 : 4000000) * scale) / GRID_WINDOWS;
+	struct grid_res r;
 
 	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
 	for (int i = 0; i < nr; i++) {
@@ -428,19 +486,12 @@ static double grid_run(int nr, unsigned int order, size_t n, bool cached, bool c
 		pthread_create(&th[i], NULL, grid_worker, &a[i]);
 	for (int i = 0; i < nr; i++)
 		pthread_join(th[i], NULL);
-	for (int w = 0; w < GRID_WINDOWS; w++) {
-		double slowest = 0;
-
-		for (int i = 0; i < nr; i++)
-			slowest = a[i].secs[w] > slowest ? a[i].secs[w] : slowest;
-		mp[w] = (double)nr * (double)(a[0].rounds * n) / slowest / 1e6;
-	}
+	r = grid_stats(a, nr, n);
 	for (int i = 0; i < nr; i++)
 		free(a[i].v);
 	free(a);
 	pthread_barrier_destroy(&bar);
-	qsort(mp, GRID_WINDOWS, sizeof(mp[0]), cmp_double);
-	return mp[GRID_WINDOWS / 2];
+	return r;
 }
 
 static void bench_grid(const int *threads, int nthreads)
@@ -448,13 +499,16 @@ static void bench_grid(const int *threads, int nthreads)
 	static const unsigned int orders[] = { 0, GMM_PAGEBLOCK_ORDER };
 	static const size_t ns[] = { 1, 64, 1024 };
 
-	printf("# grid [%s]: alloc N + free N per thread, pinned threads, median of %d windows\n"
-	       "# Mpairs/s: all threads; ns/pair: per thread (threads / Mpairs/s); "
-	       "scaling: Mpairs/s over the 1-thread figure; locked: unattached threads\n",
-	       VARIANT, GRID_WINDOWS);
-	printf("%-5s %-7s %-5s %-7s %10s %9s %8s %10s %9s %13s\n", "order", "frees", "N",
-	       "threads", "cached_Mp", "cached_ns", "scaling", "locked_Mp", "locked_ns",
-	       "cached/locked");
+	printf("# grid [%s]: alloc N + free N per thread, threads pinned to CPU (id mod %ld), "
+	       "%d windows\n# Mp: aggregate Mpairs/s (wall clock), median of the clean windows "
+	       "(every thread on its CPU >= %d%% of the window;\n#   'cl' counts them; below %d "
+	       "the median of all windows); ns = threads / Mp; scal: Mp / Mp of the first thread count;\n"
+	       "#   cpu_ns: the slowest thread's CPU time per pair, median; locked: unattached "
+	       "threads (zone lock)\n", VARIANT, sysconf(_SC_NPROCESSORS_ONLN), GRID_WINDOWS,
+	       CLEAN_PERMILLE / 10, GRID_MIN_CLEAN);
+	printf("%-5s %-7s %-4s %-3s | %8s %6s %6s %6s %3s | %8s %6s %6s %3s | %9s\n", "order",
+	       "frees", "N", "thr", "cach_Mp", "ns", "cpu_ns", "scal", "cl", "lock_Mp", "ns",
+	       "cpu_ns", "cl", "lock/cach");
 	for (size_t o = 0; o < 2; o++)
 		for (int cross = 0; cross < 2; cross++)
 			for (size_t k = 0; k < 3; k++) {
@@ -462,15 +516,16 @@ static void bench_grid(const int *threads, int nthreads)
 
 				for (int i = 0; i < nthreads; i++) {
 					int t = threads[i];
-					double c = grid_run(t, orders[o], ns[k], true, cross);
-					double l = grid_run(t, orders[o], ns[k], false, cross);
+					struct grid_res c = grid_run(t, orders[o], ns[k], true, cross);
+					struct grid_res l = grid_run(t, orders[o], ns[k], false, cross);
 
 					if (!base)
-						base = c / t;
-					printf("%-5u %-7s %-5zu %-7d %10.2f %9.1f %7.2fx %10.2f "
-					       "%9.1f %12.2fx\n", orders[o],
-					       cross ? "cross" : "private", ns[k], t, c,
-					       1e3 * t / c, c / base, l, 1e3 * t / l, c / l);
+						base = c.mp;
+					printf("%-5u %-7s %-4zu %-3d | %8.2f %6.1f %6.1f %5.2fx %3d | "
+					       "%8.2f %6.1f %6.1f %3d | %8.2fx\n", orders[o],
+					       cross ? "cross" : "private", ns[k], t, c.mp,
+					       1e3 * t / c.mp, c.cpu_ns, c.mp / base, c.clean,
+					       l.mp, 1e3 * t / l.mp, l.cpu_ns, l.clean, c.mp / l.mp);
 					fflush(stdout);
 				}
 			}
@@ -485,7 +540,7 @@ static void bench_grid(const int *threads, int nthreads)
  * the same 64-frame group (only the state bytes share a line), or 4096
  * frames apart (nothing shared).  Only the metadata layout differs.
  */
-#define SHARE_WINDOWS 41
+#define SHARE_WINDOWS 101
 
 struct share_arg {
 	uint64_t pfn;
@@ -493,6 +548,7 @@ struct share_arg {
 	size_t pairs; /* per window */
 	pthread_barrier_t *bar;
 	double ns[SHARE_WINDOWS];
+	bool clean[SHARE_WINDOWS]; /* on its CPU >= CLEAN_PERMILLE of the window */
 };
 
 /* Windows start together (a barrier each), so both threads run in each. */
@@ -508,11 +564,16 @@ static void *share_worker(void *arg)
 	for (int w = 0; w < SHARE_WINDOWS; w++) {
 		double t0;
 
+		double w0, cpu;
+
 		pthread_barrier_wait(a->bar);
-		t0 = now();
+		t0 = cpu_now();
+		w0 = now();
 		for (size_t i = 0; i < a->pairs; i++)
 			gmm_free(pool, alloc0(), 0);
-		a->ns[w] = (now() - t0) * 1e9 / (double)a->pairs;
+		cpu = cpu_now() - t0;
+		a->clean[w] = cpu * 1000 >= (now() - w0) * CLEAN_PERMILLE;
+		a->ns[w] = cpu * 1e9 / (double)a->pairs;
 	}
 	if (alloc0() != a->pfn) /* keep it allocated for the next run */
 		die("the cached frame changed");
@@ -520,8 +581,8 @@ static void *share_worker(void *arg)
 	return NULL;
 }
 
-/* Median over the windows of the slower thread's ns per pair. */
-static double share_run(int nr, uint64_t base, uint64_t dist)
+/* Median over the clean windows of the slower thread's CPU ns per pair (@clean: how many). */
+static double share_run(int nr, uint64_t base, uint64_t dist, int *clean)
 {
 	struct share_arg a[2];
 	pthread_t th[2];
@@ -531,16 +592,20 @@ static double share_run(int nr, uint64_t base, uint64_t dist)
 	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
 	for (int i = 0; i < nr; i++) {
 		a[i] = (struct share_arg){ .pfn = base + (uint64_t)i * dist, .cpu = i,
-					   .pairs = (size_t)(200000 * scale), .bar = &bar };
+					   .pairs = (size_t)(50000 * scale), .bar = &bar };
 		pthread_create(&th[i], NULL, share_worker, &a[i]);
 	}
 	for (int i = 0; i < nr; i++)
 		pthread_join(th[i], NULL);
+	*clean = 0;
 	for (int k = 0; k < SHARE_WINDOWS; k++)
-		w[k] = nr == 2 && a[1].ns[k] > a[0].ns[k] ? a[1].ns[k] : a[0].ns[k];
+		if (a[0].clean[k] && (nr == 1 || a[1].clean[k]))
+			w[(*clean)++] = nr == 2 && a[1].ns[k] > a[0].ns[k] ? a[1].ns[k] : a[0].ns[k];
 	pthread_barrier_destroy(&bar);
-	qsort(w, SHARE_WINDOWS, sizeof(w[0]), cmp_double);
-	return w[SHARE_WINDOWS / 2];
+	if (!*clean)
+		return 0;
+	qsort(w, (size_t)*clean, sizeof(w[0]), cmp_double);
+	return w[*clean / 2];
 }
 
 static void bench_share(void)
@@ -562,14 +627,19 @@ static void bench_share(void)
 			base = v[i];
 	if (base == GMM_PFN_NONE)
 		die("no run of 4097 frames");
-	printf("# share [%s]: two pinned threads, one frame each, N = 1; ns per pair, median "
-	       "of %d windows (slower thread)\n", VARIANT, SHARE_WINDOWS);
-	printf("%-40s %8s %8s %13s\n", "frames", "1thr_ns", "2thr_ns", "2thr/1thr");
+	printf("# share [%s]: two pinned threads, one frame each, N = 1; CPU ns per pair of the "
+	       "slower thread,\n# median of the clean windows of %d (both threads on their CPU "
+	       ">= %d%% of the window; 'cl' counts them)\n", VARIANT, SHARE_WINDOWS,
+	       CLEAN_PERMILLE / 10);
+	printf("%-38s %8s %4s %8s %4s %10s\n", "frames", "1thr_ns", "cl", "2thr_ns", "cl",
+	       "2thr/1thr");
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		double one = share_run(1, base, cases[c].dist);
-		double two = share_run(2, base, cases[c].dist);
+		int c1, c2;
+		double one = share_run(1, base, cases[c].dist, &c1);
+		double two = share_run(2, base, cases[c].dist, &c2);
 
-		printf("%-40s %8.1f %8.1f %12.2fx\n", cases[c].what, one, two, two / one);
+		printf("%-38s %8.1f %4d %8.1f %4d %9.2fx\n", cases[c].what, one, c1, two, c2,
+		       two / one);
 	}
 	gmm_free_bulk(pool, NV, v);
 	free(v);

@@ -6,7 +6,9 @@
  * A thread that allocates often (a vCPU thread backing guest pages on its
  * faults) attaches to a pool and gets its own cache: per zone, lists per
  * migratetype (unmovable, movable, reclaimable) and order 0..3
- * (GMM_COSTLY_ORDER).  gmm_alloc() and gmm_free() of order <= 3 then use the
+ * (GMM_COSTLY_ORDER), and two lists of pageblock-order (THP) blocks
+ * (unmovable and reclaimable together, movable), as Linux 5.13+ keeps on its
+ * per-CPU lists.  gmm_alloc() and gmm_free() of those orders then use the
  * calling thread's cache without any lock or atomic read-modify-write, and
  * go to the buddy allocator (under the zone lock) only to refill or trim the
  * cache by a batch of frames.  A thread that is not attached, or that is
@@ -132,8 +134,9 @@ uint64_t gmm_drain_all_caches(struct gmm_pool *pool);
  * @pfns:  receives the frames, @n entries
  *
  * The kernel's alloc_pages_bulk(): frames come from the calling thread's
- * cache when it has one, and the zone lock is taken once per batch of
- * frames taken from the buddy.  When the zones run short it stops early
+ * cache when it has one (a run popped off the cache list, refilled a batch
+ * at a time), and the zone lock is taken once per batch of frames taken
+ * from the buddy.  When the zones run short it stops early
  * rather than enter the slow path; only when it got nothing does it fall
  * back to one gmm_alloc() (with its drain and reserves).
  *
