@@ -9,6 +9,12 @@
  *              private frees and cross-thread frees, cached and locked
  *   --drain    remote drain latency against threads and frames cached,
  *              with the threads busy and with them offline
+ *   --grid     threads (--threads) x order 0 and 9 x N = 1, 64, 1024 x private
+ *              and cross-thread frees: aggregate Mpairs/s, per-thread ns,
+ *              CPU ns, scaling over the first thread count, against unattached
+ *              threads (the zone lock)
+ *   --share    the false-sharing experiment: two threads cycle one frame each,
+ *              the frames' metadata in the same cache lines or apart
  * With no section named, all run.  Every figure is printed next to its
  * baseline from the same run, as a ratio.  Built twice: bench-pcp (RCU
  * caches) and bench-pcp-spin (the spinlock-per-cache design of current
@@ -306,7 +312,7 @@ static void pin(int cpu)
  * A window's aggregate throughput is all threads' pairs over the slowest
  * thread's time; the figure is the median window.
  */
-#define GRID_WINDOWS 41
+#define GRID_WINDOWS 201
 #define RING_SLOTS 1024
 
 struct ring {
@@ -315,14 +321,35 @@ struct ring {
 	uint64_t v[RING_SLOTS] __attribute__((aligned(64)));
 };
 
+/* A spinning barrier: threads leave it within a few hundred ns (a futex wake takes far longer). */
+struct spin_barrier {
+	unsigned int count __attribute__((aligned(64)));
+	unsigned int gen;
+	unsigned int nr;
+};
+
+static void spin_wait(struct spin_barrier *b)
+{
+	unsigned int gen = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+
+	if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->nr) {
+		__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&b->gen, gen + 1, __ATOMIC_RELEASE);
+		return;
+	}
+	for (unsigned int spins = 0; __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == gen; spins++)
+		if (spins > 1000)
+			sched_yield(); /* another thread of this CPU must run first */
+}
+
 struct grid_arg {
 	int id, nr;
 	unsigned int order;
 	size_t n, rounds;
 	bool cached, cross;
-	pthread_barrier_t *bar;
+	struct spin_barrier *bar;
 	struct ring *in, *out;
-	double secs[GRID_WINDOWS], cpu[GRID_WINDOWS];
+	double t0[GRID_WINDOWS], t1[GRID_WINDOWS], cpu[GRID_WINDOWS];
 	uint64_t *v;
 } __attribute__((aligned(64)));
 
@@ -389,25 +416,25 @@ static void *grid_worker(void *arg)
 		die("attach");
 	grid_round(a); /* warm up */
 	for (int w = 0; w < GRID_WINDOWS; w++) {
-		double t0, c0;
+		double c0;
 
 		if (a->cached)
 			gmm_thread_offline();
-		pthread_barrier_wait(a->bar);
+		spin_wait(a->bar);
 		if (a->cached)
 			gmm_thread_online();
-		t0 = now();
+		a->t0[w] = now();
 		c0 = cpu_now();
 		for (size_t r = 0; r < a->rounds; r++)
 			grid_round(a);
 		a->cpu[w] = cpu_now() - c0;
-		a->secs[w] = now() - t0;
+		a->t1[w] = now();
 		if (a->cached)
 			gmm_thread_quiescent();
 	}
 	if (a->cached)
 		gmm_thread_offline();
-	pthread_barrier_wait(a->bar); /* nobody puts into our ring any more */
+	spin_wait(a->bar); /* nobody puts into our ring any more */
 	if (a->cached)
 		gmm_thread_online();
 	while (ring_get(a->in, &pfn))
@@ -434,29 +461,34 @@ struct grid_res {
 
 static struct grid_res grid_stats(const struct grid_arg *a, int nr, size_t n)
 {
-	double mp[GRID_WINDOWS], all[GRID_WINDOWS], cn[GRID_WINDOWS];
+	double mp[GRID_WINDOWS], cn[GRID_WINDOWS];
 	struct grid_res r = { 0 };
 	double pairs = (double)(a[0].rounds * n);
 
 	for (int w = 0; w < GRID_WINDOWS; w++) {
-		double slowest = 0, cpu = 0;
+		double start = a[0].t0[w], end = 0, cpu = 0;
 		bool clean = true;
 
 		for (int i = 0; i < nr; i++) {
-			slowest = a[i].secs[w] > slowest ? a[i].secs[w] : slowest;
+			start = a[i].t0[w] < start ? a[i].t0[w] : start;
+			end = a[i].t1[w] > end ? a[i].t1[w] : end;
 			cpu = a[i].cpu[w] > cpu ? a[i].cpu[w] : cpu;
-			clean &= a[i].cpu[w] * 1000 >= a[i].secs[w] * CLEAN_PERMILLE;
 		}
-		all[w] = (double)nr * pairs / slowest / 1e6;
+		/* threads sharing a CPU run one after the other: never clean */
+		for (int i = 0; i < nr; i++)
+			clean &= a[i].cpu[w] * 1000 >= (end - start) * CLEAN_PERMILLE;
 		if (clean)
-			mp[r.clean++] = all[w];
+			mp[r.clean++] = (double)nr * pairs / (end - start) / 1e6;
 		cn[w] = cpu * 1e9 / pairs;
 	}
 	qsort(cn, GRID_WINDOWS, sizeof(cn[0]), cmp_double);
 	r.cpu_ns = cn[GRID_WINDOWS / 2];
 	if (r.clean < GRID_MIN_CLEAN) {
-		qsort(all, GRID_WINDOWS, sizeof(all[0]), cmp_double);
-		r.mp = all[GRID_WINDOWS / 2];
+		/* threads share CPUs (or never ran together): what the CPUs deliver,
+		 * each running one of the threads at a time at its CPU-time rate */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		r.mp = (double)(nr < cpus ? nr : cpus) * 1e3 / r.cpu_ns;
 		return r;
 	}
 	qsort(mp, (size_t)r.clean, sizeof(mp[0]), cmp_double);
@@ -469,11 +501,10 @@ static struct grid_res grid_run(int nr, unsigned int order, size_t n, bool cache
 	static struct ring rings[MAX_THREADS];
 	struct grid_arg *a = aligned_alloc(64, sizeof(*a) * (size_t)nr);
 	pthread_t th[MAX_THREADS];
-	pthread_barrier_t bar;
+	struct spin_barrier bar = { .nr = (unsigned int)nr };
 	size_t pairs = (size_t)((order ? 400000 : 4000000) * scale) / GRID_WINDOWS;
 	struct grid_res r;
 
-	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
 	for (int i = 0; i < nr; i++) {
 		rings[i].head = rings[i].tail = 0;
 		a[i] = (struct grid_arg){ .id = i, .nr = nr, .order = order, .n = n,
@@ -490,7 +521,6 @@ static struct grid_res grid_run(int nr, unsigned int order, size_t n, bool cache
 	for (int i = 0; i < nr; i++)
 		free(a[i].v);
 	free(a);
-	pthread_barrier_destroy(&bar);
 	return r;
 }
 
@@ -500,9 +530,10 @@ static void bench_grid(const int *threads, int nthreads)
 	static const size_t ns[] = { 1, 64, 1024 };
 
 	printf("# grid [%s]: alloc N + free N per thread, threads pinned to CPU (id mod %ld), "
-	       "%d windows\n# Mp: aggregate Mpairs/s (wall clock), median of the clean windows "
-	       "(every thread on its CPU >= %d%% of the window;\n#   'cl' counts them; below %d "
-	       "the median of all windows); ns = threads / Mp; scal: Mp / Mp of the first thread count;\n"
+	       "%d windows\n# Mp: aggregate Mpairs/s (all pairs over first start to last end), "
+	       "median of the clean windows (every thread on its CPU >= %d%% of the window);\n"
+	       "#   'cl' counts them; below %d (e.g. more threads than CPUs): min(threads, CPUs) x "
+	       "1e3 / cpu_ns;\n#   ns = threads / Mp; scal: Mp / Mp of the first thread count;\n"
 	       "#   cpu_ns: the slowest thread's CPU time per pair, median; locked: unattached "
 	       "threads (zone lock)\n", VARIANT, sysconf(_SC_NPROCESSORS_ONLN), GRID_WINDOWS,
 	       CLEAN_PERMILLE / 10, GRID_MIN_CLEAN);
@@ -547,9 +578,26 @@ struct share_arg {
 	int cpu;
 	size_t pairs; /* per window */
 	pthread_barrier_t *bar;
+	bool control; /* @pfn is a byte offset into probe_bytes */
 	double ns[SHARE_WINDOWS];
 	bool clean[SHARE_WINDOWS]; /* on its CPU >= CLEAN_PERMILLE of the window */
 };
+
+/*
+ * The control: no allocator, each thread increments its own byte @dist
+ * bytes from the other's.  On hardware where two CPUs pay for a line that
+ * moves between them, distance 1 (one line) costs far more than 4096.
+ */
+static unsigned char probe_bytes[8192] __attribute__((aligned(64)));
+
+static void probe(struct share_arg *a)
+{
+	unsigned char *b = &probe_bytes[a->pfn];
+
+	for (size_t i = 0; i < a->pairs * 8; i++)
+		__atomic_store_n(b, (unsigned char)(__atomic_load_n(b, __ATOMIC_RELAXED) + 1),
+				 __ATOMIC_RELAXED);
+}
 
 /* Windows start together (a barrier each), so both threads run in each. */
 static void *share_worker(void *arg)
@@ -557,6 +605,20 @@ static void *share_worker(void *arg)
 	struct share_arg *a = arg;
 
 	pin(a->cpu);
+	if (a->control) {
+		for (int w = 0; w < SHARE_WINDOWS; w++) {
+			double t0, w0, cpu;
+
+			pthread_barrier_wait(a->bar);
+			t0 = cpu_now();
+			w0 = now();
+			probe(a);
+			cpu = cpu_now() - t0;
+			a->clean[w] = cpu * 1000 >= (now() - w0) * CLEAN_PERMILLE;
+			a->ns[w] = cpu * 1e9 / (double)(a->pairs * 8);
+		}
+		return NULL;
+	}
 	if (gmm_thread_attach(pool))
 		die("attach");
 	if (gmm_free(pool, a->pfn, 0)) /* the only frame of this cache */
@@ -582,7 +644,7 @@ static void *share_worker(void *arg)
 }
 
 /* Median over the clean windows of the slower thread's CPU ns per pair (@clean: how many). */
-static double share_run(int nr, uint64_t base, uint64_t dist, int *clean)
+static double share_run(int nr, uint64_t base, uint64_t dist, bool control, int *clean)
 {
 	struct share_arg a[2];
 	pthread_t th[2];
@@ -591,7 +653,7 @@ static double share_run(int nr, uint64_t base, uint64_t dist, int *clean)
 
 	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
 	for (int i = 0; i < nr; i++) {
-		a[i] = (struct share_arg){ .pfn = base + (uint64_t)i * dist, .cpu = i,
+		a[i] = (struct share_arg){ .pfn = base + (uint64_t)i * dist, .cpu = i, .control = control,
 					   .pairs = (size_t)(50000 * scale), .bar = &bar };
 		pthread_create(&th[i], NULL, share_worker, &a[i]);
 	}
@@ -610,10 +672,12 @@ static double share_run(int nr, uint64_t base, uint64_t dist, int *clean)
 
 static void bench_share(void)
 {
-	static const struct { const char *what; uint64_t dist; } cases[] = {
-		{ "link+state line shared (distance 1)", 1 },
-		{ "state line shared (distance 8)", 8 },
-		{ "nothing shared (distance 4096)", 4096 },
+	static const struct { const char *what; uint64_t dist; bool control; } cases[] = {
+		{ "link+state line shared (distance 1)", 1, false },
+		{ "state line shared (distance 8)", 8, false },
+		{ "nothing shared (distance 4096)", 4096, false },
+		{ "control, byte stores: one line", 1, true },
+		{ "control, byte stores: 4096 B apart", 4096, true },
 	};
 	enum { NV = 16384 };
 	uint64_t *v = malloc(NV * sizeof(*v)), base = GMM_PFN_NONE;
@@ -635,8 +699,9 @@ static void bench_share(void)
 	       "2thr/1thr");
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		int c1, c2;
-		double one = share_run(1, base, cases[c].dist, &c1);
-		double two = share_run(2, base, cases[c].dist, &c2);
+		uint64_t b = cases[c].control ? 0 : base;
+		double one = share_run(1, b, cases[c].dist, cases[c].control, &c1);
+		double two = share_run(2, b, cases[c].dist, cases[c].control, &c2);
 
 		printf("%-38s %8.1f %4d %8.1f %4d %9.2fx\n", cases[c].what, one, c1, two, c2,
 		       two / one);
@@ -827,8 +892,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			nthreads = parse_threads(argv[++i], threads);
 		else {
-			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] "
-				"[--threads 1,2,...] [--quick]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] [--grid] "
+				"[--share] [--threads 1,2,...] [--quick]\n", argv[0]);
 			return 2;
 		}
 	}
