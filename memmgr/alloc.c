@@ -27,64 +27,6 @@ struct alloc_ctx {
 	struct gmm_thread *t; /* the caller's cache, or NULL */
 };
 
-/* The kernel's __zone_watermark_unusable_free(). */
-static int64_t unusable_free(const struct gmm_zone *z, unsigned int order,
-			     unsigned int alloc_flags)
-{
-	int64_t n = ((int64_t)1 << order) - 1;
-
-	if (likely(!(alloc_flags & ALLOC_RESERVES)))
-		n += (int64_t)z->nr_free_mt[GMM_MT_HIGHATOMIC];
-	if (!(alloc_flags & ALLOC_CMA))
-		n += (int64_t)z->nr_free_mt[GMM_MT_CMA];
-	return n;
-}
-
-/* The kernel's __zone_watermark_ok(). */
-static bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
-		       int highest_zoneidx, unsigned int alloc_flags)
-{
-	int64_t min = (int64_t)mark;
-	int64_t free = (int64_t)z->nr_free - unusable_free(z, order, alloc_flags);
-
-	if (alloc_flags & ALLOC_MIN_RESERVE) {
-		min -= min / 2;
-		if (alloc_flags & ALLOC_NON_BLOCK)
-			min -= min / 4;
-	}
-	if (free <= min + (int64_t)z->lowmem_reserve[highest_zoneidx])
-		return false;
-	if (!order)
-		return true;
-	for (unsigned int o = order; o <= z->pool->max_order; o++) {
-		if (!z->area_nr[o])
-			continue;
-		for (int mt = 0; mt < MT_PCPTYPES; mt++)
-			if (z->area[o][mt].head != PFN_NIL)
-				return true;
-		if ((alloc_flags & ALLOC_CMA) && z->area[o][GMM_MT_CMA].head != PFN_NIL)
-			return true;
-		if ((alloc_flags & ALLOC_HIGHATOMIC) && z->area[o][GMM_MT_HIGHATOMIC].head != PFN_NIL)
-			return true;
-	}
-	return false;
-}
-
-/* The kernel's zone_watermark_fast(), with the boost of the watermark. */
-bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
-			 unsigned int alloc_flags)
-{
-	unsigned int wm = alloc_flags & ALLOC_WMARK_MASK;
-	uint64_t mark = z->wmark[wm] + z->boost;
-
-	if (zone_watermark_ok(z, order, mark, highest_zoneidx, alloc_flags))
-		return true;
-	/* __GFP_HIGH order-0 at the min watermark ignores the boost */
-	if (!order && (alloc_flags & ALLOC_MIN_RESERVE) && z->boost && wm == WMARK_MIN)
-		return zone_watermark_ok(z, 0, z->wmark[WMARK_MIN], highest_zoneidx, alloc_flags);
-	return false;
-}
-
 static void prep_new(struct gmm_zone *z, uint64_t pfn, const struct alloc_ctx *ac,
 		     unsigned int alloc_flags)
 {
@@ -107,17 +49,17 @@ static inline bool use_pcp(const struct alloc_ctx *ac, unsigned int alloc_flags)
 static uint64_t try_zone(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int alloc_flags)
 {
 	uint64_t pfn = GMM_PFN_NONE;
+	bool reported;
 
 	if (use_pcp(ac, alloc_flags))
 		return pcp_alloc(ac->t, z, ac->order, ac->mt, ac->highest_zoneidx, alloc_flags);
 	pthread_mutex_lock(&z->lock);
-	z->took_reported = false;
 	if ((alloc_flags & ALLOC_NO_WATERMARKS) ||
 	    zone_watermark_fast(z, ac->order, ac->highest_zoneidx, alloc_flags))
-		pfn = buddy_rmqueue(z, ac->order, ac->mt, alloc_flags);
+		pfn = buddy_rmqueue(z, ac->order, ac->mt, alloc_flags, &reported);
 	if (pfn != GMM_PFN_NONE) {
 		prep_new(z, pfn, ac, alloc_flags);
-		took_reported = z->took_reported;
+		took_reported = reported;
 	}
 	pthread_mutex_unlock(&z->lock);
 	return pfn;
@@ -467,13 +409,6 @@ int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t 
 	return 0;
 }
 
-/* After a boost, the zone counts as balanced again once above high + boost. */
-void zone_maybe_clear_boost(struct gmm_zone *z)
-{
-	if (unlikely(z->boost) && z->nr_free >= z->wmark[WMARK_HIGH] + z->boost)
-		z->boost = 0;
-}
-
 static int bad_free(const struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
 	return gmm_set_error(-EINVAL, "free of pfn %llu order %u: %s", (unsigned long long)pfn,
@@ -598,9 +533,17 @@ static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsign
 		pthread_mutex_lock(&z->lock);
 		if (zone_watermark_fast(z, 0, ac->highest_zoneidx, af)) {
 			for (; got < end; got++) {
-				pfns[got] = buddy_rmqueue(z, 0, ac->mt, af);
+				bool reported;
+
+				pfns[got] = buddy_rmqueue(z, 0, ac->mt, af, &reported);
 				if (pfns[got] == GMM_PFN_NONE)
 					break;
+				if (unlikely(reported) &&
+				    pool_prepare_reported(z->pool, pfns[got], 0)) {
+					buddy_free_one_flag(z, pfns[got], 0,
+							    pb_mt(z->pool, pfns[got]), true);
+					break;
+				}
 				prep_new(z, pfns[got], ac, af);
 			}
 		}

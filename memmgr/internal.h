@@ -70,9 +70,17 @@
 
 enum { WMARK_MIN = 0, WMARK_LOW = 1, WMARK_HIGH = 2, NR_WMARK = 3 };
 
-struct freelist {
+/*
+ * A list of blocks doubly linked through link[] (next << 32 | prev): the
+ * buddy's free lists and the per-thread caches' lists (pl_* below).
+ */
+struct pfn_list {
 	uint32_t head;
 	uint32_t tail;
+};
+
+struct freelist {
+	struct pfn_list list;
 	uint64_t nr;
 };
 
@@ -96,8 +104,6 @@ struct gmm_zone {
 	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];
 	/* free frames (not ISOLATE) whose host memory was discarded */
 	uint64_t nr_reported;
-	/* the block the last buddy_rmqueue() took was reported (reads as zero) */
-	bool took_reported;
 	struct freelist area[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
 	struct gmm_zone_events ev;
 };
@@ -250,6 +256,103 @@ static inline bool mt_mergeable(int mt)
 	return mt < MT_PCPTYPES;
 }
 
+/* --- pfn lists ----------------------------------------------------------- */
+
+static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
+{
+	p->link[pfn] = ((uint64_t)next << 32) | prev;
+}
+
+static inline uint32_t pl_next(const struct gmm_pool *p, uint32_t pfn)
+{
+	return (uint32_t)(p->link[pfn] >> 32);
+}
+
+static inline uint32_t pl_prev(const struct gmm_pool *p, uint32_t pfn)
+{
+	return (uint32_t)p->link[pfn];
+}
+
+static inline void pl_set_next(struct gmm_pool *p, uint32_t pfn, uint32_t next)
+{
+	pl_set(p, pfn, next, pl_prev(p, pfn));
+}
+
+static inline void pl_set_prev(struct gmm_pool *p, uint32_t pfn, uint32_t prev)
+{
+	pl_set(p, pfn, pl_next(p, pfn), prev);
+}
+
+static inline void pl_add_head(struct gmm_pool *p, struct pfn_list *l, uint32_t pfn)
+{
+	pl_set(p, pfn, l->head, PFN_NIL);
+	if (l->head == PFN_NIL)
+		l->tail = pfn;
+	else
+		pl_set_prev(p, l->head, pfn);
+	l->head = pfn;
+}
+
+static inline void pl_add_tail(struct gmm_pool *p, struct pfn_list *l, uint32_t pfn)
+{
+	pl_set(p, pfn, PFN_NIL, l->tail);
+	if (l->tail == PFN_NIL)
+		l->head = pfn;
+	else
+		pl_set_next(p, l->tail, pfn);
+	l->tail = pfn;
+}
+
+/* Unlink @pfn from @l; its link word becomes 0. */
+static inline void pl_del(struct gmm_pool *p, struct pfn_list *l, uint32_t pfn)
+{
+	uint32_t next = pl_next(p, pfn), prev = pl_prev(p, pfn);
+
+	if (prev == PFN_NIL)
+		l->head = next;
+	else
+		pl_set_next(p, prev, next);
+	if (next == PFN_NIL)
+		l->tail = prev;
+	else
+		pl_set_prev(p, next, prev);
+	p->link[pfn] = 0;
+}
+
+/* Unlink and return the head of a list known not to be empty. */
+static inline uint32_t pl_pop_head(struct gmm_pool *p, struct pfn_list *l)
+{
+	uint32_t pfn = l->head;
+
+	pl_del(p, l, pfn);
+	return pfn;
+}
+
+/* Unlink and return the tail of a list known not to be empty. */
+static inline uint32_t pl_pop_tail(struct gmm_pool *p, struct pfn_list *l)
+{
+	uint32_t pfn = l->tail;
+
+	pl_del(p, l, pfn);
+	return pfn;
+}
+
+/* --- zones ----------------------------------------------------------------- */
+
+/* The zone after @z, node by node (the kernel's next_zone()); NULL after the last. */
+static inline struct gmm_zone *next_zone(struct gmm_pool *p, struct gmm_zone *z)
+{
+	if ((int)z->type + 1 < GMM_NR_ZONES)
+		return z + 1;
+	if (z->node + 1 < (int)p->cfg.nr_nodes)
+		return &p->nodes[z->node + 1].zones[0];
+	return NULL;
+}
+
+/* Every zone of every node of @p, populated or not. */
+#define for_each_zone(p, z) \
+	for (struct gmm_zone *z = &(p)->nodes[0].zones[0]; z; z = next_zone(p, z))
+
 /*
  * Reverse map of an allocated frame in link[pfn]: bit 63 set, guest id in
  * bits 48..62, gfn in bits 0..47 (guest physical addresses up to 2^60).
@@ -265,12 +368,23 @@ static inline uint64_t rmap_make(unsigned int guest_id, uint64_t gfn)
 /* --- error.c ---------------------------------------------------------- */
 void gmm_clear_error(void);
 
+/* --- backing.c: the host memory behind frames ---------------------------- */
+/* An allocation took reported (discarded) frames: have the backing restore them. */
+int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
+
+/* --- watermark.c: under zone->lock ----------------------------------------- */
+bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
+			 unsigned int alloc_flags);
+void zone_maybe_clear_boost(struct gmm_zone *z);
+
 /* --- buddy.c: all under zone->lock ------------------------------------ */
 void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt);
 void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt,
 			 bool reported);
 void buddy_free_range(struct gmm_zone *z, uint64_t pfn, unsigned int order);
-uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags);
+/* Take a block; *@reported says whether its host memory was discarded (reads as zero). */
+uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags,
+		       bool *reported);
 void buddy_reserve_highatomic(struct gmm_zone *z, uint64_t pfn, unsigned int order);
 bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force);
 uint64_t buddy_move_freepages_block(struct gmm_zone *z, uint64_t start, int old_mt, int new_mt);
@@ -288,15 +402,8 @@ void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int
 bool pcp_offline_begin(void);
 void pcp_offline_end(bool was_online);
 
-/* --- pool.c ----------------------------------------------------------- */
-int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
-
 /* --- report.c --------------------------------------------------------- */
 void report_fini(struct gmm_pool *p);
-/* --- alloc.c ---------------------------------------------------------- */
-bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
-			 unsigned int alloc_flags);
-void zone_maybe_clear_boost(struct gmm_zone *z);
 
 /* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */
 #define NR_PCP_ORDERS (GMM_COSTLY_ORDER + 1)

@@ -160,7 +160,7 @@ static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int6
 	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
 	pthread_mutex_lock(&z->lock);
 	while (count > 0) {
-		struct pcp_list *l;
+		struct pfn_list *l;
 		unsigned int order;
 
 		do {
@@ -248,7 +248,7 @@ static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, 
 }
 
 /* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
-static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigned int count,
+static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigned int count,
 				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
 {
 	struct gmm_pool *p = z->pool;
@@ -261,12 +261,13 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigne
 		for (; i < count; i++) {
 			uint64_t pfn;
 
-			z->took_reported = false;
-			pfn = buddy_rmqueue(z, order, mt, alloc_flags);
+			bool reported;
+
+			pfn = buddy_rmqueue(z, order, mt, alloc_flags, &reported);
 			if (pfn == GMM_PFN_NONE)
 				break;
 			/* memory given back to the host: the backing may need it again first */
-			if (unlikely(z->took_reported) && pool_prepare_reported(p, pfn, order)) {
+			if (unlikely(reported) && pool_prepare_reported(p, pfn, order)) {
 				buddy_free_one_flag(z, pfn, order, pb_mt(p, pfn), true);
 				break;
 			}
@@ -285,7 +286,7 @@ static uint64_t __pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned i
 	struct gmm_pool *p = z->pool;
 	struct pcp_cache *c = rcu_dereference(t->cache);
 	struct pcp_zone *pz = &c->zones[zone_idx(z)];
-	struct pcp_list *l = &pz->lists[pindex(mt, order)];
+	struct pfn_list *l = &pz->lists[pindex(mt, order)];
 
 	pz->free_count >>= 1;
 	if (likely(l->head != PFN_NIL)) {
@@ -651,7 +652,7 @@ void pcp_pool_destroy(struct gmm_pool *p)
 
 /* --- invariant check ---------------------------------------------------------- */
 
-static int check_list(struct gmm_zone *z, const struct pcp_list *l, unsigned int pi,
+static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int pi,
 		      uint64_t *frames)
 {
 	struct gmm_pool *p = z->pool;

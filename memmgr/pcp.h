@@ -19,13 +19,8 @@
 #define PCP_BATCH_SCALE_MAX 5
 #define PCPF_PREV_FREE_HIGH_ORDER 0x1u
 
-struct pcp_list {
-	uint32_t head;
-	uint32_t tail;
-};
-
 struct pcp_zone {
-	struct pcp_list lists[NR_PCP_LISTS];
+	struct pfn_list lists[NR_PCP_LISTS];
 	uint32_t count;      /* frames in the lists; stored atomically for readers */
 	uint32_t free_count; /* frames freed since the last allocation (decaying) */
 	uint32_t flags;
@@ -149,57 +144,6 @@ static inline unsigned int pindex_order(unsigned int pi)
 	return pi / MT_PCPTYPES;
 }
 
-/* --- lists: doubly linked through link[] (next << 32 | prev) ------------- */
-
-static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
-{
-	p->link[pfn] = ((uint64_t)next << 32) | prev;
-}
-
-static inline void pl_add_head(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	pl_set(p, pfn, l->head, PFN_NIL);
-	if (l->head == PFN_NIL)
-		l->tail = pfn;
-	else
-		p->link[l->head] = (p->link[l->head] & 0xffffffff00000000ull) | pfn;
-	l->head = pfn;
-}
-
-static inline void pl_add_tail(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	pl_set(p, pfn, PFN_NIL, l->tail);
-	if (l->tail == PFN_NIL)
-		l->head = pfn;
-	else
-		p->link[l->tail] = ((uint64_t)pfn << 32) | (uint32_t)p->link[l->tail];
-	l->tail = pfn;
-}
-
-static inline uint32_t pl_pop_head(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->head, next = (uint32_t)(p->link[pfn] >> 32);
-
-	l->head = next;
-	if (next == PFN_NIL)
-		l->tail = PFN_NIL;
-	else
-		p->link[next] = (p->link[next] & 0xffffffff00000000ull) | PFN_NIL;
-	return pfn;
-}
-
-static inline uint32_t pl_pop_tail(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->tail, prev = (uint32_t)p->link[pfn];
-
-	l->tail = prev;
-	if (prev == PFN_NIL)
-		l->head = PFN_NIL;
-	else
-		p->link[prev] = ((uint64_t)PFN_NIL << 32) | (uint32_t)p->link[prev];
-	return pfn;
-}
-
 static inline void pz_count_add(struct pcp_zone *pz, int64_t n)
 {
 	__atomic_store_n(&pz->count, (uint32_t)((int64_t)pz->count + n), __ATOMIC_RELAXED);
@@ -210,7 +154,7 @@ void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int
 	      unsigned int pi);
 
 /* Hand out the head of a list that is known not to be empty. */
-static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct pcp_list *l,
+static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l,
 				 unsigned int order, int mt)
 {
 	uint32_t pfn = pl_pop_head(p, l);
@@ -339,7 +283,7 @@ static inline uint64_t pcp_alloc_hit(struct gmm_thread *t, struct gmm_zone *z,
 {
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
-	struct pcp_list *l;
+	struct pfn_list *l;
 	uint64_t pfn = GMM_PFN_NONE;
 
 	owner_lock(t);

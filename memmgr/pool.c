@@ -159,34 +159,32 @@ static void setup_watermarks(struct gmm_pool *p)
 {
 	uint64_t lowmem = 0, min_kbytes, min_pages;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++)
-		lowmem += p->nodes[n].zones[GMM_ZONE_NORMAL].managed;
+	for_each_zone(p, z)
+		if (z->type == GMM_ZONE_NORMAL)
+			lowmem += z->managed;
 	min_kbytes = int_sqrt((lowmem << (GMM_PAGE_SHIFT - 10)) * 16);
 	if (min_kbytes < 128)
 		min_kbytes = 128;
 	if (min_kbytes > 262144)
 		min_kbytes = 262144;
 	min_pages = min_kbytes >> (GMM_PAGE_SHIFT - 10);
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			uint64_t tmp = lowmem ? min_pages * z->managed / lowmem : 0;
-			uint64_t scale = z->managed * 10 / 10000;
+	for_each_zone(p, z) {
+		uint64_t tmp = lowmem ? min_pages * z->managed / lowmem : 0;
+		uint64_t scale = z->managed * 10 / 10000;
 
-			if (zt == GMM_ZONE_MOVABLE) {
-				uint64_t m = z->managed / 1024;
+		if (z->type == GMM_ZONE_MOVABLE) {
+			uint64_t m = z->managed / 1024;
 
-				z->wmark[WMARK_MIN] = m < 32 ? 32 : m > 128 ? 128 : m;
-			} else {
-				z->wmark[WMARK_MIN] = tmp;
-			}
-			tmp = (tmp >> 2) > scale ? tmp >> 2 : scale;
-			z->wmark[WMARK_LOW] = z->wmark[WMARK_MIN] + tmp;
-			z->wmark[WMARK_HIGH] = z->wmark[WMARK_LOW] + tmp;
+			z->wmark[WMARK_MIN] = m < 32 ? 32 : m > 128 ? 128 : m;
+		} else {
+			z->wmark[WMARK_MIN] = tmp;
+			/* sysctl_lowmem_reserve_ratio[ZONE_NORMAL] = 32 */
+			z->lowmem_reserve[GMM_ZONE_MOVABLE] =
+				p->nodes[z->node].zones[GMM_ZONE_MOVABLE].managed / 32;
 		}
-		/* sysctl_lowmem_reserve_ratio[ZONE_NORMAL] = 32 */
-		p->nodes[n].zones[GMM_ZONE_NORMAL].lowmem_reserve[GMM_ZONE_MOVABLE] =
-			p->nodes[n].zones[GMM_ZONE_MOVABLE].managed / 32;
+		tmp = (tmp >> 2) > scale ? tmp >> 2 : scale;
+		z->wmark[WMARK_LOW] = z->wmark[WMARK_MIN] + tmp;
+		z->wmark[WMARK_HIGH] = z->wmark[WMARK_LOW] + tmp;
 	}
 }
 
@@ -227,7 +225,7 @@ static void init_zone(struct gmm_pool *p, struct gmm_zone *z, int node, int type
 	z->type = type;
 	for (unsigned int o = 0; o <= GMM_MAX_ORDER_LIMIT; o++)
 		for (int mt = 0; mt < GMM_MT_NR; mt++)
-			z->area[o][mt].head = z->area[o][mt].tail = PFN_NIL;
+			z->area[o][mt].list.head = z->area[o][mt].list.tail = PFN_NIL;
 }
 
 /*
@@ -348,9 +346,8 @@ static void pool_teardown(struct gmm_pool *p, bool own_backing)
 	}
 	if (own_backing && ops->destroy)
 		ops->destroy(p->cfg.backing_ctx);
-	for (unsigned int n = 0; n < GMM_MAX_NODES; n++)
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
-			pthread_mutex_destroy(&p->nodes[n].zones[zt].lock);
+	for_each_zone(p, z)
+		pthread_mutex_destroy(&z->lock);
 	pthread_mutex_destroy(&p->report_lock);
 	pthread_mutex_destroy(&p->guests_lock);
 	if (p->meta)
@@ -393,7 +390,7 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 	pthread_mutex_init(&p->guests_lock, NULL);
 	p->nr_pfns = total >> GMM_PAGE_SHIFT;
 	p->nr_mblocks = p->nr_pfns >> p->block_shift;
-	for (unsigned int n = 0; n < GMM_MAX_NODES; n++) {
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++) {
 		p->nodes[n].id = (int)n;
 		p->nodes[n].host_node = cfg->nodes[n].host_node;
 		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
@@ -420,30 +417,9 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 }
 
 
-void *gmm_pfn_to_host(struct gmm_pool *p, uint64_t pfn)
-{
-	struct gmm_mblock *mb;
-
-	if (pfn >= p->nr_pfns)
-		return NULL;
-	mb = pfn_mblock(p, pfn);
-	if (!mb->zone)
-		return NULL;
-	return mb->host + ((pfn & ((1ull << p->block_shift) - 1)) << GMM_PAGE_SHIFT);
-}
-
 uint64_t gmm_pool_nr_pages(const struct gmm_pool *p)
 {
 	return __atomic_load_n(&p->nr_present, __ATOMIC_RELAXED);
-}
-
-int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order)
-{
-	const struct gmm_backing_ops *ops = p->cfg.backing;
-
-	if (!ops->repopulate)
-		return 0;
-	return ops->repopulate(p->cfg.backing_ctx, pfn, 1ull << order, gmm_pfn_to_host(p, pfn));
 }
 
 /* --- hotplug ---------------------------------------------------------------- */
@@ -558,14 +534,10 @@ uint64_t gmm_pool_nr_free(struct gmm_pool *p)
 {
 	uint64_t sum = 0;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-
-			pthread_mutex_lock(&z->lock);
-			sum += z->nr_free;
-			pthread_mutex_unlock(&z->lock);
-		}
+	for_each_zone(p, z) {
+		pthread_mutex_lock(&z->lock);
+		sum += z->nr_free;
+		pthread_mutex_unlock(&z->lock);
 	}
 	return sum;
 }

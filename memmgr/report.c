@@ -97,9 +97,9 @@ static unsigned int collect(struct gmm_zone *z, unsigned int min_order, struct t
 
 			if (mt == GMM_MT_ISOLATE)
 				continue;
-			pfn = z->area[o][mt].head;
+			pfn = z->area[o][mt].list.head;
 			while (pfn != PFN_NIL && n < max) {
-				uint32_t next = (uint32_t)(p->link[pfn] >> 32);
+				uint32_t next = pl_next(p, pfn);
 
 				if (!fr_reported(p, pfn)) {
 					freelist_del(z, pfn, (unsigned int)o, mt);
@@ -181,10 +181,9 @@ static uint64_t report_pass(struct gmm_pool *p, struct gmm_reporter *r)
 	uint64_t bytes = 0;
 
 	pthread_mutex_lock(&p->report_lock);
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++)
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
-			if (p->nodes[n].zones[zt].managed)
-				bytes += report_zone(&p->nodes[n].zones[zt], r);
+	for_each_zone(p, z)
+		if (z->managed)
+			bytes += report_zone(z, r);
 	pthread_mutex_unlock(&p->report_lock);
 	__atomic_fetch_add(&r->passes, 1, __ATOMIC_RELAXED);
 	return bytes;
@@ -343,15 +342,11 @@ int gmm_report_stats(struct gmm_pool *p, struct gmm_report_stats *st)
 	if (!p || !st)
 		return gmm_set_error(-EINVAL, "gmm_report_stats: NULL argument");
 	memset(st, 0, sizeof(*st));
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-
-			pthread_mutex_lock(&z->lock);
-			st->free_reported += z->nr_reported << GMM_PAGE_SHIFT;
-			st->free_unreported += (z->nr_free - z->nr_reported) << GMM_PAGE_SHIFT;
-			pthread_mutex_unlock(&z->lock);
-		}
+	for_each_zone(p, z) {
+		pthread_mutex_lock(&z->lock);
+		st->free_reported += z->nr_reported << GMM_PAGE_SHIFT;
+		st->free_unreported += (z->nr_free - z->nr_reported) << GMM_PAGE_SHIFT;
+		pthread_mutex_unlock(&z->lock);
 	}
 	r = p->reporter;
 	if (!r)

@@ -161,15 +161,13 @@ static int render(struct gmm_pool *p, enum gmm_stat_format fmt, const char *text
 	json_object_object_add(root, "max_order", json_object_new_int((int)p->max_order));
 	if (fmt == GMM_STAT_TEXT && text_header)
 		fputs(text_header, f);
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			if (gmm_zone_stats(p, (int)n, zt, st))
-				continue;
-			if (fmt == GMM_STAT_TEXT)
-				tf(f, st);
-			else
-				json_object_array_add(zones, jf(st));
-		}
+	for_each_zone(p, z) {
+		if (gmm_zone_stats(p, z->node, z->type, st))
+			continue;
+		if (fmt == GMM_STAT_TEXT)
+			tf(f, st);
+		else
+			json_object_array_add(zones, jf(st));
 	}
 	json_object_object_add(root, "zones", zones);
 	if (fmt == GMM_STAT_JSON)

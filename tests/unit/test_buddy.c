@@ -60,7 +60,7 @@ static void test_split(void)
 	/* one max-order block claimed and split: one free buddy per lower order */
 	for (unsigned int o = 0; o < 10; o++) {
 		CHECK_EQ(z->area[o][GMM_MT_UNMOVABLE].nr, 1);
-		CHECK_EQ(z->area[o][GMM_MT_UNMOVABLE].head, pfn + (1ull << o));
+		CHECK_EQ(z->area[o][GMM_MT_UNMOVABLE].list.head, pfn + (1ull << o));
 	}
 	CHECK_EQ(z->area[10][GMM_MT_MOVABLE].nr, 31);
 	CHECK_EQ(pb_type(p, pfn), GMM_MT_UNMOVABLE);
@@ -144,8 +144,8 @@ static void test_tail_placement(void)
 	buddy_free_one(z, 2, 1, mt);  /* 0's order-2 buddy 4 is free: tail */
 	buddy_free_one(z, 26, 1, mt); /* 24's order-2 buddy 28 not free: head */
 	CHECK_EQ(z->area[1][mt].nr, 3);
-	CHECK_EQ(z->area[1][mt].head, 26);
-	CHECK_EQ(z->area[1][mt].tail, 2);
+	CHECK_EQ(z->area[1][mt].list.head, 26);
+	CHECK_EQ(z->area[1][mt].list.tail, 2);
 	/* give back everything else frame by frame: all merges to one block */
 	for (uint64_t pfn = 0; pfn < 1024; pfn++) {
 		if ((pfn >= 2 && pfn < 16) || pfn == 18 || pfn == 19 || pfn == 26 || pfn == 27)
