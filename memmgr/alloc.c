@@ -197,6 +197,25 @@ static int check_request(const struct gmm_pool *p, unsigned int order, unsigned 
 	return 0;
 }
 
+/* Does an allowed zone hold a free block of the order (refused by its watermark)? */
+static bool free_block_refused(const struct alloc_ctx *ac)
+{
+	struct gmm_node *nd = ac->pref;
+	bool found = false;
+
+	for (unsigned int i = 0; i < nd->nr_zonelist && !found; i++) {
+		struct gmm_zone *z = nd->zonelist[i];
+
+		if (!zone_eligible(z, ac))
+			continue;
+		pthread_mutex_lock(&z->lock);
+		for (unsigned int o = ac->order; o <= z->pool->max_order && !found; o++)
+			found = z->area_nr[o] > z->area[o][GMM_MT_ISOLATE].nr;
+		pthread_mutex_unlock(&z->lock);
+	}
+	return found;
+}
+
 static void count_failure(struct alloc_ctx *ac)
 {
 	struct gmm_node *nd = ac->pref;
@@ -226,8 +245,13 @@ static uint64_t alloc_ctx_run(struct gmm_pool *p, struct alloc_ctx *ac, unsigned
 		pfn = alloc_slowpath(p, ac, flags);
 	if (unlikely(pfn == GMM_PFN_NONE)) {
 		count_failure(ac);
-		gmm_set_error(-ENOMEM, "no free block of order %u (mobility %d) on the allowed nodes",
-			      ac->order, ac->mt);
+		if (free_block_refused(ac))
+			gmm_set_error(-ENOMEM, "order %u (mobility %d): the allowed zones hold free "
+				      "blocks but are below their watermarks (GMM_HIGH, GMM_ATOMIC "
+				      "and GMM_NO_WATERMARKS reach deeper)", ac->order, ac->mt);
+		else
+			gmm_set_error(-ENOMEM, "no free block of order %u (mobility %d) on the "
+				      "allowed nodes", ac->order, ac->mt);
 		return pfn;
 	}
 	if (took_reported) {
@@ -313,8 +337,8 @@ static uint64_t alloc_by_policy(struct gmm_pool *p, unsigned int order, unsigned
 uint64_t gmm_alloc_policy(struct gmm_pool *p, unsigned int order, unsigned int flags,
 			  struct gmm_policy *pol)
 {
-	if (!pol) {
-		gmm_set_error(-EINVAL, "gmm_alloc_policy: NULL policy");
+	if (!p || !pol) {
+		gmm_set_error(-EINVAL, "gmm_alloc_policy: NULL argument");
 		return GMM_PFN_NONE;
 	}
 	return alloc_by_policy(p, order, flags, pol->mode, pol->nodes, &pol->next);
@@ -366,6 +390,10 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 {
 	struct alloc_ctx ac;
 
+	if (unlikely(!p)) {
+		gmm_set_error(-EINVAL, "gmm_alloc: NULL pool");
+		return GMM_PFN_NONE;
+	}
 	if (likely(order <= GMM_COSTLY_ORDER && !(flags & ~GMM_FLAGS_ALL))) {
 		uint64_t pfn = alloc_fast(p, order, flags, node);
 
@@ -397,8 +425,11 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 
 int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes)
 {
-	uint64_t all = (p->cfg.nr_nodes >= 64 ? ~0ull : (1ull << p->cfg.nr_nodes) - 1);
+	uint64_t all;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_pool_set_policy: NULL pool");
+	all = p->cfg.nr_nodes >= 64 ? ~0ull : (1ull << p->cfg.nr_nodes) - 1;
 	if (mode > GMM_POLICY_INTERLEAVE)
 		return gmm_set_error(-EINVAL, "unknown policy mode %d", mode);
 	if (!nodes || (nodes & ~all))
@@ -459,13 +490,13 @@ static inline __attribute__((always_inline)) int free_pcp(struct gmm_thread *t,
 
 int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
-	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_zone *z = likely(p) ? pfn_zone(p, pfn) : NULL;
 	struct gmm_thread *t;
 	int err;
 
 	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
-		return gmm_set_error(-EINVAL, "free of pfn %llu order %u: not an allocated block",
-				     (unsigned long long)pfn, order);
+		return gmm_set_error(-EINVAL, "free of pfn %llu order %u: not an allocated block"
+				     "%s", (unsigned long long)pfn, order, p ? "" : " (NULL pool)");
 	if (order <= GMM_COSTLY_ORDER && (t = pcp_self(p)))
 		return free_pcp(t, z, pfn, order);
 	pthread_mutex_lock(&z->lock);
@@ -476,7 +507,7 @@ int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 
 int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
-	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_zone *z = p ? pfn_zone(p, pfn) : NULL;
 	int err = 0;
 
 	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
@@ -487,7 +518,7 @@ int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 		err = gmm_set_error(-EINVAL, "split of pfn %llu order %u: not allocated with "
 				    "that order", (unsigned long long)pfn, order);
 	} else {
-		bool movable = p->state[pfn] & FR_FLAG;
+		bool movable = fr_state(p, pfn) & FR_FLAG;
 
 		for (uint64_t i = 0; i < 1ull << order; i++)
 			fr_set(p, pfn + i, FR_ALLOC, 0, movable);
@@ -602,6 +633,10 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	struct gmm_zone *z;
 	size_t got = 0;
 
+	if (!p || (n && !pfns)) {
+		gmm_set_error(-EINVAL, "gmm_alloc_bulk: NULL argument");
+		return 0;
+	}
 	if (!n || bulk_ctx(p, &ac, flags, node))
 		return 0;
 	if (ac.mt == GMM_MT_MOVABLE)
@@ -614,6 +649,8 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	if (!got) {
 		pfns[0] = alloc_ctx_run(p, &ac, flags & ~GMM_ZERO);
 		got = pfns[0] != GMM_PFN_NONE;
+		if (got && ac.t)
+			pcp_count_bulk(ac.t, 1);
 	}
 	for (size_t i = 0; (flags & GMM_ZERO) && i < got; i++)
 		memset(gmm_pfn_to_host(p, pfns[i]), 0, GMM_PAGE_SIZE);
@@ -622,10 +659,13 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 
 int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 {
-	struct gmm_thread *t = pcp_self(p);
 	struct gmm_zone *locked = NULL;
+	struct gmm_thread *t;
 	int err = 0;
 
+	if (!p || (n && !pfns))
+		return gmm_set_error(-EINVAL, "gmm_free_bulk: NULL argument");
+	t = pcp_self(p);
 	for (size_t i = 0; i < n; i++) {
 		struct gmm_zone *z = pfn_zone(p, pfns[i]);
 

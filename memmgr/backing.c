@@ -13,11 +13,11 @@ void *gmm_pfn_to_host(struct gmm_pool *p, uint64_t pfn)
 {
 	struct gmm_mblock *mb;
 
-	if (pfn >= p->nr_pfns)
+	if (!p || pfn >= p->nr_pfns || !(mb = pfn_mblock(p, pfn))->zone) {
+		gmm_set_error(-EINVAL, "gmm_pfn_to_host: pfn %llu is not in a present block%s",
+			      (unsigned long long)pfn, p ? "" : " (NULL pool)");
 		return NULL;
-	mb = pfn_mblock(p, pfn);
-	if (!mb->zone)
-		return NULL;
+	}
 	return mb->host + ((pfn & ((1ull << p->block_shift) - 1)) << GMM_PAGE_SHIFT);
 }
 

@@ -148,6 +148,33 @@ void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, i
 	}
 }
 
+/*
+ * Merge again every free block in [@lo, @hi) as far as the rules allow,
+ * after pageblock types changed (isolation, release of a HIGHATOMIC
+ * reserve): blocks that could not merge under the old types may now.
+ */
+void buddy_remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t pfn = lo;
+
+	while (pfn < hi) {
+		unsigned int o = fr_order(p, pfn);
+		bool reported;
+		int mt;
+
+		if (fr_kind(p, pfn) != FR_FREE) {
+			pfn += fr_kind(p, pfn) == FR_ALLOC ? 1ull << o : 1;
+			continue;
+		}
+		mt = pb_mt(p, pfn);
+		reported = fr_reported(p, pfn);
+		freelist_del(z, pfn, o, mt);
+		buddy_free_one_flag(z, pfn, o, mt, reported);
+		pfn += 1ull << o;
+	}
+}
+
 void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 {
 	buddy_free_one_flag(z, pfn, order, mt, false);
@@ -490,9 +517,11 @@ bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force)
 
 			buddy_move_freepages_block(z, start, GMM_MT_HIGHATOMIC, mt);
 			pb_set_type(p, start, mt);
+			buddy_remerge(z, start, start + GMM_PAGEBLOCK_PAGES);
 		} else {
 			freelist_move_tail(z, pfn, o, GMM_MT_HIGHATOMIC, mt);
 			change_pageblock_range(p, pfn, o, mt);
+			buddy_remerge(z, pfn, pfn + (1ull << o));
 		}
 		z->ev.highatomic_unreserve++;
 		return true;

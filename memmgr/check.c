@@ -194,7 +194,19 @@ static void lock_all(struct gmm_pool *p, bool lock)
 int gmm_pool_check(struct gmm_pool *p)
 {
 	int err = 0;
+	bool was;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_pool_check: NULL pool");
+	/*
+	 * A reporting pass holds a batch of free blocks off the free lists
+	 * (they are neither free nor allocated meanwhile): let it put them
+	 * back first.  Waited for offline: hotplug holds the lock while it
+	 * drains the caches.
+	 */
+	was = pcp_offline_begin();
+	pthread_mutex_lock(&p->report_lock);
+	pcp_offline_end(was);
 	pcp_lock(p);
 	lock_all(p, true);
 	for_each_zone(p, z) {
@@ -204,5 +216,6 @@ int gmm_pool_check(struct gmm_pool *p)
 	}
 	lock_all(p, false);
 	pcp_unlock(p);
+	pthread_mutex_unlock(&p->report_lock);
 	return err;
 }

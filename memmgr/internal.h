@@ -10,8 +10,11 @@
  *                         (free: reported; allocated: movable).
  * A cache's owner flips its frames between "cached" and "allocated" without
  * the zone lock, while the buddy reads neighbouring state bytes under it, so
- * state[] is only accessed with relaxed atomic byte loads and stores (plain
- * moves in the generated code, but no data race in the C memory model).
+ * state[] is only accessed with relaxed atomic byte loads and stores, through
+ * fr_state() and fr_state_set() (plain moves in the generated code, but no
+ * data race in the C memory model).  Pageblock bytes are written under the
+ * zone lock with pb_store() and read with pb_mt_relaxed() by lock-free
+ * readers; see pb_store().
  * All-zero metadata means "tail frame": a fresh anonymous mapping is valid
  * metadata, so untouched memory costs nothing.  Pageblocks carry one byte:
  * migratetype, the isolate bit (kept apart from the type, as Linux 6.15+
@@ -188,7 +191,7 @@ static inline void fr_set(struct gmm_pool *p, uint64_t pfn, unsigned int kind,
 /* A free head whose host memory was discarded (it reads as zero). */
 static inline bool fr_reported(const struct gmm_pool *p, uint64_t pfn)
 {
-	return (p->state[pfn] & (FR_KIND_MASK | FR_FLAG)) == (FR_FREE | FR_FLAG);
+	return (fr_state(p, pfn) & (FR_KIND_MASK | FR_FLAG)) == (FR_FREE | FR_FLAG);
 }
 
 static inline struct gmm_mblock *pfn_mblock(const struct gmm_pool *p, uint64_t pfn)
@@ -382,6 +385,7 @@ void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt
 void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt,
 			 bool reported);
 void buddy_free_range(struct gmm_zone *z, uint64_t pfn, unsigned int order);
+void buddy_remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi);
 /* Take a block; *@reported says whether its host memory was discarded (reads as zero). */
 uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags,
 		       bool *reported);
@@ -401,6 +405,7 @@ void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int
  */
 bool pcp_offline_begin(void);
 void pcp_offline_end(bool was_online);
+unsigned int pcp_nr_attached(struct gmm_pool *p);
 
 /* --- report.c --------------------------------------------------------- */
 void report_fini(struct gmm_pool *p);

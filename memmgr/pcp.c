@@ -473,9 +473,12 @@ static void counters_add(struct pcp_counters *to, const struct pcp_counters *c)
 
 int gmm_thread_attach(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	struct gmm_thread *t;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_thread_attach: NULL pool");
+	pp = p->pcp;
 	if (tls_find(p) >= 0)
 		return gmm_set_error(-EEXIST, "thread already attached to this pool");
 	if (tls_nr == GMM_THREAD_MAX_POOLS)
@@ -525,11 +528,14 @@ static void unlink_thread(struct pcp_pool *pp, struct gmm_thread *t)
 
 int gmm_thread_detach(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
-	int i = tls_find(p);
+	int i = p ? tls_find(p) : -1;
+	struct pcp_pool *pp;
 	struct gmm_thread *t;
 	uint64_t n;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_thread_detach: NULL pool");
+	pp = p->pcp;
 	if (i < 0)
 		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
 	t = tls_att[i].t;
@@ -558,9 +564,14 @@ int gmm_thread_detach(struct gmm_pool *p)
 
 uint64_t gmm_drain_all_caches(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	uint64_t total = 0;
 
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_drain_all_caches: NULL pool");
+		return 0;
+	}
+	pp = p->pcp;
 	pcp_lock(p);
 	pp->drain_all++;
 	if (!pp->threads) {
@@ -628,6 +639,19 @@ int pcp_pool_init(struct gmm_pool *p)
 	pcp_update_sizes(p);
 	p->drain_all = drain_all_hook;
 	return 0;
+}
+
+/* Threads attached to @p now (a pool is not destroyed while any is). */
+unsigned int pcp_nr_attached(struct gmm_pool *p)
+{
+	unsigned int n;
+
+	if (!p->pcp)
+		return 0;
+	pcp_lock(p);
+	n = p->pcp->nr_threads;
+	pcp_unlock(p);
+	return n;
 }
 
 void pcp_pool_destroy(struct gmm_pool *p)
@@ -737,9 +761,12 @@ static void stats_finish(struct gmm_pcp_stats *o)
 
 int gmm_pcp_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	struct pcp_counters sum;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_pcp_stats: NULL argument");
+	pp = p->pcp;
 	memset(out, 0, sizeof(*out));
 	pcp_lock(p);
 	sum = pp->retired;
@@ -761,9 +788,11 @@ int gmm_pcp_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 
 int gmm_pcp_thread_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 {
-	int i = tls_find(p);
+	int i = p ? tls_find(p) : -1;
 	struct gmm_thread *t;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_pcp_thread_stats: NULL argument");
 	if (i < 0)
 		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
 	t = tls_att[i].t;
@@ -784,6 +813,8 @@ int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 {
 	unsigned int i;
 
+	if (!p || !batch || !high_min || !high_max)
+		return gmm_set_error(-EINVAL, "gmm_pcp_zone_params: NULL argument");
 	if (node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES ||
 	    !p->nodes[node].zones[zone].managed)
 		return gmm_set_error(-ENOENT, "no zone %d/%d in the pool", node, zone);
@@ -869,8 +900,13 @@ int gmm_stat_pcp(struct gmm_pool *p, enum gmm_stat_format fmt, char **out)
 {
 	struct gmm_pcp_stats st;
 	size_t len = 0;
-	FILE *f = open_memstream(out, &len);
+	FILE *f;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_stat_pcp: NULL argument");
+	if (fmt != GMM_STAT_TEXT && fmt != GMM_STAT_JSON)
+		return gmm_set_error(-EINVAL, "gmm_stat_pcp: unknown format %d", (int)fmt);
+	f = open_memstream(out, &len);
 	if (!f)
 		return gmm_set_error(-ENOMEM, "out of memory rendering statistics");
 	gmm_pcp_stats(p, &st);

@@ -18,7 +18,7 @@
 
 #include "internal.h"
 
-#define MAX_BATCH 256
+#define MAX_BATCH GMM_REPORT_BATCH_MAX
 
 enum { REPORT_IDLE = 0, REPORT_REQUESTED = 1, REPORT_ACTIVE = 2 };
 
@@ -49,6 +49,11 @@ static int resolve_config(struct gmm_pool *p, const struct gmm_report_config *cf
 	unsigned int host = ops->page_order ? ops->page_order(p->cfg.backing_ctx) : 0;
 	unsigned int order = cfg && cfg->order ? cfg->order : GMM_PAGEBLOCK_ORDER;
 
+	if (order == GMM_REPORT_ALL_ORDERS)
+		order = 0;
+	if (cfg && cfg->batch > MAX_BATCH)
+		return gmm_set_error(-EINVAL, "reporting: batch %u exceeds %d blocks", cfg->batch,
+				     MAX_BATCH);
 	if (!ops->discard)
 		return gmm_set_error(-EOPNOTSUPP, "reporting: backing '%s' cannot discard",
 				     ops->name);
@@ -62,8 +67,6 @@ static int resolve_config(struct gmm_pool *p, const struct gmm_report_config *cf
 	r->order = order;
 	r->delay_ms = cfg && cfg->delay_ms ? cfg->delay_ms : GMM_REPORT_DELAY_MS;
 	r->batch = cfg && cfg->batch ? cfg->batch : GMM_REPORT_BATCH;
-	if (r->batch > MAX_BATCH)
-		r->batch = MAX_BATCH;
 	return 0;
 }
 

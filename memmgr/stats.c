@@ -57,6 +57,8 @@ int gmm_zone_stats(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 {
 	struct gmm_zone *z;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_zone_stats: NULL argument");
 	if (node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES)
 		return gmm_set_error(-ENOENT, "no zone %d/%d in the pool", node, zone);
 	z = &p->nodes[node].zones[zone];
@@ -95,6 +97,8 @@ int gmm_fragmentation_index(const struct gmm_zone_stats *st, unsigned int order)
 {
 	struct contig_info ci;
 
+	if (!st)
+		return gmm_set_error(-EINVAL, "gmm_fragmentation_index: NULL figures"), 0;
 	if (order > st->max_order)
 		return 0;
 	contig_info(st, order, &ci);
@@ -109,6 +113,8 @@ int gmm_unusable_index(const struct gmm_zone_stats *st, unsigned int order)
 {
 	struct contig_info ci;
 
+	if (!st)
+		return gmm_set_error(-EINVAL, "gmm_unusable_index: NULL figures"), 0;
 	if (order > st->max_order)
 		return 1000;
 	contig_info(st, order, &ci);
@@ -144,11 +150,19 @@ static json_object *zone_head(const struct gmm_zone_stats *st)
 static int render(struct gmm_pool *p, enum gmm_stat_format fmt, const char *text_header,
 		  zone_text_fn tf, zone_json_fn jf, char **out)
 {
-	json_object *zones = json_object_new_array(), *root = json_object_new_object();
-	struct gmm_zone_stats *st = malloc(sizeof(*st));
+	json_object *zones, *root;
+	struct gmm_zone_stats *st;
 	size_t len = 0;
-	FILE *f = open_memstream(out, &len);
+	FILE *f;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "statistics: NULL argument");
+	if (fmt != GMM_STAT_TEXT && fmt != GMM_STAT_JSON)
+		return gmm_set_error(-EINVAL, "statistics: unknown format %d", (int)fmt);
+	zones = json_object_new_array();
+	root = json_object_new_object();
+	st = malloc(sizeof(*st));
+	f = open_memstream(out, &len);
 	if (!f || !st || !zones || !root) {
 		free(st);
 		if (f)
