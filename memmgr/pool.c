@@ -453,8 +453,10 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 
 uint64_t gmm_pool_nr_pages(const struct gmm_pool *p)
 {
-	if (!p)
-		return gmm_set_error(-EINVAL, "gmm_pool_nr_pages: NULL pool"), 0;
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_pool_nr_pages: NULL pool");
+		return 0;
+	}
 	return __atomic_load_n(&p->nr_present, __ATOMIC_RELAXED);
 }
 
@@ -570,8 +572,10 @@ uint64_t gmm_pool_nr_free(struct gmm_pool *p)
 {
 	uint64_t sum = 0;
 
-	if (!p)
-		return gmm_set_error(-EINVAL, "gmm_pool_nr_free: NULL pool"), 0;
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_pool_nr_free: NULL pool");
+		return 0;
+	}
 	for_each_zone(p, z) {
 		pthread_mutex_lock(&z->lock);
 		sum += z->nr_free;
@@ -616,8 +620,10 @@ int gmm_pageblock_migratetype(struct gmm_pool *p, uint64_t pfn)
 
 uint64_t gmm_metadata_bytes(const struct gmm_pool *p)
 {
-	if (!p)
-		return gmm_set_error(-EINVAL, "gmm_metadata_bytes: NULL pool"), 0;
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_metadata_bytes: NULL pool");
+		return 0;
+	}
 	return p->nr_pfns * (sizeof(uint64_t) + 1) + (p->nr_pfns >> GMM_PAGEBLOCK_ORDER);
 }
 

@@ -97,8 +97,10 @@ int gmm_fragmentation_index(const struct gmm_zone_stats *st, unsigned int order)
 {
 	struct contig_info ci;
 
-	if (!st)
-		return gmm_set_error(-EINVAL, "gmm_fragmentation_index: NULL figures"), 0;
+	if (!st) {
+		gmm_set_error(-EINVAL, "gmm_fragmentation_index: NULL figures");
+		return 0;
+	}
 	if (order > st->max_order)
 		return 0;
 	contig_info(st, order, &ci);
@@ -113,8 +115,10 @@ int gmm_unusable_index(const struct gmm_zone_stats *st, unsigned int order)
 {
 	struct contig_info ci;
 
-	if (!st)
-		return gmm_set_error(-EINVAL, "gmm_unusable_index: NULL figures"), 0;
+	if (!st) {
+		gmm_set_error(-EINVAL, "gmm_unusable_index: NULL figures");
+		return 0;
+	}
 	if (order > st->max_order)
 		return 1000;
 	contig_info(st, order, &ci);
