@@ -260,7 +260,6 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigne
 	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
 		for (; i < count; i++) {
 			uint64_t pfn;
-
 			bool reported;
 
 			pfn = buddy_rmqueue(z, order, mt, alloc_flags, &reported);
