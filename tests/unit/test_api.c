@@ -231,7 +231,10 @@ static void test_report_bad_input(void)
 static void test_backing_bad_input(void)
 {
 	struct gmm_memfd_config mc = { .page_size = 12345 };
+	struct gmm_user_memory um = { NULL, 64 * MIB };
 	struct gmm_memfd_stats ms;
+	struct gmm_pool_config c;
+	struct gmm_pool *p = NULL;
 	void *ctx = NULL;
 
 	CHECK_ERR(gmm_memfd_create(NULL, NULL), -EINVAL);
@@ -240,6 +243,13 @@ static void test_backing_bad_input(void)
 	CHECK_ERR(gmm_memfd_stats(NULL, &ms), -EINVAL);
 	CHECK_ERR(gmm_hugepages_free(12345, -1), -EINVAL);
 	CHECK(gmm_host_nodes() != 0);
+	/* the caller-memory backing without its memory */
+	gmm_pool_config_init(&c, 64 * MIB);
+	c.backing = &gmm_backing_user;
+	CHECK_ERR(gmm_pool_create(&c, &p), -EINVAL);
+	c.backing_ctx = &um;
+	CHECK_ERR(gmm_pool_create(&c, &p), -EINVAL);
+	CHECK(p == NULL);
 	/* a NULL format is not a crash either */
 	CHECK_EQ(gmm_set_error(-EIO, NULL), -EIO);
 	CHECK_EQ(gmm_errno(), -EIO);
