@@ -131,18 +131,15 @@ static void pcp_update_sizes(struct gmm_pool *p)
 {
 	struct pcp_pool *pp = p->pcp;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			uint32_t batch = zone_batchsize(z->managed);
+	for_each_zone(p, z) {
+		uint32_t batch = zone_batchsize(z->managed);
 
-			__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
-			__atomic_store_n(&pp->high_min[zone_idx(z)],
-					 zone_highsize(z, batch, pp->nr_threads, 0), __ATOMIC_RELAXED);
-			__atomic_store_n(&pp->high_max[zone_idx(z)],
-					 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
-					 __ATOMIC_RELAXED);
-		}
+		__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
+		__atomic_store_n(&pp->high_min[zone_idx(z)],
+				 zone_highsize(z, batch, pp->nr_threads, 0), __ATOMIC_RELAXED);
+		__atomic_store_n(&pp->high_max[zone_idx(z)],
+				 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
+				 __ATOMIC_RELAXED);
 	}
 }
 
@@ -200,14 +197,11 @@ static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
 {
 	uint64_t freed = 0;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			struct pcp_zone *pz = &c->zones[zone_idx(z)];
+	for_each_zone(p, z) {
+		struct pcp_zone *pz = &c->zones[zone_idx(z)];
 
-			if (pz->count)
-				freed += free_pcppages_bulk(z, pz, pz->count, 0);
-		}
+		if (pz->count)
+			freed += free_pcppages_bulk(z, pz, pz->count, 0);
 	}
 	cache_reset(c);
 	return freed;
@@ -339,24 +333,21 @@ static void decay_cache(struct gmm_thread *t)
 	struct gmm_pool *p = t->pool;
 	struct pcp_cache *c = rcu_dereference(t->cache);
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			unsigned int zi = zone_idx(z);
-			struct pcp_zone *pz = &c->zones[zi];
-			uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
-			uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
-			uint32_t step = batch << PCP_BATCH_SCALE_MAX, high = pz->high;
+	for_each_zone(p, z) {
+		unsigned int zi = zone_idx(z);
+		struct pcp_zone *pz = &c->zones[zi];
+		uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
+		uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
+		uint32_t step = batch << PCP_BATCH_SCALE_MAX, high = pz->high;
 
-			if (high > hmin) {
-				high -= high >> 3;
-				if (pz->count > step && pz->count - step > high)
-					high = pz->count - step;
-				pz->high = high > hmin ? high : hmin;
-			}
-			if (pz->count > pz->high)
-				pcp_trim(t, z, pz, pz->count - pz->high, 0);
+		if (high > hmin) {
+			high -= high >> 3;
+			if (pz->count > step && pz->count - step > high)
+				high = pz->count - step;
+			pz->high = high > hmin ? high : hmin;
 		}
+		if (pz->count > pz->high)
+			pcp_trim(t, z, pz, pz->count - pz->high, 0);
 	}
 }
 
@@ -854,15 +845,13 @@ static void pcp_text(FILE *f, struct gmm_pool *p, const struct gmm_pcp_stats *st
 #define X(name, v) fprintf(f, "  %-24s %llu\n", name, (unsigned long long)(v));
 	PCP_FIELDS(X)
 #undef X
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, hmin, hmax;
+	for_each_zone(p, zn) {
+		unsigned int batch, hmin, hmax;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
-				continue;
-			fprintf(f, "Node %u, zone %8s  high: %u..%u  batch: %u\n", n,
-				zt == GMM_ZONE_NORMAL ? "Normal" : "Movable", hmin, hmax, batch);
-		}
+		if (gmm_pcp_zone_params(p, zn->node, zn->type, &batch, &hmin, &hmax))
+			continue;
+		fprintf(f, "Node %d, zone %8s  high: %u..%u  batch: %u\n", zn->node,
+			zn->type == GMM_ZONE_NORMAL ? "Normal" : "Movable", hmin, hmax, batch);
 	}
 }
 
@@ -874,22 +863,20 @@ static json_object *pcp_json(struct gmm_pool *p, const struct gmm_pcp_stats *st0
 #define X(name, v) json_object_object_add(o, name, json_object_new_uint64(v));
 	PCP_FIELDS(X)
 #undef X
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, hmin, hmax;
-			json_object *z;
+	for_each_zone(p, zn) {
+		unsigned int batch, hmin, hmax;
+		json_object *z;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
-				continue;
-			z = json_object_new_object();
-			json_object_object_add(z, "node", json_object_new_int((int)n));
-			json_object_object_add(z, "zone", json_object_new_string(
-						zt == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
-			json_object_object_add(z, "high_min", json_object_new_int((int)hmin));
-			json_object_object_add(z, "high_max", json_object_new_int((int)hmax));
-			json_object_object_add(z, "batch", json_object_new_int((int)batch));
-			json_object_array_add(zones, z);
-		}
+		if (gmm_pcp_zone_params(p, zn->node, zn->type, &batch, &hmin, &hmax))
+			continue;
+		z = json_object_new_object();
+		json_object_object_add(z, "node", json_object_new_int(zn->node));
+		json_object_object_add(z, "zone", json_object_new_string(
+					zn->type == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
+		json_object_object_add(z, "high_min", json_object_new_int((int)hmin));
+		json_object_object_add(z, "high_max", json_object_new_int((int)hmax));
+		json_object_object_add(z, "batch", json_object_new_int((int)batch));
+		json_object_array_add(zones, z);
 	}
 	json_object_object_add(o, "zones", zones);
 	return o;
