@@ -203,7 +203,8 @@ int gmm_guest_write(struct gmm_guest *guest, uint64_t gpa, const void *buf, size
  * The pointer stays valid until the range is discarded; the caller keeps
  * discard of the range away while using it (device rings).
  *
- * Return: the pointer, or NULL (see gmm_last_error()).
+ * Return: the pointer, or NULL with gmm_errno() -EFAULT (not in one
+ * region), -ENOMEM or -EINVAL.
  */
 void *gmm_guest_ptr(struct gmm_guest *guest, uint64_t gpa, size_t len);
 

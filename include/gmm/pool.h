@@ -217,7 +217,7 @@ int gmm_pool_destroy(struct gmm_pool *pool);
  * reserve before it fails.
  *
  * Return: the first pfn, or GMM_PFN_NONE (-ENOMEM: no memory; -EINVAL: bad
- * arguments; see gmm_last_error()).
+ * arguments; the code is in gmm_errno()).
  */
 uint64_t gmm_alloc(struct gmm_pool *pool, unsigned int order, unsigned int flags, int node);
 
@@ -230,7 +230,8 @@ uint64_t gmm_alloc(struct gmm_pool *pool, unsigned int order, unsigned int flags
  *          threads may share one (changing its mode or nodes while others
  *          use it is the caller's to serialise)
  *
- * Return: the first pfn, or GMM_PFN_NONE.
+ * Return: the first pfn, or GMM_PFN_NONE with gmm_errno() -ENOMEM or
+ * -EINVAL.
  */
 uint64_t gmm_alloc_policy(struct gmm_pool *pool, unsigned int order, unsigned int flags,
 			  struct gmm_policy *policy);
