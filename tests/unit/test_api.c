@@ -418,6 +418,63 @@ static void test_watermark_message(void)
 	CHECK_EQ(gmm_pool_destroy(p), 0);
 }
 
+/*
+ * Issue 10's reproduction of a released HIGHATOMIC reserve that left free
+ * 2 MiB halves unmerged, through the public API only.
+ */
+static void test_highatomic_release_public(void)
+{
+	struct gmm_pool *p = pool_of(256 * MIB);
+	struct gmm_zone_stats st;
+	uint64_t n = 0, *all, un, at, blocks = 0, order10 = 0;
+
+	REQUIRE(p);
+	all = calloc(gmm_pool_nr_pages(p), sizeof(*all));
+	REQUIRE(all);
+	while ((all[n] = gmm_alloc(p, 0, GMM_MOVABLE | GMM_NO_WATERMARKS, GMM_NO_NODE)) !=
+	       GMM_PFN_NONE)
+		n++;
+	/* free 400 frames of one pageblock: the unmovable request steals there */
+	for (uint64_t i = 0, freed = 0; i < n && freed < 400; i++) {
+		if (all[i] / 512 == 3) {
+			CHECK_EQ(gmm_free(p, all[i], 0), 0);
+			all[i] = GMM_PFN_NONE;
+			freed++;
+		}
+	}
+	un = gmm_alloc(p, 0, GMM_NO_WATERMARKS, GMM_NO_NODE);
+	REQUIRE(un != GMM_PFN_NONE);
+	REQUIRE(gmm_zone_stats(p, 0, GMM_ZONE_NORMAL, &st) == 0);
+	for (uint64_t i = 0; i < n && gmm_pool_nr_free(p) < st.wmark_low + st.wmark_boost - 16; i++) {
+		if (all[i] != GMM_PFN_NONE) {
+			CHECK_EQ(gmm_free(p, all[i], 0), 0);
+			all[i] = GMM_PFN_NONE;
+		}
+	}
+	at = gmm_alloc(p, 1, GMM_ATOMIC, GMM_NO_NODE);
+	REQUIRE(at != GMM_PFN_NONE);
+	REQUIRE(gmm_zone_stats(p, 0, GMM_ZONE_NORMAL, &st) == 0);
+	CHECK(st.reserved_highatomic > 0);
+	for (uint64_t i = 0; i < n; i++)
+		if (all[i] != GMM_PFN_NONE)
+			CHECK_EQ(gmm_free(p, all[i], 0), 0);
+	CHECK_EQ(gmm_free(p, un, 0), 0);
+	CHECK_EQ(gmm_free(p, at, 1), 0);
+	while ((all[blocks] = gmm_alloc(p, 10, GMM_NO_WATERMARKS, GMM_NO_NODE)) != GMM_PFN_NONE)
+		blocks++;
+	CHECK_EQ(blocks, 64);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	for (uint64_t i = 0; i < blocks; i++)
+		CHECK_EQ(gmm_free(p, all[i], 10), 0);
+	REQUIRE(gmm_zone_stats(p, 0, GMM_ZONE_NORMAL, &st) == 0);
+	for (int mt = 0; mt < GMM_MT_NR; mt++)
+		order10 += st.nr_free[10][mt];
+	CHECK_EQ(order10, 64);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	free(all);
+	CHECK_EQ(gmm_pool_destroy(p), 0);
+}
+
 /* --- gmm_pool_check() during a reporting pass ----------------------------- */
 
 static atomic_int discards;
@@ -489,4 +546,5 @@ static void test_check_during_report(void)
 TEST_MAIN(T(test_pool_bad_input), T(test_stats_bad_input), T(test_report_bad_input),
 	  T(test_backing_bad_input), T(test_guest_bad_input), T(test_destroy_attached),
 	  T(test_bulk_fallback_counted), T(test_watermark_message),
+	  T(test_highatomic_release_public),
 	  T(test_check_during_report))
