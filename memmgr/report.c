@@ -294,8 +294,13 @@ int gmm_report_start(struct gmm_pool *p, const struct gmm_report_config *cfg)
 
 void gmm_report_stop(struct gmm_pool *p)
 {
-	struct gmm_reporter *r = p ? p->reporter : NULL;
+	struct gmm_reporter *r;
 
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_report_stop: NULL pool");
+		return;
+	}
+	r = p->reporter;
 	if (!r || !r->running)
 		return;
 	__atomic_store_n(&p->report_notify, NULL, __ATOMIC_RELEASE);

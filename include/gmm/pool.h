@@ -19,7 +19,8 @@
  *  - Nothing aborts or crashes on bad input, and a refused call changes
  *    nothing.
  *  - NULL: every pointer parameter must point to a valid object unless its
- *    description says "or NULL".  A NULL passed where one is required is
+ *    description allows NULL ("or NULL", "may be NULL", "NULL: ...").  A
+ *    NULL passed where one is required is
  *    bad input like any other: the call fails with -EINVAL (functions
  *    without a result do nothing and set gmm_errno() to -EINVAL).  The
  *    objects (pool, guest) must be live: a pointer to a destroyed pool is

@@ -214,7 +214,7 @@ static void test_report_bad_input(void)
 	CHECK_ERR(gmm_report_now(p, &rc), -EINVAL);
 	CHECK_ERR(gmm_report_stats(NULL, &rs), -EINVAL);
 	CHECK_ERR(gmm_report_stats(p, NULL), -EINVAL);
-	gmm_report_stop(NULL);
+	CHECK_VOID(gmm_report_stop(NULL), -EINVAL);
 	gmm_report_stop(p); /* not running: nothing to do */
 	rc.batch = GMM_REPORT_BATCH_MAX;
 	CHECK_EQ(gmm_report_start(p, &rc), 0);
