@@ -132,18 +132,15 @@ static void pcp_update_sizes(struct gmm_pool *p)
 {
 	struct pcp_pool *pp = p->pcp;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			uint32_t batch = zone_batchsize(z->managed);
+	for_each_zone(p, z) {
+		uint32_t batch = zone_batchsize(z->managed);
 
-			__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
-			__atomic_store_n(&pp->high_min[zone_idx(z)],
-					 zone_highsize(z, batch, pp->nr_threads, 0), __ATOMIC_RELAXED);
-			__atomic_store_n(&pp->high_max[zone_idx(z)],
-					 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
-					 __ATOMIC_RELAXED);
-		}
+		__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
+		__atomic_store_n(&pp->high_min[zone_idx(z)],
+				 zone_highsize(z, batch, pp->nr_threads, 0), __ATOMIC_RELAXED);
+		__atomic_store_n(&pp->high_max[zone_idx(z)],
+				 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
+				 __ATOMIC_RELAXED);
 	}
 }
 
@@ -161,7 +158,7 @@ static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int6
 	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
 	pthread_mutex_lock(&z->lock);
 	while (count > 0) {
-		struct pcp_list *l;
+		struct pfn_list *l;
 		unsigned int order;
 
 		do {
@@ -201,14 +198,11 @@ static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
 {
 	uint64_t freed = 0;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			struct pcp_zone *pz = &c->zones[zone_idx(z)];
+	for_each_zone(p, z) {
+		struct pcp_zone *pz = &c->zones[zone_idx(z)];
 
-			if (pz->count)
-				freed += free_pcppages_bulk(z, pz, pz->count, 0);
-		}
+		if (pz->count)
+			freed += free_pcppages_bulk(z, pz, pz->count, 0);
 	}
 	cache_reset(c);
 	return freed;
@@ -266,24 +260,23 @@ _Static_assert(64 >> PCP_CHUNK_ORDER == 1, "a chunk's state bytes fill one cache
 static bool chunk_free(const struct gmm_zone *z, int mt)
 {
 	for (unsigned int o = PCP_CHUNK_ORDER; o <= z->pool->max_order; o++)
-		if (z->area_nr[o] && z->area[o][mt].head != PFN_NIL)
+		if (z->area_nr[o] && z->area[o][mt].list.head != PFN_NIL)
 			return true;
 	return false;
 }
 
-/* One block of @order (@chunk: of chunk order, split into @order blocks) onto @l. */
-static unsigned int take_block(struct gmm_zone *z, struct pcp_list *l, unsigned int order,
+/* One block of order @take, split into blocks of @order, onto @l; how many (0: none). */
+static unsigned int take_block(struct gmm_zone *z, struct pfn_list *l, unsigned int order,
 			       unsigned int take, int mt, unsigned int alloc_flags)
 {
 	struct gmm_pool *p = z->pool;
-	uint64_t pfn;
+	bool reported;
+	uint64_t pfn = buddy_rmqueue(z, take, mt, alloc_flags, &reported);
 
-	z->took_reported = false;
-	pfn = buddy_rmqueue(z, take, mt, alloc_flags);
 	if (pfn == GMM_PFN_NONE)
 		return 0;
 	/* memory given back to the host: the backing may need it again first */
-	if (unlikely(z->took_reported) && pool_prepare_reported(p, pfn, take)) {
+	if (unlikely(reported) && pool_prepare_reported(p, pfn, take)) {
 		buddy_free_one_flag(z, pfn, take, pb_mt(p, pfn), true);
 		return 0;
 	}
@@ -295,7 +288,7 @@ static unsigned int take_block(struct gmm_zone *z, struct pcp_list *l, unsigned 
 }
 
 /* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
-static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigned int count,
+static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigned int count,
 				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
 {
 	unsigned int i = 0;
@@ -322,7 +315,7 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigne
 
 /* Refill the empty list @l of @pz from the buddy; the number of blocks added (0: refused). */
 static unsigned int pcp_refill(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
-			       struct pcp_list *l, unsigned int order, int mt, int hz,
+			       struct pfn_list *l, unsigned int order, int mt, int hz,
 			       unsigned int alloc_flags)
 {
 	struct pcp_pool *pp = z->pool->pcp;
@@ -349,7 +342,7 @@ static uint64_t __pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned i
 {
 	struct pcp_cache *c = rcu_dereference(t->cache);
 	struct pcp_zone *pz = &c->zones[zone_idx(z)];
-	struct pcp_list *l = &pz->lists[pindex(mt, order)];
+	struct pfn_list *l = &pz->lists[pindex(mt, order)];
 
 	pz->free_count >>= 1;
 	if (likely(l->head != PFN_NIL))
@@ -371,14 +364,14 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 }
 
 /* Hand out up to @n frames from the head of @l (not empty); how many. */
-static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pcp_list *l, uint8_t st,
+static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l, uint8_t st,
 		       size_t n, uint64_t *pfns)
 {
 	uint32_t pfn = l->head;
 	size_t got = 0;
 
 	while (pfn != PFN_NIL && got < n) {
-		uint32_t next = (uint32_t)(p->link[pfn] >> 32);
+		uint32_t next = pl_next(p, pfn);
 
 		p->link[pfn] = 0;
 		fr_state_set(p, pfn, st);
@@ -398,7 +391,7 @@ size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
 	uint8_t st = (uint8_t)(FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
-	struct pcp_list *l;
+	struct pfn_list *l;
 	size_t got = 0, misses = 0;
 
 	owner_lock(t);
@@ -419,6 +412,11 @@ size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
 	return got;
 }
 
+void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
+{
+	CTR_ADD(t, bulk_alloc, n);
+}
+
 /* --- thread state ---------------------------------------------------------- */
 
 static void release_all(void)
@@ -437,24 +435,21 @@ static void decay_cache(struct gmm_thread *t)
 	struct gmm_pool *p = t->pool;
 	struct pcp_cache *c = rcu_dereference(t->cache);
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			unsigned int zi = zone_idx(z);
-			struct pcp_zone *pz = &c->zones[zi];
-			uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
-			uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
-			uint32_t step = batch << PCP_BATCH_SCALE_MAX, high = pz->high;
+	for_each_zone(p, z) {
+		unsigned int zi = zone_idx(z);
+		struct pcp_zone *pz = &c->zones[zi];
+		uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
+		uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
+		uint32_t step = batch << PCP_BATCH_SCALE_MAX, high = pz->high;
 
-			if (high > hmin) {
-				high -= high >> 3;
-				if (pz->count > step && pz->count - step > high)
-					high = pz->count - step;
-				pz->high = high > hmin ? high : hmin;
-			}
-			if (pz->count > pz->high)
-				pcp_trim(t, z, pz, pz->count - pz->high, 0);
+		if (high > hmin) {
+			high -= high >> 3;
+			if (pz->count > step && pz->count - step > high)
+				high = pz->count - step;
+			pz->high = high > hmin ? high : hmin;
 		}
+		if (pz->count > pz->high)
+			pcp_trim(t, z, pz, pz->count - pz->high, 0);
 	}
 }
 
@@ -570,9 +565,12 @@ static void counters_add(struct pcp_counters *to, const struct pcp_counters *c)
 
 int gmm_thread_attach(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	struct gmm_thread *t;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_thread_attach: NULL pool");
+	pp = p->pcp;
 	if (tls_find(p) >= 0)
 		return gmm_set_error(-EEXIST, "thread already attached to this pool");
 	if (tls_nr == GMM_THREAD_MAX_POOLS)
@@ -623,11 +621,14 @@ static void unlink_thread(struct pcp_pool *pp, struct gmm_thread *t)
 
 int gmm_thread_detach(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
-	int i = tls_find(p);
+	int i = p ? tls_find(p) : -1;
+	struct pcp_pool *pp;
 	struct gmm_thread *t;
 	uint64_t n;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_thread_detach: NULL pool");
+	pp = p->pcp;
 	if (i < 0)
 		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
 	t = tls_att[i].t;
@@ -656,9 +657,14 @@ int gmm_thread_detach(struct gmm_pool *p)
 
 uint64_t gmm_drain_all_caches(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	uint64_t total = 0;
 
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_drain_all_caches: NULL pool");
+		return 0;
+	}
+	pp = p->pcp;
 	pcp_lock(p);
 	pp->drain_all++;
 	if (!pp->threads) {
@@ -728,6 +734,19 @@ int pcp_pool_init(struct gmm_pool *p)
 	return 0;
 }
 
+/* Threads attached to @p now (a pool is not destroyed while any is). */
+unsigned int pcp_nr_attached(struct gmm_pool *p)
+{
+	unsigned int n;
+
+	if (!p->pcp)
+		return 0;
+	pcp_lock(p);
+	n = p->pcp->nr_threads;
+	pcp_unlock(p);
+	return n;
+}
+
 void pcp_pool_destroy(struct gmm_pool *p)
 {
 	struct pcp_pool *pp = p->pcp;
@@ -750,7 +769,7 @@ void pcp_pool_destroy(struct gmm_pool *p)
 
 /* --- invariant check ---------------------------------------------------------- */
 
-static int check_list(struct gmm_zone *z, const struct pcp_list *l, unsigned int pi,
+static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int pi,
 		      uint64_t *frames)
 {
 	struct gmm_pool *p = z->pool;
@@ -835,9 +854,12 @@ static void stats_finish(struct gmm_pcp_stats *o)
 
 int gmm_pcp_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	struct pcp_counters sum;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_pcp_stats: NULL argument");
+	pp = p->pcp;
 	memset(out, 0, sizeof(*out));
 	pcp_lock(p);
 	sum = pp->retired;
@@ -859,9 +881,11 @@ int gmm_pcp_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 
 int gmm_pcp_thread_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 {
-	int i = tls_find(p);
+	int i = p ? tls_find(p) : -1;
 	struct gmm_thread *t;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_pcp_thread_stats: NULL argument");
 	if (i < 0)
 		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
 	t = tls_att[i].t;
@@ -882,6 +906,8 @@ int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 {
 	unsigned int i;
 
+	if (!p || !batch || !high_min || !high_max)
+		return gmm_set_error(-EINVAL, "gmm_pcp_zone_params: NULL argument");
 	if (node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES ||
 	    !p->nodes[node].zones[zone].managed)
 		return gmm_set_error(-ENOENT, "no zone %d/%d in the pool", node, zone);
@@ -917,15 +943,13 @@ static void pcp_text(FILE *f, struct gmm_pool *p, const struct gmm_pcp_stats *st
 #define X(name, v) fprintf(f, "  %-24s %llu\n", name, (unsigned long long)(v));
 	PCP_FIELDS(X)
 #undef X
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, hmin, hmax;
+	for_each_zone(p, zn) {
+		unsigned int batch, hmin, hmax;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
-				continue;
-			fprintf(f, "Node %u, zone %8s  high: %u..%u  batch: %u\n", n,
-				zt == GMM_ZONE_NORMAL ? "Normal" : "Movable", hmin, hmax, batch);
-		}
+		if (gmm_pcp_zone_params(p, zn->node, zn->type, &batch, &hmin, &hmax))
+			continue;
+		fprintf(f, "Node %d, zone %8s  high: %u..%u  batch: %u\n", zn->node,
+			zn->type == GMM_ZONE_NORMAL ? "Normal" : "Movable", hmin, hmax, batch);
 	}
 }
 
@@ -937,22 +961,20 @@ static json_object *pcp_json(struct gmm_pool *p, const struct gmm_pcp_stats *st0
 #define X(name, v) json_object_object_add(o, name, json_object_new_uint64(v));
 	PCP_FIELDS(X)
 #undef X
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, hmin, hmax;
-			json_object *z;
+	for_each_zone(p, zn) {
+		unsigned int batch, hmin, hmax;
+		json_object *z;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
-				continue;
-			z = json_object_new_object();
-			json_object_object_add(z, "node", json_object_new_int((int)n));
-			json_object_object_add(z, "zone", json_object_new_string(
-						zt == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
-			json_object_object_add(z, "high_min", json_object_new_int((int)hmin));
-			json_object_object_add(z, "high_max", json_object_new_int((int)hmax));
-			json_object_object_add(z, "batch", json_object_new_int((int)batch));
-			json_object_array_add(zones, z);
-		}
+		if (gmm_pcp_zone_params(p, zn->node, zn->type, &batch, &hmin, &hmax))
+			continue;
+		z = json_object_new_object();
+		json_object_object_add(z, "node", json_object_new_int(zn->node));
+		json_object_object_add(z, "zone", json_object_new_string(
+					zn->type == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
+		json_object_object_add(z, "high_min", json_object_new_int((int)hmin));
+		json_object_object_add(z, "high_max", json_object_new_int((int)hmax));
+		json_object_object_add(z, "batch", json_object_new_int((int)batch));
+		json_object_array_add(zones, z);
 	}
 	json_object_object_add(o, "zones", zones);
 	return o;
@@ -962,8 +984,13 @@ int gmm_stat_pcp(struct gmm_pool *p, enum gmm_stat_format fmt, char **out)
 {
 	struct gmm_pcp_stats st;
 	size_t len = 0;
-	FILE *f = open_memstream(out, &len);
+	FILE *f;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_stat_pcp: NULL argument");
+	if (fmt != GMM_STAT_TEXT && fmt != GMM_STAT_JSON)
+		return gmm_set_error(-EINVAL, "gmm_stat_pcp: unknown format %d", (int)fmt);
+	f = open_memstream(out, &len);
 	if (!f)
 		return gmm_set_error(-ENOMEM, "out of memory rendering statistics");
 	gmm_pcp_stats(p, &st);

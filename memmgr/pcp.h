@@ -19,13 +19,8 @@
 #define PCP_BATCH_SCALE_MAX 5
 #define PCPF_PREV_FREE_HIGH_ORDER 0x1u
 
-struct pcp_list {
-	uint32_t head;
-	uint32_t tail;
-};
-
 struct pcp_zone {
-	struct pcp_list lists[NR_PCP_LISTS];
+	struct pfn_list lists[NR_PCP_LISTS];
 	uint32_t count;      /* frames in the lists; stored atomically for readers */
 	uint32_t free_count; /* frames freed since the last allocation (decaying) */
 	uint32_t flags;
@@ -151,88 +146,6 @@ static inline unsigned int pindex_order(unsigned int pi)
 	return pi < NR_LOWORDER_PCP_LISTS ? pi / MT_PCPTYPES : GMM_PAGEBLOCK_ORDER;
 }
 
-/*
- * --- lists: doubly linked through link[] (next << 32 | prev) -------------
- *
- * The head's prev is left stale (nothing reads it): taking the head writes
- * neither the next frame's link nor anything but the list, and adding a head
- * stores the old head's prev half alone (x86 is little-endian: prev is the
- * low half, next the high half).  So a cache hit followed by a free of the
- * same frame (N = 1) chains fewer stores and loads of the same words.
- */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "link halves: next is the high half");
-
-static inline uint32_t pl_next(const struct gmm_pool *p, uint32_t pfn)
-{
-	return (uint32_t)(p->link[pfn] >> 32);
-}
-
-static inline uint32_t pl_prev(const struct gmm_pool *p, uint32_t pfn)
-{
-	return (uint32_t)p->link[pfn];
-}
-
-static inline void pl_set_prev(struct gmm_pool *p, uint32_t pfn, uint32_t prev)
-{
-	__builtin_memcpy((char *)&p->link[pfn], &prev, sizeof(prev));
-}
-
-static inline void pl_set_next(struct gmm_pool *p, uint32_t pfn, uint32_t next)
-{
-	__builtin_memcpy((char *)&p->link[pfn] + sizeof(next), &next, sizeof(next));
-}
-
-static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
-{
-	p->link[pfn] = ((uint64_t)next << 32) | prev;
-}
-
-static inline void pl_add_head(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	uint32_t head = l->head;
-
-	pl_set(p, pfn, head, PFN_NIL);
-	if (head == PFN_NIL)
-		l->tail = pfn;
-	else
-		pl_set_prev(p, head, pfn);
-	l->head = pfn;
-}
-
-static inline void pl_add_tail(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	pl_set(p, pfn, PFN_NIL, l->tail);
-	if (l->tail == PFN_NIL)
-		l->head = pfn;
-	else
-		pl_set_next(p, l->tail, pfn);
-	l->tail = pfn;
-}
-
-static inline uint32_t pl_pop_head(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->head, next = pl_next(p, pfn);
-
-	l->head = next;
-	if (next == PFN_NIL)
-		l->tail = PFN_NIL;
-	return pfn;
-}
-
-static inline uint32_t pl_pop_tail(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->tail, prev;
-
-	if (pfn == l->head) {
-		l->head = l->tail = PFN_NIL;
-		return pfn;
-	}
-	prev = pl_prev(p, pfn);
-	l->tail = prev;
-	pl_set_next(p, prev, PFN_NIL);
-	return pfn;
-}
-
 static inline void pz_count_add(struct pcp_zone *pz, int64_t n)
 {
 	__atomic_store_n(&pz->count, (uint32_t)((int64_t)pz->count + n), __ATOMIC_RELAXED);
@@ -243,7 +156,7 @@ void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int
 	      unsigned int pi);
 
 /* Hand out the head of a list that is known not to be empty. */
-static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct pcp_list *l,
+static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l,
 				 unsigned int order, int mt)
 {
 	uint32_t pfn = pl_pop_head(p, l);
@@ -373,7 +286,7 @@ static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit(struct gmm_t
 {
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
-	struct pcp_list *l;
+	struct pfn_list *l;
 	uint64_t pfn = GMM_PFN_NONE;
 
 	owner_lock(t);
@@ -395,7 +308,11 @@ static inline struct gmm_zone *pcp_first_zone(const struct gmm_pool *p, int node
 	return p->pcp->first_zone[node][hz];
 }
 
-/* The calling thread's cache of @p, or NULL (not attached, or offline). */
+/*
+ * The calling thread's cache of @p, or NULL (not attached, or offline).
+ * Unused slots are { NULL, NULL } and attached pools are not NULL, so
+ * pcp_self(NULL) is NULL: the entry points' fast paths rely on it.
+ */
 static inline struct gmm_thread *pcp_self(const struct gmm_pool *p)
 {
 	if (unlikely(tls_offline))

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <gmm/gmm.h>
+#include <json-c/json.h>
 
 #include "fragload.h"
 
@@ -42,7 +43,8 @@ static void usage(FILE *f)
 		"  --nodes N        fake NUMA nodes (default 1)\n"
 		"  --no-grouping    turn mobility grouping off\n"
 		"  --load STEPS     run STEPS steps of the mixed-mobility workload first\n"
-		"  --json           print JSON instead of text\n"
+		"  --json           print one JSON document instead of text (several views:\n"
+		"                   an object keyed by view name)\n"
 		"  --demo           fragmentation demo: before/after, grouping on and off\n"
 		"  --help           this text\n");
 }
@@ -67,14 +69,14 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+static const char *const view_names[] = { "buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag" };
+
 static int parse_view(const char *s)
 {
-	static const char *const names[] = { "buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag" };
-
 	if (!strcmp(s, "all"))
 		return V_ALL;
 	for (int i = 0; i < 4; i++)
-		if (!strcmp(s, names[i]))
+		if (!strcmp(s, view_names[i]))
 			return 1 << i;
 	return -EINVAL;
 }
@@ -140,11 +142,18 @@ static struct gmm_pool *make_pool(const struct opts *o)
 	return p;
 }
 
-static void show(struct gmm_pool *p, unsigned int views, bool json)
+/*
+ * Print the views: text one after the other; JSON as one document (the
+ * view's own document for one view, an object keyed by view name for more).
+ */
+static int show(struct gmm_pool *p, unsigned int views, bool json)
 {
 	static int (*const fn[])(struct gmm_pool *, enum gmm_stat_format, char **) = {
 		gmm_stat_buddyinfo, gmm_stat_pagetypeinfo, gmm_stat_zoneinfo, gmm_stat_extfrag,
 	};
+	json_object *root = json_object_new_object();
+	bool several = views & (views - 1);
+	int err = 0;
 
 	for (int i = 0; i < 4; i++) {
 		char *s;
@@ -153,11 +162,19 @@ static void show(struct gmm_pool *p, unsigned int views, bool json)
 			continue;
 		if (fn[i](p, json ? GMM_STAT_JSON : GMM_STAT_TEXT, &s)) {
 			fprintf(stderr, "gmm-stat: %s\n", gmm_last_error());
+			err = -EIO;
 			continue;
 		}
-		printf(json ? "%s\n" : "%s\n", s);
+		if (json && several)
+			json_object_object_add(root, view_names[i], json_tokener_parse(s));
+		else
+			printf("%s\n", s);
 		free(s);
 	}
+	if (json && several)
+		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+	json_object_put(root);
+	return err;
 }
 
 /* Free order-9 blocks that could be had right now, as a share of the pool. */
@@ -224,6 +241,7 @@ int main(int argc, char **argv)
 	struct gmm_pool *p;
 	struct fragload f;
 	struct opts o;
+	int err;
 
 	if (parse(argc, argv, &o))
 		return 2;
@@ -237,9 +255,9 @@ int main(int argc, char **argv)
 			return 1;
 		fragload_run(&f, o.load);
 	}
-	show(p, o.views, o.json);
+	err = show(p, o.views, o.json);
 	if (o.load)
 		fragload_release(&f);
 	gmm_pool_destroy(p);
-	return 0;
+	return err ? 1 : 0;
 }

@@ -121,7 +121,8 @@ void gmm_thread_online(void);
  * allocator calls it itself before it fails an allocation, and after
  * isolating pageblocks.
  *
- * Return: the number of frames returned to the buddy allocator.
+ * Return: the number of frames returned to the buddy allocator (0 and
+ * -EINVAL for a NULL pool).
  */
 uint64_t gmm_drain_all_caches(struct gmm_pool *pool);
 
@@ -141,8 +142,8 @@ uint64_t gmm_drain_all_caches(struct gmm_pool *pool);
  * back to one gmm_alloc() (with its drain and reserves).
  *
  * Return: how many frames were stored in @pfns[0..ret-1] (0 on failure,
- * see gmm_last_error()).  The bulk_alloc counter counts the frames of
- * attached threads only.
+ * see gmm_errno() and gmm_last_error()).  The bulk_alloc counter counts the
+ * frames of attached threads only, the fallback's frame included.
  */
 size_t gmm_alloc_bulk(struct gmm_pool *pool, unsigned int flags, int node, size_t n,
 		      uint64_t *pfns);

@@ -20,15 +20,14 @@
 #define SLOTS 512
 
 /*
- * A block held by a slot: pfn and order in one word (pfn << SLOT_ORDER_BITS
- * | order), so whoever empties the slot frees the block with its own order
- * even when the owner refills the slot right after.
+ * A slot holds one block: pfn and order in one atomic word, so a thread
+ * that takes a slot another fills meanwhile gets a matching pair.
  */
-#define SLOT_ORDER_BITS 8
-#define SLOT_EMPTY GMM_PFN_NONE
+#define SLOT_EMPTY UINT64_MAX
+#define SLOT_ORDER_BITS 5
 
 struct slot {
-	_Atomic uint64_t v;
+	_Atomic uint64_t block; /* pfn << SLOT_ORDER_BITS | order, or SLOT_EMPTY */
 };
 
 static struct gmm_pool *pool;
@@ -47,10 +46,10 @@ static uint64_t rnd(uint64_t *s)
 /* Take a slot's block (ours or another worker's) and free it. */
 static void free_slot(struct slot *s)
 {
-	uint64_t v = atomic_exchange(&s->v, SLOT_EMPTY);
+	uint64_t b = atomic_exchange(&s->block, SLOT_EMPTY);
 
-	if (v != SLOT_EMPTY && gmm_free(pool, v >> SLOT_ORDER_BITS,
-					(unsigned int)(v & ((1u << SLOT_ORDER_BITS) - 1))))
+	if (b != SLOT_EMPTY &&
+	    gmm_free(pool, b >> SLOT_ORDER_BITS, (unsigned int)(b & ((1u << SLOT_ORDER_BITS) - 1))))
 		atomic_fetch_add(&errors, 1);
 }
 
@@ -66,14 +65,14 @@ static void *worker(void *arg)
 		unsigned int flags = rnd(&seed) % 3 ? GMM_MOVABLE : 0;
 		uint64_t pfn;
 
-		if (w != me || atomic_load(&s->v) != SLOT_EMPTY) {
+		if (w != me || atomic_load(&s->block) != SLOT_EMPTY) {
 			free_slot(s);
 			continue;
 		}
 		pfn = gmm_alloc(pool, order, flags, (int)(rnd(&seed) % 3) - 1);
 		if (pfn == GMM_PFN_NONE)
 			continue;
-		atomic_store(&s->v, pfn << SLOT_ORDER_BITS | order);
+		atomic_store(&s->block, pfn << SLOT_ORDER_BITS | order);
 	}
 	return NULL;
 }
@@ -121,7 +120,7 @@ static void test_concurrent_alloc_free(void)
 	REQUIRE(gmm_pool_create(&c, &pool) == 0);
 	for (int w = 0; w < WORKERS; w++)
 		for (int i = 0; i < SLOTS; i++)
-			atomic_init(&slots[w][i].v, SLOT_EMPTY);
+			atomic_init(&slots[w][i].block, SLOT_EMPTY);
 	pthread_create(&obs, NULL, observer, NULL);
 	for (int w = 0; w < WORKERS; w++)
 		pthread_create(&t[w], NULL, worker, (void *)(intptr_t)w);
