@@ -3,8 +3,9 @@
  * tests/unit/test_api.c - the error contract of include/gmm (stated in
  * gmm/pool.h): every public function called with each documented bad
  * input, NULL included, returns its error, sets gmm_errno() and a message,
- * and changes nothing.  Plus the smaller allocator contracts: destroy with
- * a thread attached, bulk counters, watermark messages, statistics formats,
+ * and changes nothing, also from a thread whose calls take its cache
+ * inline.  Plus the smaller allocator contracts: destroy with a thread
+ * attached, bulk counters, watermark messages, statistics formats,
  * reporting options, and gmm_pool_check() during a reporting pass.
  * Written from the public headers only.
  */
@@ -323,6 +324,45 @@ static void test_guest_bad_input(void)
 	CHECK_EQ(gmm_pool_destroy(p), 0);
 }
 
+/*
+ * The same refusals from a thread attached to two pools, whose gmm_alloc and
+ * gmm_free take the per-thread cache inline: a NULL pool, a pfn outside the
+ * pool, a misaligned or wrong order, and a double free of a cached frame
+ * (order 0 and the pageblock order, which have caches of their own).
+ */
+static void test_bad_input_attached(void)
+{
+	struct gmm_pool *p = pool_of(64 * MIB), *q = pool_of(64 * MIB);
+	unsigned int orders[] = { 0, 9 };
+	uint64_t pfns[4];
+
+	REQUIRE(p && q);
+	REQUIRE(gmm_thread_attach(q) == 0);
+	REQUIRE(gmm_thread_attach(p) == 0); /* p in the second slot */
+	for (unsigned int i = 0; i < 2; i++) {
+		unsigned int o = orders[i];
+		uint64_t a = gmm_alloc(p, o, GMM_MOVABLE, GMM_NO_NODE);
+
+		REQUIRE(a != GMM_PFN_NONE);
+		CHECK_FAIL(gmm_alloc(NULL, o, GMM_MOVABLE, GMM_NO_NODE), GMM_PFN_NONE, -EINVAL);
+		CHECK_FAIL(gmm_alloc(NULL, o, GMM_MOVABLE, 0), GMM_PFN_NONE, -EINVAL);
+		CHECK_ERR(gmm_free(NULL, a, o), -EINVAL);
+		CHECK_ERR(gmm_free(p, 1ull << 40, o), -EINVAL);
+		CHECK_ERR(gmm_free(p, a + 1, o), -EINVAL);
+		CHECK_ERR(gmm_free(p, a, o + 1), -EINVAL);
+		CHECK_EQ(gmm_free(p, a, o), 0);
+		CHECK_ERR(gmm_free(p, a, o), -EINVAL);
+	}
+	CHECK_FAIL(gmm_alloc_bulk(NULL, 0, GMM_NO_NODE, 4, pfns), 0, -EINVAL);
+	CHECK_ERR(gmm_free_bulk(NULL, 1, pfns), -EINVAL);
+	CHECK_EQ(gmm_thread_detach(p), 0);
+	CHECK_EQ(gmm_thread_detach(q), 0);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+	CHECK_EQ(gmm_pool_destroy(p), 0);
+	CHECK_EQ(gmm_pool_destroy(q), 0);
+}
+
 /* --- smaller contracts -------------------------------------------------------- */
 
 static struct gmm_pool *other_pool;
@@ -543,8 +583,8 @@ static void test_check_during_report(void)
 	CHECK_EQ(gmm_pool_destroy(p), 0);
 }
 
-TEST_MAIN(T(test_pool_bad_input), T(test_stats_bad_input), T(test_report_bad_input),
-	  T(test_backing_bad_input), T(test_guest_bad_input), T(test_destroy_attached),
+TEST_MAIN(T(test_pool_bad_input), T(test_bad_input_attached), T(test_stats_bad_input),
+	  T(test_report_bad_input), T(test_backing_bad_input), T(test_guest_bad_input), T(test_destroy_attached),
 	  T(test_bulk_fallback_counted), T(test_watermark_message),
 	  T(test_highatomic_release_public),
 	  T(test_check_during_report))
