@@ -7,8 +7,8 @@
  * with watermark checks (get_page_from_freelist), ALLOC_NOFRAGMENT and its
  * retry, the slow path (min watermark, reserves, drain of per-thread caches,
  * HIGHATOMIC release), node policies, zeroing, checked frees, and bulk
- * allocation and free of single frames.  Requests of order <= 3 of a thread
- * attached to the pool go through its cache (pcp.c).
+ * allocation and free of single frames.  Requests of order <= 3 or 9 (THP)
+ * of a thread attached to the pool go through its cache (pcp.c).
  */
 #include <string.h>
 
@@ -27,64 +27,6 @@ struct alloc_ctx {
 	struct gmm_thread *t; /* the caller's cache, or NULL */
 };
 
-/* The kernel's __zone_watermark_unusable_free(). */
-static int64_t unusable_free(const struct gmm_zone *z, unsigned int order,
-			     unsigned int alloc_flags)
-{
-	int64_t n = ((int64_t)1 << order) - 1;
-
-	if (likely(!(alloc_flags & ALLOC_RESERVES)))
-		n += (int64_t)z->nr_free_mt[GMM_MT_HIGHATOMIC];
-	if (!(alloc_flags & ALLOC_CMA))
-		n += (int64_t)z->nr_free_mt[GMM_MT_CMA];
-	return n;
-}
-
-/* The kernel's __zone_watermark_ok(). */
-static bool zone_watermark_ok(struct gmm_zone *z, unsigned int order, uint64_t mark,
-		       int highest_zoneidx, unsigned int alloc_flags)
-{
-	int64_t min = (int64_t)mark;
-	int64_t free = (int64_t)z->nr_free - unusable_free(z, order, alloc_flags);
-
-	if (alloc_flags & ALLOC_MIN_RESERVE) {
-		min -= min / 2;
-		if (alloc_flags & ALLOC_NON_BLOCK)
-			min -= min / 4;
-	}
-	if (free <= min + (int64_t)z->lowmem_reserve[highest_zoneidx])
-		return false;
-	if (!order)
-		return true;
-	for (unsigned int o = order; o <= z->pool->max_order; o++) {
-		if (!z->area_nr[o])
-			continue;
-		for (int mt = 0; mt < MT_PCPTYPES; mt++)
-			if (z->area[o][mt].head != PFN_NIL)
-				return true;
-		if ((alloc_flags & ALLOC_CMA) && z->area[o][GMM_MT_CMA].head != PFN_NIL)
-			return true;
-		if ((alloc_flags & ALLOC_HIGHATOMIC) && z->area[o][GMM_MT_HIGHATOMIC].head != PFN_NIL)
-			return true;
-	}
-	return false;
-}
-
-/* The kernel's zone_watermark_fast(), with the boost of the watermark. */
-bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
-			 unsigned int alloc_flags)
-{
-	unsigned int wm = alloc_flags & ALLOC_WMARK_MASK;
-	uint64_t mark = z->wmark[wm] + z->boost;
-
-	if (zone_watermark_ok(z, order, mark, highest_zoneidx, alloc_flags))
-		return true;
-	/* __GFP_HIGH order-0 at the min watermark ignores the boost */
-	if (!order && (alloc_flags & ALLOC_MIN_RESERVE) && z->boost && wm == WMARK_MIN)
-		return zone_watermark_ok(z, 0, z->wmark[WMARK_MIN], highest_zoneidx, alloc_flags);
-	return false;
-}
-
 static void prep_new(struct gmm_zone *z, uint64_t pfn, const struct alloc_ctx *ac,
 		     unsigned int alloc_flags)
 {
@@ -100,24 +42,24 @@ static void prep_new(struct gmm_zone *z, uint64_t pfn, const struct alloc_ctx *a
 /* The cache serves small orders, except for emergency and HIGHATOMIC requests. */
 static inline bool use_pcp(const struct alloc_ctx *ac, unsigned int alloc_flags)
 {
-	return ac->t && ac->order <= GMM_COSTLY_ORDER &&
+	return ac->t && pcp_allowed_order(ac->order) &&
 	       !(alloc_flags & (ALLOC_NO_WATERMARKS | ALLOC_HIGHATOMIC));
 }
 
 static uint64_t try_zone(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int alloc_flags)
 {
 	uint64_t pfn = GMM_PFN_NONE;
+	bool reported;
 
 	if (use_pcp(ac, alloc_flags))
 		return pcp_alloc(ac->t, z, ac->order, ac->mt, ac->highest_zoneidx, alloc_flags);
 	pthread_mutex_lock(&z->lock);
-	z->took_reported = false;
 	if ((alloc_flags & ALLOC_NO_WATERMARKS) ||
 	    zone_watermark_fast(z, ac->order, ac->highest_zoneidx, alloc_flags))
-		pfn = buddy_rmqueue(z, ac->order, ac->mt, alloc_flags);
+		pfn = buddy_rmqueue(z, ac->order, ac->mt, alloc_flags, &reported);
 	if (pfn != GMM_PFN_NONE) {
 		prep_new(z, pfn, ac, alloc_flags);
-		took_reported = z->took_reported;
+		took_reported = reported;
 	}
 	pthread_mutex_unlock(&z->lock);
 	return pfn;
@@ -259,6 +201,25 @@ static int check_request(const struct gmm_pool *p, unsigned int order, unsigned 
 	return 0;
 }
 
+/* Does an allowed zone hold a free block of the order (refused by its watermark)? */
+static bool free_block_refused(const struct alloc_ctx *ac)
+{
+	struct gmm_node *nd = ac->pref;
+	bool found = false;
+
+	for (unsigned int i = 0; i < nd->nr_zonelist && !found; i++) {
+		struct gmm_zone *z = nd->zonelist[i];
+
+		if (!zone_eligible(z, ac))
+			continue;
+		pthread_mutex_lock(&z->lock);
+		for (unsigned int o = ac->order; o <= z->pool->max_order && !found; o++)
+			found = z->area_nr[o] > z->area[o][GMM_MT_ISOLATE].nr;
+		pthread_mutex_unlock(&z->lock);
+	}
+	return found;
+}
+
 static void count_failure(struct alloc_ctx *ac)
 {
 	struct gmm_node *nd = ac->pref;
@@ -288,8 +249,13 @@ static uint64_t alloc_ctx_run(struct gmm_pool *p, struct alloc_ctx *ac, unsigned
 		pfn = alloc_slowpath(p, ac, flags);
 	if (unlikely(pfn == GMM_PFN_NONE)) {
 		count_failure(ac);
-		gmm_set_error(-ENOMEM, "no free block of order %u (mobility %d) on the allowed nodes",
-			      ac->order, ac->mt);
+		if (free_block_refused(ac))
+			gmm_set_error(-ENOMEM, "order %u (mobility %d): the allowed zones hold free "
+				      "blocks but are below their watermarks (GMM_HIGH, GMM_ATOMIC "
+				      "and GMM_NO_WATERMARKS reach deeper)", ac->order, ac->mt);
+		else
+			gmm_set_error(-ENOMEM, "no free block of order %u (mobility %d) on the "
+				      "allowed nodes", ac->order, ac->mt);
 		return pfn;
 	}
 	if (took_reported) {
@@ -315,7 +281,7 @@ static void ctx_init(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int orde
 				      GMM_ZONE_MOVABLE : GMM_ZONE_NORMAL;
 	ac->nodemask = nodemask;
 	ac->pref = &p->nodes[node];
-	ac->t = order <= GMM_COSTLY_ORDER ? pcp_self(p) : NULL;
+	ac->t = pcp_allowed_order(order) ? pcp_self(p) : NULL;
 }
 
 static int policy_node(const struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes,
@@ -375,8 +341,8 @@ static uint64_t alloc_by_policy(struct gmm_pool *p, unsigned int order, unsigned
 uint64_t gmm_alloc_policy(struct gmm_pool *p, unsigned int order, unsigned int flags,
 			  struct gmm_policy *pol)
 {
-	if (!pol) {
-		gmm_set_error(-EINVAL, "gmm_alloc_policy: NULL policy");
+	if (!p || !pol) {
+		gmm_set_error(-EINVAL, "gmm_alloc_policy: NULL argument");
 		return GMM_PFN_NONE;
 	}
 	return alloc_by_policy(p, order, flags, pol->mode, pol->nodes, &pol->next);
@@ -418,23 +384,21 @@ static inline uint64_t alloc_fast(struct gmm_pool *p, unsigned int order, unsign
 	z = pcp_first_zone(p, node, hz);
 	if (unlikely(!z || !((mask >> z->node) & 1)))
 		return GMM_PFN_NONE;
-	pfn = pcp_alloc_hit(t, z, order, flags_migratetype(p, flags));
-	if (pfn != GMM_PFN_NONE && (flags & GMM_ZERO))
-		memset(gmm_pfn_to_host(p, pfn), 0, GMM_PAGE_SIZE << order);
+	pfn = order == 0 ? pcp_alloc_hit(t, z, 0, flags_migratetype(p, flags)) :
+			   pcp_alloc_hit(t, z, order, flags_migratetype(p, flags));
 	return pfn;
 }
 
-uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+/* Everything but a cache hit without zeroing; the NULL pool check. */
+static uint64_t __attribute__((noinline)) alloc_slow(struct gmm_pool *p, unsigned int order,
+						     unsigned int flags, int node)
 {
 	struct alloc_ctx ac;
 
-	if (likely(order <= GMM_COSTLY_ORDER && !(flags & ~GMM_FLAGS_ALL))) {
-		uint64_t pfn = alloc_fast(p, order, flags, node);
-
-		if (likely(pfn != GMM_PFN_NONE))
-			return pfn;
+	if (unlikely(!p)) {
+		gmm_set_error(-EINVAL, "gmm_alloc: NULL pool");
+		return GMM_PFN_NONE;
 	}
-
 	if (unlikely(check_request(p, order, flags)))
 		return GMM_PFN_NONE;
 	if (node == GMM_NO_NODE) {
@@ -457,10 +421,28 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 	return alloc_ctx_run(p, &ac, flags);
 }
 
+/*
+ * The cache hit inline, with no call on its way (no registers to save).  A
+ * NULL pool has no cache (pcp_self(NULL) is NULL): alloc_slow() refuses it.
+ */
+uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+{
+	if (likely(pcp_allowed_order(order) && !(flags & ~(GMM_FLAGS_ALL & ~GMM_ZERO)))) {
+		uint64_t pfn = alloc_fast(p, order, flags, node);
+
+		if (likely(pfn != GMM_PFN_NONE))
+			return pfn;
+	}
+	return alloc_slow(p, order, flags, node);
+}
+
 int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes)
 {
-	uint64_t all = (p->cfg.nr_nodes >= 64 ? ~0ull : (1ull << p->cfg.nr_nodes) - 1);
+	uint64_t all;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_pool_set_policy: NULL pool");
+	all = p->cfg.nr_nodes >= 64 ? ~0ull : (1ull << p->cfg.nr_nodes) - 1;
 	if (mode > GMM_POLICY_INTERLEAVE)
 		return gmm_set_error(-EINVAL, "unknown policy mode %d", mode);
 	if (!nodes || (nodes & ~all))
@@ -469,13 +451,6 @@ int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t 
 	__atomic_store_n(&p->policy_word, nodes | ((uint64_t)mode << POLICY_MODE_SHIFT),
 			 __ATOMIC_RELAXED);
 	return 0;
-}
-
-/* After a boost, the zone counts as balanced again once above high + boost. */
-void zone_maybe_clear_boost(struct gmm_zone *z)
-{
-	if (unlikely(z->boost) && z->nr_free >= z->wmark[WMARK_HIGH] + z->boost)
-		z->boost = 0;
 }
 
 static int bad_free(const struct gmm_pool *p, uint64_t pfn, unsigned int order)
@@ -521,21 +496,23 @@ static inline __attribute__((always_inline)) int free_pcp(struct gmm_thread *t,
 	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) !=
 		     (uint8_t)(FR_ALLOC | (order << FR_ORDER_SHIFT))))
 		return bad_free(p, pfn, order);
-	if (likely(pcp_free(t, z, pfn, order)))
+	/* order 0 spelled out: the compiler folds the order arithmetic away */
+	if (likely(order == 0 ? pcp_free(t, z, pfn, 0) : pcp_free(t, z, pfn, order)))
 		return 0;
 	return free_pcp_slow(z, pfn, order);
 }
 
-int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
+					       unsigned int order)
 {
-	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_zone *z = likely(p) ? pfn_zone(p, pfn) : NULL;
 	struct gmm_thread *t;
 	int err;
 
 	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
-		return gmm_set_error(-EINVAL, "free of pfn %llu order %u: not an allocated block",
-				     (unsigned long long)pfn, order);
-	if (order <= GMM_COSTLY_ORDER && (t = pcp_self(p)))
+		return gmm_set_error(-EINVAL, "free of pfn %llu order %u: not an allocated block"
+				     "%s", (unsigned long long)pfn, order, p ? "" : " (NULL pool)");
+	if (pcp_allowed_order(order) && (t = pcp_self(p)))
 		return free_pcp(t, z, pfn, order);
 	pthread_mutex_lock(&z->lock);
 	err = free_locked(p, z, pfn, order);
@@ -543,9 +520,25 @@ int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 	return err;
 }
 
+/*
+ * Into the cache inline (pcp_allowed_order() bounds the order by max_order).
+ * The cache is looked up first: pcp_self(NULL) is NULL, so a NULL pool goes
+ * to free_slow() without a test of its own.
+ */
+int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	struct gmm_thread *t;
+	struct gmm_zone *z;
+
+	if (likely(pcp_allowed_order(order) && (t = pcp_self(p)) && (z = pfn_zone(p, pfn)) &&
+		   !(pfn & ((1ull << order) - 1))))
+		return free_pcp(t, z, pfn, order);
+	return free_slow(p, pfn, order);
+}
+
 int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
-	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_zone *z = p ? pfn_zone(p, pfn) : NULL;
 	int err = 0;
 
 	if (unlikely(!z || order > p->max_order || (pfn & ((1ull << order) - 1))))
@@ -556,7 +549,7 @@ int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 		err = gmm_set_error(-EINVAL, "split of pfn %llu order %u: not allocated with "
 				    "that order", (unsigned long long)pfn, order);
 	} else {
-		bool movable = p->state[pfn] & FR_FLAG;
+		bool movable = fr_state(p, pfn) & FR_FLAG;
 
 		for (uint64_t i = 0; i < 1ull << order; i++)
 			fr_set(p, pfn + i, FR_ALLOC, 0, movable);
@@ -602,9 +595,17 @@ static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsign
 		pthread_mutex_lock(&z->lock);
 		if (zone_watermark_fast(z, 0, ac->highest_zoneidx, af)) {
 			for (; got < end; got++) {
-				pfns[got] = buddy_rmqueue(z, 0, ac->mt, af);
+				bool reported;
+
+				pfns[got] = buddy_rmqueue(z, 0, ac->mt, af, &reported);
 				if (pfns[got] == GMM_PFN_NONE)
 					break;
+				if (unlikely(reported) &&
+				    pool_prepare_reported(z->pool, pfns[got], 0)) {
+					buddy_free_one_flag(z, pfns[got], 0,
+							    pb_mt(z->pool, pfns[got]), true);
+					break;
+				}
 				prep_new(z, pfns[got], ac, af);
 			}
 		}
@@ -615,18 +616,15 @@ static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsign
 	return got;
 }
 
-static size_t bulk_pcp(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int af,
-		       size_t n, uint64_t *pfns)
+/* The first eligible zone: a cache checks the watermark when it refills. */
+static struct gmm_zone *bulk_pcp_zone(const struct alloc_ctx *ac)
 {
-	size_t got = 0;
+	struct gmm_node *nd = ac->pref;
 
-	for (; got < n; got++) {
-		pfns[got] = pcp_alloc(ac->t, z, 0, ac->mt, ac->highest_zoneidx, af);
-		if (pfns[got] == GMM_PFN_NONE)
-			break;
-	}
-	pcp_count_bulk(ac->t, got);
-	return got;
+	for (unsigned int i = 0; i < nd->nr_zonelist; i++)
+		if (zone_eligible(nd->zonelist[i], ac))
+			return nd->zonelist[i];
+	return NULL;
 }
 
 static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags, int node)
@@ -663,18 +661,30 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	struct gmm_zone *z;
 	size_t got = 0;
 
+	if (!p || (n && !pfns)) {
+		gmm_set_error(-EINVAL, "gmm_alloc_bulk: NULL argument");
+		return 0;
+	}
 	if (!n || bulk_ctx(p, &ac, flags, node))
 		return 0;
 	if (ac.mt == GMM_MT_MOVABLE)
 		af |= ALLOC_CMA;
 	if (p->cfg.nofragment && p->cfg.mobility_grouping)
 		af |= ALLOC_NOFRAGMENT;
-	z = bulk_zone(&ac, af);
-	if (z)
-		got = ac.t ? bulk_pcp(z, &ac, af, n, pfns) : bulk_locked(z, &ac, af, n, pfns);
+	if (ac.t) {
+		z = bulk_pcp_zone(&ac);
+		if (z)
+			got = pcp_alloc_bulk(ac.t, z, ac.mt, ac.highest_zoneidx, af, n, pfns);
+	} else {
+		z = bulk_zone(&ac, af);
+		if (z)
+			got = bulk_locked(z, &ac, af, n, pfns);
+	}
 	if (!got) {
 		pfns[0] = alloc_ctx_run(p, &ac, flags & ~GMM_ZERO);
 		got = pfns[0] != GMM_PFN_NONE;
+		if (got && ac.t)
+			pcp_count_bulk(ac.t, 1);
 	}
 	for (size_t i = 0; (flags & GMM_ZERO) && i < got; i++)
 		memset(gmm_pfn_to_host(p, pfns[i]), 0, GMM_PAGE_SIZE);
@@ -683,10 +693,13 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 
 int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 {
-	struct gmm_thread *t = pcp_self(p);
 	struct gmm_zone *locked = NULL;
+	struct gmm_thread *t;
 	int err = 0;
 
+	if (!p || (n && !pfns))
+		return gmm_set_error(-EINVAL, "gmm_free_bulk: NULL argument");
+	t = pcp_self(p);
 	for (size_t i = 0; i < n; i++) {
 		struct gmm_zone *z = pfn_zone(p, pfns[i]);
 

@@ -1,12 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * memmgr/backing.c - the built-in backings: anonymous private memory and
- * caller-provided memory.
+ * memmgr/backing.c - the host memory behind frames: the pool's mapping of a
+ * frame, restoring discarded frames through the pool's backing, and the
+ * built-in backings (anonymous private memory, caller-provided memory).
  */
 #include <string.h>
 #include <sys/mman.h>
 
 #include "internal.h"
+
+void *gmm_pfn_to_host(struct gmm_pool *p, uint64_t pfn)
+{
+	struct gmm_mblock *mb;
+
+	if (!p || pfn >= p->nr_pfns || !(mb = pfn_mblock(p, pfn))->zone) {
+		gmm_set_error(-EINVAL, "gmm_pfn_to_host: pfn %llu is not in a present block%s",
+			      (unsigned long long)pfn, p ? "" : " (NULL pool)");
+		return NULL;
+	}
+	return mb->host + ((pfn & ((1ull << p->block_shift) - 1)) << GMM_PAGE_SHIFT);
+}
+
+/* Discarded frames read as zero; a backing that needs them back (hugetlbfs) restores them. */
+int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	const struct gmm_backing_ops *ops = p->cfg.backing;
+
+	if (!ops->repopulate)
+		return 0;
+	return ops->repopulate(p->cfg.backing_ctx, pfn, 1ull << order, gmm_pfn_to_host(p, pfn));
+}
 
 static int anon_block_add(void *ctx, uint64_t first_pfn, uint64_t nr_pages, int host_node,
 			  void **addr)

@@ -19,31 +19,6 @@ static const int fallbacks[MT_PCPTYPES][MT_PCPTYPES - 1] = {
 
 /* --- free lists --------------------------------------------------------- */
 
-static inline uint32_t link_next(const struct gmm_pool *p, uint64_t pfn)
-{
-	return (uint32_t)(p->link[pfn] >> 32);
-}
-
-static inline uint32_t link_prev(const struct gmm_pool *p, uint64_t pfn)
-{
-	return (uint32_t)p->link[pfn];
-}
-
-static inline void link_set(struct gmm_pool *p, uint64_t pfn, uint32_t next, uint32_t prev)
-{
-	p->link[pfn] = ((uint64_t)next << 32) | prev;
-}
-
-static inline void link_set_next(struct gmm_pool *p, uint64_t pfn, uint32_t next)
-{
-	p->link[pfn] = ((uint64_t)next << 32) | (uint32_t)p->link[pfn];
-}
-
-static inline void link_set_prev(struct gmm_pool *p, uint64_t pfn, uint32_t prev)
-{
-	p->link[pfn] = (p->link[pfn] & 0xffffffff00000000ull) | prev;
-}
-
 static inline void account_free(struct gmm_zone *z, int mt, int64_t nr, bool reported)
 {
 	z->nr_free_mt[mt] += (uint64_t)nr;
@@ -60,21 +35,12 @@ void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int
 {
 	struct gmm_pool *p = z->pool;
 	struct freelist *fl = &z->area[order][mt];
-	uint32_t me = (uint32_t)pfn;
 
 	fr_set(p, pfn, FR_FREE, order, reported);
-	if (fl->head == PFN_NIL) {
-		link_set(p, pfn, PFN_NIL, PFN_NIL);
-		fl->head = fl->tail = me;
-	} else if (tail) {
-		link_set(p, pfn, PFN_NIL, fl->tail);
-		link_set_next(p, fl->tail, me);
-		fl->tail = me;
-	} else {
-		link_set(p, pfn, fl->head, PFN_NIL);
-		link_set_prev(p, fl->head, me);
-		fl->head = me;
-	}
+	if (tail)
+		pl_add_tail(p, &fl->list, (uint32_t)pfn);
+	else
+		pl_add_head(p, &fl->list, (uint32_t)pfn);
 	fl->nr++;
 	z->area_nr[order]++;
 	account_free(z, mt, (int64_t)1 << order, reported);
@@ -85,18 +51,9 @@ void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 {
 	struct gmm_pool *p = z->pool;
 	struct freelist *fl = &z->area[order][mt];
-	uint32_t next = link_next(p, pfn), prev = link_prev(p, pfn);
 	bool reported = fr_reported(p, pfn);
 
-	if (prev == PFN_NIL)
-		fl->head = next;
-	else
-		link_set_next(p, prev, next);
-	if (next == PFN_NIL)
-		fl->tail = prev;
-	else
-		link_set_prev(p, next, prev);
-	p->link[pfn] = 0;
+	pl_del(p, &fl->list, (uint32_t)pfn);
 	fr_state_set(p, pfn, FR_TAIL);
 	fl->nr--;
 	z->area_nr[order]--;
@@ -191,6 +148,33 @@ void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, i
 	}
 }
 
+/*
+ * Merge again every free block in [@lo, @hi) as far as the rules allow,
+ * after pageblock types changed (isolation, release of a HIGHATOMIC
+ * reserve): blocks that could not merge under the old types may now.
+ */
+void buddy_remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t pfn = lo;
+
+	while (pfn < hi) {
+		unsigned int o = fr_order(p, pfn);
+		bool reported;
+		int mt;
+
+		if (fr_kind(p, pfn) != FR_FREE) {
+			pfn += fr_kind(p, pfn) == FR_ALLOC ? 1ull << o : 1;
+			continue;
+		}
+		mt = pb_mt(p, pfn);
+		reported = fr_reported(p, pfn);
+		freelist_del(z, pfn, o, mt);
+		buddy_free_one_flag(z, pfn, o, mt, reported);
+		pfn += 1ull << o;
+	}
+}
+
 void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 {
 	buddy_free_one_flag(z, pfn, order, mt, false);
@@ -226,26 +210,25 @@ static void expand(struct gmm_zone *z, uint64_t pfn, unsigned int low, unsigned 
 	}
 }
 
-/* Take a free block and split it; z->took_reported says whether it was reported. */
+/* Take a free block and split it; *@reported says whether it was reported. */
 static void del_and_expand(struct gmm_zone *z, uint64_t pfn, unsigned int low,
-			   unsigned int high, int mt)
+			   unsigned int high, int mt, bool *reported)
 {
-	bool reported = fr_reported(z->pool, pfn);
-
+	*reported = fr_reported(z->pool, pfn);
 	freelist_del(z, pfn, high, mt);
-	expand(z, pfn, low, high, mt, reported);
-	z->took_reported = reported;
+	expand(z, pfn, low, high, mt, *reported);
 }
 
 /* The kernel's __rmqueue_smallest(): the smallest free block of @mt that fits. */
-static uint64_t rmqueue_smallest(struct gmm_zone *z, unsigned int order, int mt)
+static uint64_t rmqueue_smallest(struct gmm_zone *z, unsigned int order, int mt,
+				 bool *reported)
 {
 	for (unsigned int o = order; o <= z->pool->max_order; o++) {
-		uint32_t head = z->area[o][mt].head;
+		uint32_t head = z->area[o][mt].list.head;
 
 		if (head == PFN_NIL)
 			continue;
-		del_and_expand(z, head, order, o, mt);
+		del_and_expand(z, head, order, o, mt, reported);
 		return head;
 	}
 	return GMM_PFN_NONE;
@@ -274,7 +257,7 @@ static int find_suitable_fallback(struct gmm_zone *z, unsigned int order, int mt
 	for (int i = 0; i < MT_PCPTYPES - 1; i++) {
 		int fb = fallbacks[mt][i];
 
-		if (z->area[order][fb].head != PFN_NIL)
+		if (z->area[order][fb].list.head != PFN_NIL)
 			return fb;
 	}
 	return -1;
@@ -352,18 +335,16 @@ uint64_t buddy_move_freepages_block(struct gmm_zone *z, uint64_t start, int old_
 
 /* The kernel's try_to_claim_block(). */
 static uint64_t try_to_claim_block(struct gmm_zone *z, uint64_t pfn, unsigned int cur_order,
-				   unsigned int order, int start_mt, int block_mt)
+				   unsigned int order, int start_mt, int block_mt, bool *reported)
 {
 	struct gmm_pool *p = z->pool;
 	uint64_t start, free_pages, movable_pages, alike;
 
 	if (cur_order >= GMM_PAGEBLOCK_ORDER) {
-		bool reported = fr_reported(p, pfn);
-
+		*reported = fr_reported(p, pfn);
 		freelist_del(z, pfn, cur_order, block_mt);
 		change_pageblock_range(p, pfn, cur_order, start_mt);
-		expand(z, pfn, order, cur_order, start_mt, reported);
-		z->took_reported = reported;
+		expand(z, pfn, order, cur_order, start_mt, *reported);
 		z->ev.claim++;
 		return pfn;
 	}
@@ -381,12 +362,12 @@ static uint64_t try_to_claim_block(struct gmm_zone *z, uint64_t pfn, unsigned in
 	buddy_move_freepages_block(z, start, block_mt, start_mt);
 	pb_set_type(p, start, start_mt);
 	z->ev.claim++;
-	return rmqueue_smallest(z, order, start_mt);
+	return rmqueue_smallest(z, order, start_mt, reported);
 }
 
 /* The kernel's __rmqueue_claim(): the largest block of another type, claimed. */
 static uint64_t rmqueue_claim(struct gmm_zone *z, unsigned int order, int mt,
-			      unsigned int alloc_flags)
+			      unsigned int alloc_flags, bool *reported)
 {
 	unsigned int min_order = order;
 
@@ -400,7 +381,8 @@ static uint64_t rmqueue_claim(struct gmm_zone *z, unsigned int order, int mt,
 			continue;
 		if (fb == -2)
 			break;
-		pfn = try_to_claim_block(z, z->area[o][fb].head, (unsigned int)o, order, mt, fb);
+		pfn = try_to_claim_block(z, z->area[o][fb].list.head, (unsigned int)o, order, mt,
+					 fb, reported);
 		if (pfn != GMM_PFN_NONE)
 			return pfn;
 	}
@@ -408,7 +390,7 @@ static uint64_t rmqueue_claim(struct gmm_zone *z, unsigned int order, int mt,
 }
 
 /* The kernel's __rmqueue_steal(): the smallest block of another type, split. */
-static uint64_t rmqueue_steal(struct gmm_zone *z, unsigned int order, int mt)
+static uint64_t rmqueue_steal(struct gmm_zone *z, unsigned int order, int mt, bool *reported)
 {
 	for (unsigned int o = order; o <= z->pool->max_order; o++) {
 		int fb = find_suitable_fallback(z, o, mt, false);
@@ -416,8 +398,8 @@ static uint64_t rmqueue_steal(struct gmm_zone *z, unsigned int order, int mt)
 
 		if (fb < 0)
 			continue;
-		pfn = z->area[o][fb].head;
-		del_and_expand(z, pfn, order, o, fb);
+		pfn = z->area[o][fb].list.head;
+		del_and_expand(z, pfn, order, o, fb, reported);
 		z->ev.steal++;
 		return pfn;
 	}
@@ -425,50 +407,53 @@ static uint64_t rmqueue_steal(struct gmm_zone *z, unsigned int order, int mt)
 }
 
 /* The kernel's __rmqueue(). */
-static uint64_t rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags)
+static uint64_t rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags,
+		       bool *reported)
 {
 	uint64_t pfn;
 
 	/* balance CMA: use it first when it holds more than half the free memory */
 	if ((alloc_flags & ALLOC_CMA) && z->nr_free_mt[GMM_MT_CMA] > z->nr_free / 2) {
-		pfn = rmqueue_smallest(z, order, GMM_MT_CMA);
+		pfn = rmqueue_smallest(z, order, GMM_MT_CMA, reported);
 		if (pfn != GMM_PFN_NONE)
 			return pfn;
 	}
-	pfn = rmqueue_smallest(z, order, mt);
+	pfn = rmqueue_smallest(z, order, mt, reported);
 	if (pfn != GMM_PFN_NONE)
 		return pfn;
 	if (alloc_flags & ALLOC_CMA) {
-		pfn = rmqueue_smallest(z, order, GMM_MT_CMA);
+		pfn = rmqueue_smallest(z, order, GMM_MT_CMA, reported);
 		if (pfn != GMM_PFN_NONE)
 			return pfn;
 	}
 	if (mt >= MT_PCPTYPES)
 		return GMM_PFN_NONE;
-	pfn = rmqueue_claim(z, order, mt, alloc_flags);
+	pfn = rmqueue_claim(z, order, mt, alloc_flags, reported);
 	if (pfn != GMM_PFN_NONE) {
 		z->ev.fallback++;
 		return pfn;
 	}
 	if (alloc_flags & ALLOC_NOFRAGMENT)
 		return GMM_PFN_NONE;
-	pfn = rmqueue_steal(z, order, mt);
+	pfn = rmqueue_steal(z, order, mt, reported);
 	if (pfn != GMM_PFN_NONE)
 		z->ev.fallback++;
 	return pfn;
 }
 
 /* The kernel's rmqueue_buddy() without the lock: HIGHATOMIC first for atomic high orders. */
-uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags)
+uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags,
+		       bool *reported)
 {
 	uint64_t pfn = GMM_PFN_NONE;
 
+	*reported = false;
 	if (alloc_flags & ALLOC_HIGHATOMIC)
-		pfn = rmqueue_smallest(z, order, GMM_MT_HIGHATOMIC);
+		pfn = rmqueue_smallest(z, order, GMM_MT_HIGHATOMIC, reported);
 	if (pfn == GMM_PFN_NONE)
-		pfn = rmqueue(z, order, mt, alloc_flags);
+		pfn = rmqueue(z, order, mt, alloc_flags, reported);
 	if (pfn == GMM_PFN_NONE && (alloc_flags & ALLOC_NON_BLOCK))
-		pfn = rmqueue_smallest(z, order, GMM_MT_HIGHATOMIC);
+		pfn = rmqueue_smallest(z, order, GMM_MT_HIGHATOMIC, reported);
 	return pfn;
 }
 
@@ -518,7 +503,7 @@ bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force)
 	if (!force && z->nr_reserved_highatomic <= GMM_PAGEBLOCK_PAGES)
 		return false;
 	for (unsigned int o = 0; o <= p->max_order; o++) {
-		uint32_t pfn = z->area[o][GMM_MT_HIGHATOMIC].head;
+		uint32_t pfn = z->area[o][GMM_MT_HIGHATOMIC].list.head;
 		uint64_t size;
 
 		if (pfn == PFN_NIL)
@@ -532,9 +517,11 @@ bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force)
 
 			buddy_move_freepages_block(z, start, GMM_MT_HIGHATOMIC, mt);
 			pb_set_type(p, start, mt);
+			buddy_remerge(z, start, start + GMM_PAGEBLOCK_PAGES);
 		} else {
 			freelist_move_tail(z, pfn, o, GMM_MT_HIGHATOMIC, mt);
 			change_pageblock_range(p, pfn, o, mt);
+			buddy_remerge(z, pfn, pfn + (1ull << o));
 		}
 		z->ev.highatomic_unreserve++;
 		return true;

@@ -70,7 +70,7 @@ static int check_mblock(struct gmm_zone *z, uint64_t start, struct tally *t)
 				return err;
 		}
 		if (kind == FR_PCP) {
-			if (o > GMM_COSTLY_ORDER)
+			if (!pcp_allowed_order(o))
 				return gmm_set_error(-EUCLEAN, "cached block %llu has order %u",
 						     (unsigned long long)pfn, o);
 			t->cached += 1ull << o;
@@ -88,21 +88,21 @@ static int check_list(struct gmm_zone *z, unsigned int o, int mt, uint64_t limit
 {
 	struct gmm_pool *p = z->pool;
 	struct freelist *fl = &z->area[o][mt];
-	uint32_t prev = PFN_NIL, cur = fl->head;
+	uint32_t prev = PFN_NIL, cur = fl->list.head;
 	uint64_t n = 0;
 
-	for (; cur != PFN_NIL; prev = cur, cur = (uint32_t)(p->link[cur] >> 32)) {
+	for (; cur != PFN_NIL; prev = cur, cur = pl_next(p, cur)) {
 		if (++n > limit || pfn_zone(p, cur) != z)
 			return gmm_set_error(-EUCLEAN, "list order %u type %d: loop or foreign entry",
 					     o, mt);
 		if (fr_kind(p, cur) != FR_FREE || fr_order(p, cur) != o || pb_mt(p, cur) != mt)
 			return gmm_set_error(-EUCLEAN, "list order %u type %d holds pfn %u that is "
 					     "not a free block of that order and type", o, mt, cur);
-		if ((uint32_t)p->link[cur] != prev)
+		if (cur != fl->list.head && pl_prev(p, cur) != prev) /* a head's prev is stale */
 			return gmm_set_error(-EUCLEAN, "list order %u type %d: bad prev link at %u",
 					     o, mt, cur);
 	}
-	if (fl->tail != prev || n != fl->nr)
+	if (fl->list.tail != prev || n != fl->nr)
 		return gmm_set_error(-EUCLEAN, "list order %u type %d: tail or count wrong "
 				     "(%llu walked, %llu counted)", o, mt,
 				     (unsigned long long)n, (unsigned long long)fl->nr);
@@ -183,25 +183,39 @@ static int check_zone(struct gmm_zone *z)
 
 static void lock_all(struct gmm_pool *p, bool lock)
 {
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++)
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			if (lock)
-				pthread_mutex_lock(&p->nodes[n].zones[zt].lock);
-			else
-				pthread_mutex_unlock(&p->nodes[n].zones[zt].lock);
-		}
+	for_each_zone(p, z) {
+		if (lock)
+			pthread_mutex_lock(&z->lock);
+		else
+			pthread_mutex_unlock(&z->lock);
+	}
 }
 
 int gmm_pool_check(struct gmm_pool *p)
 {
 	int err = 0;
+	bool was;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_pool_check: NULL pool");
+	/*
+	 * A reporting pass holds a batch of free blocks off the free lists
+	 * (they are neither free nor allocated meanwhile): let it put them
+	 * back first.  Waited for offline: hotplug holds the lock while it
+	 * drains the caches.
+	 */
+	was = pcp_offline_begin();
+	pthread_mutex_lock(&p->report_lock);
+	pcp_offline_end(was);
 	pcp_lock(p);
 	lock_all(p, true);
-	for (unsigned int n = 0; n < p->cfg.nr_nodes && !err; n++)
-		for (int zt = 0; zt < GMM_NR_ZONES && !err; zt++)
-			err = check_zone(&p->nodes[n].zones[zt]);
+	for_each_zone(p, z) {
+		err = check_zone(z);
+		if (err)
+			break;
+	}
 	lock_all(p, false);
 	pcp_unlock(p);
+	pthread_mutex_unlock(&p->report_lock);
 	return err;
 }

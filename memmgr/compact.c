@@ -232,11 +232,11 @@ static void fast_isolate_free(struct compact_control *cc, uint64_t low)
 	uint64_t mid = low + (cc->free_pfn > low ? (cc->free_pfn - low) / 2 : 0);
 
 	for (int o = top - 1; o >= 0 && cc->nr_fr < COMPACT_CLUSTER_MAX; o--) {
-		uint32_t pfn = z->area[o][GMM_MT_MOVABLE].head;
+		uint32_t pfn = z->area[o][GMM_MT_MOVABLE].list.head;
 		unsigned int seen = 0;
 
 		while (pfn != PFN_NIL && seen < FAST_SEARCH_MAX && cc->nr_fr < COMPACT_CLUSTER_MAX) {
-			uint32_t next = (uint32_t)(p->link[pfn] >> 32);
+			uint32_t next = pl_next(p, pfn);
 			uint8_t v = *pb_byte(p, pfn);
 
 			seen++;
@@ -351,14 +351,14 @@ static bool order_free(const struct compact_control *cc)
 	for (unsigned int o = (unsigned int)cc->order; o <= z->pool->max_order; o++) {
 		if (!z->area_nr[o])
 			continue;
-		if (z->area[o][cc->mt].head != PFN_NIL)
+		if (z->area[o][cc->mt].list.head != PFN_NIL)
 			return true;
-		if (cc->mt == GMM_MT_MOVABLE && z->area[o][GMM_MT_CMA].head != PFN_NIL)
+		if (cc->mt == GMM_MT_MOVABLE && z->area[o][GMM_MT_CMA].list.head != PFN_NIL)
 			return true;
 		/* a whole pageblock of another type can be claimed */
 		if (o >= GMM_PAGEBLOCK_ORDER)
 			for (int mt = 0; mt < MT_PCPTYPES; mt++)
-				if (z->area[o][mt].head != PFN_NIL)
+				if (z->area[o][mt].list.head != PFN_NIL)
 					return true;
 	}
 	return false;
@@ -379,14 +379,15 @@ static uint64_t free_in_pageblocks(const struct gmm_zone *z)
 static void capture_block(struct compact_control *cc)
 {
 	struct gmm_zone *z = cc->z;
+	bool reported = false;
 	uint64_t pfn = buddy_rmqueue(z, (unsigned int)cc->order, cc->mt,
-				     cc->mt == GMM_MT_MOVABLE ? ALLOC_CMA : 0);
+				     cc->mt == GMM_MT_MOVABLE ? ALLOC_CMA : 0, &reported);
 
 	if (pfn == GMM_PFN_NONE)
 		return;
 	z->pool->link[pfn] = 0;
 	fr_set(z->pool, pfn, FR_ALLOC, (unsigned int)cc->order, cc->movable);
-	cc->captured_reported = z->took_reported;
+	cc->captured_reported = reported;
 	z->ev.alloc++;
 	z->compact.ev.compact_capture++;
 	cc->captured = pfn;
@@ -553,12 +554,15 @@ static uint64_t direct_zone(struct gmm_zone *z, unsigned int order, int mt, bool
 uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool movable,
 			int highest_zoneidx, uint64_t nodemask, bool nowait)
 {
+	void (*wake)(struct gmm_pool *, int, unsigned int);
 	struct gmm_pool *p;
 
 	if (!order || !pref->nr_zonelist)
 		return GMM_PFN_NONE;
 	p = pref->zonelist[0]->pool;
-	kcompactd_wake(p, pref->id, order);
+	wake = __atomic_load_n(&p->kcompactd_wake, __ATOMIC_ACQUIRE);
+	if (wake)
+		wake(p, pref->id, order);
 	if (nowait)
 		return GMM_PFN_NONE;
 	for (int mode = GMM_MIGRATE_ASYNC; mode <= GMM_MIGRATE_SYNC_LIGHT; mode++) {

@@ -89,6 +89,10 @@ static inline uint64_t entry_pfn(uint64_t e)
 
 void gmm_guest_config_init(struct gmm_guest_config *cfg)
 {
+	if (!cfg) {
+		gmm_set_error(-EINVAL, "gmm_guest_config_init: NULL configuration");
+		return;
+	}
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->huge_fault = true;
 	cfg->uffd = -1;
@@ -185,6 +189,10 @@ int gmm_guest_create(struct gmm_pool *p, const struct gmm_guest_config *cfg,
 
 unsigned int gmm_guest_id(const struct gmm_guest *g)
 {
+	if (!g) {
+		gmm_set_error(-EINVAL, "gmm_guest_id: NULL guest");
+		return 0;
+	}
 	return g->id;
 }
 
@@ -373,6 +381,10 @@ int gmm_guest_add_ram(struct gmm_guest *g, uint64_t gpa, uint64_t size, int node
 unsigned int gmm_guest_memslots(const struct gmm_guest *g, struct gmm_memslot *out,
 				unsigned int max)
 {
+	if (!g || (max && !out)) {
+		gmm_set_error(-EINVAL, "gmm_guest_memslots: NULL argument");
+		return 0;
+	}
 	for (unsigned int i = 0; i < g->nr_regions && i < max; i++)
 		fill_slot(g, i, &out[i]);
 	return g->nr_regions;
@@ -600,10 +612,13 @@ static int back_range(struct gmm_guest *g, struct region *r, uint64_t idx, uint6
 
 /* --- lookup ----------------------------------------------------------------- */
 
+/* The region holding [gpa, gpa + len); NULL with gmm_errno() -EFAULT (-EINVAL: no guest). */
 static struct region *find_region(struct gmm_guest *g, uint64_t gpa, uint64_t len)
 {
-	if (!g)
+	if (!g) {
+		gmm_set_error(-EINVAL, "guest access: NULL guest");
 		return NULL;
+	}
 	for (unsigned int i = 0; i < g->nr_regions; i++) {
 		struct region *r = &g->regions[i];
 
@@ -623,7 +638,11 @@ uint64_t gmm_guest_gpa_to_pfn(struct gmm_guest *g, uint64_t gpa)
 	if (!r)
 		return GMM_PFN_NONE;
 	e = entry_get(r, (gpa - r->gpa) >> GMM_PAGE_SHIFT);
-	return e ? entry_pfn(e) : GMM_PFN_NONE;
+	if (!e) {
+		gmm_set_error(-ENOENT, "gpa 0x%llx is not backed", (unsigned long long)gpa);
+		return GMM_PFN_NONE;
+	}
+	return entry_pfn(e);
 }
 
 /* --- fault and accessors -------------------------------------------------- */
@@ -641,7 +660,7 @@ int gmm_guest_fault(struct gmm_guest *g, uint64_t gpa, unsigned int len, bool is
 				     len && !data ? " without data" : "");
 	r = find_region(g, gpa, len ? len : 1);
 	if (!r)
-		return -EFAULT;
+		return gmm_errno();
 	idx = (gpa - r->gpa) >> GMM_PAGE_SHIFT;
 	end = (gpa - r->gpa + (len ? len : 1) - 1) / GMM_PAGE_SIZE + 1;
 	hva = r->hva + (gpa - r->gpa);
@@ -677,13 +696,13 @@ static int access_range(struct gmm_guest *g, uint64_t gpa, void *buf, size_t len
 	uint64_t off;
 	int err;
 
-	if (!buf && len)
-		return gmm_set_error(-EINVAL, "guest access: NULL buffer");
+	if (!g || (!buf && len))
+		return gmm_set_error(-EINVAL, "guest access: NULL %s", g ? "buffer" : "guest");
 	if (!len)
 		return 0;
 	r = find_region(g, gpa, len);
 	if (!r)
-		return -EFAULT;
+		return gmm_errno();
 	off = gpa - r->gpa;
 	err = lock_backed(g, r, off >> GMM_PAGE_SHIFT, (off + len - 1) / GMM_PAGE_SIZE + 1);
 	if (err)
@@ -730,7 +749,7 @@ int gmm_guest_populate(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 	int err;
 
 	if (!r)
-		return -EFAULT;
+		return gmm_errno();
 	if (!size)
 		return 0;
 	off = gpa - r->gpa;
@@ -829,6 +848,8 @@ int gmm_guest_discard(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 	uint64_t idx, end, umask;
 	int err;
 
+	if (!g)
+		return gmm_set_error(-EINVAL, "guest discard: NULL guest");
 	if ((gpa | size) & (GMM_PAGE_SIZE - 1))
 		return gmm_set_error(-EINVAL, "guest discard [0x%llx, +0x%llx): not page aligned",
 				     (unsigned long long)gpa, (unsigned long long)size);

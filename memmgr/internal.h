@@ -10,8 +10,11 @@
  *                         (free: reported; allocated: movable).
  * A cache's owner flips its frames between "cached" and "allocated" without
  * the zone lock, while the buddy reads neighbouring state bytes under it, so
- * state[] is only accessed with relaxed atomic byte loads and stores (plain
- * moves in the generated code, but no data race in the C memory model).
+ * state[] is only accessed with relaxed atomic byte loads and stores, through
+ * fr_state() and fr_state_set() (plain moves in the generated code, but no
+ * data race in the C memory model).  Pageblock bytes are written under the
+ * zone lock with pb_store() and read with pb_mt_relaxed() by lock-free
+ * readers; see pb_store().
  * All-zero metadata means "tail frame": a fresh anonymous mapping is valid
  * metadata, so untouched memory costs nothing.  Pageblocks carry one byte:
  * migratetype, the isolate bit (kept apart from the type, as Linux 6.15+
@@ -72,9 +75,18 @@
 
 enum { WMARK_MIN = 0, WMARK_LOW = 1, WMARK_HIGH = 2, NR_WMARK = 3 };
 
-struct freelist {
+/*
+ * A list of blocks doubly linked through link[] (next << 32 | prev, the
+ * head's prev stale): the buddy's free lists and the per-thread caches'
+ * lists (pl_* below).
+ */
+struct pfn_list {
 	uint32_t head;
 	uint32_t tail;
+};
+
+struct freelist {
+	struct pfn_list list;
 	uint64_t nr;
 };
 
@@ -106,8 +118,6 @@ struct gmm_zone {
 	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];
 	/* free frames (not ISOLATE) whose host memory was discarded */
 	uint64_t nr_reported;
-	/* the block the last buddy_rmqueue() took was reported (reads as zero) */
-	bool took_reported;
 	struct freelist area[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
 	struct gmm_zone_events ev;
 	struct compact_zone_state compact;
@@ -156,6 +166,9 @@ struct gmm_pool {
 	unsigned int policy_next;
 	/* drain every per-thread cache; NULL until caches exist */
 	void (*drain_all)(struct gmm_pool *pool);
+	/* kcompactd.c's wake-up, set (atomically) once its threads exist:
+	 * compaction calls up through it, not by name */
+	void (*kcompactd_wake)(struct gmm_pool *pool, int node, unsigned int order);
 	/* free page reporting (report.c): unreported free blocks of at least
 	 * report_order call report_notify under the zone lock */
 	unsigned int report_order;
@@ -204,7 +217,7 @@ static inline void fr_set(struct gmm_pool *p, uint64_t pfn, unsigned int kind,
 /* A free head whose host memory was discarded (it reads as zero). */
 static inline bool fr_reported(const struct gmm_pool *p, uint64_t pfn)
 {
-	return (p->state[pfn] & (FR_KIND_MASK | FR_FLAG)) == (FR_FREE | FR_FLAG);
+	return (fr_state(p, pfn) & (FR_KIND_MASK | FR_FLAG)) == (FR_FREE | FR_FLAG);
 }
 
 static inline struct gmm_mblock *pfn_mblock(const struct gmm_pool *p, uint64_t pfn)
@@ -273,6 +286,128 @@ static inline bool mt_mergeable(int mt)
 }
 
 /*
+ * --- pfn lists -------------------------------------------------------------
+ *
+ * The head's prev is left stale (nothing reads it; pl_del() and
+ * pl_pop_tail() recognise the head by l->head): taking the head writes
+ * nothing but the list, and adding a head stores the old head's prev half
+ * alone (x86 is little-endian: prev is the low half, next the high half).
+ * So a cache hit followed by a free of the same frame chains fewer stores
+ * and loads of the same words.
+ */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "link halves: next is the high half");
+
+static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
+{
+	p->link[pfn] = ((uint64_t)next << 32) | prev;
+}
+
+static inline uint32_t pl_next(const struct gmm_pool *p, uint32_t pfn)
+{
+	return (uint32_t)(p->link[pfn] >> 32);
+}
+
+/* The previous entry; meaningless at the head. */
+static inline uint32_t pl_prev(const struct gmm_pool *p, uint32_t pfn)
+{
+	return (uint32_t)p->link[pfn];
+}
+
+static inline void pl_set_prev(struct gmm_pool *p, uint32_t pfn, uint32_t prev)
+{
+	__builtin_memcpy((char *)&p->link[pfn], &prev, sizeof(prev));
+}
+
+static inline void pl_set_next(struct gmm_pool *p, uint32_t pfn, uint32_t next)
+{
+	__builtin_memcpy((char *)&p->link[pfn] + sizeof(next), &next, sizeof(next));
+}
+
+static inline void pl_add_head(struct gmm_pool *p, struct pfn_list *l, uint32_t pfn)
+{
+	uint32_t head = l->head;
+
+	pl_set(p, pfn, head, PFN_NIL);
+	if (head == PFN_NIL)
+		l->tail = pfn;
+	else
+		pl_set_prev(p, head, pfn);
+	l->head = pfn;
+}
+
+static inline void pl_add_tail(struct gmm_pool *p, struct pfn_list *l, uint32_t pfn)
+{
+	pl_set(p, pfn, PFN_NIL, l->tail);
+	if (l->tail == PFN_NIL)
+		l->head = pfn;
+	else
+		pl_set_next(p, l->tail, pfn);
+	l->tail = pfn;
+}
+
+/* Unlink @pfn from anywhere in @l; its link word becomes 0. */
+static inline void pl_del(struct gmm_pool *p, struct pfn_list *l, uint32_t pfn)
+{
+	uint32_t next = pl_next(p, pfn), prev;
+
+	if (pfn == l->head) {
+		l->head = next;
+		if (next == PFN_NIL)
+			l->tail = PFN_NIL;
+	} else {
+		prev = pl_prev(p, pfn);
+		pl_set_next(p, prev, next);
+		if (next == PFN_NIL)
+			l->tail = prev;
+		else
+			pl_set_prev(p, next, prev);
+	}
+	p->link[pfn] = 0;
+}
+
+/* Unlink and return the head of a list known not to be empty (its link left as is). */
+static inline uint32_t pl_pop_head(struct gmm_pool *p, struct pfn_list *l)
+{
+	uint32_t pfn = l->head, next = pl_next(p, pfn);
+
+	l->head = next;
+	if (next == PFN_NIL)
+		l->tail = PFN_NIL;
+	return pfn;
+}
+
+/* Unlink and return the tail of a list known not to be empty (its link left as is). */
+static inline uint32_t pl_pop_tail(struct gmm_pool *p, struct pfn_list *l)
+{
+	uint32_t pfn = l->tail, prev;
+
+	if (pfn == l->head) {
+		l->head = l->tail = PFN_NIL;
+		return pfn;
+	}
+	prev = pl_prev(p, pfn);
+	l->tail = prev;
+	pl_set_next(p, prev, PFN_NIL);
+	return pfn;
+}
+
+/* --- zones ----------------------------------------------------------------- */
+
+/* The zone after @z, node by node (the kernel's next_zone()); NULL after the last. */
+static inline struct gmm_zone *next_zone(struct gmm_pool *p, struct gmm_zone *z)
+{
+	if ((int)z->type + 1 < GMM_NR_ZONES)
+		return z + 1;
+	if (z->node + 1 < (int)p->cfg.nr_nodes)
+		return &p->nodes[z->node + 1].zones[0];
+	return NULL;
+}
+
+/* Every zone of every node of @p, populated or not. */
+#define for_each_zone(p, z) \
+	for (struct gmm_zone *z = &(p)->nodes[0].zones[0]; z; z = next_zone(p, z))
+
+/*
  * Reverse map of an allocated frame in link[pfn]: bit 63 set, guest id in
  * bits 48..62, gfn in bits 0..47 (guest physical addresses up to 2^60).
  */
@@ -303,12 +438,26 @@ static inline unsigned int rmap_owner(uint64_t l)
 /* --- error.c ---------------------------------------------------------- */
 void gmm_clear_error(void);
 
+/* --- backing.c: the host memory behind frames ---------------------------- */
+/* An allocation took reported (discarded) frames: have the backing restore them. */
+int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
+
+/* --- watermark.c: under zone->lock ----------------------------------------- */
+bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
+			 unsigned int alloc_flags);
+/* migrate.c: the rmap of an allocated movable block of @order at @pfn, or 0. */
+uint64_t movable_rmap(struct gmm_pool *p, uint64_t pfn, unsigned int order);
+void zone_maybe_clear_boost(struct gmm_zone *z);
+
 /* --- buddy.c: all under zone->lock ------------------------------------ */
 void buddy_free_one(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt);
 void buddy_free_one_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt,
 			 bool reported);
 void buddy_free_range(struct gmm_zone *z, uint64_t pfn, unsigned int order);
-uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags);
+void buddy_remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi);
+/* Take a block; *@reported says whether its host memory was discarded (reads as zero). */
+uint64_t buddy_rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags,
+		       bool *reported);
 void buddy_reserve_highatomic(struct gmm_zone *z, uint64_t pfn, unsigned int order);
 bool buddy_unreserve_highatomic(struct gmm_zone *z, int mt, bool force);
 uint64_t buddy_move_freepages_block(struct gmm_zone *z, uint64_t start, int old_mt, int new_mt);
@@ -325,16 +474,10 @@ void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int
  */
 bool pcp_offline_begin(void);
 void pcp_offline_end(bool was_online);
-
-/* --- pool.c ----------------------------------------------------------- */
-int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order);
+unsigned int pcp_nr_attached(struct gmm_pool *p);
 
 /* --- report.c --------------------------------------------------------- */
 void report_fini(struct gmm_pool *p);
-/* --- alloc.c ---------------------------------------------------------- */
-bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
-			 unsigned int alloc_flags);
-void zone_maybe_clear_boost(struct gmm_zone *z);
 
 /* --- migrate.c / compact.c / kcompactd.c ------------------------------ */
 /* Move the owned block at @old (order @order, allocated) into the allocated
@@ -348,7 +491,6 @@ void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool movable,
 			int highest_zoneidx, uint64_t nodemask, bool nowait);
 /* A high-order allocation failed on @node: wake its kcompactd (if running). */
-void kcompactd_wake(struct gmm_pool *p, int node, unsigned int order);
 void kcompactd_stop_all(struct gmm_pool *p);
 /* kcompactd's work on @node: compact for @order (and until @target frames
  * are free in whole pageblocks, when not 0); proactive compaction when the
@@ -358,7 +500,16 @@ int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiven
 
 /* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */
 #define NR_PCP_ORDERS (GMM_COSTLY_ORDER + 1)
-#define NR_PCP_LISTS (MT_PCPTYPES * NR_PCP_ORDERS)
+/* Pageblock-order (THP) lists: unmovable+reclaimable and movable (the kernel's NR_PCP_THP) */
+#define NR_PCP_THP 2
+#define NR_LOWORDER_PCP_LISTS (MT_PCPTYPES * NR_PCP_ORDERS)
+#define NR_PCP_LISTS (NR_LOWORDER_PCP_LISTS + NR_PCP_THP)
+
+/* The kernel's pcp_allowed_order(): orders 0..COSTLY and the pageblock order. */
+static inline bool pcp_allowed_order(unsigned int order)
+{
+	return order <= GMM_COSTLY_ORDER || order == GMM_PAGEBLOCK_ORDER;
+}
 
 struct gmm_thread;
 
@@ -368,6 +519,10 @@ void pcp_pool_destroy(struct gmm_pool *p);
  * the zone is below its watermark. */
 uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
 		   int highest_zoneidx, unsigned int alloc_flags);
+/* Up to @n order-0 frames of @mt from @t's cache of @z, refilled per batch; how many. */
+size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
+		      unsigned int alloc_flags, size_t n, uint64_t *pfns);
+/* Count @n frames gmm_alloc_bulk() got for @t some other way (its fallback). */
 void pcp_count_bulk(struct gmm_thread *t, uint64_t n);
 /* Frames in all caches of zone @z (for the invariant check); caches stable. */
 int pcp_check_zone(struct gmm_zone *z, uint64_t *cached);

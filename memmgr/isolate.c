@@ -36,32 +36,9 @@ static void split_large_free(struct gmm_zone *z, uint64_t b, uint64_t *lo, uint6
 		*hi = end;
 }
 
-/* Merge again every free block in [lo, hi) as far as allowed. */
-static void remerge(struct gmm_zone *z, uint64_t lo, uint64_t hi)
-{
-	struct gmm_pool *p = z->pool;
-	uint64_t pfn = lo;
-
-	while (pfn < hi) {
-		unsigned int o = fr_order(p, pfn);
-		bool reported;
-		int mt;
-
-		if (fr_kind(p, pfn) != FR_FREE) {
-			pfn += fr_kind(p, pfn) == FR_ALLOC ? 1ull << o : 1;
-			continue;
-		}
-		mt = pb_mt(p, pfn);
-		reported = fr_reported(p, pfn);
-		freelist_del(z, pfn, o, mt);
-		buddy_free_one_flag(z, pfn, o, mt, reported);
-		pfn += 1ull << o;
-	}
-}
-
 static int check_range(struct gmm_pool *p, uint64_t start, uint64_t end, struct gmm_zone **zp)
 {
-	struct gmm_zone *z = pfn_zone(p, start);
+	struct gmm_zone *z = p ? pfn_zone(p, start) : NULL;
 
 	if ((start | end) & (GMM_PAGEBLOCK_PAGES - 1) || start >= end || !z)
 		return gmm_set_error(-EINVAL, "isolation range [%llu, %llu): must be non-empty, "
@@ -118,7 +95,7 @@ static int set_isolation(struct gmm_pool *p, uint64_t start, uint64_t end, bool 
 		else
 			buddy_move_freepages_block(z, b, GMM_MT_ISOLATE, pb_type(p, b));
 	}
-	remerge(z, lo, hi);
+	buddy_remerge(z, lo, hi);
 	pthread_mutex_unlock(&z->lock);
 	return 0;
 }

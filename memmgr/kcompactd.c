@@ -146,7 +146,7 @@ static void *kcompactd_main(void *arg)
 	return NULL;
 }
 
-void kcompactd_wake(struct gmm_pool *p, int node, unsigned int order)
+static void kcompactd_wake(struct gmm_pool *p, int node, unsigned int order)
 {
 	struct kcompactd *kc = __atomic_load_n(&p->kcompactd, __ATOMIC_ACQUIRE);
 
@@ -182,6 +182,7 @@ static struct kcompactd *kcompactd_get(struct gmm_pool *p)
 	pthread_cond_init(&kc->cond, &a);
 	pthread_condattr_destroy(&a);
 	__atomic_store_n(&p->kcompactd, kc, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->kcompactd_wake, kcompactd_wake, __ATOMIC_RELEASE);
 	return kc;
 }
 

@@ -108,7 +108,7 @@ void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 }
 
 /* The rmap of an allocated movable block of @order at @pfn, or 0. */
-static uint64_t movable_rmap(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+uint64_t movable_rmap(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
 	struct gmm_zone *z = pfn_zone(p, pfn);
 	uint8_t want = (uint8_t)(FR_ALLOC | FR_FLAG | (order << FR_ORDER_SHIFT));
@@ -141,52 +141,5 @@ int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned in
 		return err;
 	gmm_rmap_clear(p, old, order);
 	migrate_free(p, old, order);
-	return 0;
-}
-
-/* The order of the allocated block headed at @pfn, or -1. */
-static int alloc_order(struct gmm_pool *p, uint64_t pfn)
-{
-	struct gmm_zone *z = pfn_zone(p, pfn);
-	int o = -1;
-
-	if (!z)
-		return -1;
-	pthread_mutex_lock(&z->lock);
-	if (fr_kind(p, pfn) == FR_ALLOC)
-		o = (int)fr_order(p, pfn);
-	pthread_mutex_unlock(&z->lock);
-	return o;
-}
-
-int gmm_migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mode,
-		      uint64_t *new_pfn)
-{
-	uint64_t new;
-	int order, err;
-
-	if (!p)
-		return gmm_set_error(-EINVAL, "gmm_migrate_block: NULL pool");
-	order = alloc_order(p, pfn);
-	if (order < 0)
-		return gmm_set_error(-EINVAL, "migrate: pfn %llu heads no allocated block",
-				     (unsigned long long)pfn);
-	if (!movable_rmap(p, pfn, (unsigned int)order))
-		return gmm_set_error(-ENOENT, "migrate: pfn %llu is not movable or has no owner",
-				     (unsigned long long)pfn);
-	/* the same node and zone: the block keeps its placement */
-	new = gmm_alloc(p, (unsigned int)order, GMM_MOVABLE | GMM_THISNODE |
-			(gmm_pfn_zone(p, pfn) == GMM_ZONE_NORMAL ? GMM_NO_MOVABLE_ZONE : 0),
-			gmm_pfn_node(p, pfn));
-	if (new == GMM_PFN_NONE)
-		return -ENOMEM;
-	err = migrate_block_to(p, pfn, new, (unsigned int)order, mode);
-	if (err) {
-		gmm_free(p, new, (unsigned int)order);
-		return gmm_set_error(err, "migrate: owner of pfn %llu refused (%d)",
-				     (unsigned long long)pfn, err);
-	}
-	if (new_pfn)
-		*new_pfn = new;
 	return 0;
 }

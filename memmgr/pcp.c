@@ -77,7 +77,8 @@ static void cache_reset(struct pcp_cache *c)
 
 static struct pcp_cache *cache_new(unsigned int nr_zones)
 {
-	struct pcp_cache *c = malloc(sizeof(*c) + nr_zones * sizeof(c->zones[0]));
+	size_t bytes = sizeof(struct pcp_cache) + nr_zones * sizeof(struct pcp_zone);
+	struct pcp_cache *c = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
 
 	if (!c)
 		return NULL;
@@ -131,18 +132,15 @@ static void pcp_update_sizes(struct gmm_pool *p)
 {
 	struct pcp_pool *pp = p->pcp;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			uint32_t batch = zone_batchsize(z->managed);
+	for_each_zone(p, z) {
+		uint32_t batch = zone_batchsize(z->managed);
 
-			__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
-			__atomic_store_n(&pp->high_min[zone_idx(z)],
-					 zone_highsize(z, batch, pp->nr_threads, 0), __ATOMIC_RELAXED);
-			__atomic_store_n(&pp->high_max[zone_idx(z)],
-					 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
-					 __ATOMIC_RELAXED);
-		}
+		__atomic_store_n(&pp->batch[zone_idx(z)], batch, __ATOMIC_RELAXED);
+		__atomic_store_n(&pp->high_min[zone_idx(z)],
+				 zone_highsize(z, batch, pp->nr_threads, 0), __ATOMIC_RELAXED);
+		__atomic_store_n(&pp->high_max[zone_idx(z)],
+				 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
+				 __ATOMIC_RELAXED);
 	}
 }
 
@@ -160,7 +158,7 @@ static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int6
 	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
 	pthread_mutex_lock(&z->lock);
 	while (count > 0) {
-		struct pcp_list *l;
+		struct pfn_list *l;
 		unsigned int order;
 
 		do {
@@ -200,14 +198,11 @@ static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
 {
 	uint64_t freed = 0;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			struct pcp_zone *pz = &c->zones[zone_idx(z)];
+	for_each_zone(p, z) {
+		struct pcp_zone *pz = &c->zones[zone_idx(z)];
 
-			if (pz->count)
-				freed += free_pcppages_bulk(z, pz, pz->count, 0);
-		}
+		if (pz->count)
+			freed += free_pcppages_bulk(z, pz, pz->count, 0);
 	}
 	cache_reset(c);
 	return freed;
@@ -247,31 +242,70 @@ static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, 
 	return n;
 }
 
-/* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
-static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigned int count,
-				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
+/*
+ * Refill chunks.  The metadata of 64 consecutive frames share cache lines
+ * (their state bytes one line, their link words eight lines), so a cache
+ * refilled with frames next to another cache's frames writes the same lines
+ * as that cache's owner on every allocation and free: false sharing between
+ * threads (the kernel's 64-byte struct page never shares a line).  Small
+ * orders are therefore refilled with whole aligned blocks of
+ * PCP_CHUNK_ORDER, split in the cache, while the buddy has such blocks of
+ * the wanted migratetype: two caches then never hold frames whose metadata
+ * share a line, except after cross-thread frees.
+ */
+#define PCP_CHUNK_ORDER 6
+_Static_assert(64 >> PCP_CHUNK_ORDER == 1, "a chunk's state bytes fill one cache line");
+
+/* A free block of at least chunk order and of migratetype @mt (no fallback needed). */
+static bool chunk_free(const struct gmm_zone *z, int mt)
+{
+	for (unsigned int o = PCP_CHUNK_ORDER; o <= z->pool->max_order; o++)
+		if (z->area_nr[o] && z->area[o][mt].list.head != PFN_NIL)
+			return true;
+	return false;
+}
+
+/* One block of order @take, split into blocks of @order, onto @l; how many (0: none). */
+static unsigned int take_block(struct gmm_zone *z, struct pfn_list *l, unsigned int order,
+			       unsigned int take, int mt, unsigned int alloc_flags)
 {
 	struct gmm_pool *p = z->pool;
+	bool reported;
+	uint64_t pfn = buddy_rmqueue(z, take, mt, alloc_flags, &reported);
+
+	if (pfn == GMM_PFN_NONE)
+		return 0;
+	/* memory given back to the host: the backing may need it again first */
+	if (unlikely(reported) && pool_prepare_reported(p, pfn, take)) {
+		buddy_free_one_flag(z, pfn, take, pb_mt(p, pfn), true);
+		return 0;
+	}
+	for (uint64_t b = 0; b < 1ull << take; b += 1ull << order) {
+		fr_set(p, pfn + b, FR_PCP, order, false);
+		pl_add_tail(p, l, (uint32_t)(pfn + b));
+	}
+	return 1u << (take - order);
+}
+
+/* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
+static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigned int count,
+				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
+{
 	unsigned int i = 0;
 
 	pthread_mutex_lock(&z->lock);
 	if (!z->below_high && z->nr_free < z->wmark[WMARK_HIGH])
 		__atomic_store_n(&z->below_high, true, __ATOMIC_RELAXED);
 	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
-		for (; i < count; i++) {
-			uint64_t pfn;
+		while (i < count) {
+			unsigned int take = order, n;
 
-			z->took_reported = false;
-			pfn = buddy_rmqueue(z, order, mt, alloc_flags);
-			if (pfn == GMM_PFN_NONE)
+			if (order < PCP_CHUNK_ORDER && count - i > 1 && chunk_free(z, mt))
+				take = PCP_CHUNK_ORDER;
+			n = take_block(z, l, order, take, mt, alloc_flags);
+			if (!n)
 				break;
-			/* memory given back to the host: the backing may need it again first */
-			if (unlikely(z->took_reported) && pool_prepare_reported(p, pfn, order)) {
-				buddy_free_one_flag(z, pfn, order, pb_mt(p, pfn), true);
-				break;
-			}
-			fr_set(p, pfn, FR_PCP, order, false);
-			pl_add_tail(p, l, (uint32_t)pfn);
+			i += n;
 		}
 		z->ev.alloc += i;
 	}
@@ -279,35 +313,43 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pcp_list *l, unsigne
 	return i;
 }
 
+/* Refill the empty list @l of @pz from the buddy; the number of blocks added (0: refused). */
+static unsigned int pcp_refill(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
+			       struct pfn_list *l, unsigned int order, int mt, int hz,
+			       unsigned int alloc_flags)
+{
+	struct pcp_pool *pp = z->pool->pcp;
+	unsigned int zi = zone_idx(z);
+	uint32_t batch = __atomic_load_n(&pp->batch[zi], __ATOMIC_RELAXED);
+	uint32_t hmin = __atomic_load_n(&pp->high_min[zi], __ATOMIC_RELAXED);
+	uint32_t hmax = __atomic_load_n(&pp->high_max[zi], __ATOMIC_RELAXED);
+	unsigned int n = rmqueue_bulk(z, l, nr_pcp_alloc(pz, z, batch, hmin, hmax, order), order,
+				      mt, hz, alloc_flags);
+
+	if (!n) {
+		CTR_ADD(t, alloc_fail, 1);
+		return 0;
+	}
+	pz_count_add(pz, (int64_t)n << order);
+	CTR_ADD(t, refill, 1);
+	CTR_ADD(t, refill_frames, (uint64_t)n << order);
+	CTR_ADD(t, alloc_miss, 1);
+	return n;
+}
+
 static uint64_t __pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
 			    int hz, unsigned int alloc_flags)
 {
-	struct gmm_pool *p = z->pool;
 	struct pcp_cache *c = rcu_dereference(t->cache);
 	struct pcp_zone *pz = &c->zones[zone_idx(z)];
-	struct pcp_list *l = &pz->lists[pindex(mt, order)];
+	struct pfn_list *l = &pz->lists[pindex(mt, order)];
 
 	pz->free_count >>= 1;
-	if (likely(l->head != PFN_NIL)) {
+	if (likely(l->head != PFN_NIL))
 		CTR_ADD(t, alloc_hit, 1);
-	} else {
-		unsigned int zi = zone_idx(z);
-		uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
-		uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
-		uint32_t hmax = __atomic_load_n(&p->pcp->high_max[zi], __ATOMIC_RELAXED);
-		unsigned int n = rmqueue_bulk(z, l, nr_pcp_alloc(pz, z, batch, hmin, hmax, order),
-					      order, mt, hz, alloc_flags);
-
-		if (!n) {
-			CTR_ADD(t, alloc_fail, 1);
-			return GMM_PFN_NONE;
-		}
-		pz_count_add(pz, (int64_t)n << order);
-		CTR_ADD(t, refill, 1);
-		CTR_ADD(t, refill_frames, (uint64_t)n << order);
-		CTR_ADD(t, alloc_miss, 1);
-	}
-	return take_head(p, pz, l, order, mt);
+	else if (!pcp_refill(t, z, pz, l, order, mt, hz, alloc_flags))
+		return GMM_PFN_NONE;
+	return take_head(z->pool, pz, l, order, mt);
 }
 
 uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order, int mt,
@@ -319,6 +361,60 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 	pfn = __pcp_alloc(t, z, order, mt, hz, alloc_flags);
 	owner_unlock(t);
 	return pfn;
+}
+
+/* Hand out up to @n frames from the head of @l (not empty); how many. */
+static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l, uint8_t st,
+		       size_t n, uint64_t *pfns)
+{
+	uint32_t pfn = l->head;
+	size_t got = 0;
+
+	while (pfn != PFN_NIL && got < n) {
+		uint32_t next = pl_next(p, pfn);
+
+		p->link[pfn] = 0;
+		fr_state_set(p, pfn, st);
+		pfns[got++] = pfn;
+		pfn = next;
+	}
+	l->head = pfn;
+	if (pfn == PFN_NIL)
+		l->tail = PFN_NIL;
+	pz_count_add(pz, -(int64_t)got);
+	return got;
+}
+
+size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
+		      unsigned int alloc_flags, size_t n, uint64_t *pfns)
+{
+	uint8_t st = (uint8_t)(FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
+	struct pcp_cache *c;
+	struct pcp_zone *pz;
+	struct pfn_list *l;
+	size_t got = 0, misses = 0;
+
+	owner_lock(t);
+	c = rcu_dereference(t->cache);
+	pz = &c->zones[zone_idx(z)];
+	l = &pz->lists[pindex(mt, 0)];
+	while (got < n) {
+		if (l->head == PFN_NIL) {
+			if (!pcp_refill(t, z, pz, l, 0, mt, hz, alloc_flags))
+				break;
+			misses++;
+		}
+		got += take_run(z->pool, pz, l, st, n - got, pfns + got);
+	}
+	CTR_ADD(t, alloc_hit, got - misses);
+	CTR_ADD(t, bulk_alloc, got);
+	owner_unlock(t);
+	return got;
+}
+
+void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
+{
+	CTR_ADD(t, bulk_alloc, n);
 }
 
 /* --- thread state ---------------------------------------------------------- */
@@ -339,24 +435,21 @@ static void decay_cache(struct gmm_thread *t)
 	struct gmm_pool *p = t->pool;
 	struct pcp_cache *c = rcu_dereference(t->cache);
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			unsigned int zi = zone_idx(z);
-			struct pcp_zone *pz = &c->zones[zi];
-			uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
-			uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
-			uint32_t step = batch << PCP_BATCH_SCALE_MAX, high = pz->high;
+	for_each_zone(p, z) {
+		unsigned int zi = zone_idx(z);
+		struct pcp_zone *pz = &c->zones[zi];
+		uint32_t batch = __atomic_load_n(&p->pcp->batch[zi], __ATOMIC_RELAXED);
+		uint32_t hmin = __atomic_load_n(&p->pcp->high_min[zi], __ATOMIC_RELAXED);
+		uint32_t step = batch << PCP_BATCH_SCALE_MAX, high = pz->high;
 
-			if (high > hmin) {
-				high -= high >> 3;
-				if (pz->count > step && pz->count - step > high)
-					high = pz->count - step;
-				pz->high = high > hmin ? high : hmin;
-			}
-			if (pz->count > pz->high)
-				pcp_trim(t, z, pz, pz->count - pz->high, 0);
+		if (high > hmin) {
+			high -= high >> 3;
+			if (pz->count > step && pz->count - step > high)
+				high = pz->count - step;
+			pz->high = high > hmin ? high : hmin;
 		}
+		if (pz->count > pz->high)
+			pcp_trim(t, z, pz, pz->count - pz->high, 0);
 	}
 }
 
@@ -472,16 +565,20 @@ static void counters_add(struct pcp_counters *to, const struct pcp_counters *c)
 
 int gmm_thread_attach(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	struct gmm_thread *t;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_thread_attach: NULL pool");
+	pp = p->pcp;
 	if (tls_find(p) >= 0)
 		return gmm_set_error(-EEXIST, "thread already attached to this pool");
 	if (tls_nr == GMM_THREAD_MAX_POOLS)
 		return gmm_set_error(-ENOSPC, "thread attached to %d pools already",
 				     GMM_THREAD_MAX_POOLS);
-	t = calloc(1, sizeof(*t));
+	t = aligned_alloc(64, sizeof(*t)); /* no line shared with another thread's data */
 	if (t) {
+		memset(t, 0, sizeof(*t));
 		t->cache = cache_new(pp->nr_zones);
 		t->spare = cache_new(pp->nr_zones);
 	}
@@ -524,11 +621,14 @@ static void unlink_thread(struct pcp_pool *pp, struct gmm_thread *t)
 
 int gmm_thread_detach(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
-	int i = tls_find(p);
+	int i = p ? tls_find(p) : -1;
+	struct pcp_pool *pp;
 	struct gmm_thread *t;
 	uint64_t n;
 
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_thread_detach: NULL pool");
+	pp = p->pcp;
 	if (i < 0)
 		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
 	t = tls_att[i].t;
@@ -557,9 +657,14 @@ int gmm_thread_detach(struct gmm_pool *p)
 
 uint64_t gmm_drain_all_caches(struct gmm_pool *p)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	uint64_t total = 0;
 
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_drain_all_caches: NULL pool");
+		return 0;
+	}
+	pp = p->pcp;
 	pcp_lock(p);
 	pp->drain_all++;
 	if (!pp->threads) {
@@ -629,6 +734,19 @@ int pcp_pool_init(struct gmm_pool *p)
 	return 0;
 }
 
+/* Threads attached to @p now (a pool is not destroyed while any is). */
+unsigned int pcp_nr_attached(struct gmm_pool *p)
+{
+	unsigned int n;
+
+	if (!p->pcp)
+		return 0;
+	pcp_lock(p);
+	n = p->pcp->nr_threads;
+	pcp_unlock(p);
+	return n;
+}
+
 void pcp_pool_destroy(struct gmm_pool *p)
 {
 	struct pcp_pool *pp = p->pcp;
@@ -651,7 +769,7 @@ void pcp_pool_destroy(struct gmm_pool *p)
 
 /* --- invariant check ---------------------------------------------------------- */
 
-static int check_list(struct gmm_zone *z, const struct pcp_list *l, unsigned int pi,
+static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int pi,
 		      uint64_t *frames)
 {
 	struct gmm_pool *p = z->pool;
@@ -659,14 +777,14 @@ static int check_list(struct gmm_zone *z, const struct pcp_list *l, unsigned int
 	unsigned int order = pindex_order(pi);
 	uint64_t n = 0;
 
-	for (; cur != PFN_NIL; prev = cur, cur = (uint32_t)(p->link[cur] >> 32)) {
+	for (; cur != PFN_NIL; prev = cur, cur = pl_next(p, cur)) {
 		if (++n > p->nr_pfns || pfn_zone(p, cur) != z)
 			return gmm_set_error(-EUCLEAN, "cache list %u: loop or foreign pfn %u", pi,
 					     cur);
 		if (fr_kind(p, cur) != FR_PCP || fr_order(p, cur) != order)
 			return gmm_set_error(-EUCLEAN, "cache list %u holds pfn %u that is not a "
 					     "cached block of order %u", pi, cur, order);
-		if ((uint32_t)p->link[cur] != prev)
+		if (cur != l->head && pl_prev(p, cur) != prev) /* a head's prev is stale */
 			return gmm_set_error(-EUCLEAN, "cache list %u: bad prev link at %u", pi, cur);
 		*frames += 1ull << order;
 	}
@@ -736,9 +854,12 @@ static void stats_finish(struct gmm_pcp_stats *o)
 
 int gmm_pcp_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 {
-	struct pcp_pool *pp = p->pcp;
+	struct pcp_pool *pp;
 	struct pcp_counters sum;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_pcp_stats: NULL argument");
+	pp = p->pcp;
 	memset(out, 0, sizeof(*out));
 	pcp_lock(p);
 	sum = pp->retired;
@@ -760,9 +881,11 @@ int gmm_pcp_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 
 int gmm_pcp_thread_stats(struct gmm_pool *p, struct gmm_pcp_stats *out)
 {
-	int i = tls_find(p);
+	int i = p ? tls_find(p) : -1;
 	struct gmm_thread *t;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_pcp_thread_stats: NULL argument");
 	if (i < 0)
 		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
 	t = tls_att[i].t;
@@ -783,6 +906,8 @@ int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 {
 	unsigned int i;
 
+	if (!p || !batch || !high_min || !high_max)
+		return gmm_set_error(-EINVAL, "gmm_pcp_zone_params: NULL argument");
 	if (node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES ||
 	    !p->nodes[node].zones[zone].managed)
 		return gmm_set_error(-ENOENT, "no zone %d/%d in the pool", node, zone);
@@ -791,11 +916,6 @@ int gmm_pcp_zone_params(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 	*high_min = __atomic_load_n(&p->pcp->high_min[i], __ATOMIC_RELAXED);
 	*high_max = __atomic_load_n(&p->pcp->high_max[i], __ATOMIC_RELAXED);
 	return 0;
-}
-
-void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
-{
-	CTR_ADD(t, bulk_alloc, n);
 }
 
 #define PCP_FIELDS(X)                          \
@@ -823,15 +943,13 @@ static void pcp_text(FILE *f, struct gmm_pool *p, const struct gmm_pcp_stats *st
 #define X(name, v) fprintf(f, "  %-24s %llu\n", name, (unsigned long long)(v));
 	PCP_FIELDS(X)
 #undef X
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, hmin, hmax;
+	for_each_zone(p, zn) {
+		unsigned int batch, hmin, hmax;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
-				continue;
-			fprintf(f, "Node %u, zone %8s  high: %u..%u  batch: %u\n", n,
-				zt == GMM_ZONE_NORMAL ? "Normal" : "Movable", hmin, hmax, batch);
-		}
+		if (gmm_pcp_zone_params(p, zn->node, zn->type, &batch, &hmin, &hmax))
+			continue;
+		fprintf(f, "Node %d, zone %8s  high: %u..%u  batch: %u\n", zn->node,
+			zn->type == GMM_ZONE_NORMAL ? "Normal" : "Movable", hmin, hmax, batch);
 	}
 }
 
@@ -843,22 +961,20 @@ static json_object *pcp_json(struct gmm_pool *p, const struct gmm_pcp_stats *st0
 #define X(name, v) json_object_object_add(o, name, json_object_new_uint64(v));
 	PCP_FIELDS(X)
 #undef X
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			unsigned int batch, hmin, hmax;
-			json_object *z;
+	for_each_zone(p, zn) {
+		unsigned int batch, hmin, hmax;
+		json_object *z;
 
-			if (gmm_pcp_zone_params(p, (int)n, zt, &batch, &hmin, &hmax))
-				continue;
-			z = json_object_new_object();
-			json_object_object_add(z, "node", json_object_new_int((int)n));
-			json_object_object_add(z, "zone", json_object_new_string(
-						zt == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
-			json_object_object_add(z, "high_min", json_object_new_int((int)hmin));
-			json_object_object_add(z, "high_max", json_object_new_int((int)hmax));
-			json_object_object_add(z, "batch", json_object_new_int((int)batch));
-			json_object_array_add(zones, z);
-		}
+		if (gmm_pcp_zone_params(p, zn->node, zn->type, &batch, &hmin, &hmax))
+			continue;
+		z = json_object_new_object();
+		json_object_object_add(z, "node", json_object_new_int(zn->node));
+		json_object_object_add(z, "zone", json_object_new_string(
+					zn->type == GMM_ZONE_NORMAL ? "Normal" : "Movable"));
+		json_object_object_add(z, "high_min", json_object_new_int((int)hmin));
+		json_object_object_add(z, "high_max", json_object_new_int((int)hmax));
+		json_object_object_add(z, "batch", json_object_new_int((int)batch));
+		json_object_array_add(zones, z);
 	}
 	json_object_object_add(o, "zones", zones);
 	return o;
@@ -868,8 +984,13 @@ int gmm_stat_pcp(struct gmm_pool *p, enum gmm_stat_format fmt, char **out)
 {
 	struct gmm_pcp_stats st;
 	size_t len = 0;
-	FILE *f = open_memstream(out, &len);
+	FILE *f;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_stat_pcp: NULL argument");
+	if (fmt != GMM_STAT_TEXT && fmt != GMM_STAT_JSON)
+		return gmm_set_error(-EINVAL, "gmm_stat_pcp: unknown format %d", (int)fmt);
+	f = open_memstream(out, &len);
 	if (!f)
 		return gmm_set_error(-ENOMEM, "out of memory rendering statistics");
 	gmm_pcp_stats(p, &st);

@@ -19,23 +19,18 @@
 #define PCP_BATCH_SCALE_MAX 5
 #define PCPF_PREV_FREE_HIGH_ORDER 0x1u
 
-struct pcp_list {
-	uint32_t head;
-	uint32_t tail;
-};
-
 struct pcp_zone {
-	struct pcp_list lists[NR_PCP_LISTS];
+	struct pfn_list lists[NR_PCP_LISTS];
 	uint32_t count;      /* frames in the lists; stored atomically for readers */
 	uint32_t free_count; /* frames freed since the last allocation (decaying) */
 	uint32_t flags;
 	uint32_t high;       /* adaptive high mark, between high_min and high_max */
 	uint32_t alloc_factor; /* refill size is batch << alloc_factor (order 0) */
-};
+} __attribute__((aligned(64))); /* a power-of-two multiple of lines: cheap to index */
 
 struct pcp_cache {
 	unsigned int nr_zones;
-	struct pcp_zone zones[];
+	struct pcp_zone zones[]; /* aligned: no line shared with another cache */
 };
 
 struct pcp_ticket {
@@ -62,7 +57,7 @@ struct gmm_thread {
 #ifdef GMM_PCP_SPINLOCK
 	struct pcp_ticket lock;   /* the benchmark variant's per-cache lock */
 #endif
-};
+} __attribute__((aligned(64)));
 
 #ifdef GMM_PCP_SPINLOCK
 /*
@@ -138,66 +133,17 @@ static inline unsigned int zone_idx(const struct gmm_zone *z)
 	return (unsigned int)z->node * GMM_NR_ZONES + (unsigned int)z->type;
 }
 
-/* The kernel's order_to_pindex() without the THP list. */
+/* The kernel's order_to_pindex(): pageblock-order blocks on two lists of their own. */
 static inline unsigned int pindex(int mt, unsigned int order)
 {
+	if (order > GMM_COSTLY_ORDER)
+		return NR_LOWORDER_PCP_LISTS + (mt == GMM_MT_MOVABLE);
 	return MT_PCPTYPES * order + (unsigned int)mt;
 }
 
 static inline unsigned int pindex_order(unsigned int pi)
 {
-	return pi / MT_PCPTYPES;
-}
-
-/* --- lists: doubly linked through link[] (next << 32 | prev) ------------- */
-
-static inline void pl_set(struct gmm_pool *p, uint32_t pfn, uint32_t next, uint32_t prev)
-{
-	p->link[pfn] = ((uint64_t)next << 32) | prev;
-}
-
-static inline void pl_add_head(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	pl_set(p, pfn, l->head, PFN_NIL);
-	if (l->head == PFN_NIL)
-		l->tail = pfn;
-	else
-		p->link[l->head] = (p->link[l->head] & 0xffffffff00000000ull) | pfn;
-	l->head = pfn;
-}
-
-static inline void pl_add_tail(struct gmm_pool *p, struct pcp_list *l, uint32_t pfn)
-{
-	pl_set(p, pfn, PFN_NIL, l->tail);
-	if (l->tail == PFN_NIL)
-		l->head = pfn;
-	else
-		p->link[l->tail] = ((uint64_t)pfn << 32) | (uint32_t)p->link[l->tail];
-	l->tail = pfn;
-}
-
-static inline uint32_t pl_pop_head(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->head, next = (uint32_t)(p->link[pfn] >> 32);
-
-	l->head = next;
-	if (next == PFN_NIL)
-		l->tail = PFN_NIL;
-	else
-		p->link[next] = (p->link[next] & 0xffffffff00000000ull) | PFN_NIL;
-	return pfn;
-}
-
-static inline uint32_t pl_pop_tail(struct gmm_pool *p, struct pcp_list *l)
-{
-	uint32_t pfn = l->tail, prev = (uint32_t)p->link[pfn];
-
-	l->tail = prev;
-	if (prev == PFN_NIL)
-		l->head = PFN_NIL;
-	else
-		p->link[prev] = ((uint64_t)PFN_NIL << 32) | (uint32_t)p->link[prev];
-	return pfn;
+	return pi < NR_LOWORDER_PCP_LISTS ? pi / MT_PCPTYPES : GMM_PAGEBLOCK_ORDER;
 }
 
 static inline void pz_count_add(struct pcp_zone *pz, int64_t n)
@@ -210,7 +156,7 @@ void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int
 	      unsigned int pi);
 
 /* Hand out the head of a list that is known not to be empty. */
-static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct pcp_list *l,
+static inline uint64_t take_head(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l,
 				 unsigned int order, int mt)
 {
 	uint32_t pfn = pl_pop_head(p, l);
@@ -334,12 +280,13 @@ static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
 }
 
 /* The cache hit only (no refill): GMM_PFN_NONE when the list is empty. */
-static inline uint64_t pcp_alloc_hit(struct gmm_thread *t, struct gmm_zone *z,
-				     unsigned int order, int mt)
+static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit(struct gmm_thread *t,
+								    struct gmm_zone *z,
+								    unsigned int order, int mt)
 {
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
-	struct pcp_list *l;
+	struct pfn_list *l;
 	uint64_t pfn = GMM_PFN_NONE;
 
 	owner_lock(t);
@@ -361,7 +308,11 @@ static inline struct gmm_zone *pcp_first_zone(const struct gmm_pool *p, int node
 	return p->pcp->first_zone[node][hz];
 }
 
-/* The calling thread's cache of @p, or NULL (not attached, or offline). */
+/*
+ * The calling thread's cache of @p, or NULL (not attached, or offline).
+ * Unused slots are { NULL, NULL } and attached pools are not NULL, so
+ * pcp_self(NULL) is NULL: the entry points' fast paths rely on it.
+ */
 static inline struct gmm_thread *pcp_self(const struct gmm_pool *p)
 {
 	if (unlikely(tls_offline))

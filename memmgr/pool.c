@@ -23,6 +23,10 @@
 
 void gmm_pool_config_init(struct gmm_pool_config *cfg, uint64_t bytes)
 {
+	if (!cfg) {
+		gmm_set_error(-EINVAL, "gmm_pool_config_init: NULL configuration");
+		return;
+	}
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->nr_nodes = 1;
 	cfg->nodes[0].normal_bytes = bytes;
@@ -63,9 +67,16 @@ static int check_node(const struct gmm_pool_config *cfg, unsigned int n)
 	return 0;
 }
 
+/* Add @bytes to *@total unless the pool would exceed its pfn space. */
+static bool add_bytes(uint64_t *total, uint64_t bytes)
+{
+	return !__builtin_add_overflow(*total, bytes, total) &&
+	       (*total >> GMM_PAGE_SHIFT) < GMM_MAX_PFNS;
+}
+
 static int check_config(const struct gmm_pool_config *cfg)
 {
-	uint64_t total = 0;
+	uint64_t total = 0, all = 0;
 
 	if (!cfg->nr_nodes || cfg->nr_nodes > GMM_MAX_NODES)
 		return gmm_set_error(-EINVAL, "nr_nodes %u: must be 1..%d", cfg->nr_nodes,
@@ -80,19 +91,19 @@ static int check_config(const struct gmm_pool_config *cfg)
 				     (unsigned long long)cfg->block_bytes,
 				     GMM_PAGE_SIZE << cfg->max_order);
 	for (unsigned int n = 0; n < cfg->nr_nodes; n++) {
+		const struct gmm_node_config *nc = &cfg->nodes[n];
 		int err = check_node(cfg, n);
 
 		if (err)
 			return err;
-		total += cfg->nodes[n].normal_bytes + cfg->nodes[n].movable_bytes;
+		if (!add_bytes(&total, nc->normal_bytes) || !add_bytes(&total, nc->movable_bytes) ||
+		    !add_bytes(&all, nc->normal_bytes) || !add_bytes(&all, nc->movable_bytes) ||
+		    !add_bytes(&all, nc->hotplug_bytes))
+			return gmm_set_error(-EINVAL, "node %u: the pool's sizes add up to more "
+					     "than the 16 TiB limit", n);
 	}
 	if (!total)
 		return gmm_set_error(-EINVAL, "the pool has no memory");
-	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
-		total += cfg->nodes[n].hotplug_bytes;
-	if ((total >> GMM_PAGE_SHIFT) >= GMM_MAX_PFNS)
-		return gmm_set_error(-EINVAL, "pool of %llu bytes exceeds the 16 TiB limit",
-				     (unsigned long long)total);
 	return 0;
 }
 
@@ -159,34 +170,32 @@ static void setup_watermarks(struct gmm_pool *p)
 {
 	uint64_t lowmem = 0, min_kbytes, min_pages;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++)
-		lowmem += p->nodes[n].zones[GMM_ZONE_NORMAL].managed;
+	for_each_zone(p, z)
+		if (z->type == GMM_ZONE_NORMAL)
+			lowmem += z->managed;
 	min_kbytes = int_sqrt((lowmem << (GMM_PAGE_SHIFT - 10)) * 16);
 	if (min_kbytes < 128)
 		min_kbytes = 128;
 	if (min_kbytes > 262144)
 		min_kbytes = 262144;
 	min_pages = min_kbytes >> (GMM_PAGE_SHIFT - 10);
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-			uint64_t tmp = lowmem ? min_pages * z->managed / lowmem : 0;
-			uint64_t scale = z->managed * 10 / 10000;
+	for_each_zone(p, z) {
+		uint64_t tmp = lowmem ? min_pages * z->managed / lowmem : 0;
+		uint64_t scale = z->managed * 10 / 10000;
 
-			if (zt == GMM_ZONE_MOVABLE) {
-				uint64_t m = z->managed / 1024;
+		if (z->type == GMM_ZONE_MOVABLE) {
+			uint64_t m = z->managed / 1024;
 
-				z->wmark[WMARK_MIN] = m < 32 ? 32 : m > 128 ? 128 : m;
-			} else {
-				z->wmark[WMARK_MIN] = tmp;
-			}
-			tmp = (tmp >> 2) > scale ? tmp >> 2 : scale;
-			z->wmark[WMARK_LOW] = z->wmark[WMARK_MIN] + tmp;
-			z->wmark[WMARK_HIGH] = z->wmark[WMARK_LOW] + tmp;
+			z->wmark[WMARK_MIN] = m < 32 ? 32 : m > 128 ? 128 : m;
+		} else {
+			z->wmark[WMARK_MIN] = tmp;
+			/* sysctl_lowmem_reserve_ratio[ZONE_NORMAL] = 32 */
+			z->lowmem_reserve[GMM_ZONE_MOVABLE] =
+				p->nodes[z->node].zones[GMM_ZONE_MOVABLE].managed / 32;
 		}
-		/* sysctl_lowmem_reserve_ratio[ZONE_NORMAL] = 32 */
-		p->nodes[n].zones[GMM_ZONE_NORMAL].lowmem_reserve[GMM_ZONE_MOVABLE] =
-			p->nodes[n].zones[GMM_ZONE_MOVABLE].managed / 32;
+		tmp = (tmp >> 2) > scale ? tmp >> 2 : scale;
+		z->wmark[WMARK_LOW] = z->wmark[WMARK_MIN] + tmp;
+		z->wmark[WMARK_HIGH] = z->wmark[WMARK_LOW] + tmp;
 	}
 }
 
@@ -227,7 +236,7 @@ static void init_zone(struct gmm_pool *p, struct gmm_zone *z, int node, int type
 	z->type = type;
 	for (unsigned int o = 0; o <= GMM_MAX_ORDER_LIMIT; o++)
 		for (int mt = 0; mt < GMM_MT_NR; mt++)
-			z->area[o][mt].head = z->area[o][mt].tail = PFN_NIL;
+			z->area[o][mt].list.head = z->area[o][mt].list.tail = PFN_NIL;
 }
 
 /*
@@ -349,9 +358,8 @@ static void pool_teardown(struct gmm_pool *p, bool own_backing)
 	}
 	if (own_backing && ops->destroy)
 		ops->destroy(p->cfg.backing_ctx);
-	for (unsigned int n = 0; n < GMM_MAX_NODES; n++)
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
-			pthread_mutex_destroy(&p->nodes[n].zones[zt].lock);
+	for_each_zone(p, z)
+		pthread_mutex_destroy(&z->lock);
 	pthread_mutex_destroy(&p->report_lock);
 	pthread_mutex_destroy(&p->guests_lock);
 	if (p->meta)
@@ -360,10 +368,33 @@ static void pool_teardown(struct gmm_pool *p, bool own_backing)
 	free(p);
 }
 
-void gmm_pool_destroy(struct gmm_pool *p)
+static unsigned int nr_guests(struct gmm_pool *p)
 {
-	if (p)
-		pool_teardown(p, true);
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&p->guests_lock);
+	for (unsigned int i = 0; i < GMM_MAX_GUESTS; i++)
+		n += p->guests[i] != NULL;
+	pthread_mutex_unlock(&p->guests_lock);
+	return n;
+}
+
+int gmm_pool_destroy(struct gmm_pool *p)
+{
+	unsigned int n;
+
+	if (!p)
+		return 0;
+	n = pcp_nr_attached(p);
+	if (n)
+		return gmm_set_error(-EBUSY, "pool destroy: %u thread(s) still attached "
+				     "(gmm_thread_detach() them first); nothing freed", n);
+	n = nr_guests(p);
+	if (n)
+		return gmm_set_error(-EBUSY, "pool destroy: %u guest(s) still use the pool "
+				     "(gmm_guest_destroy() them first); nothing freed", n);
+	pool_teardown(p, true);
+	return 0;
 }
 
 int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
@@ -394,7 +425,7 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 	pthread_mutex_init(&p->guests_lock, NULL);
 	p->nr_pfns = total >> GMM_PAGE_SHIFT;
 	p->nr_mblocks = p->nr_pfns >> p->block_shift;
-	for (unsigned int n = 0; n < GMM_MAX_NODES; n++) {
+	for (unsigned int n = 0; n < cfg->nr_nodes; n++) {
 		p->nodes[n].id = (int)n;
 		p->nodes[n].host_node = cfg->nodes[n].host_node;
 		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
@@ -421,30 +452,13 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 }
 
 
-void *gmm_pfn_to_host(struct gmm_pool *p, uint64_t pfn)
-{
-	struct gmm_mblock *mb;
-
-	if (pfn >= p->nr_pfns)
-		return NULL;
-	mb = pfn_mblock(p, pfn);
-	if (!mb->zone)
-		return NULL;
-	return mb->host + ((pfn & ((1ull << p->block_shift) - 1)) << GMM_PAGE_SHIFT);
-}
-
 uint64_t gmm_pool_nr_pages(const struct gmm_pool *p)
 {
-	return __atomic_load_n(&p->nr_present, __ATOMIC_RELAXED);
-}
-
-int pool_prepare_reported(struct gmm_pool *p, uint64_t pfn, unsigned int order)
-{
-	const struct gmm_backing_ops *ops = p->cfg.backing;
-
-	if (!ops->repopulate)
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_pool_nr_pages: NULL pool");
 		return 0;
-	return ops->repopulate(p->cfg.backing_ctx, pfn, 1ull << order, gmm_pfn_to_host(p, pfn));
+	}
+	return __atomic_load_n(&p->nr_present, __ATOMIC_RELAXED);
 }
 
 /* --- hotplug ---------------------------------------------------------------- */
@@ -509,7 +523,7 @@ static void take_block(struct gmm_zone *z, uint64_t start, uint64_t nr)
 		pfn += 1ull << o;
 	}
 	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES)
-		*pb_byte(p, b) = 0;
+		pb_store(p, b, 0);
 	pfn_mblock(p, start)->zone = NULL;
 	z->present -= nr;
 	z->managed -= nr;
@@ -559,46 +573,46 @@ uint64_t gmm_pool_nr_free(struct gmm_pool *p)
 {
 	uint64_t sum = 0;
 
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-
-			pthread_mutex_lock(&z->lock);
-			sum += z->nr_free;
-			pthread_mutex_unlock(&z->lock);
-		}
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_pool_nr_free: NULL pool");
+		return 0;
+	}
+	for_each_zone(p, z) {
+		pthread_mutex_lock(&z->lock);
+		sum += z->nr_free;
+		pthread_mutex_unlock(&z->lock);
 	}
 	return sum;
 }
 
 int gmm_pfn_node(const struct gmm_pool *p, uint64_t pfn)
 {
-	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_zone *z = p ? pfn_zone(p, pfn) : NULL;
 
 	if (!z)
-		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool",
-				     (unsigned long long)pfn);
+		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool%s",
+				     (unsigned long long)pfn, p ? "" : " (NULL pool)");
 	return z->node;
 }
 
 int gmm_pfn_zone(const struct gmm_pool *p, uint64_t pfn)
 {
-	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_zone *z = p ? pfn_zone(p, pfn) : NULL;
 
 	if (!z)
-		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool",
-				     (unsigned long long)pfn);
+		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool%s",
+				     (unsigned long long)pfn, p ? "" : " (NULL pool)");
 	return (int)z->type;
 }
 
 int gmm_pageblock_migratetype(struct gmm_pool *p, uint64_t pfn)
 {
-	struct gmm_zone *z = pfn_zone(p, pfn);
+	struct gmm_zone *z = p ? pfn_zone(p, pfn) : NULL;
 	int mt;
 
 	if (!z)
-		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool",
-				     (unsigned long long)pfn);
+		return gmm_set_error(-EINVAL, "pfn %llu is not in the pool%s",
+				     (unsigned long long)pfn, p ? "" : " (NULL pool)");
 	pthread_mutex_lock(&z->lock);
 	mt = pb_mt(p, pfn);
 	pthread_mutex_unlock(&z->lock);
@@ -607,6 +621,10 @@ int gmm_pageblock_migratetype(struct gmm_pool *p, uint64_t pfn)
 
 uint64_t gmm_metadata_bytes(const struct gmm_pool *p)
 {
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_metadata_bytes: NULL pool");
+		return 0;
+	}
 	return p->nr_pfns * (sizeof(uint64_t) + 1) + (p->nr_pfns >> GMM_PAGEBLOCK_ORDER);
 }
 

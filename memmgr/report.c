@@ -18,7 +18,7 @@
 
 #include "internal.h"
 
-#define MAX_BATCH 256
+#define MAX_BATCH GMM_REPORT_BATCH_MAX
 
 enum { REPORT_IDLE = 0, REPORT_REQUESTED = 1, REPORT_ACTIVE = 2 };
 
@@ -49,6 +49,11 @@ static int resolve_config(struct gmm_pool *p, const struct gmm_report_config *cf
 	unsigned int host = ops->page_order ? ops->page_order(p->cfg.backing_ctx) : 0;
 	unsigned int order = cfg && cfg->order ? cfg->order : GMM_PAGEBLOCK_ORDER;
 
+	if (order == GMM_REPORT_ALL_ORDERS)
+		order = 0;
+	if (cfg && cfg->batch > MAX_BATCH)
+		return gmm_set_error(-EINVAL, "reporting: batch %u exceeds %d blocks", cfg->batch,
+				     MAX_BATCH);
 	if (!ops->discard)
 		return gmm_set_error(-EOPNOTSUPP, "reporting: backing '%s' cannot discard",
 				     ops->name);
@@ -62,8 +67,6 @@ static int resolve_config(struct gmm_pool *p, const struct gmm_report_config *cf
 	r->order = order;
 	r->delay_ms = cfg && cfg->delay_ms ? cfg->delay_ms : GMM_REPORT_DELAY_MS;
 	r->batch = cfg && cfg->batch ? cfg->batch : GMM_REPORT_BATCH;
-	if (r->batch > MAX_BATCH)
-		r->batch = MAX_BATCH;
 	return 0;
 }
 
@@ -97,9 +100,9 @@ static unsigned int collect(struct gmm_zone *z, unsigned int min_order, struct t
 
 			if (mt == GMM_MT_ISOLATE)
 				continue;
-			pfn = z->area[o][mt].head;
+			pfn = z->area[o][mt].list.head;
 			while (pfn != PFN_NIL && n < max) {
-				uint32_t next = (uint32_t)(p->link[pfn] >> 32);
+				uint32_t next = pl_next(p, pfn);
 
 				if (!fr_reported(p, pfn)) {
 					freelist_del(z, pfn, (unsigned int)o, mt);
@@ -181,10 +184,9 @@ static uint64_t report_pass(struct gmm_pool *p, struct gmm_reporter *r)
 	uint64_t bytes = 0;
 
 	pthread_mutex_lock(&p->report_lock);
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++)
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
-			if (p->nodes[n].zones[zt].managed)
-				bytes += report_zone(&p->nodes[n].zones[zt], r);
+	for_each_zone(p, z)
+		if (z->managed)
+			bytes += report_zone(z, r);
 	pthread_mutex_unlock(&p->report_lock);
 	__atomic_fetch_add(&r->passes, 1, __ATOMIC_RELAXED);
 	return bytes;
@@ -292,8 +294,13 @@ int gmm_report_start(struct gmm_pool *p, const struct gmm_report_config *cfg)
 
 void gmm_report_stop(struct gmm_pool *p)
 {
-	struct gmm_reporter *r = p ? p->reporter : NULL;
+	struct gmm_reporter *r;
 
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_report_stop: NULL pool");
+		return;
+	}
+	r = p->reporter;
 	if (!r || !r->running)
 		return;
 	__atomic_store_n(&p->report_notify, NULL, __ATOMIC_RELEASE);
@@ -343,15 +350,11 @@ int gmm_report_stats(struct gmm_pool *p, struct gmm_report_stats *st)
 	if (!p || !st)
 		return gmm_set_error(-EINVAL, "gmm_report_stats: NULL argument");
 	memset(st, 0, sizeof(*st));
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			struct gmm_zone *z = &p->nodes[n].zones[zt];
-
-			pthread_mutex_lock(&z->lock);
-			st->free_reported += z->nr_reported << GMM_PAGE_SHIFT;
-			st->free_unreported += (z->nr_free - z->nr_reported) << GMM_PAGE_SHIFT;
-			pthread_mutex_unlock(&z->lock);
-		}
+	for_each_zone(p, z) {
+		pthread_mutex_lock(&z->lock);
+		st->free_reported += z->nr_reported << GMM_PAGE_SHIFT;
+		st->free_unreported += (z->nr_free - z->nr_reported) << GMM_PAGE_SHIFT;
+		pthread_mutex_unlock(&z->lock);
 	}
 	r = p->reporter;
 	if (!r)

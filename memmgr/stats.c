@@ -57,6 +57,8 @@ int gmm_zone_stats(struct gmm_pool *p, int node, enum gmm_zone_type zone,
 {
 	struct gmm_zone *z;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_zone_stats: NULL argument");
 	if (node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES)
 		return gmm_set_error(-ENOENT, "no zone %d/%d in the pool", node, zone);
 	z = &p->nodes[node].zones[zone];
@@ -95,6 +97,10 @@ int gmm_fragmentation_index(const struct gmm_zone_stats *st, unsigned int order)
 {
 	struct contig_info ci;
 
+	if (!st) {
+		gmm_set_error(-EINVAL, "gmm_fragmentation_index: NULL figures");
+		return 0;
+	}
 	if (order > st->max_order)
 		return 0;
 	contig_info(st, order, &ci);
@@ -109,6 +115,10 @@ int gmm_unusable_index(const struct gmm_zone_stats *st, unsigned int order)
 {
 	struct contig_info ci;
 
+	if (!st) {
+		gmm_set_error(-EINVAL, "gmm_unusable_index: NULL figures");
+		return 0;
+	}
 	if (order > st->max_order)
 		return 1000;
 	contig_info(st, order, &ci);
@@ -144,11 +154,19 @@ static json_object *zone_head(const struct gmm_zone_stats *st)
 static int render(struct gmm_pool *p, enum gmm_stat_format fmt, const char *text_header,
 		  zone_text_fn tf, zone_json_fn jf, char **out)
 {
-	json_object *zones = json_object_new_array(), *root = json_object_new_object();
-	struct gmm_zone_stats *st = malloc(sizeof(*st));
+	json_object *zones, *root;
+	struct gmm_zone_stats *st;
 	size_t len = 0;
-	FILE *f = open_memstream(out, &len);
+	FILE *f;
 
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "statistics: NULL argument");
+	if (fmt != GMM_STAT_TEXT && fmt != GMM_STAT_JSON)
+		return gmm_set_error(-EINVAL, "statistics: unknown format %d", (int)fmt);
+	zones = json_object_new_array();
+	root = json_object_new_object();
+	st = malloc(sizeof(*st));
+	f = open_memstream(out, &len);
 	if (!f || !st || !zones || !root) {
 		free(st);
 		if (f)
@@ -161,15 +179,13 @@ static int render(struct gmm_pool *p, enum gmm_stat_format fmt, const char *text
 	json_object_object_add(root, "max_order", json_object_new_int((int)p->max_order));
 	if (fmt == GMM_STAT_TEXT && text_header)
 		fputs(text_header, f);
-	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
-		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-			if (gmm_zone_stats(p, (int)n, zt, st))
-				continue;
-			if (fmt == GMM_STAT_TEXT)
-				tf(f, st);
-			else
-				json_object_array_add(zones, jf(st));
-		}
+	for_each_zone(p, z) {
+		if (gmm_zone_stats(p, z->node, z->type, st))
+			continue;
+		if (fmt == GMM_STAT_TEXT)
+			tf(f, st);
+		else
+			json_object_array_add(zones, jf(st));
 	}
 	json_object_object_add(root, "zones", zones);
 	if (fmt == GMM_STAT_JSON)

@@ -426,15 +426,42 @@ static void bench_scale(void)
 	       r[2].create_ms / 1024);
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bench-alloc [pair|frag|scale|all] [--quick]\n"
+		"Benchmarks of the allocator core, each against a baseline of the same run:\n"
+		"  pair   order-0 alloc+free pairs vs a mutex-protected LIFO stack\n"
+		"  frag   mixed-mobility fragmentation, grouping on vs off\n"
+		"  scale  metadata and costs of 1 GiB, 64 GiB and 1 TiB pools vs 1 GiB\n"
+		"  all    all three (the default)\n"
+		"  --quick  fewer iterations\n"
+		"  --help   this text\n");
+}
+
 int main(int argc, char **argv)
 {
+	static const char *const benches[] = { "pair", "frag", "scale", "all" };
 	const char *what = "all";
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick"))
+		bool known = false;
+
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--quick")) {
 			quick = true;
-		else
-			what = argv[i];
+			continue;
+		}
+		for (int b = 0; b < 4; b++)
+			known |= !strcmp(argv[i], benches[b]);
+		if (!known) {
+			fprintf(stderr, "bench-alloc: unknown argument '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+		what = argv[i];
 	}
 	if (!strcmp(what, "pair") || !strcmp(what, "all"))
 		bench_pair();

@@ -2,11 +2,35 @@
 # tools/bench-pcp-compare.sh - run the cache benchmarks of the RCU design
 # (bench-pcp) and of the spinlock-per-cache design (bench-pcp-spin) in one
 # run and print them side by side with ratios.
-# usage: bench-pcp-compare.sh BENCH_PCP BENCH_PCP_SPIN [extra bench args]
+# usage: bench-pcp-compare.sh [BENCH_PCP BENCH_PCP_SPIN [extra bench args]]
+# Without arguments it runs the two programs of the build directory
+# (build/ next to tools/, or $GMM_BUILD).
 set -e
-rcu=$1
-spin=$2
-shift 2
+usage() {
+	echo "usage: $0 [BENCH_PCP BENCH_PCP_SPIN [extra bench-pcp args]]"
+	echo "  default: ${GMM_BUILD:-build}/tools/bench-pcp and bench-pcp-spin"
+}
+case "$1" in
+-h|--help) usage; exit 0 ;;
+esac
+if [ $# -ge 2 ]; then
+	rcu=$1
+	spin=$2
+	shift 2
+elif [ $# -eq 0 ]; then
+	build=${GMM_BUILD:-$(dirname "$0")/../build}
+	rcu=$build/tools/bench-pcp
+	spin=$build/tools/bench-pcp-spin
+else
+	usage >&2
+	exit 2
+fi
+for b in "$rcu" "$spin"; do
+	if [ ! -x "$b" ]; then
+		echo "bench-pcp-compare.sh: $b is not an executable (build first: ninja -C build)" >&2
+		exit 2
+	fi
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$rcu" --pair --drain "$@" >"$tmp/rcu"

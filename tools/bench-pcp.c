@@ -9,12 +9,19 @@
  *              private frees and cross-thread frees, cached and locked
  *   --drain    remote drain latency against threads and frames cached,
  *              with the threads busy and with them offline
+ *   --grid     threads (--threads) x order 0 and 9 x N = 1, 64, 1024 x private
+ *              and cross-thread frees: aggregate Mpairs/s, per-thread ns,
+ *              CPU ns, scaling over the first thread count, against unattached
+ *              threads (the zone lock)
+ *   --share    the false-sharing experiment: two threads cycle one frame each,
+ *              the frames' metadata in the same cache lines or apart
  * With no section named, all run.  Every figure is printed next to its
  * baseline from the same run, as a ratio.  Built twice: bench-pcp (RCU
  * caches) and bench-pcp-spin (the spinlock-per-cache design of current
  * Linux); tools/bench-pcp-compare.sh runs both and sets them side by side.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +47,16 @@ static double now(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The calling thread's CPU time: leaves out the time it waits for a CPU on a
+ * shared machine (other processes), keeps stalls on contended cache lines. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -266,6 +283,433 @@ static void bench_scale(const int *threads, int nthreads)
 	}
 }
 
+static int cmp_double(const void *a, const void *b);
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &s);
+	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
+}
+
+/* --- grid: threads x order x N x private/cross frees ------------------------ */
+
+/*
+ * Each thread, pinned to CPU (id mod CPUs), runs GRID_WINDOWS timed windows
+ * that start together (a barrier each).  In a window it repeats: allocate N
+ * blocks, free N.  With cross-thread frees it hands its N blocks to the next
+ * thread through a single-producer single-consumer ring and frees what the
+ * previous thread handed it (its own blocks when the ring is full or empty).
+ * A window's aggregate throughput is all threads' pairs over the slowest
+ * thread's time; the figure is the median window.
+ */
+#define GRID_WINDOWS 201
+#define RING_SLOTS 1024
+
+struct ring {
+	uint64_t head __attribute__((aligned(64))); /* consumer */
+	uint64_t tail __attribute__((aligned(64))); /* producer */
+	uint64_t v[RING_SLOTS] __attribute__((aligned(64)));
+};
+
+/* A spinning barrier: threads leave it within a few hundred ns (a futex wake takes far longer). */
+struct spin_barrier {
+	unsigned int count __attribute__((aligned(64)));
+	unsigned int gen;
+	unsigned int nr;
+};
+
+static void spin_wait(struct spin_barrier *b)
+{
+	unsigned int gen = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+
+	if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->nr) {
+		__atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&b->gen, gen + 1, __ATOMIC_RELEASE);
+		return;
+	}
+	for (unsigned int spins = 0; __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == gen; spins++)
+		if (spins > 1000)
+			sched_yield(); /* another thread of this CPU must run first */
+}
+
+struct grid_arg {
+	int id, nr;
+	unsigned int order;
+	size_t n, rounds;
+	bool cached, cross;
+	struct spin_barrier *bar;
+	struct ring *in, *out;
+	double t0[GRID_WINDOWS], t1[GRID_WINDOWS], cpu[GRID_WINDOWS];
+	uint64_t *v;
+} __attribute__((aligned(64)));
+
+static bool ring_put(struct ring *r, uint64_t pfn)
+{
+	uint64_t t = r->tail;
+
+	if (t - __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == RING_SLOTS)
+		return false;
+	r->v[t % RING_SLOTS] = pfn;
+	__atomic_store_n(&r->tail, t + 1, __ATOMIC_RELEASE);
+	return true;
+}
+
+static bool ring_get(struct ring *r, uint64_t *pfn)
+{
+	uint64_t h = r->head;
+
+	if (h == __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE))
+		return false;
+	*pfn = r->v[h % RING_SLOTS];
+	__atomic_store_n(&r->head, h + 1, __ATOMIC_RELEASE);
+	return true;
+}
+
+static uint64_t alloc_order(unsigned int order)
+{
+	uint64_t pfn = gmm_alloc(pool, order, GMM_MOVABLE, 0);
+
+	if (pfn == GMM_PFN_NONE)
+		die("gmm_alloc");
+	return pfn;
+}
+
+static void grid_round(struct grid_arg *a)
+{
+	uint64_t *v = a->v;
+	unsigned int o = a->order;
+
+	for (size_t i = 0; i < a->n; i++)
+		v[i] = alloc_order(o);
+	if (!a->cross) {
+		for (size_t i = 0; i < a->n; i++)
+			gmm_free(pool, v[i], o);
+		return;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t pfn;
+
+		if (!ring_put(a->out, v[i]))
+			gmm_free(pool, v[i], o);
+		if (ring_get(a->in, &pfn))
+			gmm_free(pool, pfn, o);
+	}
+}
+
+static void *grid_worker(void *arg)
+{
+	struct grid_arg *a = arg;
+	uint64_t pfn;
+
+	pin(a->id);
+	if (a->cached && gmm_thread_attach(pool))
+		die("attach");
+	grid_round(a); /* warm up */
+	for (int w = 0; w < GRID_WINDOWS; w++) {
+		double c0;
+
+		if (a->cached)
+			gmm_thread_offline();
+		spin_wait(a->bar);
+		if (a->cached)
+			gmm_thread_online();
+		a->t0[w] = now();
+		c0 = cpu_now();
+		for (size_t r = 0; r < a->rounds; r++)
+			grid_round(a);
+		a->cpu[w] = cpu_now() - c0;
+		a->t1[w] = now();
+		if (a->cached)
+			gmm_thread_quiescent();
+	}
+	if (a->cached)
+		gmm_thread_offline();
+	spin_wait(a->bar); /* nobody puts into our ring any more */
+	if (a->cached)
+		gmm_thread_online();
+	while (ring_get(a->in, &pfn))
+		gmm_free(pool, pfn, a->order);
+	if (a->cached)
+		gmm_thread_detach(pool);
+	return NULL;
+}
+
+/*
+ * A window is clean when every thread ran on its CPU for at least
+ * CLEAN_PERMILLE of its wall time (on a shared machine the others are
+ * descheduled now and then; then the threads did not really run together).
+ */
+#define CLEAN_PERMILLE 900
+
+struct grid_res {
+	double mp;     /* median aggregate Mpairs/s (wall clock) of the clean windows */
+	double cpu_ns; /* median of the slowest thread's CPU ns per pair */
+	int clean;     /* clean windows; fewer than GRID_MIN_CLEAN: all windows used */
+};
+
+#define GRID_MIN_CLEAN 5
+
+static struct grid_res grid_stats(const struct grid_arg *a, int nr, size_t n)
+{
+	double mp[GRID_WINDOWS], cn[GRID_WINDOWS];
+	struct grid_res r = { 0 };
+	double pairs = (double)(a[0].rounds * n);
+
+	for (int w = 0; w < GRID_WINDOWS; w++) {
+		double start = a[0].t0[w], end = 0, cpu = 0;
+		bool clean = true;
+
+		for (int i = 0; i < nr; i++) {
+			start = a[i].t0[w] < start ? a[i].t0[w] : start;
+			end = a[i].t1[w] > end ? a[i].t1[w] : end;
+			cpu = a[i].cpu[w] > cpu ? a[i].cpu[w] : cpu;
+		}
+		/* threads sharing a CPU run one after the other: never clean */
+		for (int i = 0; i < nr; i++)
+			clean &= a[i].cpu[w] * 1000 >= (end - start) * CLEAN_PERMILLE;
+		if (clean)
+			mp[r.clean++] = (double)nr * pairs / (end - start) / 1e6;
+		cn[w] = cpu * 1e9 / pairs;
+	}
+	qsort(cn, GRID_WINDOWS, sizeof(cn[0]), cmp_double);
+	r.cpu_ns = cn[GRID_WINDOWS / 2];
+	if (r.clean < GRID_MIN_CLEAN) {
+		/* threads share CPUs (or never ran together): what the CPUs deliver,
+		 * each running one of the threads at a time at its CPU-time rate */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		r.mp = (double)(nr < cpus ? nr : cpus) * 1e3 / r.cpu_ns;
+		return r;
+	}
+	qsort(mp, (size_t)r.clean, sizeof(mp[0]), cmp_double);
+	r.mp = mp[r.clean / 2];
+	return r;
+}
+
+static struct grid_res grid_run(int nr, unsigned int order, size_t n, bool cached, bool cross)
+{
+	static struct ring rings[MAX_THREADS];
+	struct grid_arg *a = aligned_alloc(64, sizeof(*a) * (size_t)nr);
+	pthread_t th[MAX_THREADS];
+	struct spin_barrier bar = { .nr = (unsigned int)nr };
+	size_t pairs = (size_t)((order ? 400000 : 4000000) * scale) / GRID_WINDOWS;
+	struct grid_res r;
+
+	for (int i = 0; i < nr; i++) {
+		rings[i].head = rings[i].tail = 0;
+		a[i] = (struct grid_arg){ .id = i, .nr = nr, .order = order, .n = n,
+					  .rounds = pairs / n ? pairs / n : 1, .cached = cached,
+					  .cross = cross && nr > 1, .bar = &bar, .in = &rings[i],
+					  .out = &rings[(i + 1) % nr] };
+		a[i].v = malloc(n * sizeof(uint64_t));
+	}
+	for (int i = 0; i < nr; i++)
+		pthread_create(&th[i], NULL, grid_worker, &a[i]);
+	for (int i = 0; i < nr; i++)
+		pthread_join(th[i], NULL);
+	r = grid_stats(a, nr, n);
+	for (int i = 0; i < nr; i++)
+		free(a[i].v);
+	free(a);
+	return r;
+}
+
+static void bench_grid(const int *threads, int nthreads)
+{
+	static const unsigned int orders[] = { 0, GMM_PAGEBLOCK_ORDER };
+	static const size_t ns[] = { 1, 64, 1024 };
+
+	printf("# grid [%s]: alloc N + free N per thread, threads pinned to CPU (id mod %ld), "
+	       "%d windows\n# Mp: aggregate Mpairs/s (all pairs over first start to last end), "
+	       "median of the clean windows (every thread on its CPU >= %d%% of the window);\n"
+	       "#   'cl' counts them; below %d (e.g. more threads than CPUs): min(threads, CPUs) x "
+	       "1e3 / cpu_ns;\n#   ns = threads / Mp; scal: Mp / Mp of the first thread count;\n"
+	       "#   cpu_ns: the slowest thread's CPU time per pair, median; locked: unattached "
+	       "threads (zone lock)\n", VARIANT, sysconf(_SC_NPROCESSORS_ONLN), GRID_WINDOWS,
+	       CLEAN_PERMILLE / 10, GRID_MIN_CLEAN);
+	printf("%-5s %-7s %-4s %-3s | %8s %6s %6s %6s %3s | %8s %6s %6s %3s | %9s\n", "order",
+	       "frees", "N", "thr", "cach_Mp", "ns", "cpu_ns", "scal", "cl", "lock_Mp", "ns",
+	       "cpu_ns", "cl", "lock/cach");
+	for (size_t o = 0; o < 2; o++)
+		for (int cross = 0; cross < 2; cross++)
+			for (size_t k = 0; k < 3; k++) {
+				double base = 0;
+
+				for (int i = 0; i < nthreads; i++) {
+					int t = threads[i];
+					struct grid_res c = grid_run(t, orders[o], ns[k], true, cross);
+					struct grid_res l = grid_run(t, orders[o], ns[k], false, cross);
+
+					if (!base)
+						base = c.mp;
+					printf("%-5u %-7s %-4zu %-3d | %8.2f %6.1f %6.1f %5.2fx %3d | "
+					       "%8.2f %6.1f %6.1f %3d | %8.2fx\n", orders[o],
+					       cross ? "cross" : "private", ns[k], t, c.mp,
+					       1e3 * t / c.mp, c.cpu_ns, c.mp / base, c.clean,
+					       l.mp, 1e3 * t / l.mp, l.cpu_ns, l.clean, c.mp / l.mp);
+					fflush(stdout);
+				}
+			}
+}
+
+/* --- false-sharing experiment ------------------------------------------------ */
+
+/*
+ * Two pinned threads each cycle one frame through their cache (alloc+free,
+ * N = 1).  The frames are chosen by pfn distance: in the same 8-frame group
+ * (their link[] words share a cache line and so do their state bytes), in
+ * the same 64-frame group (only the state bytes share a line), or 4096
+ * frames apart (nothing shared).  Only the metadata layout differs.
+ */
+#define SHARE_WINDOWS 101
+
+struct share_arg {
+	uint64_t pfn;
+	int cpu;
+	size_t pairs; /* per window */
+	pthread_barrier_t *bar;
+	bool control; /* @pfn is a byte offset into probe_bytes */
+	double ns[SHARE_WINDOWS];
+	bool clean[SHARE_WINDOWS]; /* on its CPU >= CLEAN_PERMILLE of the window */
+};
+
+/*
+ * The control: no allocator, each thread increments its own byte @dist
+ * bytes from the other's.  On hardware where two CPUs pay for a line that
+ * moves between them, distance 1 (one line) costs far more than 4096.
+ */
+static unsigned char probe_bytes[8192] __attribute__((aligned(64)));
+
+static void probe(struct share_arg *a)
+{
+	unsigned char *b = &probe_bytes[a->pfn];
+
+	for (size_t i = 0; i < a->pairs * 8; i++)
+		__atomic_store_n(b, (unsigned char)(__atomic_load_n(b, __ATOMIC_RELAXED) + 1),
+				 __ATOMIC_RELAXED);
+}
+
+/* Windows start together (a barrier each), so both threads run in each. */
+static void *share_worker(void *arg)
+{
+	struct share_arg *a = arg;
+
+	pin(a->cpu);
+	if (a->control) {
+		for (int w = 0; w < SHARE_WINDOWS; w++) {
+			double t0, w0, cpu;
+
+			pthread_barrier_wait(a->bar);
+			t0 = cpu_now();
+			w0 = now();
+			probe(a);
+			cpu = cpu_now() - t0;
+			a->clean[w] = cpu * 1000 >= (now() - w0) * CLEAN_PERMILLE;
+			a->ns[w] = cpu * 1e9 / (double)(a->pairs * 8);
+		}
+		return NULL;
+	}
+	if (gmm_thread_attach(pool))
+		die("attach");
+	if (gmm_free(pool, a->pfn, 0)) /* the only frame of this cache */
+		die("gmm_free");
+	for (int w = 0; w < SHARE_WINDOWS; w++) {
+		double t0;
+
+		double w0, cpu;
+
+		pthread_barrier_wait(a->bar);
+		t0 = cpu_now();
+		w0 = now();
+		for (size_t i = 0; i < a->pairs; i++)
+			gmm_free(pool, alloc0(), 0);
+		cpu = cpu_now() - t0;
+		a->clean[w] = cpu * 1000 >= (now() - w0) * CLEAN_PERMILLE;
+		a->ns[w] = cpu * 1e9 / (double)a->pairs;
+	}
+	if (alloc0() != a->pfn) /* keep it allocated for the next run */
+		die("the cached frame changed");
+	gmm_thread_detach(pool);
+	return NULL;
+}
+
+/* Median over the clean windows of the slower thread's CPU ns per pair (@clean: how many). */
+static double share_run(int nr, uint64_t base, uint64_t dist, bool control, int *clean)
+{
+	struct share_arg a[2];
+	pthread_t th[2];
+	pthread_barrier_t bar;
+	double w[SHARE_WINDOWS];
+
+	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
+	for (int i = 0; i < nr; i++) {
+		a[i] = (struct share_arg){ .pfn = base + (uint64_t)i * dist, .cpu = i, .control = control,
+					   .pairs = (size_t)(50000 * scale), .bar = &bar };
+		pthread_create(&th[i], NULL, share_worker, &a[i]);
+	}
+	for (int i = 0; i < nr; i++)
+		pthread_join(th[i], NULL);
+	*clean = 0;
+	for (int k = 0; k < SHARE_WINDOWS; k++)
+		if (a[0].clean[k] && (nr == 1 || a[1].clean[k]))
+			w[(*clean)++] = nr == 2 && a[1].ns[k] > a[0].ns[k] ? a[1].ns[k] : a[0].ns[k];
+	pthread_barrier_destroy(&bar);
+	if (!*clean)
+		return 0;
+	qsort(w, (size_t)*clean, sizeof(w[0]), cmp_double);
+	return w[*clean / 2];
+}
+
+static void bench_share(void)
+{
+	static const struct { const char *what; uint64_t dist; bool control; } cases[] = {
+		{ "link+state line shared (distance 1)", 1, false },
+		{ "state line shared (distance 8)", 8, false },
+		{ "nothing shared (distance 4096)", 4096, false },
+		{ "control, byte stores: one line", 1, true },
+		{ "control, byte stores: 4096 B apart", 4096, true },
+	};
+	enum { NV = 16384 };
+	uint64_t *v = malloc(NV * sizeof(*v)), base = GMM_PFN_NONE;
+
+	/* frames taken by an unattached thread; find one with all three partners */
+	for (int i = 0; i < NV; i++)
+		v[i] = alloc0();
+	qsort(v, NV, sizeof(v[0]), cmp_u64);
+	for (int i = 0; i + 4096 < NV && base == GMM_PFN_NONE; i++)
+		if (!(v[i] & 63) && v[i + 8] == v[i] + 8 && v[i + 4096] == v[i] + 4096)
+			base = v[i];
+	if (base == GMM_PFN_NONE)
+		die("no run of 4097 frames");
+	printf("# share [%s]: two pinned threads, one frame each, N = 1; CPU ns per pair of the "
+	       "slower thread,\n# median of the clean windows of %d (both threads on their CPU "
+	       ">= %d%% of the window; 'cl' counts them)\n", VARIANT, SHARE_WINDOWS,
+	       CLEAN_PERMILLE / 10);
+	printf("%-38s %8s %4s %8s %4s %10s\n", "frames", "1thr_ns", "cl", "2thr_ns", "cl",
+	       "2thr/1thr");
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		int c1, c2;
+		uint64_t b = cases[c].control ? 0 : base;
+		double one = share_run(1, b, cases[c].dist, cases[c].control, &c1);
+		double two = share_run(2, b, cases[c].dist, cases[c].control, &c2);
+
+		printf("%-38s %8.1f %4d %8.1f %4d %9.2fx\n", cases[c].what, one, c1, two, c2,
+		       two / one);
+	}
+	gmm_free_bulk(pool, NV, v);
+	free(v);
+}
+
 /* --- drain latency ------------------------------------------------------------ */
 
 struct drain_arg {
@@ -414,11 +858,21 @@ static int parse_threads(const char *s, int *out)
 	return n;
 }
 
+static int max_threads(const int *threads, int n)
+{
+	int m = 1;
+
+	for (int i = 0; i < n; i++)
+		m = threads[i] > m ? threads[i] : m;
+	return m;
+}
+
 int main(int argc, char **argv)
 {
 	struct gmm_pool_config cfg;
 	int threads[16] = { 1, 2 }, nthreads = 2;
-	bool pair = false, bulk = false, scl = false, drain = false;
+	bool pair = false, bulk = false, scl = false, drain = false, share = false, grid = false;
+	uint64_t pool_mib = 2048;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--pair"))
@@ -429,19 +883,26 @@ int main(int argc, char **argv)
 			scl = true;
 		else if (!strcmp(argv[i], "--drain"))
 			drain = true;
+		else if (!strcmp(argv[i], "--share"))
+			share = true;
+		else if (!strcmp(argv[i], "--grid"))
+			grid = true;
 		else if (!strcmp(argv[i], "--quick"))
 			scale = 0.1;
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			nthreads = parse_threads(argv[++i], threads);
 		else {
-			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] "
-				"[--threads 1,2,...] [--quick]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] [--grid] "
+				"[--share] [--threads 1,2,...] [--quick]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!pair && !bulk && !scl && !drain)
-		pair = bulk = scl = drain = true;
-	gmm_pool_config_init(&cfg, 2048 * MIB);
+	if (!pair && !bulk && !scl && !drain && !share && !grid)
+		pair = bulk = scl = drain = share = grid = true;
+	/* the grid holds up to 2 x 1024 THPs per thread (own N and a ring) */
+	if (grid)
+		pool_mib = 2 * 1024 * 2 * (uint64_t)max_threads(threads, nthreads) + 2048;
+	gmm_pool_config_init(&cfg, pool_mib * MIB);
 	if (gmm_pool_create(&cfg, &pool))
 		die("gmm_pool_create");
 	if (pair)
@@ -452,6 +913,10 @@ int main(int argc, char **argv)
 		bench_scale(threads, nthreads);
 	if (drain)
 		bench_drain();
+	if (share)
+		bench_share();
+	if (grid)
+		bench_grid(threads, nthreads);
 	if (gmm_pool_check(pool) || gmm_pool_nr_free(pool) != gmm_pool_nr_pages(pool))
 		die("pool not intact after the benchmark");
 	gmm_pool_destroy(pool);

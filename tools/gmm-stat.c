@@ -19,6 +19,7 @@
 
 #include <gmm/compact.h>
 #include <gmm/gmm.h>
+#include <json-c/json.h>
 
 #include "fragload.h"
 
@@ -47,7 +48,8 @@ static void usage(FILE *f)
 		"  --no-grouping    turn mobility grouping off\n"
 		"  --load STEPS     run STEPS steps of the mixed-mobility workload first\n"
 		"  --compact        ... with its movable memory migratable and kcompactd running\n"
-		"  --json           print JSON instead of text\n"
+		"  --json           print one JSON document instead of text (several views:\n"
+		"                   an object keyed by view name)\n"
 		"  --demo           fragmentation demo: before/after, grouping on and off\n"
 		"  --help           this text\n");
 }
@@ -72,15 +74,81 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+static const char *const view_names[] = { "buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag",
+					   "compact", "pageblocks" };
+
+#define PAGEBLOCK_LEGEND "U unmovable, M movable, R reclaimable, H highatomic, C CMA, " \
+			 "I isolated; lower case: over half free; '.': free"
+
+/* Add @obj to @root under @name, or print it alone when @root is NULL. */
+static void emit_json(json_object *root, const char *name, json_object *obj)
+{
+	if (root) {
+		json_object_object_add(root, name, obj);
+		return;
+	}
+	printf("%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY));
+	json_object_put(obj);
+}
+
+/* The compaction counters (the kernel's vmstat names). */
+static int compact_view(struct gmm_pool *p, bool json, json_object *root)
+{
+	struct gmm_compact_events e;
+	json_object *o;
+
+	if (!json) {
+		gmm_compact_print_stats(p, stdout);
+		return 0;
+	}
+	if (gmm_compact_stats(p, &e))
+		return -EIO;
+	o = json_object_new_object();
+#define ADD(f) json_object_object_add(o, #f, json_object_new_uint64(e.f))
+	ADD(compact_migrate_scanned); ADD(compact_free_scanned); ADD(compact_isolated);
+	ADD(compact_stall); ADD(compact_fail); ADD(compact_success); ADD(compact_daemon_wake);
+	ADD(compact_daemon_migrate_scanned); ADD(compact_daemon_free_scanned);
+	ADD(pgmigrate_success); ADD(pgmigrate_fail); ADD(compact_capture); ADD(compact_deferred);
+#undef ADD
+	emit_json(root, "compact", o);
+	return 0;
+}
+
+/* The pageblock map: text, or JSON {"legend", "rows": [...]} of the same. */
+static int pageblock_view(struct gmm_pool *p, bool json, json_object *root)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	json_object *o, *rows;
+	FILE *f;
+
+	if (!json) {
+		printf("pageblocks (" PAGEBLOCK_LEGEND ")\n");
+		gmm_pageblock_map(p, stdout, 64);
+		return 0;
+	}
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	gmm_pageblock_map(p, f, 64);
+	fclose(f);
+	o = json_object_new_object();
+	rows = json_object_new_array();
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		json_object_array_add(rows, json_object_new_string(line));
+	free(buf);
+	json_object_object_add(o, "legend", json_object_new_string(PAGEBLOCK_LEGEND));
+	json_object_object_add(o, "rows", rows);
+	emit_json(root, "pageblocks", o);
+	return 0;
+}
+
 static int parse_view(const char *s)
 {
-	static const char *const names[] = { "buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag",
-					      "compact", "pageblocks" };
-
 	if (!strcmp(s, "all"))
 		return V_ALL;
 	for (int i = 0; i < 6; i++)
-		if (!strcmp(s, names[i]))
+		if (!strcmp(s, view_names[i]))
 			return 1 << i;
 	return -EINVAL;
 }
@@ -148,11 +216,18 @@ static struct gmm_pool *make_pool(const struct opts *o)
 	return p;
 }
 
-static void show(struct gmm_pool *p, unsigned int views, bool json)
+/*
+ * Print the views: text one after the other; JSON as one document (the
+ * view's own document for one view, an object keyed by view name for more).
+ */
+static int show(struct gmm_pool *p, unsigned int views, bool json)
 {
 	static int (*const fn[])(struct gmm_pool *, enum gmm_stat_format, char **) = {
 		gmm_stat_buddyinfo, gmm_stat_pagetypeinfo, gmm_stat_zoneinfo, gmm_stat_extfrag,
 	};
+	json_object *root = json_object_new_object();
+	bool several = views & (views - 1);
+	int err = 0;
 
 	for (int i = 0; i < 4; i++) {
 		char *s;
@@ -161,18 +236,23 @@ static void show(struct gmm_pool *p, unsigned int views, bool json)
 			continue;
 		if (fn[i](p, json ? GMM_STAT_JSON : GMM_STAT_TEXT, &s)) {
 			fprintf(stderr, "gmm-stat: %s\n", gmm_last_error());
+			err = -EIO;
 			continue;
 		}
-		printf(json ? "%s\n" : "%s\n", s);
+		if (json && several)
+			json_object_object_add(root, view_names[i], json_tokener_parse(s));
+		else
+			printf("%s\n", s);
 		free(s);
 	}
 	if (views & V_COMPACT)
-		gmm_compact_print_stats(p, stdout);
-	if (views & V_PAGEBLOCKS) {
-		printf("pageblocks (U unmovable, M movable, R reclaimable, H highatomic, C CMA, "
-		       "I isolated; lower case: over half free; '.': free)\n");
-		gmm_pageblock_map(p, stdout, 64);
-	}
+		err |= compact_view(p, json, several ? root : NULL);
+	if (views & V_PAGEBLOCKS)
+		err |= pageblock_view(p, json, several ? root : NULL);
+	if (json && several)
+		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+	json_object_put(root);
+	return err;
 }
 
 /* Free order-9 blocks that could be had right now, as a share of the pool. */
@@ -239,6 +319,7 @@ int main(int argc, char **argv)
 	struct gmm_pool *p;
 	struct fragload f;
 	struct opts o;
+	int err;
 
 	if (parse(argc, argv, &o))
 		return 2;
@@ -257,9 +338,9 @@ int main(int argc, char **argv)
 		fragload_run(&f, o.load);
 		gmm_kcompactd_stop(p);
 	}
-	show(p, o.views, o.json);
+	err = show(p, o.views, o.json);
 	if (o.load)
 		fragload_release(&f);
 	gmm_pool_destroy(p);
-	return 0;
+	return err ? 1 : 0;
 }

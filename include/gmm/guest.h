@@ -47,6 +47,23 @@
  * new frame over it with MAP_FIXED; see gmm_guest_migration_wait() and the
  * pin contract (gmm_guest_pin(); pages reached by gmm_guest_ptr() are never
  * moved).
+ *
+ * What accesses see:
+ *  - Without a userfaultfd, only a vCPU's access to an unbacked page exits
+ *    to the VMM: any host thread that touches a region's host range
+ *    directly (through a memslot's hva) where the page is unbacked gets
+ *    SIGSEGV (the range is PROT_NONE).  With one (gmm_guest_config.uffd),
+ *    such a touch waits until the uffd's handler backs the page.  VMM
+ *    threads use gmm_guest_read/write/ptr(), which back the page first.
+ *  - A pointer from gmm_guest_ptr() raced by a discard of the same page:
+ *    the page goes back to PROT_NONE, so a later access through the
+ *    pointer faults (SIGSEGV on a host thread); the caller must keep
+ *    discards away from ranges it holds pointers into.  gmm_guest_read()
+ *    and gmm_guest_write() racing a discard are serialised with it by the
+ *    region lock: they see the old contents (before) or a freshly backed
+ *    page that reads as zero (after), never a mix within one page.
+ *  - gmm_frame_owner() answers for every frame of a block, each frame with
+ *    its own gfn (an order-9 block backing 2 MiB answers 512 gfns).
  */
 #ifndef GMM_GUEST_H
 #define GMM_GUEST_H
@@ -132,6 +149,8 @@ void gmm_guest_destroy(struct gmm_guest *guest);
 /**
  * gmm_guest_id() - the guest's id in the reverse map (1..255).
  * @guest: the guest
+ *
+ * Return: the id, or 0 (-EINVAL) for a NULL guest.
  */
 unsigned int gmm_guest_id(const struct gmm_guest *guest);
 
@@ -218,7 +237,8 @@ int gmm_guest_write(struct gmm_guest *guest, uint64_t gpa, const void *buf, size
  * The pointer stays valid until the range is discarded; the caller keeps
  * discard of the range away while using it (device rings).
  *
- * Return: the pointer, or NULL (see gmm_last_error()).
+ * Return: the pointer, or NULL with gmm_errno() -EFAULT (not in one
+ * region), -ENOMEM or -EINVAL.
  */
 void *gmm_guest_ptr(struct gmm_guest *guest, uint64_t gpa, size_t len);
 
@@ -256,7 +276,8 @@ int gmm_guest_populate(struct gmm_guest *guest, uint64_t gpa, uint64_t size);
  * @guest: the guest
  * @gpa:   an address in the page
  *
- * Return: the pfn, or GMM_PFN_NONE when unbacked or not guest RAM.
+ * Return: the pfn, or GMM_PFN_NONE with gmm_errno() -ENOENT when the page
+ * is unbacked, -EFAULT when @gpa is not guest RAM.
  */
 uint64_t gmm_guest_gpa_to_pfn(struct gmm_guest *guest, uint64_t gpa);
 

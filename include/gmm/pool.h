@@ -9,9 +9,22 @@
  * reserve.  Which host memory stands behind the frames is decided by a
  * pluggable backing (gmm/backing.h).
  *
- * Errors: every function that can fail returns a negative errno value (or
- * GMM_PFN_NONE) and leaves a human-readable message that gmm_last_error()
- * returns on the same thread.  Nothing aborts on bad input.
+ * Errors (every header of gmm follows these rules, stated only here):
+ *  - A function that can fail says so in its result: a negative errno value
+ *    for an int result; GMM_PFN_NONE, NULL or 0 (as its "Return:" says) for
+ *    a function that returns a pfn, a pointer or a count, with the negative
+ *    errno value in gmm_errno().  In both cases gmm_last_error() holds a
+ *    message.  Like errno, they are meaningful only right after a failure,
+ *    on the same thread (a call that succeeds may leave or clear them).
+ *  - Nothing aborts or crashes on bad input, and a refused call changes
+ *    nothing.
+ *  - NULL: every pointer parameter must point to a valid object unless its
+ *    description allows NULL ("or NULL", "may be NULL", "NULL: ...").  A
+ *    NULL passed where one is required is
+ *    bad input like any other: the call fails with -EINVAL (functions
+ *    without a result do nothing and set gmm_errno() to -EINVAL).  The
+ *    objects (pool, guest) must be live: a pointer to a destroyed pool is
+ *    not detected.
  */
 #ifndef GMM_POOL_H
 #define GMM_POOL_H
@@ -42,7 +55,17 @@ extern "C" {
 /** Returned by the allocation functions on failure. */
 #define GMM_PFN_NONE UINT64_MAX
 
-/** Migratetypes, numbered as the kernel numbers them. */
+/**
+ * Migratetypes, numbered as the kernel numbers them.
+ *
+ * Merging: free buddies inside one pageblock always merge.  Free blocks of
+ * a pageblock or more merge across pageblocks when both have the same type,
+ * or when both are UNMOVABLE, MOVABLE or RECLAIMABLE (the merged block takes
+ * the freed block's type); HIGHATOMIC, CMA and isolated pageblocks merge
+ * only with their own kind.  When a pageblock's type changes (a HIGHATOMIC
+ * reserve released, isolation undone) its free blocks merge again as far as
+ * these rules allow.
+ */
 enum gmm_migratetype {
 	GMM_MT_UNMOVABLE = 0,
 	GMM_MT_MOVABLE = 1,
@@ -134,6 +157,17 @@ struct gmm_policy {
 const char *gmm_last_error(void);
 
 /**
+ * gmm_errno() - the error code of the last failure on this thread.
+ *
+ * For the functions whose result cannot carry a code (GMM_PFN_NONE, NULL,
+ * a count of 0), like DPDK's rte_errno; set by every failure.
+ *
+ * Return: a negative errno value (-EINVAL, -ENOMEM, ...), 0 when no call
+ * failed yet on this thread.
+ */
+int gmm_errno(void);
+
+/**
  * gmm_pool_config_init() - fill @cfg with the defaults for a one-node pool.
  * @cfg:   the configuration to fill
  * @bytes: ZONE_NORMAL size of node 0
@@ -159,12 +193,16 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool);
 
 /**
  * gmm_pool_destroy() - free the pool, its metadata and its backing.
- * @pool: the pool, or NULL
+ * @pool: the pool, or NULL (nothing to do)
  *
  * Allocated frames are not checked: their memory simply goes away.  Every
- * thread must have detached from the pool (gmm_thread_detach()) first.
+ * thread must have detached from the pool (gmm_thread_detach()) and every
+ * guest on it must be destroyed first: otherwise nothing is freed (a
+ * thread's exit would detach it from freed memory).
+ *
+ * Return: 0, or -EBUSY when a thread is attached or a guest exists.
  */
-void gmm_pool_destroy(struct gmm_pool *pool);
+int gmm_pool_destroy(struct gmm_pool *pool);
 
 /**
  * gmm_alloc() - allocate 2^@order contiguous frames.
@@ -173,11 +211,14 @@ void gmm_pool_destroy(struct gmm_pool *pool);
  * @flags: GMM_* allocation flags
  * @node:  preferred node, or GMM_NO_NODE for the pool's default policy
  *
- * The returned first pfn is aligned to 2^@order.  The allocator drains the
- * per-thread caches and releases the HIGHATOMIC reserve before it fails.
+ * The returned first pfn is aligned to 2^@order, and the block's host
+ * memory is contiguous: gmm_pfn_to_host(pfn) + i * GMM_PAGE_SIZE is frame
+ * pfn + i (blocks never cross a memory block, whose mapping is one range).
+ * The allocator drains the per-thread caches and releases the HIGHATOMIC
+ * reserve before it fails.
  *
  * Return: the first pfn, or GMM_PFN_NONE (-ENOMEM: no memory; -EINVAL: bad
- * arguments; see gmm_last_error()).
+ * arguments; the code is in gmm_errno()).
  */
 uint64_t gmm_alloc(struct gmm_pool *pool, unsigned int order, unsigned int flags, int node);
 
@@ -190,7 +231,8 @@ uint64_t gmm_alloc(struct gmm_pool *pool, unsigned int order, unsigned int flags
  *          threads may share one (changing its mode or nodes while others
  *          use it is the caller's to serialise)
  *
- * Return: the first pfn, or GMM_PFN_NONE.
+ * Return: the first pfn, or GMM_PFN_NONE with gmm_errno() -ENOMEM or
+ * -EINVAL.
  */
 uint64_t gmm_alloc_policy(struct gmm_pool *pool, unsigned int order, unsigned int flags,
 			  struct gmm_policy *policy);
@@ -226,20 +268,34 @@ int gmm_pool_set_policy(struct gmm_pool *pool, enum gmm_policy_mode mode, uint64
  * @pool: the pool
  * @pfn:  a frame in the pool
  *
- * Return: the host address of the frame, or NULL when @pfn is not in a
- * present memory block.
+ * The frames of one memory block (gmm_pool_config.block_bytes) are mapped
+ * contiguously, so are those of every allocated block; two memory blocks
+ * need not be adjacent.
+ *
+ * Return: the host address of the frame, or NULL (-EINVAL) when @pfn is
+ * not in a present memory block.
  */
 void *gmm_pfn_to_host(struct gmm_pool *pool, uint64_t pfn);
 
 /**
  * gmm_pool_nr_pages() - frames managed by the pool (present memory).
  * @pool: the pool
+ *
+ * Return: the number of frames (0 and -EINVAL for a NULL pool).
  */
 uint64_t gmm_pool_nr_pages(const struct gmm_pool *pool);
 
 /**
  * gmm_pool_nr_free() - free frames in the pool, all zones.
  * @pool: the pool
+ *
+ * The kernel's NR_FREE_PAGES: frames on the free lists.  Not counted:
+ * frames in per-thread caches (gmm/thread.h), free frames in isolated
+ * pageblocks (they are out of the allocator's reach until the isolation is
+ * undone; gmm_zone_stats() shows them as nr_free[][GMM_MT_ISOLATE]) and
+ * frames a reporting pass holds (gmm/report.h).
+ *
+ * Return: the number of frames (0 and -EINVAL for a NULL pool).
  */
 uint64_t gmm_pool_nr_free(struct gmm_pool *pool);
 
@@ -375,7 +431,8 @@ int gmm_pool_populate(struct gmm_pool *pool, uint64_t start_pfn, uint64_t nr_pag
  * only cached blocks of its order and zone; all counters agree.
  * Slow (walks all metadata): for tests and debugging.  Threads attached to
  * the pool may exist, but for an exact answer none of them may be inside a
- * gmm call meanwhile (their caches change without a lock).
+ * gmm call meanwhile (their caches change without a lock).  A reporting
+ * pass in progress is waited for (gmm/report.h).
  *
  * Return: 0, or -EUCLEAN with the first violation in gmm_last_error().
  */

@@ -12,6 +12,13 @@
  * An allocation that gets a reported block knows it reads as zero (GMM_ZERO
  * skips its memset) and has the backing repopulate it (hugetlbfs).  Host
  * memory then follows the pool's real use.
+ *
+ * Frames in flight: while a pass holds its batch off the free lists (for
+ * the duration of the discards), those frames are neither free nor
+ * allocated.  gmm_pool_nr_free(), the zone statistics and
+ * gmm_report_stats() do not count them (like the kernel's NR_FREE_PAGES
+ * while page_reporting holds pages); gmm_pool_check() waits for the pass to
+ * put them back, so it never reports them as lost.
  */
 #ifndef GMM_REPORT_H
 #define GMM_REPORT_H
@@ -28,14 +35,24 @@ extern "C" {
 #define GMM_REPORT_DELAY_MS 2000
 /** Blocks taken off the free lists at a time, as the kernel's capacity. */
 #define GMM_REPORT_BATCH 32
+/** Largest batch: the worker keeps the batch on its stack. */
+#define GMM_REPORT_BATCH_MAX 256
+/** gmm_report_config.order: report free blocks of every order, single frames too. */
+#define GMM_REPORT_ALL_ORDERS 0xffffffffu
 
 /** Options of the reporter.  Zero fields take the defaults. */
 struct gmm_report_config {
-	unsigned int delay_ms; /* 0: GMM_REPORT_DELAY_MS */
-	/* smallest order reported; 0: pageblock order.  Raised to the host
-	 * page's order (hugetlbfs) and capped at the pool's max order. */
+	/* wait after a block became free before a pass, in ms (any value from
+	 * 1 up; small values report sooner and cost more passes);
+	 * 0: GMM_REPORT_DELAY_MS */
+	unsigned int delay_ms;
+	/* smallest order reported; 0: pageblock order (2 MiB, as the
+	 * kernel's page_reporting_order); GMM_REPORT_ALL_ORDERS: order 0.
+	 * Raised to the host page's order (hugetlbfs: smaller pieces cannot
+	 * go back) and capped at the pool's max order. */
 	unsigned int order;
-	unsigned int batch;    /* 0: GMM_REPORT_BATCH (at most 256) */
+	/* 0: GMM_REPORT_BATCH; more than GMM_REPORT_BATCH_MAX is refused */
+	unsigned int batch;
 };
 
 /** Reporting figures (bytes). */
@@ -56,7 +73,7 @@ struct gmm_report_stats {
  * @cfg:  options, or NULL for the defaults
  *
  * Return: 0, -EBUSY when it already runs, -EOPNOTSUPP when the backing
- * cannot discard, -EINVAL for a bad order, -EAGAIN when no thread.
+ * cannot discard, -EINVAL for a bad order or batch, -EAGAIN when no thread.
  */
 int gmm_report_start(struct gmm_pool *pool, const struct gmm_report_config *cfg);
 

@@ -77,7 +77,8 @@ int gmm_zone_stats(struct gmm_pool *pool, int node, enum gmm_zone_type zone,
  * @order: the request order
  *
  * Return: in thousandths: -1000 when a request of @order would succeed,
- * else 0 (failure for lack of memory) .. 1000 (failure from fragmentation).
+ * else 0 (failure for lack of memory) .. 1000 (failure from fragmentation);
+ * 0 and -EINVAL in gmm_errno() for a NULL @st.
  */
 int gmm_fragmentation_index(const struct gmm_zone_stats *st, unsigned int order);
 
@@ -87,7 +88,8 @@ int gmm_fragmentation_index(const struct gmm_zone_stats *st, unsigned int order)
  * @order: the request order
  *
  * Return: in thousandths, the share of free memory that cannot serve a
- * request of @order (1000 when nothing is free).
+ * request of @order (1000 when nothing is free); 0 and -EINVAL in
+ * gmm_errno() for a NULL @st.
  */
 int gmm_unusable_index(const struct gmm_zone_stats *st, unsigned int order);
 
@@ -97,7 +99,7 @@ int gmm_unusable_index(const struct gmm_zone_stats *st, unsigned int order);
  * @fmt:  GMM_STAT_TEXT or GMM_STAT_JSON
  * @out:  receives a malloc()ed NUL-terminated string; free() it
  *
- * Return: 0 or -ENOMEM.
+ * Return: 0, -EINVAL (unknown format) or -ENOMEM.
  */
 int gmm_stat_buddyinfo(struct gmm_pool *pool, enum gmm_stat_format fmt, char **out);
 

@@ -6,7 +6,9 @@
  * A thread that allocates often (a vCPU thread backing guest pages on its
  * faults) attaches to a pool and gets its own cache: per zone, lists per
  * migratetype (unmovable, movable, reclaimable) and order 0..3
- * (GMM_COSTLY_ORDER).  gmm_alloc() and gmm_free() of order <= 3 then use the
+ * (GMM_COSTLY_ORDER), and two lists of pageblock-order (THP) blocks
+ * (unmovable and reclaimable together, movable), as Linux 5.13+ keeps on its
+ * per-CPU lists.  gmm_alloc() and gmm_free() of those orders then use the
  * calling thread's cache without any lock or atomic read-modify-write, and
  * go to the buddy allocator (under the zone lock) only to refill or trim the
  * cache by a batch of frames.  A thread that is not attached, or that is
@@ -119,7 +121,8 @@ void gmm_thread_online(void);
  * allocator calls it itself before it fails an allocation, and after
  * isolating pageblocks.
  *
- * Return: the number of frames returned to the buddy allocator.
+ * Return: the number of frames returned to the buddy allocator (0 and
+ * -EINVAL for a NULL pool).
  */
 uint64_t gmm_drain_all_caches(struct gmm_pool *pool);
 
@@ -132,14 +135,15 @@ uint64_t gmm_drain_all_caches(struct gmm_pool *pool);
  * @pfns:  receives the frames, @n entries
  *
  * The kernel's alloc_pages_bulk(): frames come from the calling thread's
- * cache when it has one, and the zone lock is taken once per batch of
- * frames taken from the buddy.  When the zones run short it stops early
+ * cache when it has one (a run popped off the cache list, refilled a batch
+ * at a time), and the zone lock is taken once per batch of frames taken
+ * from the buddy.  When the zones run short it stops early
  * rather than enter the slow path; only when it got nothing does it fall
  * back to one gmm_alloc() (with its drain and reserves).
  *
  * Return: how many frames were stored in @pfns[0..ret-1] (0 on failure,
- * see gmm_last_error()).  The bulk_alloc counter counts the frames of
- * attached threads only.
+ * see gmm_errno() and gmm_last_error()).  The bulk_alloc counter counts the
+ * frames of attached threads only, the fallback's frame included.
  */
 size_t gmm_alloc_bulk(struct gmm_pool *pool, unsigned int flags, int node, size_t n,
 		      uint64_t *pfns);

@@ -103,6 +103,9 @@ static void step(struct held *h, int *nh, uint64_t *s, long i)
 
 	if (r % 8 < 4 && *nh < HOLD) {
 		unsigned int order = (r >> 8) % 16 < 12 ? 0 : (unsigned int)(r >> 12) % 4;
+
+		if ((r >> 20) % 64 == 0) /* now and then a THP: the pageblock-order lists */
+			order = GMM_PAGEBLOCK_ORDER;
 		uint64_t pfn = gmm_alloc(pool, order, flags[(r >> 16) % 4], GMM_NO_NODE);
 
 		if (pfn != GMM_PFN_NONE)

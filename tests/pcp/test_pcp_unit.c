@@ -99,7 +99,7 @@ static void test_sizing(void)
 static void test_refill_and_trim(void)
 {
 	struct gmm_pool *p = test_pool(1024 * MIB, 0);
-	uint64_t total = gmm_pool_nr_pages(p), pfn, pfn2, *v;
+	uint64_t total = gmm_pool_nr_pages(p), pfn, pfn2, *v, refilled;
 	struct gmm_pcp_stats s;
 	unsigned int batch, high, high_max;
 	const int n = 4000;
@@ -112,13 +112,16 @@ static void test_refill_and_trim(void)
 	CHECK_EQ(s.alloc_miss, 1);
 	CHECK_EQ(s.alloc_hit, 0);
 	CHECK_EQ(s.refill, 1);
-	CHECK_EQ(s.refill_frames, batch);
-	CHECK_EQ(s.cached, batch - 1);
+	/* a batch, rounded up to whole 64-frame chunks (the first frame may be a
+	 * single taken while claiming a pageblock for the migratetype) */
+	CHECK(s.refill_frames >= batch && s.refill_frames <= batch + 65);
+	refilled = s.refill_frames;
+	CHECK_EQ(s.cached, refilled - 1);
 	pfn2 = gmm_alloc(p, 0, 0, 0);
 	CHECK(pfn2 != GMM_PFN_NONE && pfn2 != pfn);
 	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
 	CHECK_EQ(s.alloc_hit, 1);
-	CHECK_EQ(gmm_pool_nr_free(p), total - batch);
+	CHECK_EQ(gmm_pool_nr_free(p), total - refilled);
 	CHECK(gmm_pool_check(p) == 0);
 	/* the last frame freed is the next one handed out (LIFO, cache-hot) */
 	CHECK(gmm_free(p, pfn2, 0) == 0);
@@ -134,7 +137,8 @@ static void test_refill_and_trim(void)
 	CHECK(pfn != GMM_PFN_NONE && !(pfn & 7));
 	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
 	CHECK_EQ(s.refill, 2);
-	CHECK_EQ(s.refill_frames, batch + ((batch >> 3) < 2 ? 2 : batch >> 3) * 8);
+	CHECK(s.refill_frames >= refilled + ((batch >> 3) < 2 ? 2 : batch >> 3) * 8);
+	CHECK(s.refill_frames <= refilled + 64);
 	CHECK(gmm_free(p, pfn, 3) == 0);
 
 	/*
@@ -406,8 +410,115 @@ static void test_two_pools(void)
 	gmm_pool_destroy(b);
 }
 
+/*
+ * Pageblock-order (THP) blocks are cached as the kernel does since 5.13:
+ * a refill takes max(batch >> 9, 2) blocks, frees stay in the cache until
+ * the count (in frames) reaches high, and a remote drain returns them.
+ */
+static void test_thp(void)
+{
+	struct gmm_pool *p = test_pool(1024 * MIB, 0);
+	uint64_t total = gmm_pool_nr_pages(p), v[8];
+	const uint64_t thp = GMM_PAGEBLOCK_PAGES;
+	unsigned int batch, high, high_max;
+	struct gmm_pcp_stats s;
+	int n;
+
+	CHECK(gmm_pcp_zone_params(p, 0, GMM_ZONE_NORMAL, &batch, &high, &high_max) == 0);
+	CHECK(high < 3 * thp); /* the third free below overflows high_min */
+	CHECK(gmm_thread_attach(p) == 0);
+	v[0] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, 0);
+	CHECK(v[0] != GMM_PFN_NONE && !(v[0] & (thp - 1)));
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.refill, 1);
+	CHECK_EQ(s.refill_frames, 2 * thp);
+	CHECK_EQ(s.cached, thp);
+	v[1] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, 0);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.alloc_hit, 1);
+	CHECK_EQ(s.cached, 0);
+	/* an unmovable THP comes from the other THP list: a refill */
+	v[2] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, 0, 0);
+	CHECK(v[2] != GMM_PFN_NONE);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.refill, 2);
+	CHECK(gmm_pool_check(p) == 0);
+	/* frees are cached (and checked) until the count reaches high */
+	CHECK(gmm_free(p, v[0], GMM_PAGEBLOCK_ORDER) == 0);
+	CHECK(gmm_free(p, v[0], GMM_PAGEBLOCK_ORDER) == -EINVAL);
+	CHECK(gmm_free(p, v[1], 0) == -EINVAL);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK_EQ(s.cached, 2 * thp);
+	CHECK(gmm_pool_check(p) == 0);
+	CHECK(gmm_free(p, v[1], GMM_PAGEBLOCK_ORDER) == 0);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK(s.drain >= 1 && s.cached < 3 * thp);
+	CHECK_EQ(gmm_pool_nr_free(p) + s.cached + thp, total);
+	CHECK(gmm_free(p, v[2], GMM_PAGEBLOCK_ORDER) == 0);
+	/* the remote drain covers the THP lists */
+	for (n = 0; n < 2; n++)
+		v[n] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, 0);
+	for (n = 0; n < 2; n++)
+		CHECK(gmm_free(p, v[n], GMM_PAGEBLOCK_ORDER) == 0);
+	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+	CHECK(s.cached >= thp);
+	CHECK(gmm_pool_check(p) == 0);
+	CHECK_EQ(gmm_drain_all_caches(p), s.cached);
+	CHECK_EQ(gmm_pool_nr_free(p), total);
+	CHECK(gmm_pool_check(p) == 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+}
+
+/*
+ * Two caches never hold frames whose metadata share a cache line (64
+ * state bytes): each refill takes whole aligned 64-frame chunks.
+ */
+static uint64_t line_frames[2][256];
+
+static void *take_frames(void *arg)
+{
+	struct gmm_pool *p = *(struct gmm_pool **)arg;
+	uint64_t *v = line_frames[((struct gmm_pool **)arg)[1] != NULL];
+
+	CHECK(gmm_thread_attach(p) == 0);
+	for (int i = 0; i < 256; i++) {
+		/* in lockstep: the threads' refills alternate */
+		gmm_thread_offline();
+		pthread_barrier_wait(&bar);
+		gmm_thread_online();
+		v[i] = gmm_alloc(p, 0, GMM_MOVABLE, 0);
+		CHECK(v[i] != GMM_PFN_NONE);
+	}
+	CHECK(gmm_thread_detach(p) == 0);
+	return NULL;
+}
+
+static void test_no_shared_lines(void)
+{
+	struct gmm_pool *p = test_pool(1024 * MIB, 0);
+	struct gmm_pool *arg[2][2] = { { p, NULL }, { p, p } };
+	pthread_t th[2];
+
+	pthread_barrier_init(&bar, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, take_frames, arg[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	for (int i = 0; i < 256; i++)
+		for (int j = 0; j < 256; j++)
+			CHECK(line_frames[0][i] / 64 != line_frames[1][j] / 64);
+	for (int i = 0; i < 2; i++)
+		CHECK(gmm_free_bulk(p, 256, line_frames[i]) == 0);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+	gmm_pool_destroy(p);
+}
+
 int main(void)
 {
+	test_thp();
+	test_no_shared_lines();
 	test_sizing();
 	test_two_pools();
 	test_refill_and_trim();

@@ -292,6 +292,28 @@ static void test_shmem(void)
 	gmm_pool_destroy(p);
 }
 
+/* A guest that runs out of memory says so, with the allocator's reason. */
+static void test_oom_message(void)
+{
+	struct gmm_guest *g;
+	struct gmm_pool *p;
+	const char *msg;
+	void *ctx;
+
+	p = make_pool(0, 128 * MIB, 0, &ctx);
+	CHECK(gmm_guest_create(p, NULL, &g) == 0);
+	CHECK(gmm_guest_add_ram(g, 0, 256 * MIB, 0, NULL) == 0);
+	CHECK(gmm_guest_populate(g, 0, 256 * MIB) == -ENOMEM);
+	msg = gmm_last_error();
+	printf("out of memory: \"%s\"\n", msg);
+	CHECK(strncmp(msg, "guest: no frame for gpa 0x", 26) == 0);
+	CHECK(strstr(msg + 1, "guest: no frame") == NULL);
+	CHECK(strstr(msg, "order 0") != NULL);
+	gmm_guest_destroy(g);
+	CHECK(gmm_pool_nr_free(p) == gmm_pool_nr_pages(p));
+	gmm_pool_destroy(p);
+}
+
 /* hugetlbfs: none free gives clear errors; with pages reserved, map and report. */
 static void test_hugetlb(void)
 {
@@ -359,6 +381,7 @@ static void test_hugetlb(void)
 int main(void)
 {
 	test_shmem();
+	test_oom_message();
 	test_hugetlb();
 	printf("PASS\n");
 	return 0;

@@ -60,7 +60,7 @@ static void test_split(void)
 	/* one max-order block claimed and split: one free buddy per lower order */
 	for (unsigned int o = 0; o < 10; o++) {
 		CHECK_EQ(z->area[o][GMM_MT_UNMOVABLE].nr, 1);
-		CHECK_EQ(z->area[o][GMM_MT_UNMOVABLE].head, pfn + (1ull << o));
+		CHECK_EQ(z->area[o][GMM_MT_UNMOVABLE].list.head, pfn + (1ull << o));
 	}
 	CHECK_EQ(z->area[10][GMM_MT_MOVABLE].nr, 31);
 	CHECK_EQ(pb_type(p, pfn), GMM_MT_UNMOVABLE);
@@ -144,8 +144,8 @@ static void test_tail_placement(void)
 	buddy_free_one(z, 2, 1, mt);  /* 0's order-2 buddy 4 is free: tail */
 	buddy_free_one(z, 26, 1, mt); /* 24's order-2 buddy 28 not free: head */
 	CHECK_EQ(z->area[1][mt].nr, 3);
-	CHECK_EQ(z->area[1][mt].head, 26);
-	CHECK_EQ(z->area[1][mt].tail, 2);
+	CHECK_EQ(z->area[1][mt].list.head, 26);
+	CHECK_EQ(z->area[1][mt].list.tail, 2);
 	/* give back everything else frame by frame: all merges to one block */
 	for (uint64_t pfn = 0; pfn < 1024; pfn++) {
 		if ((pfn >= 2 && pfn < 16) || pfn == 18 || pfn == 19 || pfn == 26 || pfn == 27)
@@ -333,6 +333,55 @@ static void test_highatomic(void)
 	gmm_pool_destroy(p);
 }
 
+/*
+ * Releasing a reserve changes its pageblock's type: its free blocks must
+ * merge with their buddies, which they could not do while the types
+ * differed (a HIGHATOMIC block never merges with a MOVABLE one).
+ */
+static void test_highatomic_release_merges(void)
+{
+	struct gmm_pool *p = small_pool(256, true);
+	struct gmm_zone *z;
+	uint64_t a;
+
+	REQUIRE(p);
+	z = zone0(p);
+	a = gmm_alloc(p, 1, GMM_MOVABLE, GMM_NO_NODE);
+	REQUIRE(a != GMM_PFN_NONE);
+	pthread_mutex_lock(&z->lock);
+	buddy_reserve_highatomic(z, a, 1);
+	pthread_mutex_unlock(&z->lock);
+	CHECK_EQ(pb_type(p, a), GMM_MT_HIGHATOMIC);
+	CHECK_EQ(gmm_free(p, a, 1), 0);
+	/* a free HIGHATOMIC pageblock beside a free MOVABLE one: not merged */
+	CHECK_EQ(z->area[GMM_PAGEBLOCK_ORDER][GMM_MT_HIGHATOMIC].nr, 1);
+	check_pool(p);
+	pthread_mutex_lock(&z->lock);
+	CHECK(buddy_unreserve_highatomic(z, GMM_MT_MOVABLE, true));
+	pthread_mutex_unlock(&z->lock);
+	CHECK_EQ(pb_type(p, a), GMM_MT_MOVABLE);
+	check_pool(p);
+	CHECK_EQ(z->area[GMM_PAGEBLOCK_ORDER][GMM_MT_MOVABLE].nr, 0);
+	CHECK_EQ(z->area[10][GMM_MT_MOVABLE].nr, 64);
+	gmm_pool_destroy(p);
+}
+
+/* A message that quotes the previous one (gmm_last_error() as an argument). */
+static void test_nested_error(void)
+{
+	char want[256];
+
+	CHECK_EQ(gmm_set_error(-ENOMEM, "inner %d", 42), -ENOMEM);
+	CHECK_EQ(gmm_set_error(-ENOMEM, "outer: %s", gmm_last_error()), -ENOMEM);
+	CHECK(strcmp(gmm_last_error(), "outer: inner 42") == 0);
+	memset(want, 'x', sizeof(want) - 1);
+	want[sizeof(want) - 1] = 0;
+	gmm_set_error(-EINVAL, "%s", want);
+	gmm_set_error(-EINVAL, "again: %s", gmm_last_error());
+	CHECK(strncmp(gmm_last_error(), "again: xxxx", 11) == 0);
+	CHECK_EQ(strlen(gmm_last_error()), sizeof(want) - 1);
+}
+
 static struct gmm_pool *numa_pool(unsigned int nodes, uint64_t mib_each)
 {
 	struct gmm_pool_config c;
@@ -446,6 +495,18 @@ static void test_bad_config(void)
 	gmm_pool_config_init(&c, 0);
 	CHECK_EQ(gmm_pool_create(&c, &p), -EINVAL);
 	CHECK_EQ(gmm_pool_create(NULL, &p), -EINVAL);
+	/* sizes whose sum wraps around 2^64 */
+	gmm_pool_config_init(&c, 0 - 128 * MIB);
+	c.nodes[0].movable_bytes = 256 * MIB;
+	CHECK_EQ(gmm_pool_create(&c, &p), -EINVAL);
+	gmm_pool_config_init(&c, 1ull << 63);
+	c.nr_nodes = 2;
+	c.nodes[1].normal_bytes = (1ull << 63) + 256 * MIB;
+	CHECK_EQ(gmm_pool_create(&c, &p), -EINVAL);
+	gmm_pool_config_init(&c, 128 * MIB);
+	c.nodes[0].hotplug_bytes = 0 - 128 * MIB;
+	CHECK_EQ(gmm_pool_create(&c, &p), -EINVAL);
+	CHECK(strstr(gmm_last_error(), "16 TiB") != NULL);
 	CHECK(p == NULL);
 }
 
@@ -649,7 +710,8 @@ static void test_big_orders(void)
 
 TEST_MAIN(T(test_split), T(test_merge), T(test_no_merge_across_types), T(test_tail_placement),
 	  T(test_fallback_order), T(test_claim_vs_steal), T(test_nofragment_locality),
-	  T(test_watermarks), T(test_highatomic), T(test_policy_preferred_and_fallback),
+	  T(test_watermarks), T(test_highatomic), T(test_highatomic_release_merges),
+	  T(test_nested_error), T(test_policy_preferred_and_fallback),
 	  T(test_policy_bind_interleave), T(test_bad_config), T(test_bad_calls),
 	  T(test_grouping_off), T(test_isolation), T(test_movable_zone), T(test_cma),
 	  T(test_frag_indices), T(test_stat_renderers), T(test_big_orders));

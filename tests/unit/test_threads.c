@@ -19,9 +19,15 @@
 #define WORKERS 4
 #define SLOTS 512
 
+/*
+ * A slot holds one block: pfn and order in one atomic word, so a thread
+ * that takes a slot another fills meanwhile gets a matching pair.
+ */
+#define SLOT_EMPTY UINT64_MAX
+#define SLOT_ORDER_BITS 5
+
 struct slot {
-	_Atomic uint64_t pfn; /* GMM_PFN_NONE when empty */
-	_Atomic unsigned int order;
+	_Atomic uint64_t block; /* pfn << SLOT_ORDER_BITS | order, or SLOT_EMPTY */
 };
 
 static struct gmm_pool *pool;
@@ -40,9 +46,10 @@ static uint64_t rnd(uint64_t *s)
 /* Take a slot's block (ours or another worker's) and free it. */
 static void free_slot(struct slot *s)
 {
-	uint64_t pfn = atomic_exchange(&s->pfn, GMM_PFN_NONE);
+	uint64_t b = atomic_exchange(&s->block, SLOT_EMPTY);
 
-	if (pfn != GMM_PFN_NONE && gmm_free(pool, pfn, atomic_load(&s->order)))
+	if (b != SLOT_EMPTY &&
+	    gmm_free(pool, b >> SLOT_ORDER_BITS, (unsigned int)(b & ((1u << SLOT_ORDER_BITS) - 1))))
 		atomic_fetch_add(&errors, 1);
 }
 
@@ -58,15 +65,14 @@ static void *worker(void *arg)
 		unsigned int flags = rnd(&seed) % 3 ? GMM_MOVABLE : 0;
 		uint64_t pfn;
 
-		if (w != me || atomic_load(&s->pfn) != GMM_PFN_NONE) {
+		if (w != me || atomic_load(&s->block) != SLOT_EMPTY) {
 			free_slot(s);
 			continue;
 		}
 		pfn = gmm_alloc(pool, order, flags, (int)(rnd(&seed) % 3) - 1);
 		if (pfn == GMM_PFN_NONE)
 			continue;
-		atomic_store(&s->order, order);
-		atomic_store(&s->pfn, pfn);
+		atomic_store(&s->block, pfn << SLOT_ORDER_BITS | order);
 	}
 	return NULL;
 }
@@ -114,7 +120,7 @@ static void test_concurrent_alloc_free(void)
 	REQUIRE(gmm_pool_create(&c, &pool) == 0);
 	for (int w = 0; w < WORKERS; w++)
 		for (int i = 0; i < SLOTS; i++)
-			atomic_init(&slots[w][i].pfn, GMM_PFN_NONE);
+			atomic_init(&slots[w][i].block, SLOT_EMPTY);
 	pthread_create(&obs, NULL, observer, NULL);
 	for (int w = 0; w < WORKERS; w++)
 		pthread_create(&t[w], NULL, worker, (void *)(intptr_t)w);

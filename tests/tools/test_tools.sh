@@ -1,0 +1,56 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/tools/test_tools.sh - the tools as a newcomer meets them: --help
+# prints usage and runs nothing, unknown arguments are refused, gmm-stat
+# --json prints one JSON document.
+# usage: test_tools.sh BUILD_DIR SOURCE_DIR
+build=$1
+src=$2
+fails=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+
+# expect STATUS PATTERN CMD...: exit status and a line of output (stdout+stderr)
+expect() {
+	want=$1
+	pattern=$2
+	shift 2
+	"$@" >"$tmp/out" 2>&1
+	got=$?
+	[ "$got" = "$want" ] || fail "$* exited $got, expected $want"
+	grep -q -- "$pattern" "$tmp/out" || fail "$* printed no '$pattern'"
+}
+
+for json_args in "all" "buddyinfo" "zoneinfo extfrag"; do
+	# shellcheck disable=SC2086
+	"$build/tools/gmm-stat" --size 256M --json $json_args >"$tmp/json" ||
+		fail "gmm-stat --json $json_args failed"
+	python3 -m json.tool "$tmp/json" >/dev/null ||
+		fail "gmm-stat --json $json_args is not one JSON document"
+done
+"$build/tools/gmm-stat" --size 256M --json all >"$tmp/all"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+assert set(d) == {"buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag", "compact", "pageblocks"}, d.keys()' "$tmp/all" ||
+	fail "gmm-stat --json all: not keyed by view"
+
+expect 0 "usage: bench-alloc" "$build/tools/bench-alloc" --help
+expect 2 "unknown argument" "$build/tools/bench-alloc" --bogus
+expect 0 "usage: bench-backing" "$build/tools/bench-backing" --help
+grep -q prealloc "$tmp/out" && fail "bench-backing --help ran a benchmark"
+expect 2 "bad argument" "$build/tools/bench-backing" --bogus
+expect 0 "usage:" sh "$src/tools/bench-pcp-compare.sh" --help
+expect 2 "usage:" sh "$src/tools/bench-pcp-compare.sh" only-one
+export GMM_BUILD="$tmp/nothing"
+expect 2 "not an executable" sh "$src/tools/bench-pcp-compare.sh"
+unset GMM_BUILD
+
+if [ "$fails" -ne 0 ]; then
+	echo "$fails failures"
+	exit 1
+fi
+echo "tools: ok"
