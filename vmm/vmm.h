@@ -52,7 +52,9 @@ enum vmm_exit {
 #define HOSTDEV_POWEROFF	0x508	/* outl: guest status, 0 = pass */
 #define HOSTDEV_PANIC		0x50c	/* outl: GPA of {vector, error, rip, cr2, cpu} */
 #define HOSTDEV_MARKER		0x510	/* outl: boot progress marker */
-#define HOSTDEV_SIZE		0x14
+#define HOSTDEV_BALLOON		0x514	/* outl: GPA of {u64 target, s64 status,
+					 * u64 actual, u64 rss_kib, u64 backed} */
+#define HOSTDEV_SIZE		0x18
 #define SERIAL_BASE		0x3f8
 
 #define RESULT_LINE_MAX		1024
@@ -137,6 +139,9 @@ void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 uint64_t now_ns(void);
+/* The number after "KEY:" in a /proc file such as /proc/self/status (kB
+ * there), 0 when absent; any thread. */
+uint64_t proc_kib(const char *path, const char *key);
 
 /* cpu.c */
 int cpu_setup_boot_tables(struct vm *vm);
