@@ -625,7 +625,7 @@ static void serve_stats(void)
 }
 
 static void balloon_line(struct slice *s, const char *wl, uint64_t in, uint64_t out,
-			 uint64_t rss0, uint64_t t)
+			 uint64_t rss0, uint64_t backed0, uint64_t t)
 {
 	struct balloon_req *r = host_balloon(0);
 	struct strbuf sb = line_start(s, 0, wl);
@@ -638,6 +638,7 @@ static void balloon_line(struct slice *s, const char *wl, uint64_t in, uint64_t 
 	sb_kv_u64(&sb, "host_actual", r->status ? 0 : r->actual);
 	sb_kv_u64(&sb, "host_rss_kib_before", rss0);
 	sb_kv_u64(&sb, "host_rss_kib", r->rss_kib);
+	sb_kv_u64(&sb, "host_backed_before", backed0);
 	sb_kv_u64(&sb, "host_backed", r->backed);
 	sb_kv_u64(&sb, "features", vb_features());
 	sb_kv_u64(&sb, "errors", s->errors);
@@ -648,14 +649,16 @@ static void balloon_line(struct slice *s, const char *wl, uint64_t in, uint64_t 
 static void do_balloon(uint64_t cpu, uint64_t pct)
 {
 	struct slice *s = &slices[cpu];
-	uint64_t in = 0, out = 0, rss0, t = rdtsc(), old, want;
+	uint64_t in = 0, out = 0, rss0, backed0, t = rdtsc(), old, want;
 	struct balloon_req *r;
 
 	if (cpu || !balloon_ready(s))
 		return;
 	old = vb_target();
 	want = (ram_bytes() - ram_bytes() * pct / 100) / PAGE_SIZE;
-	rss0 = host_balloon(0)->rss_kib;
+	r = host_balloon(0);
+	rss0 = r->rss_kib;
+	backed0 = r->backed;
 	r = host_balloon(ram_bytes() / 100 * pct);
 	if (r->status)
 		note_error(s, "host refused the target", (uint64_t)r->status);
@@ -664,24 +667,25 @@ static void do_balloon(uint64_t cpu, uint64_t pct)
 		cpu_relax();
 	balloon_adjust(s, &in, &out);
 	serve_stats();
-	balloon_line(s, "balloon", in, out, rss0, rdtsc() - t);
+	balloon_line(s, "balloon", in, out, rss0, backed0, rdtsc() - t);
 }
 
 static void do_follow(uint64_t cpu, uint64_t seconds)
 {
 	struct slice *s = &slices[cpu];
-	uint64_t in = 0, out = 0, rss0, t = rdtsc();
+	uint64_t in = 0, out = 0, rss0, backed0, t = rdtsc();
 
 	if (cpu || !balloon_ready(s))
 		return;
 	rss0 = host_balloon(0)->rss_kib;
+	backed0 = vb.req.backed;
 	while (rdtsc() - t < cycles_of_ns(seconds * 1000000000ULL)) {
 		if (vb_target() != vb.pages)
 			balloon_adjust(s, &in, &out);
 		serve_stats();
 		cpu_relax();
 	}
-	balloon_line(s, "follow", in, out, rss0, rdtsc() - t);
+	balloon_line(s, "follow", in, out, rss0, backed0, rdtsc() - t);
 }
 
 static void do_stats(uint64_t cpu)
@@ -738,7 +742,7 @@ static uint64_t free_slice(struct slice *err, struct slice *s, uint64_t n, unsig
 static void do_free(uint64_t cpu, uint64_t mib)
 {
 	struct slice *s = &slices[cpu];
-	uint64_t t = rdtsc(), rss0, bytes = 0;
+	uint64_t t = rdtsc(), rss0, backed0, bytes = 0;
 	unsigned int bufs = 0;
 	struct balloon_req *r;
 	struct strbuf sb;
@@ -747,7 +751,9 @@ static void do_free(uint64_t cpu, uint64_t mib)
 		return;
 	if (!(vb_features() & VB_F_REPORTING))
 		note_error(s, "no free page reporting", 0);
-	rss0 = host_balloon(0)->rss_kib;
+	r = host_balloon(0);
+	rss0 = r->rss_kib;
+	backed0 = r->backed;
 	for (uint32_t c = 0; c < cfg.ncpus && vb_features() & VB_F_REPORTING; c++)
 		bytes += free_slice(s, &slices[c], clamp_pages(&slices[c], share(c, mib)), &bufs);
 	if (bufs && vb_report(vb.rep_gpa, vb.rep_len, bufs))
@@ -758,6 +764,7 @@ static void do_free(uint64_t cpu, uint64_t mib)
 	sb_kv_u64(&sb, "reported", bytes);
 	sb_kv_u64(&sb, "host_rss_kib_before", rss0);
 	sb_kv_u64(&sb, "host_rss_kib", r->rss_kib);
+	sb_kv_u64(&sb, "host_backed_before", backed0);
 	sb_kv_u64(&sb, "host_backed", r->backed);
 	sb_kv_u64(&sb, "errors", s->errors);
 	line_end(&sb, t);
