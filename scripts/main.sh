@@ -13,7 +13,7 @@ scripts/setup.sh >/dev/null
 if [ -e /dev/kvm ]; then
 	exec build/vmm/gmm-vmm --memory 256M --vcpus 2 --memory-mode gmm \
 		--balloon=stats-period=1 --guest-workload \
-		"touch=128 verify churn=32 verify balloon=50 verify stats balloon=100 free=64 verify" "$@"
+		"touch=224 verify churn=32 verify balloon=50 verify stats balloon=100 free=64 verify" "$@"
 fi
 echo "SKIP: /dev/kvm is absent on this machine: cannot boot a VM; showing the allocator demonstration instead"
 exec build/tools/gmm-stat --demo "$@"
