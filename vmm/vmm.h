@@ -74,6 +74,7 @@ struct vmm_opts {
 	/* devices (--balloon) and the device-level test driver (--qtest) */
 	bool balloon;
 	struct balloon_cfg balloon_cfg;
+	uint64_t balloon_target;	/* bytes asked for at boot, 0: all RAM */
 	const char *qtest;		/* socket to connect to, no vCPUs */
 };
 

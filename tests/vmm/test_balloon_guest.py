@@ -6,7 +6,7 @@
 # size, `actual` as the host reports it, host memory going down, and the
 # guest's verification of the pages it kept; then stats, a deflate and a
 # re-touch of every page, and free page reporting of memory the guest gives
-# up. Usage: test_balloon_guest.py GMM_VMM [MODE...] (default: gmm plain).
+# up; and a target the host sets alone (--balloon target=). Usage: test_balloon_guest.py GMM_VMM [MODE...] (default: gmm plain).
 # Exits 77 (skip) only where /dev/kvm is absent.
 import json
 import os
@@ -30,11 +30,11 @@ def fail(what):
     print('FAIL: ' + what)
 
 
-def boot(mode, workload, balloon=True):
+def boot(mode, workload, balloon='stats-period=1'):
     args = [VMM, '--memory', '%dM' % RAM_MIB, '--vcpus', '2', '--memory-mode', mode,
             '--guest-workload', workload]
     if balloon:
-        args += ['--balloon=stats-period=1']
+        args += ['--balloon=' + balloon]
     p = subprocess.run(args, capture_output=True, text=True, timeout=300)
     results, summary = [], None
     for line in p.stdout.splitlines():
@@ -124,10 +124,24 @@ def check_mode(mode):
 
 def check_no_device():
     # the driver finds no device: the guest says so and fails
-    p, res, summ = boot('plain', 'balloon=50', balloon=False)
+    p, res, summ = boot('plain', 'balloon=50', balloon=None)
     print('--- no balloon: exit %d' % p.returncode)
     if p.returncode != 1 or summ is None or summ['verdict'] != 'fail':
         fail('a balloon workload without a balloon: exit %d, %s' % (p.returncode, summ))
+
+
+def check_follow(mode):
+    # a target the host set alone (at boot: --balloon target=): the guest
+    # follows num_pages
+    logical = RAM_MIB * 3 // 4
+    p, res, summ = boot(mode, 'touch=16 follow=1 verify', 'target=%dM' % logical)
+    fol = lines(res, 'follow')
+    print('--- follow/%s: exit %d, %s' % (mode, p.returncode, fol))
+    want = (RAM_MIB - logical) * 256
+    if p.returncode != 0 or len(fol) != 1 or fol[0]['balloon_pages'] != want or \
+       fol[0]['inflated'] != want or fol[0]['host_actual'] != logical * 2**20 or \
+       summ['balloon_pages'] != want:
+        fail('follow/%s: exit %d, %s, summary %s' % (mode, p.returncode, fol, summ))
 
 
 def main():
@@ -136,6 +150,7 @@ def main():
         return 77
     for mode in MODES:
         check_mode(mode)
+        check_follow(mode)
     check_no_device()
     print('%d failures' % failures)
     return 1 if failures else 0
