@@ -24,6 +24,13 @@
 #define EFER_LME	(1ULL << 8)
 #define EFER_LMA	(1ULL << 10)
 #define RFLAGS_AC	(1ULL << 18)
+/*
+ * CPUID leaf 1 ECX bit 31: "running under a hypervisor".  KVM's supported
+ * list leaves it clear; without it Linux never reads KVM's own leaves
+ * (0x40000000...) and gets no kvm-clock, hence no TSC frequency, and stalls
+ * calibrating against a PIT/HPET the VMM does not have.
+ */
+#define CPUID_1_ECX_HYPERVISOR	(1U << 31)
 #define PTE_P		1ULL
 #define PTE_RW		2ULL
 #define PTE_PS		0x80ULL
@@ -143,8 +150,10 @@ static int set_cpuid(struct vm *vm, struct vcpu *v)
 	for (unsigned int i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
-		if (e->function == 1)
+		if (e->function == 1) {
 			e->ebx = (e->ebx & 0x00ffffff) | (v->id << 24);
+			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+		}
 		if (e->function == 0xb || e->function == 0x1f)
 			e->edx = v->id;
 	}
