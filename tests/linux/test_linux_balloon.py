@@ -10,7 +10,7 @@
 # pages in the balloon, stats updates from the guest, free memory the guest
 # reported, no broken ring.
 #
-# Suite 'linux'. On a kvm_pvm machine this runs itself inside the emulated
+# Usage: test_linux_balloon.py GMM_VMM [MODE...]. Suite 'linux'. On a kvm_pvm machine this runs itself inside the emulated
 # KVM host (tests/kvmhost/kvmhost.py), as test_linux_boot.py does; without
 # /dev/kvm it exits 77 (skip) saying so.
 import json
@@ -31,7 +31,7 @@ TARGET_MIB = 256
 # /init's pass mark: MemTotal shrinks by at least this (the balloon's half
 # is 256 MiB; inflated pages leave MemTotal without DEFLATE_ON_OOM)
 SHRINK_KIB = 200 * 1024
-MODES = ['plain', 'gmm']
+MODES = sys.argv[2:] or ['plain', 'gmm']
 MODULES = ['virtio_pci', 'virtio_balloon']
 # Seconds /init waits for the balloon, and one boot may take in all (inside
 # the emulated host a boot alone takes 20-40 s of wall time).
@@ -179,7 +179,7 @@ def in_emulated_host():
     checkout = os.path.realpath(os.path.join(HERE, '..', '..'))
     return subprocess.call([sys.executable, os.path.join(HERE, '..', 'kvmhost', 'kvmhost.py'),
                             '--checkout', checkout, '--timeout', '1700', '--',
-                            sys.executable, os.path.abspath(__file__), VMM])
+                            sys.executable, os.path.abspath(__file__), VMM] + MODES)
 
 
 def main():
