@@ -654,6 +654,10 @@ static void do_balloon(uint64_t cpu, uint64_t pct)
 
 	if (cpu || !balloon_ready(s))
 		return;
+	if (!pct || pct > 100) {
+		note_error(s, "balloon= takes 1 to 100 (% of RAM)", pct);
+		return;
+	}
 	old = vb_target();
 	want = (ram_bytes() - ram_bytes() * pct / 100) / PAGE_SIZE;
 	r = host_balloon(0);
