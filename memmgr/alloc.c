@@ -221,6 +221,10 @@ static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, u
 		if (pfn != GMM_PFN_NONE)
 			return pfn;
 	}
+	pfn = compact_direct(ac->pref, ac->order, ac->mt, ac->movable, ac->highest_zoneidx,
+			     ac->nodemask, flags & GMM_NOWAIT);
+	if (pfn != GMM_PFN_NONE)
+		return pfn;
 	for (int force = 0; force < 2; force++) {
 		while (unreserve_highatomic(ac, force)) {
 			pfn = get_page_from_freelist(ac, af);

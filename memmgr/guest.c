@@ -9,20 +9,37 @@
  * belongs to an unsplit block of the guest's huge unit (an order-9 block,
  * or on hugetlbfs a host page).  Locking is described in gmm/guest.h.
  */
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <gmm/guest.h>
 
 #include "internal.h"
 
 #define MAP_HUGE_BIT (1ull << 62)
+#define MAP_MIGRATING (1ull << 61) /* being moved: writers wait (migration below) */
+#define MAP_PTR_PIN (1ull << 60)   /* handed out by gmm_guest_ptr(): never moved */
+#define MAP_PIN_SHIFT 40           /* gmm_guest_pin() count, 16 bits */
+#define MAP_PIN_ONE (1ull << MAP_PIN_SHIFT)
+#define MAP_PIN_MASK (0xffffull << MAP_PIN_SHIFT)
 #define MAP_PFN_MASK ((1ull << 40) - 1)
 #define HUGE_ORDER GMM_PAGEBLOCK_ORDER
 #define HUGE_PAGES GMM_PAGEBLOCK_PAGES
 #define REGION_ALIGN (2ull << 20)
 #define REGION_STRIPES 64 /* chunk locks per region, by 2 MiB chunk */
+/* mappings left to the rest of the process (libraries, heap, thread
+ * stacks, the pool's own view, device buffers) below vm.max_map_count */
+#define MAPS_HEADROOM 2048
+#define MAX_MAP_COUNT_PATH "/proc/sys/vm/max_map_count"
 
 struct region {
 	uint64_t gpa, size, nr_pages;
@@ -44,7 +61,14 @@ struct gmm_guest {
 	unsigned int nr_regions;
 	struct region regions[GMM_GUEST_MAX_REGIONS];
 	uint64_t faults, huge_faults, discarded; /* atomic */
+	int64_t maps;		/* host mappings of all regions (atomic) */
+	int64_t maps_budget;	/* what they may reach: vm.max_map_count less the rest */
+	bool dying;		/* destroy: discards unmap without the budget */
+	uint64_t migrated;	/* pages moved, atomic */
+	uint32_t mseq;		/* bumped (futex) when a migration ends */
 };
+
+static const struct gmm_migrate_ops guest_migrate_ops;
 
 static inline uint64_t entry_get(const struct region *r, uint64_t idx)
 {
@@ -67,23 +91,58 @@ void gmm_guest_config_init(struct gmm_guest_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->huge_fault = true;
+	cfg->uffd = -1;
 }
 
+static long read_long(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
+/* The process's mappings now: the lines of /proc/self/maps. */
+static long count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	long n = 0;
+	int c;
+
+	if (!f)
+		return 0;
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* How many mappings the guest's regions may reach before the host refuses. */
+static int64_t maps_budget(void)
+{
+	long max = read_long(MAX_MAP_COUNT_PATH);
+
+	if (max <= 0)
+		return INT64_MAX;
+	return (int64_t)max - count_maps() - MAPS_HEADROOM;
+}
+
+/* A guest is a frame owner (gmm/migrate.h): its rmap id is its owner id. */
 static int register_guest(struct gmm_pool *p, struct gmm_guest *g)
 {
-	int err = gmm_set_error(-ENOSPC, "pool has %d guests already", GMM_MAX_GUESTS - 1);
+	int err = gmm_owner_register(p, &guest_migrate_ops, g, &g->id);
 
+	if (err)
+		return err;
 	pthread_mutex_lock(&p->guests_lock);
-	for (unsigned int i = 1; i < GMM_MAX_GUESTS; i++) {
-		if (!p->guests[i]) {
-			p->guests[i] = g;
-			g->id = i;
-			err = 0;
-			break;
-		}
-	}
+	p->guests[g->id] = g;
 	pthread_mutex_unlock(&p->guests_lock);
-	return err;
+	return 0;
 }
 
 int gmm_guest_create(struct gmm_pool *p, const struct gmm_guest_config *cfg,
@@ -119,6 +178,7 @@ int gmm_guest_create(struct gmm_pool *p, const struct gmm_guest_config *cfg,
 		free(g);
 		return err;
 	}
+	g->maps_budget = g->cfg.max_mappings ? (int64_t)g->cfg.max_mappings : maps_budget();
 	*out = g;
 	return 0;
 }
@@ -137,6 +197,44 @@ static bool overlaps(const struct gmm_guest *g, uint64_t gpa, uint64_t size)
 			return true;
 	}
 	return false;
+}
+
+/* Register [addr, addr + len) with the guest's userfaultfd (MISSING faults). */
+static int uffd_register(const struct gmm_guest *g, void *addr, uint64_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	if (ioctl(g->cfg.uffd, UFFDIO_REGISTER, &reg))
+		return gmm_set_error(-errno, "guest: cannot register [%p, +0x%llx) with "
+				     "userfaultfd: %s", addr, (unsigned long long)len,
+				     strerror(errno));
+	return 0;
+}
+
+/*
+ * Make [addr, addr + len) an unbacked placeholder again: PROT_NONE without a
+ * userfaultfd; with one, anonymous memory registered for MISSING faults.  It
+ * is registered while still PROT_NONE, so no access in between can populate
+ * it behind the map (a vCPU touching it meanwhile sees -EFAULT and retries).
+ */
+static int placeholder(const struct gmm_guest *g, void *addr, uint64_t len)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
+	int err;
+
+	if (mmap(addr, len, PROT_NONE, flags, -1, 0) == MAP_FAILED)
+		return gmm_set_error(-errno, "guest: cannot unmap [%p, +0x%llx): %s", addr,
+				     (unsigned long long)len, strerror(errno));
+	if (g->cfg.uffd < 0)
+		return 0;
+	err = uffd_register(g, addr, len);
+	if (!err && mprotect(addr, len, PROT_READ | PROT_WRITE))
+		err = gmm_set_error(-errno, "guest: placeholder [%p, +0x%llx): %s", addr,
+				    (unsigned long long)len, strerror(errno));
+	return err;
 }
 
 /* Reserve an aligned PROT_NONE host range for the region. */
@@ -258,6 +356,13 @@ int gmm_guest_add_ram(struct gmm_guest *g, uint64_t gpa, uint64_t size, int node
 		return gmm_set_error(-ENOMEM, "guest RAM: cannot reserve %llu bytes of address "
 				     "space", (unsigned long long)size);
 	}
+	err = g->cfg.uffd < 0 ? 0 : placeholder(g, r->hva, size);
+	if (err) {
+		munmap(r->hva, size);
+		munmap(r->map, r->map_bytes);
+		return err;
+	}
+	__atomic_fetch_add(&g->maps, 1, __ATOMIC_RELAXED);
 	region_init_locks(r);
 	g->nr_regions++;
 	if (slot)
@@ -296,30 +401,123 @@ static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint6
 	return 0;
 }
 
-static void unmap_pages(struct region *r, uint64_t idx, uint64_t nr)
-{
-	mmap(r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT, PROT_NONE,
-	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-}
-
 static void set_rmap(struct gmm_guest *g, uint64_t pfn, uint64_t gfn, uint64_t nr)
 {
 	for (uint64_t i = 0; i < nr; i++)
-		g->pool->link[pfn + i] = gfn == UINT64_MAX ? 0 : rmap_make(g->id, gfn + i);
+		rmap_store(g->pool, pfn + i, gfn == UINT64_MAX ? 0 : rmap_make(g->id, gfn + i));
+}
+
+/*
+ * Host mappings.  Pages @i - 1 and @i of @r lie in different kernel
+ * mappings when one is backed and the other not, or when both are backed by
+ * frames that are not file-neighbours (the kernel merges a mapping with its
+ * neighbour when the file offsets continue; unbacked placeholders merge too).
+ * A region has 1 + its boundaries mappings.  Counted as the map changes,
+ * under the chunk lock; a boundary between chunks being backed at the same
+ * moment may be miscounted by one, which MAPS_HEADROOM absorbs.
+ */
+static bool boundary(const struct region *r, uint64_t i)
+{
+	uint64_t a, b;
+
+	if (!i || i >= r->nr_pages)
+		return false;
+	a = entry_get(r, i - 1);
+	b = entry_get(r, i);
+	if (!a || !b)
+		return !a != !b;
+	return entry_pfn(b) != entry_pfn(a) + 1;
+}
+
+/* Boundaries at pages [@a, @b]: the edges of the range [@a, @b) and inside it. */
+static int64_t boundaries(const struct region *r, uint64_t a, uint64_t b)
+{
+	int64_t n = 0;
+
+	for (uint64_t i = a; i <= b; i++)
+		n += boundary(r, i);
+	return n;
+}
+
+/* Room for @more mappings (a run inside a placeholder splits it in three: 2)? */
+static int check_maps(struct gmm_guest *g, uint64_t gpa, int64_t more)
+{
+	int64_t maps = __atomic_load_n(&g->maps, __ATOMIC_RELAXED);
+	long max;
+
+	if (more <= 0 || maps + more <= __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED))
+		return 0;
+	if (g->cfg.max_mappings)
+		return gmm_set_error(-ENOSPC, "guest: backing gpa 0x%llx needs more than the "
+				     "%llu host mappings the guest may have",
+				     (unsigned long long)gpa,
+				     (unsigned long long)g->cfg.max_mappings);
+	/* the limit may have been raised since: look again */
+	max = read_long(MAX_MAP_COUNT_PATH);
+	if (max > 0)
+		__atomic_store_n(&g->maps_budget, max - (count_maps() - maps) - MAPS_HEADROOM,
+				 __ATOMIC_RELAXED);
+	if (maps + more <= __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED))
+		return 0;
+	return gmm_set_error(-ENOSPC, "guest: backing gpa 0x%llx needs a host mapping beyond "
+			     "vm.max_map_count (%ld; mappings: %lld of guest RAM, %ld of the rest of "
+			     "the process): raise it (sysctl vm.max_map_count) or use --hugepages 2M",
+			     (unsigned long long)gpa, max, (long long)maps,
+			     (long)(count_maps() - maps));
+}
+
+/* Put pages back to placeholders; a hole in a run may split its mapping. */
+static int unmap_pages(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t nr)
+{
+	uint64_t end = idx + nr;
+	/* afterwards: only the edges, where a backed neighbour meets the hole */
+	int64_t after = (idx && entry_get(r, idx - 1)) + (end < r->nr_pages && entry_get(r, end));
+	int err = g->dying ? 0 : check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT),
+					    after - boundaries(r, idx, end));
+
+	return err ? err : placeholder(g, r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT);
+}
+
+/* Mappings gained by mapping frames [@pfn, +@nr) at the unbacked pages [@idx, +@nr). */
+static int64_t install_delta(const struct region *r, uint64_t idx, uint64_t pfn, uint64_t nr)
+{
+	uint64_t end = idx + nr;
+	uint64_t a = idx ? entry_get(r, idx - 1) : 0;
+	uint64_t b = end < r->nr_pages ? entry_get(r, end) : 0;
+	int64_t before = (idx && a) + (end < r->nr_pages && b);
+	int64_t after = (idx && (!a || entry_pfn(a) + 1 != pfn)) +
+			(end < r->nr_pages && (!b || entry_pfn(b) != pfn + nr));
+
+	return after - before;
 }
 
 /* Map @nr frames from @pfn at page @idx and record them. */
 static int install(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
 		   uint64_t nr, uint64_t flags)
 {
-	int err = map_frames(g, r, idx, pfn, nr);
+	int64_t before;
+	int err = check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT),
+			     install_delta(r, idx, pfn, nr));
 
+	err = err ? err : map_frames(g, r, idx, pfn, nr);
 	if (err)
 		return err;
+	before = boundaries(r, idx, idx + nr);
 	set_rmap(g, pfn, (r->gpa >> GMM_PAGE_SHIFT) + idx, nr);
 	for (uint64_t i = 0; i < nr; i++)
 		entry_set(r, idx + i, (pfn + i + 1) | flags);
+	__atomic_fetch_add(&g->maps, boundaries(r, idx, idx + nr) - before, __ATOMIC_RELAXED);
 	return 0;
+}
+
+/* Clear the entries of pages [@idx, @idx + @nr) after their unmapping. */
+static void clear_entries(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t nr)
+{
+	int64_t before = boundaries(r, idx, idx + nr);
+
+	for (uint64_t i = idx; i < idx + nr; i++)
+		entry_set(r, i, 0);
+	__atomic_fetch_add(&g->maps, boundaries(r, idx, idx + nr) - before, __ATOMIC_RELAXED);
 }
 
 static bool range_unbacked(const struct region *r, uint64_t idx, uint64_t nr)
@@ -330,44 +528,37 @@ static bool range_unbacked(const struct region *r, uint64_t idx, uint64_t nr)
 	return true;
 }
 
-/* Back an aligned 2 MiB unit at once; false when no order-9 block came. */
-static bool back_huge(struct gmm_guest *g, struct region *r, uint64_t idx)
-{
-	uint64_t base = idx & ~(HUGE_PAGES - 1), pfn;
-
-	if (!range_unbacked(r, base, HUGE_PAGES))
-		return false;
-	pfn = gmm_alloc(g->pool, HUGE_ORDER, GMM_MOVABLE | GMM_ZERO, r->node);
-	if (pfn == GMM_PFN_NONE)
-		return false;
-	if (install(g, r, base, pfn, HUGE_PAGES, MAP_HUGE_BIT)) {
-		gmm_free(g->pool, pfn, HUGE_ORDER);
-		return false;
-	}
-	__atomic_fetch_add(&g->huge_faults, 1, __ATOMIC_RELAXED);
-	return true;
-}
-
-/* Back the page @idx of @r (under its chunk lock). */
+/*
+ * Back the page @idx of @r (under its chunk lock): with an aligned order-9
+ * block when 2 MiB faults are on and its whole 2 MiB unit is unbacked, else
+ * with one host page (4 KiB, or a whole hugetlbfs page).
+ */
 static int back_page(struct gmm_guest *g, struct region *r, uint64_t idx)
 {
-	unsigned int u = g->unit_order;
-	uint64_t base, pfn;
+	unsigned int u = g->unit_order, order = u;
+	uint64_t base, pfn = GMM_PFN_NONE;
 	int err;
 
 	if (entry_get(r, idx))
 		return 0;
-	if (!u && g->cfg.huge_fault && back_huge(g, r, idx))
-		return 0;
-	base = idx & ~((1ull << u) - 1);
-	pfn = gmm_alloc(g->pool, u, GMM_MOVABLE | GMM_ZERO, r->node);
+	if (!u && g->cfg.huge_fault && range_unbacked(r, idx & ~(HUGE_PAGES - 1), HUGE_PAGES)) {
+		order = HUGE_ORDER;
+		pfn = gmm_alloc(g->pool, order, GMM_MOVABLE | GMM_ZERO, r->node);
+	}
+	if (pfn == GMM_PFN_NONE) {
+		order = u;
+		pfn = gmm_alloc(g->pool, u, GMM_MOVABLE | GMM_ZERO, r->node);
+	}
 	if (pfn == GMM_PFN_NONE)
 		return gmm_set_error(-ENOMEM, "guest: no frame for gpa 0x%llx: %s",
 				     (unsigned long long)(r->gpa + (idx << GMM_PAGE_SHIFT)),
 				     gmm_last_error());
-	err = install(g, r, base, pfn, 1ull << u, u ? MAP_HUGE_BIT : 0);
+	base = idx & ~((1ull << order) - 1);
+	err = install(g, r, base, pfn, 1ull << order, order ? MAP_HUGE_BIT : 0);
 	if (err)
-		gmm_free(g->pool, pfn, u);
+		gmm_free(g->pool, pfn, order);
+	else if (order > u)
+		__atomic_fetch_add(&g->huge_faults, 1, __ATOMIC_RELAXED);
 	return err;
 }
 
@@ -525,6 +716,9 @@ void *gmm_guest_ptr(struct gmm_guest *g, uint64_t gpa, size_t len)
 	off = gpa - r->gpa;
 	if (lock_backed(g, r, off >> GMM_PAGE_SHIFT, (off + (len ? len : 1) - 1) / GMM_PAGE_SIZE + 1))
 		return NULL;
+	/* the caller may keep the pointer: these pages are never migrated */
+	for (uint64_t i = off >> GMM_PAGE_SHIFT; i <= (off + (len ? len : 1) - 1) >> GMM_PAGE_SHIFT; i++)
+		__atomic_fetch_or(&r->map[i], MAP_PTR_PIN, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&r->lock);
 	return r->hva + off;
 }
@@ -549,17 +743,19 @@ int gmm_guest_populate(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 /* --- discard -------------------------------------------------------------- */
 
 /* Give back a whole unsplit unit at @base of 2^@order pages. */
-static void release_unit(struct gmm_guest *g, struct region *r, uint64_t base,
-			 unsigned int order)
+static int release_unit(struct gmm_guest *g, struct region *r, uint64_t base,
+			unsigned int order)
 {
 	uint64_t n = 1ull << order, pfn = entry_pfn(entry_get(r, base));
+	int err = unmap_pages(g, r, base, n);
 
-	unmap_pages(r, base, n);
-	for (uint64_t i = 0; i < n; i++)
-		entry_set(r, base + i, 0);
+	if (err)
+		return err; /* still mapped: the frames stay the guest's */
+	clear_entries(g, r, base, n);
 	set_rmap(g, pfn, UINT64_MAX, n);
 	gmm_free(g->pool, pfn, order);
 	__atomic_fetch_add(&g->discarded, n, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* A discard covers part of a 2 MiB block: make its frames single pages. */
@@ -570,30 +766,37 @@ static void split_unit(struct gmm_guest *g, struct region *r, uint64_t base)
 		entry_set(r, i, entry_get(r, i) & ~MAP_HUGE_BIT);
 }
 
-/* Release the run of plain backed pages from @idx (below @end); returns its end. */
-static uint64_t release_run(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
+/* Release the run of plain backed pages from @idx (below @end) up to *@stop. */
+static int release_run(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end,
+		       uint64_t *stop)
 {
 	uint64_t j = idx;
+	int err;
 
 	while (j < end && entry_get(r, j) && !(entry_get(r, j) & MAP_HUGE_BIT))
 		j++;
-	unmap_pages(r, idx, j - idx);
+	*stop = j;
+	err = unmap_pages(g, r, idx, j - idx);
+	if (err)
+		return err; /* still mapped: the frames stay the guest's */
 	for (uint64_t i = idx; i < j; i++) {
 		uint64_t pfn = entry_pfn(entry_get(r, i));
 
-		entry_set(r, i, 0);
-		g->pool->link[pfn] = 0;
+		rmap_store(g->pool, pfn, 0);
 		gmm_free(g->pool, pfn, 0);
 	}
+	clear_entries(g, r, idx, j - idx);
 	__atomic_fetch_add(&g->discarded, j - idx, __ATOMIC_RELAXED);
-	return j;
+	return 0;
 }
 
-static void discard_locked(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
+/* Stops at the first failure (-ENOSPC: the mapping budget). */
+static int discard_locked(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end)
 {
 	unsigned int u = g->unit_order;
+	int err = 0;
 
-	while (idx < end) {
+	while (idx < end && !err) {
 		uint64_t e = entry_get(r, idx), base = idx & ~(HUGE_PAGES - 1);
 
 		if (!e) {
@@ -601,28 +804,30 @@ static void discard_locked(struct gmm_guest *g, struct region *r, uint64_t idx, 
 			continue;
 		}
 		if (!(e & MAP_HUGE_BIT)) {
-			idx = release_run(g, r, idx, end);
+			err = release_run(g, r, idx, end, &idx);
 			continue;
 		}
 		if (u) {
 			base = idx & ~((1ull << u) - 1);
-			release_unit(g, r, base, u);
+			err = release_unit(g, r, base, u);
 			idx = base + (1ull << u);
 			continue;
 		}
 		if (base >= idx && base + HUGE_PAGES <= end) {
-			release_unit(g, r, base, HUGE_ORDER);
+			err = release_unit(g, r, base, HUGE_ORDER);
 			idx = base + HUGE_PAGES;
 			continue;
 		}
 		split_unit(g, r, base);
 	}
+	return err;
 }
 
 int gmm_guest_discard(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 {
 	struct region *r;
 	uint64_t idx, end, umask;
+	int err;
 
 	if ((gpa | size) & (GMM_PAGE_SIZE - 1))
 		return gmm_set_error(-EINVAL, "guest discard [0x%llx, +0x%llx): not page aligned",
@@ -638,15 +843,17 @@ int gmm_guest_discard(struct gmm_guest *g, uint64_t gpa, uint64_t size)
 	if (idx >= end)
 		return 0;
 	region_lock(r, true);
-	discard_locked(g, r, idx, end);
+	err = discard_locked(g, r, idx, end);
 	pthread_rwlock_unlock(&r->lock);
-	return 0;
+	return err;
 }
 
 void gmm_guest_destroy(struct gmm_guest *g)
 {
 	if (!g)
 		return;
+	gmm_owner_unregister(g->pool, g->id);
+	g->dying = true;
 	for (unsigned int i = 0; i < g->nr_regions; i++) {
 		struct region *r = &g->regions[i];
 
@@ -660,7 +867,8 @@ void gmm_guest_destroy(struct gmm_guest *g)
 		munmap(r->map, r->map_bytes);
 	}
 	pthread_mutex_lock(&g->pool->guests_lock);
-	g->pool->guests[g->id] = NULL;
+	if (g->pool->guests[g->id] == g)
+		g->pool->guests[g->id] = NULL;
 	pthread_mutex_unlock(&g->pool->guests_lock);
 	free(g);
 }
@@ -702,6 +910,8 @@ int gmm_guest_stats(struct gmm_guest *g, struct gmm_guest_stats *st)
 	st->faults = __atomic_load_n(&g->faults, __ATOMIC_RELAXED);
 	st->huge_faults = __atomic_load_n(&g->huge_faults, __ATOMIC_RELAXED);
 	st->discarded_pages = __atomic_load_n(&g->discarded, __ATOMIC_RELAXED);
+	st->host_mappings = (uint64_t)__atomic_load_n(&g->maps, __ATOMIC_RELAXED);
+	st->host_mappings_max = (uint64_t)__atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -716,12 +926,313 @@ int gmm_frame_owner(struct gmm_pool *p, uint64_t pfn, unsigned int *guest_id, ui
 	pthread_mutex_lock(&z->lock);
 	head = buddy_find_head(p, pfn);
 	if (head != GMM_PFN_NONE && fr_kind(p, head) == FR_ALLOC)
-		l = p->link[pfn];
+		l = rmap_load(p, pfn);
 	pthread_mutex_unlock(&z->lock);
 	if (!(l & RMAP_OWNED))
 		return gmm_set_error(-ENOENT, "pfn %llu backs no guest page",
 				     (unsigned long long)pfn);
 	*guest_id = (unsigned int)((l >> 48) & 0x7fff);
 	*gfn = l & RMAP_GFN_MASK;
+	return 0;
+}
+
+/* --- migration (gmm/migrate.h) ------------------------------------------- */
+
+/*
+ * Moving the frames behind a backed unit (a 4 KiB page, an unsplit 2 MiB
+ * block, a hugetlbfs page) without losing a write:
+ *  1. the region lock exclusively (try only: the caller may be a thread
+ *     that holds it shared and is allocating): VMM accessors, faults and
+ *     discards wait on it;
+ *  2. MAP_MIGRATING in the unit's entries, then mprotect(PROT_READ): once
+ *     it returns (TLBs shot down, KVM's mappings invalidated through its
+ *     MMU notifier) nothing writes the old frames; a vCPU write exits and
+ *     its gmm_guest_fault() waits on the region lock; a host thread writing
+ *     through the mapping takes SIGSEGV and its handler calls
+ *     gmm_guest_migration_wait();
+ *  3. copy through the pool's mapping, map the new frames with MAP_FIXED
+ *     (read-write: this ends the write stop), move the rmap, update the
+ *     entries (which clears MAP_MIGRATING), wake the waiters.
+ * Pinned units are refused: a device may write them through a pointer.
+ */
+
+#define MIGRATE_SYNC_TRIES 64 /* lock attempts of a sync migration */
+
+static bool region_trylock_excl(struct region *r, enum gmm_migrate_mode mode)
+{
+	unsigned int tries = mode == GMM_MIGRATE_ASYNC ? 1 : MIGRATE_SYNC_TRIES;
+
+	for (unsigned int i = 0; i < tries; i++) {
+		if (!pthread_rwlock_trywrlock(&r->lock))
+			return true;
+		sched_yield();
+	}
+	return false;
+}
+
+static struct region *region_of_gfn(struct gmm_guest *g, uint64_t gfn)
+{
+	uint64_t gpa = gfn << GMM_PAGE_SHIFT;
+
+	for (unsigned int i = 0; i < g->nr_regions; i++) {
+		struct region *r = &g->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return r;
+	}
+	return NULL;
+}
+
+/* Does the unit of 2^@order pages at @base map @pfn as one block, unpinned? */
+static int unit_check(const struct region *r, uint64_t base, uint64_t pfn, unsigned int order)
+{
+	uint64_t n = 1ull << order;
+
+	if (base + n > r->nr_pages)
+		return -EAGAIN;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t e = entry_get(r, base + i);
+
+		if (!e || entry_pfn(e) != pfn + i || !(e & MAP_HUGE_BIT) != !order)
+			return -EAGAIN;
+		if (e & (MAP_PTR_PIN | MAP_PIN_MASK))
+			return -EBUSY;
+	}
+	return 0;
+}
+
+static void migration_wake(struct gmm_guest *g)
+{
+	__atomic_fetch_add(&g->mseq, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &g->mseq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+static int move_unit(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t old,
+		     uint64_t new, unsigned int order)
+{
+	uint64_t n = 1ull << order, len = n << GMM_PAGE_SHIFT, flags = order ? MAP_HUGE_BIT : 0;
+	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+	int err;
+
+	for (uint64_t i = 0; i < n; i++)
+		__atomic_fetch_or(&r->map[base + i], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	if (mprotect(hva, len, PROT_READ)) {
+		err = gmm_set_error(-errno, "migrate: write-protecting gpa 0x%llx: %s",
+				    (unsigned long long)(r->gpa + (base << GMM_PAGE_SHIFT)),
+				    strerror(errno));
+		goto undo;
+	}
+	memcpy(gmm_pfn_to_host(g->pool, new), gmm_pfn_to_host(g->pool, old), len);
+	err = map_frames(g, r, base, new, n);
+	if (err) {
+		mprotect(hva, len, PROT_READ | PROT_WRITE);
+		goto undo;
+	}
+	set_rmap(g, new, (r->gpa >> GMM_PAGE_SHIFT) + base, n);
+	for (uint64_t i = 0; i < n; i++)
+		entry_set(r, base + i, (new + i + 1) | flags);
+	__atomic_fetch_add(&g->migrated, n, __ATOMIC_RELAXED);
+	migration_wake(g);
+	return 0;
+undo:
+	for (uint64_t i = 0; i < n; i++)
+		__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	migration_wake(g);
+	return err;
+}
+
+static int guest_migrate(void *ctx, uint64_t gfn, uint64_t old, uint64_t new, unsigned int order,
+			 enum gmm_migrate_mode mode)
+{
+	struct gmm_guest *g = ctx;
+	struct region *r = region_of_gfn(g, gfn);
+	uint64_t base;
+	int err;
+
+	if (!r || (order && order != HUGE_ORDER && order != g->unit_order))
+		return -EAGAIN;
+	base = gfn - (r->gpa >> GMM_PAGE_SHIFT);
+	if (base & ((1ull << order) - 1))
+		return -EAGAIN;
+	if (!region_trylock_excl(r, mode))
+		return -EAGAIN;
+	err = unit_check(r, base, old, order);
+	if (!err)
+		err = move_unit(g, r, base, old, new, order);
+	pthread_rwlock_unlock(&r->lock);
+	return err;
+}
+
+static const struct gmm_migrate_ops guest_migrate_ops = {
+	.name = "guest",
+	.migrate = guest_migrate,
+};
+
+int gmm_guest_migration_wait(struct gmm_guest *g, const void *addr)
+{
+	const char *a = addr;
+
+	if (!g)
+		return -EINVAL;
+	for (unsigned int i = 0; i < g->nr_regions; i++) {
+		struct region *r = &g->regions[i];
+		uint64_t idx;
+		int waited = 0;
+
+		if (a < r->hva || a >= r->hva + r->size)
+			continue;
+		idx = (uint64_t)(a - r->hva) >> GMM_PAGE_SHIFT;
+		for (;;) {
+			uint32_t seq = __atomic_load_n(&g->mseq, __ATOMIC_ACQUIRE);
+
+			if (!(entry_get(r, idx) & MAP_MIGRATING))
+				return waited;
+			syscall(SYS_futex, &g->mseq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+			waited = 1;
+		}
+	}
+	return -EFAULT;
+}
+
+/* Add @delta pins to pages [idx, end) of @r (backing them first). */
+static int pin_range(struct gmm_guest *g, uint64_t gpa, uint64_t len, int delta)
+{
+	struct region *r = find_region(g, gpa, len ? len : 1);
+	uint64_t idx, end;
+	int err = 0;
+
+	if (!r)
+		return -EFAULT;
+	idx = (gpa - r->gpa) >> GMM_PAGE_SHIFT;
+	end = (gpa - r->gpa + (len ? len : 1) - 1) / GMM_PAGE_SIZE + 1;
+	if (delta > 0) {
+		err = lock_backed(g, r, idx, end);
+		if (err)
+			return err;
+	} else {
+		region_lock(r, false);
+	}
+	for (uint64_t i = idx; i < end && !err; i++)
+		if ((entry_get(r, i) & MAP_PIN_MASK) == (delta > 0 ? MAP_PIN_MASK : 0))
+			err = gmm_set_error(delta > 0 ? -EOVERFLOW : -EINVAL,
+					    "guest pin: page at gpa 0x%llx %s",
+					    (unsigned long long)(r->gpa + (i << GMM_PAGE_SHIFT)),
+					    delta > 0 ? "has 65535 pins" : "is not pinned");
+	for (uint64_t i = idx; i < end && !err; i++)
+		__atomic_fetch_add(&r->map[i], delta > 0 ? MAP_PIN_ONE : -MAP_PIN_ONE,
+				   __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&r->lock);
+	return err;
+}
+
+int gmm_guest_pin(struct gmm_guest *g, uint64_t gpa, uint64_t len)
+{
+	return pin_range(g, gpa, len, 1);
+}
+
+int gmm_guest_unpin(struct gmm_guest *g, uint64_t gpa, uint64_t len)
+{
+	return pin_range(g, gpa, len, -1);
+}
+
+uint64_t gmm_guest_migrated(const struct gmm_guest *g)
+{
+	return g ? __atomic_load_n(&g->migrated, __ATOMIC_RELAXED) : 0;
+}
+
+/* --- collapse onto 2 MiB blocks (khugepaged) ------------------------------- */
+
+/* Are the 512 pages at @base all backed by single frames, none pinned? */
+static bool chunk_collapsible(const struct region *r, uint64_t base)
+{
+	for (uint64_t i = base; i < base + HUGE_PAGES; i++) {
+		uint64_t e = entry_get(r, i);
+
+		if (!e || (e & (MAP_HUGE_BIT | MAP_MIGRATING | MAP_PTR_PIN | MAP_PIN_MASK)))
+			return false;
+	}
+	return true;
+}
+
+/* Copy the chunk into @block and map it in one piece (region lock held exclusively). */
+static int collapse_locked(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t block)
+{
+	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+	uint64_t old[HUGE_PAGES];
+	int err;
+
+	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
+		old[i] = entry_pfn(entry_get(r, base + i));
+		__atomic_fetch_or(&r->map[base + i], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	}
+	err = mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ) ? -errno : 0;
+	for (uint64_t i = 0; !err && i < HUGE_PAGES; i++)
+		memcpy(gmm_pfn_to_host(g->pool, block + i), gmm_pfn_to_host(g->pool, old[i]),
+		       GMM_PAGE_SIZE);
+	if (!err)
+		err = map_frames(g, r, base, block, HUGE_PAGES);
+	if (err) {
+		mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ | PROT_WRITE);
+		for (uint64_t i = 0; i < HUGE_PAGES; i++)
+			__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
+		migration_wake(g);
+		return err;
+	}
+	set_rmap(g, block, (r->gpa >> GMM_PAGE_SHIFT) + base, HUGE_PAGES);
+	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
+		entry_set(r, base + i, (block + i + 1) | MAP_HUGE_BIT);
+		rmap_store(g->pool, old[i], 0);
+		gmm_free(g->pool, old[i], 0);
+	}
+	migration_wake(g);
+	return 0;
+}
+
+/* Collapse one chunk: 1 done, 0 not collapsible, -ENOMEM no order-9 block. */
+static int collapse_chunk(struct gmm_guest *g, struct region *r, uint64_t base)
+{
+	uint64_t block;
+	int err = 0;
+
+	if (!chunk_collapsible(r, base))
+		return 0;
+	/* allocate first: the allocation may compact, and compaction may move
+	 * pages of this region (it only try-locks the region) */
+	block = gmm_alloc(g->pool, HUGE_ORDER, GMM_MOVABLE, r->node);
+	if (block == GMM_PFN_NONE)
+		return -ENOMEM;
+	region_lock(r, true);
+	if (chunk_collapsible(r, base))
+		err = collapse_locked(g, r, base, block) ? 0 : 1;
+	pthread_rwlock_unlock(&r->lock);
+	if (err != 1)
+		gmm_free(g->pool, block, HUGE_ORDER);
+	return err;
+}
+
+int gmm_guest_collapse(struct gmm_guest *g, uint64_t max_chunks, struct gmm_collapse_stats *st)
+{
+	uint64_t done = 0;
+
+	if (!g || !st)
+		return gmm_set_error(-EINVAL, "gmm_guest_collapse: NULL argument");
+	memset(st, 0, sizeof(*st));
+	if (g->unit_order)
+		return 0; /* hugetlbfs: every unit is a host huge page already */
+	for (unsigned int ri = 0; ri < g->nr_regions && done < max_chunks; ri++) {
+		struct region *r = &g->regions[ri];
+
+		for (uint64_t base = 0; base < r->nr_pages && done < max_chunks; base += HUGE_PAGES) {
+			int res = collapse_chunk(g, r, base);
+
+			st->scanned++;
+			if (res > 0) {
+				st->thp_collapse_alloc++;
+				done++;
+			} else if (res < 0) {
+				st->thp_collapse_alloc_failed++;
+			}
+		}
+	}
 	return 0;
 }

@@ -25,7 +25,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <gmm/compact.h>
 #include <gmm/gmm.h>
+#include <gmm/migrate.h>
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -76,6 +78,14 @@ struct freelist {
 	uint64_t nr;
 };
 
+/* Per-zone compaction state (compact.c), under the zone lock unless noted. */
+struct compact_zone_state {
+	uint64_t migrate_pfn; /* where the migrate scanner resumes (cached) */
+	uint64_t free_pfn;    /* where the free scanner resumes (cached) */
+	unsigned int considered, defer_shift, order_failed; /* defer_compaction() */
+	struct gmm_compact_events ev;
+};
+
 struct gmm_zone {
 	pthread_mutex_t lock;
 	struct gmm_pool *pool;
@@ -100,6 +110,14 @@ struct gmm_zone {
 	bool took_reported;
 	struct freelist area[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
 	struct gmm_zone_events ev;
+	struct compact_zone_state compact;
+};
+
+/* A frame owner (migrate.c): how to move its blocks. */
+struct gmm_owner {
+	const struct gmm_migrate_ops *ops;
+	void *ctx;
+	unsigned int busy; /* callbacks running, atomic */
 };
 
 struct gmm_node {
@@ -149,6 +167,10 @@ struct gmm_pool {
 	struct gmm_guest *guests[GMM_MAX_GUESTS];
 	/* per-thread caches (pcp.c) */
 	struct pcp_pool *pcp;
+	/* frame owners by rmap id, under guests_lock (migrate.c) */
+	struct gmm_owner owners[GMM_MAX_GUESTS];
+	/* the kcompactd threads, or NULL (kcompactd.c) */
+	struct kcompactd *kcompactd;
 };
 
 /* --- frame and pageblock helpers ------------------------------------- */
@@ -262,6 +284,22 @@ static inline uint64_t rmap_make(unsigned int guest_id, uint64_t gfn)
 	return RMAP_OWNED | ((uint64_t)guest_id << 48) | (gfn & RMAP_GFN_MASK);
 }
 
+/* The rmap word of an allocated frame: relaxed atomics (rules in gmm/migrate.h). */
+static inline uint64_t rmap_load(const struct gmm_pool *p, uint64_t pfn)
+{
+	return __atomic_load_n(&p->link[pfn], __ATOMIC_RELAXED);
+}
+
+static inline void rmap_store(struct gmm_pool *p, uint64_t pfn, uint64_t v)
+{
+	__atomic_store_n(&p->link[pfn], v, __ATOMIC_RELAXED);
+}
+
+static inline unsigned int rmap_owner(uint64_t l)
+{
+	return (unsigned int)((l >> 48) & 0x7fff);
+}
+
 /* --- error.c ---------------------------------------------------------- */
 void gmm_clear_error(void);
 
@@ -297,6 +335,26 @@ void report_fini(struct gmm_pool *p);
 bool zone_watermark_fast(struct gmm_zone *z, unsigned int order, int highest_zoneidx,
 			 unsigned int alloc_flags);
 void zone_maybe_clear_boost(struct gmm_zone *z);
+
+/* --- migrate.c / compact.c / kcompactd.c ------------------------------ */
+/* Move the owned block at @old (order @order, allocated) into the allocated
+ * block @new; on success @old is freed.  0 or the owner's error. */
+int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned int order,
+		     enum gmm_migrate_mode mode);
+/* Free a block compaction holds straight into the buddy (not a cache). */
+void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order);
+/* Direct compaction in the allocator's slow path: a block of @order taken
+ * for the caller (captured), or GMM_PFN_NONE. */
+uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool movable,
+			int highest_zoneidx, uint64_t nodemask, bool nowait);
+/* A high-order allocation failed on @node: wake its kcompactd (if running). */
+void kcompactd_wake(struct gmm_pool *p, int node, unsigned int order);
+void kcompactd_stop_all(struct gmm_pool *p);
+/* kcompactd's work on @node: compact for @order (and until @target frames
+ * are free in whole pageblocks, when not 0); proactive compaction when the
+ * node's score is above the high mark (returns whether it ran). */
+void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64_t target);
+int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiveness);
 
 /* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */
 #define NR_PCP_ORDERS (GMM_COSTLY_ORDER + 1)

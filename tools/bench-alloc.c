@@ -7,12 +7,18 @@
  *          stack of frame numbers measured in the same run (the cheapest
  *          possible locked allocator: the ratio is the buddy's overhead);
  *   frag   fragmentation stress with mixed mobility (stress-highalloc in
- *          spirit), with mobility grouping on and, as the baseline, off;
+ *          spirit): grouping on with compaction (the movable frames owned
+ *          and movable, kcompactd running, direct compaction), grouping on
+ *          without compaction, and grouping off (the baselines);
+ *   compact compaction throughput: a fragmented 1 GiB pool compacted whole,
+ *          and alloc_contig_range of 2 MiB on a full pool (success, latency),
+ *          GiB/s migrated against memcpy of the same bytes in the same run,
+ *          and frames scanned per frame migrated;
  *   scale  metadata bytes per GiB, pool creation time and order-0/order-9
  *          costs for pools of 1 GiB, 64 GiB and 1 TiB (memory reserved,
  *          never touched), as ratios to the 1 GiB pool.
  *
- * Usage: bench-alloc [pair|frag|scale|all] [--quick]
+ * Usage: bench-alloc [pair|frag|compact|scale|all] [--quick]
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -22,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <gmm/compact.h>
 #include <gmm/gmm.h>
 
 #include "fragload.h"
@@ -137,6 +144,8 @@ static void bench_pair(void)
 /* --- frag ------------------------------------------------------------------ */
 
 struct frag_result {
+	double secs;
+	struct gmm_compact_events ev;
 	double free_in_pageblocks; /* (a) share of free memory in free order>=9 blocks */
 	double polluted;           /* (b) share of pageblocks with unmovable/reclaimable frames */
 	double compactable;        /* (c) share of memory in blocks of only movable frames or free */
@@ -184,14 +193,22 @@ static double frag_at_rest(struct fragload *f)
 	return (double)got / (double)blocks;
 }
 
-static void frag_run(bool grouping, uint64_t steps, struct frag_result *r)
+static void frag_run(bool grouping, bool compaction, uint64_t steps, struct frag_result *r)
 {
 	struct gmm_pool *p = pool_of(GIB, grouping);
 	struct fragload f;
+	double t0 = now_ns();
 
 	if (fragload_init(&f, p, 0x2545f4914f6cdd1dull))
 		exit(1);
+	if (compaction && (fragload_own(&f) || gmm_kcompactd_start(p, 20))) {
+		fprintf(stderr, "bench-alloc: %s\n", gmm_last_error());
+		exit(1);
+	}
 	fragload_run(&f, steps);
+	gmm_kcompactd_stop(p);
+	r->secs = (now_ns() - t0) / 1e9;
+	gmm_compact_stats(p, &r->ev);
 	frag_measure(&f, r);
 	r->hugepages_at_rest = frag_at_rest(&f);
 	if (gmm_pool_check(p))
@@ -205,32 +222,147 @@ static double ratio(double a, double b)
 	return a / (b > 0 ? b : 1e-9);
 }
 
+static void frag_line(const char *what, double a, double b, double c)
+{
+	printf("%-46s %8.1f%% %8.1f%% %8.1f%%", what, 100 * a, 100 * b, 100 * c);
+	for (int i = 0; i < 2; i++) {
+		double d = i ? c : b;
+
+		if (d > 0)
+			printf(" %7.2fx", a / d);
+		else
+			printf(" %8s", "(0)");
+	}
+	printf("\n");
+}
+
 static void frag_report(uint64_t steps)
 {
-	struct frag_result on, off;
+	struct frag_result cmp, on, off;
+	uint64_t scanned;
 
-	frag_run(true, steps, &on);
-	frag_run(false, steps, &off);
+	frag_run(true, true, steps, &cmp);
+	frag_run(true, false, steps, &on);
+	frag_run(false, false, steps, &off);
 	printf("-- after %" PRIu64 " workload steps\n", steps);
-	printf("%-52s %9s %9s %8s\n", "", "grouping", "off", "ratio");
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(a) free memory in free order>=9 blocks",
-	       100 * on.free_in_pageblocks, 100 * off.free_in_pageblocks,
-	       ratio(on.free_in_pageblocks, off.free_in_pageblocks));
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(b) pageblocks polluted by unmovable/reclaimable",
-	       100 * on.polluted, 100 * off.polluted, ratio(on.polluted, off.polluted));
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "(c) memory compaction could make order-9",
-	       100 * on.compactable, 100 * off.compactable, ratio(on.compactable, off.compactable));
-	printf("%-52s %8.1f%% %8.1f%% %7.2fx\n", "    order-9 allocatable after freeing movable",
-	       100 * on.hugepages_at_rest, 100 * off.hugepages_at_rest,
-	       ratio(on.hugepages_at_rest, off.hugepages_at_rest));
+	printf("%-46s %9s %9s %9s %8s %8s\n", "", "compact", "grouping", "off", "/group", "/off");
+	frag_line("(a) free memory in free order>=9 blocks", cmp.free_in_pageblocks,
+		  on.free_in_pageblocks, off.free_in_pageblocks);
+	frag_line("(b) pageblocks polluted by unmovable/reclaimable", cmp.polluted, on.polluted,
+		  off.polluted);
+	frag_line("(c) theoretical maximum: unpolluted pageblocks", cmp.compactable,
+		  on.compactable, off.compactable);
+	frag_line("(d) order-9 allocatable after freeing movable", cmp.hugepages_at_rest,
+		  on.hugepages_at_rest, off.hugepages_at_rest);
+	frag_line("    (d) as a share of (c)", ratio(cmp.hugepages_at_rest, cmp.compactable),
+		  ratio(on.hugepages_at_rest, on.compactable),
+		  ratio(off.hugepages_at_rest, off.compactable));
+	scanned = cmp.ev.compact_migrate_scanned + cmp.ev.compact_free_scanned;
+	printf("    run time %.1f s vs %.1f s vs %.1f s; compaction: %" PRIu64 " frames migrated, "
+	       "%.2f scanned per migrated, %" PRIu64 " stalls (%" PRIu64 " captured), %" PRIu64
+	       " kcompactd wakes\n", cmp.secs, on.secs, off.secs, cmp.ev.pgmigrate_success,
+	       ratio((double)scanned, (double)cmp.ev.pgmigrate_success), cmp.ev.compact_stall,
+	       cmp.ev.compact_capture, cmp.ev.compact_daemon_wake);
 }
 
 static void bench_frag(void)
 {
 	printf("== frag: 1 GiB, ~10%% long-lived unmovable, ~15%% reclaimable churn, movable churn to 92%%\n");
-	printf("   baseline: the same run with mobility grouping off; no compaction exists yet\n");
-	frag_report(quick ? 200000 : 400000);
-	frag_report(quick ? 1000000 : 4000000);
+	printf("   compact: grouping + compaction (kcompactd, proactiveness 20, direct); baselines in\n"
+	       "   the same run: grouping without compaction, grouping off\n");
+	frag_report(quick ? 400000 : 4000000);
+	frag_report(quick ? 4000000 : 40000000);
+}
+
+/* --- compact ---------------------------------------------------------------- */
+
+#define CONTIG_TRIES 64
+
+/* alloc_contig_range of 2 MiB at random pageblocks of a pool about 90% full. */
+static void bench_contig(void)
+{
+	struct gmm_pool *p = pool_of(GIB, true);
+	uint64_t blocks = gmm_pool_nr_pages(p) / GMM_PAGEBLOCK_PAGES, ok = 0, pfn;
+	double t_contig = 0, t_plain;
+	struct fragload f;
+
+	if (fragload_init(&f, p, 0x51ed2701a3f9c5b1ull) || fragload_own(&f))
+		exit(1);
+	fragload_run(&f, quick ? 400000 : 2000000);
+	for (int i = 0; i < CONTIG_TRIES; i++) {
+		uint64_t b = (f.rng = f.rng * 6364136223846793005ull + 1) >> 33;
+		double t = now_ns();
+		int err;
+
+		b %= blocks;
+		err = gmm_alloc_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
+		t_contig += now_ns() - t;
+		if (!err) {
+			ok++;
+			gmm_free_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
+		}
+	}
+	printf("== contig: alloc_contig_range of 2 MiB at %d random pageblocks, pool %.0f%% full\n",
+	       CONTIG_TRIES, 100.0 - 100.0 * (double)gmm_pool_nr_free(p) / (double)gmm_pool_nr_pages(p));
+	fragload_release(&f);
+	gmm_pool_destroy(p);
+	/* the baseline: order-9 alloc+free on an empty pool of the same size */
+	p = pool_of(GIB, true);
+	t_plain = now_ns();
+	for (int i = 0; i < CONTIG_TRIES; i++) {
+		pfn = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, GMM_NO_NODE);
+		gmm_free(p, pfn, GMM_PAGEBLOCK_ORDER);
+	}
+	t_plain = now_ns() - t_plain;
+	gmm_pool_destroy(p);
+	printf("   success %" PRIu64 "/%d (%.0f%%); a failure: an unmovable/reclaimable frame "
+	       "or no target\n", ok, CONTIG_TRIES, 100.0 * (double)ok / CONTIG_TRIES);
+	printf("   latency %.1f us per attempt vs order-9 alloc+free on an empty pool %.2f us "
+	       "(%.0fx)\n", t_contig / CONTIG_TRIES / 1e3, t_plain / CONTIG_TRIES / 1e3,
+	       t_contig / t_plain);
+}
+
+static void bench_compact(void)
+{
+	struct gmm_pool *p = pool_of(GIB, true);
+	struct gmm_compact_result res;
+	struct fragload f;
+	double t, tc, gib;
+	char *a, *b;
+
+	if (fragload_init(&f, p, 0x9e3779b97f4a7c15ull) || fragload_own(&f))
+		exit(1);
+	fragload_run(&f, quick ? 400000 : 2000000);
+	fragload_free_mobility(&f, FRAG_RECLAIMABLE);
+	t = now_ns();
+	gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res);
+	t = now_ns() - t;
+	gib = (double)(res.migrated * GMM_PAGE_SIZE) / GIB;
+	/* the floor: memcpy of the same bytes, 4 KiB at a time, between two buffers */
+	a = malloc(256 * MIB);
+	b = malloc(256 * MIB);
+	memset(a, 1, 256 * MIB);
+	memset(b, 2, 256 * MIB);
+	tc = now_ns();
+	for (uint64_t done = 0; done < res.migrated * GMM_PAGE_SIZE; done += GMM_PAGE_SIZE) {
+		uint64_t off = done % (256 * MIB);
+
+		memcpy(b + off, a + off, GMM_PAGE_SIZE);
+	}
+	tc = now_ns() - tc;
+	printf("== compact: 1 GiB after the frag workload, reclaimable freed, whole zone, sync\n");
+	printf("   migrated %.3f GiB in %.1f ms: %.2f GiB/s; memcpy of the same bytes %.2f GiB/s "
+	       "(ratio %.2fx)\n", gib, t / 1e6, gib / (t / 1e9), gib / (tc / 1e9), tc / t);
+	printf("   scanned per migrated: %.2f (migrate %" PRIu64 " + free %" PRIu64 ")\n",
+	       ratio((double)(res.migrate_scanned + res.free_scanned), (double)res.migrated),
+	       res.migrate_scanned, res.free_scanned);
+	printf("   fragmentation score %d; order-9 blocks free: ", gmm_fragmentation_score(p, 0));
+	printf("%.1f%% of free memory\n", 100.0 - gmm_fragmentation_score(p, 0));
+	free(a);
+	free(b);
+	fragload_release(&f);
+	gmm_pool_destroy(p);
+	bench_contig();
 }
 
 /* --- scale ----------------------------------------------------------------- */
@@ -308,6 +440,8 @@ int main(int argc, char **argv)
 		bench_pair();
 	if (!strcmp(what, "frag") || !strcmp(what, "all"))
 		bench_frag();
+	if (!strcmp(what, "compact") || !strcmp(what, "all"))
+		bench_compact();
 	if (!strcmp(what, "scale") || !strcmp(what, "all"))
 		bench_scale();
 	return 0;

@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <gmm/migrate.h>
 
 #include "fragload.h"
 
@@ -25,27 +28,74 @@ int fragload_init(struct fragload *f, struct gmm_pool *pool, uint64_t seed)
 	for (int m = 0; m < FRAG_NR_MOB; m++)
 		f->frames[m] = 0;
 	f->rng = seed | 1;
+	f->owned = false;
+	f->moved = 0;
+	pthread_mutex_init(&f->lock, NULL);
 	f->a = malloc(gmm_pool_nr_pages(pool) * sizeof(*f->a));
 	return f->a ? 0 : -ENOMEM;
 }
 
+/* The owner callback: move allocation @key from @old to @new (under f->lock). */
+static int fragload_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new,
+			    unsigned int order, enum gmm_migrate_mode mode)
+{
+	struct fragload *f = ctx;
+	int err = -EAGAIN;
+
+	if (mode == GMM_MIGRATE_ASYNC ? pthread_mutex_trylock(&f->lock) :
+					pthread_mutex_lock(&f->lock))
+		return -EAGAIN;
+	if (key < f->n && f->a[key].pfn == old && f->a[key].order == order) {
+		memcpy(gmm_pfn_to_host(f->pool, new), gmm_pfn_to_host(f->pool, old),
+		       GMM_PAGE_SIZE << order);
+		f->a[key].pfn = new;
+		gmm_rmap_set(f->pool, new, order, f->owner_id, key);
+		f->moved += 1ull << order;
+		err = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+static const struct gmm_migrate_ops fragload_ops = { "fragload", fragload_migrate };
+
+int fragload_own(struct fragload *f)
+{
+	int err = gmm_owner_register(f->pool, &fragload_ops, f, &f->owner_id);
+
+	f->owned = !err;
+	return err;
+}
+
+/* gmm_alloc runs unlocked: it may compact, and compaction calls back. */
 static void take(struct fragload *f, int mob, unsigned int order)
 {
 	uint64_t pfn = gmm_alloc(f->pool, order, mob_flags[mob], GMM_NO_NODE);
 
 	if (pfn == GMM_PFN_NONE)
 		return;
+	pthread_mutex_lock(&f->lock);
+	if (f->owned && mob == FRAG_MOVABLE)
+		gmm_rmap_set(f->pool, pfn, order, f->owner_id, f->n);
 	f->a[f->n++] = (struct frag_alloc){ pfn, order, mob };
 	f->frames[mob] += 1ull << order;
+	pthread_mutex_unlock(&f->lock);
 }
 
 static void give(struct fragload *f, uint64_t k)
 {
-	struct frag_alloc x = f->a[k];
+	struct frag_alloc x;
 
-	gmm_free(f->pool, x.pfn, x.order);
+	pthread_mutex_lock(&f->lock);
+	x = f->a[k];
+	if (f->owned && x.mob == FRAG_MOVABLE)
+		gmm_rmap_clear(f->pool, x.pfn, x.order);
 	f->frames[x.mob] -= 1ull << x.order;
 	f->a[k] = f->a[--f->n];
+	if (f->owned && k < f->n && f->a[k].mob == FRAG_MOVABLE)
+		gmm_rmap_set(f->pool, f->a[k].pfn, f->a[k].order, f->owner_id, k);
+	pthread_mutex_unlock(&f->lock);
+	gmm_free(f->pool, x.pfn, x.order);
 }
 
 /* Free a random allocation of mobility @mob (a few tries). */
@@ -98,6 +148,10 @@ void fragload_release(struct fragload *f)
 {
 	while (f->n)
 		give(f, f->n - 1);
+	if (f->owned)
+		gmm_owner_unregister(f->pool, f->owner_id);
+	f->owned = false;
+	pthread_mutex_destroy(&f->lock);
 	free(f->a);
 	f->a = NULL;
 }

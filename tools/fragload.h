@@ -9,6 +9,8 @@
 #ifndef GMM_TOOLS_FRAGLOAD_H
 #define GMM_TOOLS_FRAGLOAD_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <gmm/gmm.h>
@@ -27,10 +29,18 @@ struct fragload {
 	uint64_t n;
 	uint64_t frames[FRAG_NR_MOB];
 	uint64_t rng;
+	/* migration: movable blocks are owned (key = index in a[]) */
+	bool owned;
+	unsigned int owner_id;
+	pthread_mutex_t lock; /* a[] against the owner callback */
+	uint64_t moved;       /* frames migrated */
 };
 
 /* Prepare a workload on @pool; returns 0 or -ENOMEM. */
 int fragload_init(struct fragload *f, struct gmm_pool *pool, uint64_t seed);
+
+/* Own the movable blocks so that compaction can move them (before running). */
+int fragload_own(struct fragload *f);
 
 /* Run @steps random allocation/free steps. */
 void fragload_run(struct fragload *f, uint64_t steps);

@@ -5,7 +5,8 @@
  * Builds a pool as asked (size, fake NUMA nodes, ZONE_MOVABLE, grouping),
  * optionally runs the mixed-mobility fragmentation workload on it, and
  * prints buddyinfo, pagetypeinfo, zoneinfo and the fragmentation indices
- * as text or JSON.  --demo is the allocator demonstration: the same
+ * as text or JSON, the compaction counters (vmstat names) and a picture of
+ * the pageblocks (--compact runs the workload with compaction).  --demo is the allocator demonstration: the same
  * fragmentation run with mobility grouping on and off, before and after.
  */
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gmm/compact.h>
 #include <gmm/gmm.h>
 
 #include "fragload.h"
@@ -25,23 +27,26 @@
 struct opts {
 	uint64_t size, movable;
 	unsigned int nodes;
-	bool grouping, json, demo;
+	bool grouping, json, demo, compact;
 	uint64_t load;
 	unsigned int views;
 };
 
-enum { V_BUDDY = 1, V_PAGETYPE = 2, V_ZONE = 4, V_EXTFRAG = 8, V_ALL = 15 };
+enum { V_BUDDY = 1, V_PAGETYPE = 2, V_ZONE = 4, V_EXTFRAG = 8, V_COMPACT = 16,
+       V_PAGEBLOCKS = 32, V_ALL = 63 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: gmm-stat [options] [buddyinfo|pagetypeinfo|zoneinfo|extfrag|all]...\n"
+		"usage: gmm-stat [options] [buddyinfo|pagetypeinfo|zoneinfo|extfrag|compact|"
+		"pageblocks|all]...\n"
 		"Create a gmm pool, optionally fragment it, and print its statistics.\n\n"
 		"  --size SIZE      ZONE_NORMAL size of each node (default 1G; K/M/G/T suffixes)\n"
 		"  --movable SIZE   ZONE_MOVABLE size of each node (default 0)\n"
 		"  --nodes N        fake NUMA nodes (default 1)\n"
 		"  --no-grouping    turn mobility grouping off\n"
 		"  --load STEPS     run STEPS steps of the mixed-mobility workload first\n"
+		"  --compact        ... with its movable memory migratable and kcompactd running\n"
 		"  --json           print JSON instead of text\n"
 		"  --demo           fragmentation demo: before/after, grouping on and off\n"
 		"  --help           this text\n");
@@ -69,11 +74,12 @@ static int parse_size(const char *s, uint64_t *out)
 
 static int parse_view(const char *s)
 {
-	static const char *const names[] = { "buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag" };
+	static const char *const names[] = { "buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag",
+					      "compact", "pageblocks" };
 
 	if (!strcmp(s, "all"))
 		return V_ALL;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 6; i++)
 		if (!strcmp(s, names[i]))
 			return 1 << i;
 	return -EINVAL;
@@ -84,7 +90,8 @@ static int parse(int argc, char **argv, struct opts *o)
 	static const struct option lo[] = {
 		{ "size", 1, 0, 's' }, { "movable", 1, 0, 'm' }, { "nodes", 1, 0, 'n' },
 		{ "no-grouping", 0, 0, 'g' }, { "load", 1, 0, 'l' }, { "json", 0, 0, 'j' },
-		{ "demo", 0, 0, 'd' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "demo", 0, 0, 'd' }, { "help", 0, 0, 'h' }, { "compact", 0, 0, 'c' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 
@@ -100,6 +107,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'g': o->grouping = false; break;
 		case 'j': o->json = true; break;
 		case 'd': o->demo = true; break;
+		case 'c': o->compact = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -157,6 +165,13 @@ static void show(struct gmm_pool *p, unsigned int views, bool json)
 		}
 		printf(json ? "%s\n" : "%s\n", s);
 		free(s);
+	}
+	if (views & V_COMPACT)
+		gmm_compact_print_stats(p, stdout);
+	if (views & V_PAGEBLOCKS) {
+		printf("pageblocks (U unmovable, M movable, R reclaimable, H highatomic, C CMA, "
+		       "I isolated; lower case: over half free; '.': free)\n");
+		gmm_pageblock_map(p, stdout, 64);
 	}
 }
 
@@ -235,7 +250,12 @@ int main(int argc, char **argv)
 	if (o.load) {
 		if (fragload_init(&f, p, 42))
 			return 1;
+		if (o.compact && (fragload_own(&f) || gmm_kcompactd_start(p, 20))) {
+			fprintf(stderr, "gmm-stat: %s\n", gmm_last_error());
+			return 1;
+		}
 		fragload_run(&f, o.load);
+		gmm_kcompactd_stop(p);
 	}
 	show(p, o.views, o.json);
 	if (o.load)

@@ -61,7 +61,8 @@ int cpu_setup_boot_tables(struct vm *vm)
 	}
 	ret = ret ? ret : guestmem_write(vm->gm, BOOT_PDPT_GPA, pdpt, sizeof(pdpt));
 	if (ret) {
-		fprintf(stderr, "gmm-vmm: cannot write boot page tables: %s\n", strerror(-ret));
+		fprintf(stderr, "gmm-vmm: cannot write boot page tables: %s\n",
+			guestmem_strerror(vm->gm, ret));
 		return -VMM_EXIT_HOST;
 	}
 	return 0;

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -172,7 +173,12 @@ static void *loop_thread(void *arg)
 {
 	struct evloop *l = arg;
 	struct epoll_event evs[EVLOOP_BATCH];
+	sigset_t all;
 
+	/* Process-directed signals (SIGTERM, vm_stop()'s SIGUSR2) are for the
+	 * thread that waits for them, never for the loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	this_loop = l;
 	while (!atomic_load(&l->stop)) {
 		int n = epoll_wait(l->epfd, evs, EVLOOP_BATCH, -1);

@@ -19,6 +19,8 @@
  *   takes effect at once (a pending event of the deleted source is dropped).
  *   It never closes the source's fd: the caller owns the fd, and may close
  *   it once evloop_del() has returned.
+ * - The loop thread blocks every signal: process-directed ones (SIGTERM,
+ *   vm_stop()'s SIGUSR2) go to the thread that waits for them.
  * - evloop_call() queues a function to run once on the loop thread; it takes
  *   no lock that a handler holds, so a vCPU thread may call it while a
  *   handler waits for that vCPU.

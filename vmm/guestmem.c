@@ -1,56 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmm/guestmem.c - guest RAM: region layout and memslots for every mode, the
- * "plain" and "lazy" backings over anonymous memory, and the fault entry
- * point, vCPU hooks and bounds-checked accessors declared in guestmem.h,
- * which hand the "gmm" mode to guestmem_gmm.c.
+ * vmm/guestmem.c - guest RAM for every memory mode: the layout and the one
+ * region table, the fault entry point for vCPU exits, the vCPU hooks, the
+ * bounds-checked accessors, pins, discard and populate; each reaches the
+ * mode through its ops table (guestmem_impl.h) after one region lookup.
  */
-#include "guestmem.h"
-#include "guestmem_gmm.h"
+#include "guestmem_impl.h"
+#include <gmm/guest.h>
 #include <gmm/kvm_compat.h>
 #include <gmm/thread.h>
 
 #include <errno.h>
-#include <linux/mman.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-#define NR_STRIPES	64
-#define MPOL_BIND_	2
-#define PROGRESS_STEP	(64ULL << 20)
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-struct region {
-	struct guestmem_slot slot;
-	void *base;			/* reservation, aligned to page_size */
-	size_t reserved;		/* bytes reserved at base */
-	int host_node;
-	_Atomic uint8_t *state;		/* per backing unit: 1 = backed */
-};
-
-struct guestmem {
-	struct guestmem_cfg cfg;
-	unsigned int nr;
-	struct region reg[GUESTMEM_MAX_SLOTS];
-	pthread_mutex_t lock[NR_STRIPES];
-	_Atomic uint64_t faults;
-	_Atomic uint64_t backed;
-	_Atomic uint64_t discards;
-	struct gmm_ram *gr;		/* gmm mode, else NULL */
-};
+#define MIB		(1ULL << 20)
+#define PIN_MAX		UINT16_MAX
 
 struct guestmem_vcpu {
 	struct guestmem *gm;
 	unsigned int cpu;
+	uint64_t discard_seq;	/* gm->discard_seq when it last entered KVM_RUN */
 };
 
 const char *guestmem_mode_name(enum guestmem_mode mode)
@@ -65,151 +40,24 @@ const char *guestmem_mode_name(enum guestmem_mode mode)
 	}
 }
 
-static int hugetlb_flags(uint64_t page_size)
+const char *guestmem_faults_name(enum guestmem_faults faults)
 {
-	if (page_size == (2ULL << 20))
-		return MAP_HUGETLB | MAP_HUGE_2MB;
-	if (page_size == (1ULL << 30))
-		return MAP_HUGETLB | MAP_HUGE_1GB;
-	return 0;
+	return faults == GUESTMEM_FAULTS_UFFD ? "userfaultfd" : "exits";
 }
 
-static int bind_node(void *addr, size_t len, int node)
+static const struct guestmem_ops *mode_ops(enum guestmem_mode mode)
 {
-	unsigned long mask[4] = { 0 };
-
-	if (node < 0)
-		return 0;
-	mask[node / 64] = 1UL << (node % 64);
-	if (syscall(SYS_mbind, addr, len, MPOL_BIND_, mask, 256, 0))
-		return -errno;
-	return 0;
-}
-
-/* Map [off, off+len) of a region accessible (fresh zeroed memory). */
-static int map_backing(struct guestmem *gm, struct region *r, uint64_t off,
-		       uint64_t len)
-{
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
-	char *want = (char *)r->slot.hva + off;
-	void *p;
-
-	flags |= hugetlb_flags(gm->cfg.page_size);
-	p = mmap(want, len, PROT_READ | PROT_WRITE, flags, -1, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	return bind_node(p, len, r->host_node);
-}
-
-/* Put [off, off+len) back to an inaccessible, unbacked reservation. */
-static int unmap_backing(struct region *r, uint64_t off, uint64_t len)
-{
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
-	void *p;
-
-	p = mmap((char *)r->slot.hva + off, len, PROT_NONE, flags, -1, 0);
-	return p == MAP_FAILED ? -errno : 0;
-}
-
-static uint64_t nr_units(const struct guestmem *gm, const struct region *r)
-{
-	return r->slot.size / gm->cfg.page_size;
-}
-
-static int reserve(struct guestmem *gm, struct region *r, char *err,
-		   size_t errlen)
-{
-	uint64_t align = gm->cfg.page_size < (2ULL << 20) ?
-			 (2ULL << 20) : gm->cfg.page_size;
-	size_t len = r->slot.size + align;
-	uintptr_t a;
-	void *p;
-
-	p = mmap(NULL, len, PROT_NONE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "cannot reserve %llu MiB of address space: %s",
-			 (unsigned long long)(r->slot.size >> 20),
-			 strerror(errno));
-		return -1;
+	switch (mode) {
+	case GUESTMEM_GMM:
+		return &guestmem_gmm_ops;
+	case GUESTMEM_LAZY:
+		return &guestmem_lazy_ops;
+	default:
+		return &guestmem_plain_ops;
 	}
-	r->base = p;
-	r->reserved = len;
-	a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
-	r->slot.hva = (void *)a;
-	return 0;
 }
 
-static void progress(uint64_t done, uint64_t total, bool last)
-{
-	if (!isatty(STDERR_FILENO) && !last)
-		return;
-	fprintf(stderr, "\rprealloc: %llu/%llu MiB%s",
-		(unsigned long long)(done >> 20),
-		(unsigned long long)(total >> 20), last ? "\n" : "");
-}
-
-static int populate(struct guestmem *gm, uint64_t *done, uint64_t total)
-{
-	for (unsigned int i = 0; i < gm->nr; i++) {
-		struct region *r = &gm->reg[i];
-
-		for (uint64_t off = 0; off < r->slot.size; off += PROGRESS_STEP) {
-			uint64_t len = r->slot.size - off;
-
-			if (len > PROGRESS_STEP)
-				len = PROGRESS_STEP;
-			if (madvise((char *)r->slot.hva + off, len,
-				    MADV_POPULATE_WRITE))
-				return -errno;
-			*done += len;
-			progress(*done, total, false);
-		}
-	}
-	return 0;
-}
-
-static int back_region_fully(struct guestmem *gm, struct region *r)
-{
-	uint64_t n = nr_units(gm, r);
-	int ret;
-
-	ret = map_backing(gm, r, 0, r->slot.size);
-	if (ret)
-		return ret;
-	for (uint64_t i = 0; i < n; i++)
-		atomic_store(&r->state[i], 1);
-	atomic_fetch_add(&gm->backed, n);
-	return 0;
-}
-
-static int setup_region(struct guestmem *gm, struct region *r, char *err,
-			size_t errlen)
-{
-	int ret;
-
-	if (reserve(gm, r, err, errlen))
-		return -1;
-	r->state = calloc(nr_units(gm, r), 1);
-	if (!r->state) {
-		snprintf(err, errlen, "out of memory for the page map");
-		return -1;
-	}
-	if (gm->cfg.mode == GUESTMEM_LAZY && !gm->cfg.prealloc)
-		return 0;
-	ret = back_region_fully(gm, r);
-	if (ret) {
-		snprintf(err, errlen, "cannot map %llu MiB of guest RAM%s: %s",
-			 (unsigned long long)(r->slot.size >> 20),
-			 hugetlb_flags(gm->cfg.page_size) ?
-			 " from hugepages" : "", strerror(-ret));
-		return -1;
-	}
-	return 0;
-}
-
-static int add_slot(struct guestmem *gm, uint64_t gpa, uint64_t size,
-		    unsigned int node)
+static int add_slot(struct guestmem *gm, uint64_t gpa, uint64_t size, unsigned int node)
 {
 	struct region *r;
 
@@ -251,16 +99,21 @@ static int layout(struct guestmem *gm)
 static int check_cfg(const struct guestmem_cfg *cfg, char *err, size_t errlen)
 {
 	/* gmm regions are whole 2 MiB units (gmm_guest_add_ram) */
-	uint64_t unit = cfg->mode == GUESTMEM_GMM && cfg->page_size < (2ULL << 20) ?
-			(2ULL << 20) : cfg->page_size;
+	uint64_t unit = cfg->mode == GUESTMEM_GMM && cfg->page_size < 2 * MIB ?
+			2 * MIB : cfg->page_size;
 
 	if (!cfg->nr_nodes || cfg->nr_nodes > GUESTMEM_MAX_NODES) {
 		snprintf(err, errlen, "between 1 and %d guest NUMA nodes are supported",
 			 GUESTMEM_MAX_NODES);
 		return -1;
 	}
-	if (cfg->mode == GUESTMEM_GMM && cfg->page_size > (2ULL << 20)) {
+	if (cfg->mode == GUESTMEM_GMM && cfg->page_size > 2 * MIB) {
 		snprintf(err, errlen, "--memory-mode gmm backs guest RAM with pages of at most 2 MiB (use --hugepages 2M or --memory-mode lazy)");
+		return -1;
+	}
+	if (cfg->uffd_handlers > GUESTMEM_UFFD_MAX_HANDLERS) {
+		snprintf(err, errlen, "at most %d userfaultfd handler threads",
+			 GUESTMEM_UFFD_MAX_HANDLERS);
 		return -1;
 	}
 	for (unsigned int n = 0; n < cfg->nr_nodes; n++) {
@@ -274,25 +127,46 @@ static int check_cfg(const struct guestmem_cfg *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static int setup_gmm(struct guestmem *gm, char *err, size_t errlen)
+/* Pin counts, one per unit; untouched pages of the array cost nothing. */
+static int alloc_pins(struct guestmem *gm, char *err, size_t errlen)
 {
-	gm->gr = gmm_ram_create(&gm->cfg, err, errlen);
-	if (!gm->gr)
-		return -1;
 	for (unsigned int i = 0; i < gm->nr; i++) {
-		if (gmm_ram_add(gm->gr, &gm->reg[i].slot, err, errlen))
+		struct region *r = &gm->reg[i];
+		void *p;
+
+		r->pins_bytes = r->slot.size / gm->unit * sizeof(*r->pins);
+		p = mmap(NULL, r->pins_bytes, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED) {
+			r->pins_bytes = 0;
+			snprintf(err, errlen, "out of memory for the pin counts");
 			return -1;
+		}
+		r->pins = p;
 	}
-	if (gm->cfg.prealloc && gmm_ram_prealloc(gm->gr, err, errlen))
-		return -1;
-	return gmm_ram_start_reporting(gm->gr, gm->cfg.report_delay_ms, err, errlen);
+	return 0;
 }
 
-struct guestmem *guestmem_create(const struct guestmem_cfg *cfg, char *err,
-				 size_t errlen)
+static int setup(struct guestmem *gm, char *err, size_t errlen)
+{
+	bool uffd = gm->cfg.faults == GUESTMEM_FAULTS_UFFD && gm->cfg.mode != GUESTMEM_PLAIN;
+
+	if (layout(gm)) {
+		snprintf(err, errlen, "guest memory layout needs too many memslots");
+		return -1;
+	}
+	if (alloc_pins(gm, err, errlen))
+		return -1;
+	if (uffd && guestmem_uffd_open(gm, err, errlen))
+		return -1;
+	if (gm->ops->setup(gm, err, errlen))
+		return -1;
+	return uffd ? guestmem_uffd_start(gm, err, errlen) : 0;
+}
+
+struct guestmem *guestmem_create(const struct guestmem_cfg *cfg, char *err, size_t errlen)
 {
 	struct guestmem *gm;
-	uint64_t done = 0, total = 0;
 
 	if (check_cfg(cfg, err, errlen))
 		return NULL;
@@ -302,47 +176,35 @@ struct guestmem *guestmem_create(const struct guestmem_cfg *cfg, char *err,
 		return NULL;
 	}
 	gm->cfg = *cfg;
-	for (int i = 0; i < NR_STRIPES; i++)
+	gm->ops = mode_ops(cfg->mode);
+	gm->unit = cfg->mode == GUESTMEM_GMM ? 4096 : cfg->page_size;
+	gm->uffd = gm->stop_fd = -1;
+	for (int i = 0; i < GUESTMEM_STRIPES; i++)
 		pthread_mutex_init(&gm->lock[i], NULL);
-	if (layout(gm)) {
-		snprintf(err, errlen, "guest memory layout needs too many memslots");
-		goto fail;
+	pthread_mutex_init(&gm->pin_lock, NULL);
+	if (setup(gm, err, errlen)) {
+		guestmem_destroy(gm);
+		return NULL;
 	}
-	if (cfg->mode == GUESTMEM_GMM) {
-		if (setup_gmm(gm, err, errlen))
-			goto fail;
-		return gm;
-	}
-	for (unsigned int i = 0; i < gm->nr; i++) {
-		total += gm->reg[i].slot.size;
-		if (setup_region(gm, &gm->reg[i], err, errlen))
-			goto fail;
-	}
-	if (!cfg->prealloc)
-		return gm;
-	if (populate(gm, &done, total)) {
-		snprintf(err, errlen, "prealloc failed after %llu MiB: %s",
-			 (unsigned long long)(done >> 20), strerror(errno));
-		goto fail;
-	}
-	progress(done, total, true);
 	return gm;
-fail:
-	guestmem_destroy(gm);
-	return NULL;
 }
 
 void guestmem_destroy(struct guestmem *gm)
 {
 	if (!gm)
 		return;
-	gmm_ram_destroy(gm->gr);
+	guestmem_uffd_release(gm);
+	gm->ops->destroy(gm);
 	for (unsigned int i = 0; i < gm->nr; i++) {
-		if (gm->reg[i].base)
-			munmap(gm->reg[i].base, gm->reg[i].reserved);
-		free((void *)gm->reg[i].state);
+		if (gm->reg[i].pins_bytes)
+			munmap((void *)gm->reg[i].pins, gm->reg[i].pins_bytes);
 	}
 	free(gm);
+}
+
+void guestmem_release(struct guestmem *gm)
+{
+	guestmem_uffd_release(gm);
 }
 
 unsigned int guestmem_nr_slots(const struct guestmem *gm)
@@ -350,30 +212,18 @@ unsigned int guestmem_nr_slots(const struct guestmem *gm)
 	return gm->nr;
 }
 
-const struct guestmem_slot *guestmem_slot(const struct guestmem *gm,
-					  unsigned int i)
+const struct guestmem_slot *guestmem_slot(const struct guestmem *gm, unsigned int i)
 {
 	return i < gm->nr ? &gm->reg[i].slot : NULL;
 }
 
-struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm)
-{
-	return gm->gr ? gmm_ram_pool(gm->gr) : NULL;
-}
-
-struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm)
-{
-	return gm->gr ? gmm_ram_guest(gm->gr) : NULL;
-}
-
-struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm,
-					   unsigned int cpu)
+struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm, unsigned int cpu)
 {
 	struct guestmem_vcpu *v = calloc(1, sizeof(*v));
 
 	if (!v)
 		return NULL;
-	if (gm->gr && gmm_ram_thread_attach(gm->gr)) {
+	if (gm->ops->attach(gm)) {
 		free(v);
 		return NULL;
 	}
@@ -386,31 +236,31 @@ void guestmem_vcpu_detach(struct guestmem_vcpu *v)
 {
 	if (!v)
 		return;
-	if (v->gm->gr)
-		gmm_ram_thread_detach(v->gm->gr);
+	v->gm->ops->detach(v->gm);
 	free(v);
 }
 
 /* The gmm_thread_* calls do nothing on a thread that is not attached. */
 void guestmem_vcpu_offline(struct guestmem_vcpu *v)
 {
-	if (v->gm->gr)
+	v->discard_seq = atomic_load(&v->gm->discard_seq);
+	if (v->gm->ops->gmm_thread)
 		gmm_thread_offline();
 }
 
 void guestmem_vcpu_online(struct guestmem_vcpu *v)
 {
-	if (v->gm->gr)
+	if (v->gm->ops->gmm_thread)
 		gmm_thread_online();
 }
 
 void guestmem_vcpu_quiescent(struct guestmem_vcpu *v)
 {
-	if (v->gm->gr)
+	if (v->gm->ops->gmm_thread)
 		gmm_thread_quiescent();
 }
 
-static struct region *find(const struct guestmem *gm, uint64_t gpa)
+struct region *guestmem_find(const struct guestmem *gm, uint64_t gpa)
 {
 	for (unsigned int i = 0; i < gm->nr; i++) {
 		const struct region *r = &gm->reg[i];
@@ -421,221 +271,268 @@ static struct region *find(const struct guestmem *gm, uint64_t gpa)
 	return NULL;
 }
 
-bool guestmem_is_ram(const struct guestmem *gm, uint64_t gpa, uint64_t len)
+struct region *guestmem_find_hva(const struct guestmem *gm, uintptr_t hva)
 {
-	const struct region *r = find(gm, gpa);
+	for (unsigned int i = 0; i < gm->nr; i++) {
+		const struct region *r = &gm->reg[i];
+		uintptr_t start = (uintptr_t)r->slot.hva;
 
-	if (!r)
-		return false;
-	return len <= r->slot.size - (gpa - r->slot.gpa);
+		if (hva >= start && hva - start < r->slot.size)
+			return (struct region *)r;
+	}
+	return NULL;
 }
 
-/* Make the backing unit holding gpa accessible; count it if a fault did it. */
-static int back_unit(struct guestmem *gm, struct region *r, uint64_t gpa,
-		     bool fault)
+/* The region holding all of [gpa, gpa + len), or NULL. */
+static struct region *find_range(const struct guestmem *gm, uint64_t gpa, uint64_t len)
 {
-	uint64_t unit = (gpa - r->slot.gpa) / gm->cfg.page_size;
-	pthread_mutex_t *lock = &gm->lock[unit % NR_STRIPES];
-	int ret = 0;
+	struct region *r = guestmem_find(gm, gpa);
 
-	if (atomic_load_explicit(&r->state[unit], memory_order_acquire))
-		return 0;
-	pthread_mutex_lock(lock);
-	if (!atomic_load(&r->state[unit])) {
-		ret = map_backing(gm, r, unit * gm->cfg.page_size,
-				  gm->cfg.page_size);
-		if (!ret) {
-			atomic_store_explicit(&r->state[unit], 1,
-					      memory_order_release);
-			atomic_fetch_add(&gm->backed, 1);
-			if (fault)
-				atomic_fetch_add(&gm->faults, 1);
-		}
+	if (!r || len > r->slot.size - (gpa - r->slot.gpa))
+		return NULL;
+	return r;
+}
+
+bool guestmem_is_ram(const struct guestmem *gm, uint64_t gpa, uint64_t len)
+{
+	return find_range(gm, gpa, len) != NULL;
+}
+
+/* An exit's access: the pages [gpa, end) and, for MMIO, the data to complete. */
+struct access {
+	uint64_t gpa, end;
+	unsigned int len;	/* MMIO: bytes; KVM_EXIT_MEMORY_FAULT: 0 */
+	bool is_write;
+	void *data;
+};
+
+/* 1: RAM, a in it; 0: not RAM (a device's); negative: a bad exit. */
+static int decode(struct guestmem *gm, struct kvm_run *run, struct access *a, struct region **r)
+{
+	struct gmm_kvm_memory_fault *mf = gmm_kvm_memory_fault(run);
+
+	if (run->exit_reason == KVM_EXIT_MMIO) {
+		*a = (struct access){ run->mmio.phys_addr, 0, run->mmio.len, run->mmio.is_write,
+				      run->mmio.data };
+		*r = guestmem_find(gm, a->gpa);
+		if (!*r)
+			return 0;
+		if (a->len > sizeof(run->mmio.data) || !find_range(gm, a->gpa, a->len))
+			return -EFAULT;
+		a->end = a->gpa + 1;	/* one call backs the access, straddling or not */
+		return 1;
 	}
-	pthread_mutex_unlock(lock);
+	if (run->exit_reason != KVM_EXIT_MEMORY_FAULT)
+		return 0;
+	*a = (struct access){ mf->gpa & ~4095ULL, mf->gpa + (mf->size ? mf->size : 1), 0, false,
+			      NULL };
+	*r = find_range(gm, mf->gpa, a->end - mf->gpa);
+	if (!*r)
+		return 0;
+	return mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE ? -EINVAL : 1;
+}
+
+/*
+ * The vCPU exit's path to the pool: guestmem_fault -> ops->fault (gmm:
+ * gmm_fault) -> gmm_guest_fault -> back_range -> back_page -> gmm_alloc.
+ */
+int guestmem_fault(struct guestmem_vcpu *v, struct kvm_run *run)
+{
+	struct guestmem *gm = v->gm;
+	struct region *r;
+	struct access a;
+	int ret = decode(gm, run, &a, &r);
+
+	for (; ret > 0 && a.gpa < a.end; a.gpa += 4096) {
+		int err = gm->ops->fault(gm, r, a.gpa, a.len, a.is_write, a.data);
+
+		if (err)
+			return err;
+	}
 	return ret;
 }
 
-static void *hva_of(struct region *r, uint64_t gpa)
+/*
+ * gmm mode: compaction may have write-protected the page for a copy (the
+ * bare -EFAULT names no address).  Wait up to EFAULT_MIGRATION_WAIT_MS for
+ * a migration to end; true when one did, so the vCPU re-enters.
+ */
+#define EFAULT_MIGRATION_WAIT_MS	100
+
+static bool migration_ended(struct guestmem_vcpu *v)
 {
-	return (char *)r->slot.hva + (gpa - r->slot.gpa);
+	struct gmm_guest *g = guestmem_gmm_guest(v->gm);
+	bool ended = false;
+	uint64_t before;
+
+	if (!g)
+		return false;
+	before = gmm_guest_migrated(g);
+	guestmem_vcpu_offline(v);	/* a migration may wait for our cache */
+	for (int i = 0; i < EFAULT_MIGRATION_WAIT_MS && !ended; i++) {
+		struct timespec ts = { .tv_nsec = 1000000 };
+
+		nanosleep(&ts, NULL);
+		ended = gmm_guest_migrated(g) != before;
+	}
+	guestmem_vcpu_online(v);
+	return ended;
 }
 
-static int complete_mmio(struct guestmem *gm, struct kvm_run *run)
+int guestmem_efault(struct guestmem_vcpu *v, char *why, size_t whylen)
 {
-	uint64_t gpa = run->mmio.phys_addr;
-	uint32_t len = run->mmio.len;
-	struct region *r = find(gm, gpa);
-	int ret;
+	struct guestmem *gm = v->gm;
+	uint64_t seq;
 
-	if (!r)
+	if (gm->uffd < 0) {
+		snprintf(why, whylen, "KVM gave no exit for a guest access%s",
+			 gm->cfg.mode == GUESTMEM_PLAIN ? "" :
+			 " (unbacked pages exit only on some kernels: try --fault-path uffd)");
 		return 0;
-	if (len > sizeof(run->mmio.data) || !guestmem_is_ram(gm, gpa, len))
-		return -EFAULT;
-	if (gm->gr) {
-		ret = gmm_ram_fault(gm->gr, gpa, len, run->mmio.is_write, run->mmio.data);
-		return ret ? ret : 1;
 	}
-	ret = back_unit(gm, r, gpa, true);
-	if (!ret && (gpa + len - 1) / gm->cfg.page_size != gpa / gm->cfg.page_size)
-		ret = back_unit(gm, r, gpa + len - 1, true);
-	if (ret)
-		return ret;
-	if (run->mmio.is_write)
-		memcpy(hva_of(r, gpa), run->mmio.data, len);
-	else
-		memcpy(run->mmio.data, hva_of(r, gpa), len);
+	if (atomic_load(&gm->uffd_err)) {
+		snprintf(why, whylen, "%s", gm->uffd_why);
+		return 0;
+	}
+	seq = atomic_load(&gm->discard_seq);
+	if (seq == v->discard_seq && !(seq & 1)) {
+		if (migration_ended(v))
+			return 1;
+		snprintf(why, whylen, "an access outside any backed or placeholder guest page");
+		return 0;
+	}
+	while (atomic_load(&gm->discard_seq) & 1)
+		sched_yield();
 	return 1;
 }
 
-static int back_range(struct guestmem *gm, uint64_t gpa, uint64_t len,
-		      bool fault)
+static int copy(struct guestmem *gm, uint64_t gpa, void *buf, size_t len, bool write)
 {
-	uint64_t end = gpa + len;
+	struct region *r = find_range(gm, gpa, len);
 
-	gpa &= ~(gm->cfg.page_size - 1);
-	for (; gpa < end; gpa += gm->cfg.page_size) {
-		struct region *r = find(gm, gpa);
-		int ret;
-
-		if (!r)
-			return -EFAULT;
-		ret = back_unit(gm, r, gpa, fault);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static int memory_fault(struct guestmem *gm, struct kvm_run *run)
-{
-	struct gmm_kvm_memory_fault *mf = gmm_kvm_memory_fault(run);
-	uint64_t size = mf->size ? mf->size : 1;
-	int ret;
-
-	if (!guestmem_is_ram(gm, mf->gpa, size))
-		return 0;
-	if (mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE)
-		return -EINVAL;
-	if (gm->gr)
-		ret = gmm_ram_back(gm->gr, mf->gpa, size);
-	else
-		ret = back_range(gm, mf->gpa, size, true);
-	return ret ? ret : 1;
-}
-
-int guestmem_fault(struct guestmem_vcpu *v, struct kvm_run *run)
-{
-	if (run->exit_reason == KVM_EXIT_MMIO)
-		return complete_mmio(v->gm, run);
-	if (run->exit_reason == KVM_EXIT_MEMORY_FAULT)
-		return memory_fault(v->gm, run);
-	return 0;
-}
-
-static int copy(struct guestmem *gm, uint64_t gpa, void *buf, size_t len,
-		bool write)
-{
-	while (len) {
-		struct region *r = find(gm, gpa);
-		uint64_t unit_end, chunk;
-		int ret;
-
-		if (!r)
-			return -EFAULT;
-		unit_end = (gpa | (gm->cfg.page_size - 1)) + 1;
-		chunk = unit_end - gpa < len ? unit_end - gpa : len;
-		ret = back_unit(gm, r, gpa, false);
-		if (ret)
-			return ret;
-		if (write)
-			memcpy(hva_of(r, gpa), buf, chunk);
-		else
-			memcpy(buf, hva_of(r, gpa), chunk);
-		buf = (char *)buf + chunk;
-		gpa += chunk;
-		len -= chunk;
-	}
-	return 0;
+	if (!r)
+		return -EFAULT;
+	return len ? gm->ops->copy(gm, r, gpa, buf, len, write) : 0;
 }
 
 int guestmem_read(struct guestmem *gm, uint64_t gpa, void *buf, size_t len)
 {
-	if (!guestmem_is_ram(gm, gpa, len))
-		return -EFAULT;
-	if (gm->gr)
-		return gmm_ram_copy(gm->gr, gpa, buf, len, false);
 	return copy(gm, gpa, buf, len, false);
 }
 
-int guestmem_write(struct guestmem *gm, uint64_t gpa, const void *buf,
-		   size_t len)
+int guestmem_write(struct guestmem *gm, uint64_t gpa, const void *buf, size_t len)
 {
-	if (!guestmem_is_ram(gm, gpa, len))
-		return -EFAULT;
-	if (gm->gr)
-		return gmm_ram_copy(gm->gr, gpa, (void *)buf, len, true);
 	return copy(gm, gpa, (void *)buf, len, true);
 }
 
-static int discard_unit(struct guestmem *gm, struct region *r, uint64_t unit)
+int guestmem_populate(struct guestmem *gm, uint64_t gpa, uint64_t len)
 {
-	uint64_t off = unit * gm->cfg.page_size;
-	pthread_mutex_t *lock = &gm->lock[unit % NR_STRIPES];
+	struct region *r = find_range(gm, gpa, len);
+
+	if (!r)
+		return -EFAULT;
+	return len ? gm->ops->populate(gm, r, gpa, len) : 0;
+}
+
+static uint64_t unit_index(const struct guestmem *gm, const struct region *r, uint64_t gpa)
+{
+	return (gpa - r->slot.gpa) / gm->unit;
+}
+
+/* Discard the unpinned runs of whole units in [start, end) of r (pin_lock held). */
+static int discard_unpinned(struct guestmem *gm, struct region *r, uint64_t start, uint64_t end)
+{
+	bool busy = false;
 	int ret = 0;
 
-	if (gm->cfg.mode == GUESTMEM_PLAIN) {
-		if (madvise((char *)r->slot.hva + off, gm->cfg.page_size,
-			    MADV_DONTNEED))
-			return -errno;
-		atomic_fetch_add(&gm->discards, 1);
-		return 0;
+	while (start < end && !ret) {
+		uint64_t stop = start;
+
+		while (stop < end && !atomic_load(&r->pins[unit_index(gm, r, stop)]))
+			stop += gm->unit;
+		if (stop > start)
+			ret = gm->ops->discard(gm, r, start, stop - start);
+		for (start = stop; start < end && atomic_load(&r->pins[unit_index(gm, r, start)]);)
+			start += gm->unit;
+		busy |= start > stop;
 	}
-	pthread_mutex_lock(lock);
-	if (atomic_load(&r->state[unit])) {
-		ret = unmap_backing(r, off, gm->cfg.page_size);
-		if (!ret) {
-			atomic_store(&r->state[unit], 0);
-			atomic_fetch_sub(&gm->backed, 1);
-			atomic_fetch_add(&gm->discards, 1);
-		}
-	}
-	pthread_mutex_unlock(lock);
-	return ret;
+	return ret ? ret : busy ? -EBUSY : 0;
 }
 
 int guestmem_discard(struct guestmem *gm, uint64_t gpa, uint64_t len)
 {
-	uint64_t ps = gm->cfg.page_size;
-	uint64_t start = (gpa + ps - 1) & ~(ps - 1);
-	uint64_t end = (gpa + len) & ~(ps - 1);
+	struct region *r = find_range(gm, gpa, len);
+	uint64_t start = (gpa + gm->unit - 1) & ~(gm->unit - 1);
+	uint64_t end = (gpa + len) & ~(gm->unit - 1);
+	int ret;
 
-	if (!guestmem_is_ram(gm, gpa, len))
+	if (!r)
 		return -EFAULT;
-	if (gm->gr)
-		return gmm_ram_discard(gm->gr, gpa, len);
-	for (; start < end; start += ps) {
-		struct region *r = find(gm, start);
-		int ret;
+	if (end <= start)
+		return 0;
+	pthread_mutex_lock(&gm->pin_lock);
+	atomic_fetch_add(&gm->discard_seq, 1);
+	ret = discard_unpinned(gm, r, start, end);
+	atomic_fetch_add(&gm->discard_seq, 1);
+	pthread_mutex_unlock(&gm->pin_lock);
+	return ret;
+}
 
-		if (!r)
-			return -EFAULT;
-		ret = discard_unit(gm, r, (start - r->slot.gpa) / ps);
-		if (ret)
-			return ret;
+/* Add delta to the pin count of every unit of [gpa, gpa + len) (pin_lock held). */
+static bool pin_units(struct guestmem *gm, struct region *r, uint64_t gpa, size_t len, int delta)
+{
+	uint64_t first = unit_index(gm, r, gpa), last = unit_index(gm, r, gpa + len - 1);
+
+	for (uint64_t u = first; delta > 0 && u <= last; u++) {
+		if (atomic_load(&r->pins[u]) == PIN_MAX)
+			return false;
 	}
-	return 0;
+	for (uint64_t u = first; u <= last; u++)
+		atomic_fetch_add(&r->pins[u], delta);
+	return true;
+}
+
+void *guestmem_pin(struct guestmem *gm, uint64_t gpa, size_t len)
+{
+	struct region *r = find_range(gm, gpa, len ? len : 1);
+	bool ok;
+	int ret;
+
+	if (!r) {
+		errno = EFAULT;
+		return NULL;
+	}
+	len = len ? len : 1;
+	pthread_mutex_lock(&gm->pin_lock);
+	ok = pin_units(gm, r, gpa, len, 1);
+	pthread_mutex_unlock(&gm->pin_lock);
+	if (!ok) {
+		errno = EBUSY;
+		return NULL;
+	}
+	ret = gm->ops->populate(gm, r, gpa, len);
+	if (ret) {
+		guestmem_unpin(gm, gpa, len);
+		errno = -ret;
+		return NULL;
+	}
+	return guestmem_hva(r, gpa);
+}
+
+void guestmem_unpin(struct guestmem *gm, uint64_t gpa, size_t len)
+{
+	struct region *r = find_range(gm, gpa, len ? len : 1);
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&gm->pin_lock);
+	pin_units(gm, r, gpa, len ? len : 1, -1);
+	pthread_mutex_unlock(&gm->pin_lock);
 }
 
 void guestmem_get_stats(struct guestmem *gm, struct guestmem_stats *st)
 {
-	if (gm->gr) {
-		gmm_ram_stats(gm->gr, st);
-		return;
-	}
 	memset(st, 0, sizeof(*st));
-	st->faults = atomic_load(&gm->faults);
-	st->backed = atomic_load(&gm->backed);
-	st->discards = atomic_load(&gm->discards);
-	st->page_size = gm->cfg.page_size;
+	gm->ops->stats(gm, st);
+	st->uffd_faults = atomic_load(&gm->uffd_faults);
 }

@@ -4,14 +4,22 @@
  *
  * Everything in vmm/ reaches guest memory through this header: the VM code
  * asks it for memslots, vCPU threads hand it faults on unbacked pages, and
- * device emulation and loaders use the bounds-checked accessors. Three
- * implementations: "gmm" (guestmem_gmm.c, the default: libgmm's pool over a
- * memfd and its guest address space, per-vCPU page caches, free page
- * reporting), and in guestmem.c "plain" (anonymous memory, fully accessible:
- * the benchmark baseline) and "lazy" (anonymous memory reserved PROT_NONE,
- * backed a page at a time on fault: the same exit path without libgmm, the
- * control for gmm's own cost). The layout (nodes, the 32-bit hole) is
- * guestmem.c's for all three.
+ * device emulation and loaders use the bounds-checked accessors, pinned
+ * pointers, discard and populate.  guestmem.c keeps the one region table
+ * (layout: nodes, the 32-bit hole) and dispatches to one ops table per
+ * memory mode: "gmm" (guestmem_gmm.c, the default: libgmm's pool over a
+ * memfd and its guest address space, per-thread page caches, free page
+ * reporting), "plain" (guestmem_anon.c: anonymous memory, fully accessible:
+ * the benchmark baseline) and "lazy" (guestmem_anon.c: anonymous memory
+ * backed a page at a time on fault: the same fault path without libgmm, the
+ * control for gmm's own cost).
+ *
+ * How unbacked pages fault (gmm and lazy): GUESTMEM_FAULTS_EXIT leaves them
+ * PROT_NONE and the vCPU hands the exit to guestmem_fault() (KVM_EXIT_MMIO
+ * on kvm_pvm, KVM_EXIT_MEMORY_FAULT on guest_memfd-era kernels);
+ * GUESTMEM_FAULTS_UFFD makes them userfaultfd placeholders served by
+ * guestmem's own handler threads (upstream KVM, which returns a bare
+ * -EFAULT from KVM_RUN on PROT_NONE memory).
  */
 #ifndef GMM_VMM_GUESTMEM_H
 #define GMM_VMM_GUESTMEM_H
@@ -24,6 +32,7 @@ struct kvm_run;
 
 #define GUESTMEM_MAX_NODES	8
 #define GUESTMEM_MAX_SLOTS	(2 * GUESTMEM_MAX_NODES)
+#define GUESTMEM_UFFD_MAX_HANDLERS	8	/* userfaultfd handler threads */
 
 /* RAM is laid out from GPA 0 upwards, skipping [HOLE_START, 4 GiB). */
 #define GUESTMEM_HOLE_START	0xc0000000ULL
@@ -33,6 +42,11 @@ enum guestmem_mode {
 	GUESTMEM_GMM,		/* libgmm (default) */
 	GUESTMEM_PLAIN,
 	GUESTMEM_LAZY,
+};
+
+enum guestmem_faults {
+	GUESTMEM_FAULTS_EXIT,	/* PROT_NONE: the access exits to the vCPU thread */
+	GUESTMEM_FAULTS_UFFD,	/* userfaultfd placeholders, handler threads */
 };
 
 /* gmm mode: default delay before free page reporting passes (0 = off). */
@@ -51,6 +65,11 @@ struct guestmem_cfg {
 	 * device memory (virtio rings, future device buffers); 0 today */
 	uint64_t device_bytes;
 	unsigned int report_delay_ms;	/* gmm mode: reporting delay, 0 = off */
+	enum guestmem_faults faults;	/* gmm, lazy: how unbacked pages fault */
+	unsigned int uffd_handlers;	/* handler threads (0: one), at most
+					 * GUESTMEM_UFFD_MAX_HANDLERS */
+	uint64_t max_mappings;	/* gmm: host mappings allowed, 0: what
+				 * vm.max_map_count leaves */
 	unsigned int nr_nodes;
 	struct guestmem_node_cfg nodes[GUESTMEM_MAX_NODES];
 };
@@ -71,6 +90,10 @@ struct guestmem_stats {
 	uint64_t page_size;	/* the unit: the host page; gmm: 4 KiB */
 	uint64_t huge_faults;	/* gmm: faults backed with an aligned 2 MiB block */
 	uint64_t huge_bytes;	/* gmm: guest RAM on aligned 2 MiB blocks */
+	uint64_t mappings;	/* gmm: host mappings of guest RAM now */
+	uint64_t mappings_per_gib; /* gmm: runs of backed frames per GiB backed */
+	uint64_t mappings_max;	/* gmm: the most it may reach (vm.max_map_count) */
+	uint64_t uffd_faults;	/* userfaultfd faults served */
 };
 
 struct guestmem;		/* one guest's RAM */
@@ -87,6 +110,7 @@ unsigned int guestmem_nr_slots(const struct guestmem *gm);
 const struct guestmem_slot *guestmem_slot(const struct guestmem *gm,
 					  unsigned int i);
 const char *guestmem_mode_name(enum guestmem_mode mode);
+const char *guestmem_faults_name(enum guestmem_faults faults);
 
 /* gmm mode: libgmm's pool and guest (statistics, tests); NULL otherwise. */
 struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm);
@@ -111,15 +135,53 @@ void guestmem_vcpu_quiescent(struct guestmem_vcpu *v);	/* at every exit */
  */
 int guestmem_fault(struct guestmem_vcpu *v, struct kvm_run *run);
 
+/*
+ * KVM_RUN failed with EFAULT on vCPU v. Returns 1 when re-entering is right
+ * (with userfaultfd, a discard was remapping the page the vCPU touched), 0
+ * when it is fatal, with the reason in why.
+ */
+int guestmem_efault(struct guestmem_vcpu *v, char *why, size_t whylen);
+
+/*
+ * Stop serving userfaultfd faults: the handlers end and any thread blocked
+ * in a fault (and any later one) goes on over ordinary anonymous memory.
+ * For stopping the VM before joining its vCPUs; no-op without userfaultfd.
+ */
+void guestmem_release(struct guestmem *gm);
+
 /* Accessors: whole range must be RAM (-EFAULT otherwise); writes back it. */
 int guestmem_read(struct guestmem *gm, uint64_t gpa, void *buf, size_t len);
 int guestmem_write(struct guestmem *gm, uint64_t gpa, const void *buf,
 		   size_t len);
 bool guestmem_is_ram(const struct guestmem *gm, uint64_t gpa, uint64_t len);
 
-/* Give back the host memory of the whole backing units in the range. */
+/*
+ * Give back the host memory of the whole backing units in the range; the
+ * next touch faults and reads zero. Pinned units are kept: -EBUSY then
+ * (the others are discarded). -EFAULT unless the range is RAM.
+ */
 int guestmem_discard(struct guestmem *gm, uint64_t gpa, uint64_t len);
 
+/* Back the range now (prealloc of a part, virtio-mem plug). */
+int guestmem_populate(struct guestmem *gm, uint64_t gpa, uint64_t len);
+
+/*
+ * A host pointer to [gpa, gpa + len), backed now and pinned: its units are
+ * never discarded (nor, once frames move, moved) until guestmem_unpin()
+ * with the same range. For device rings and buffers. The range must lie in
+ * one memslot. NULL with errno (EFAULT: not RAM; EBUSY: pinned 65535 times;
+ * ENOMEM) on failure. Any thread; pins nest.
+ */
+void *guestmem_pin(struct guestmem *gm, uint64_t gpa, size_t len);
+void guestmem_unpin(struct guestmem *gm, uint64_t gpa, size_t len);
+
 void guestmem_get_stats(struct guestmem *gm, struct guestmem_stats *st);
+
+/*
+ * The reason for err, a negative errno a guestmem call just returned on
+ * this thread: libgmm's own message in gmm mode (e.g. the mapping limit),
+ * else strerror().
+ */
+const char *guestmem_strerror(const struct guestmem *gm, int err);
 
 #endif

@@ -3,10 +3,10 @@
  * vmm/guestmem_gmm.c - the "gmm" guest memory mode: one libgmm pool over a
  * memfd (shmem, or hugetlbfs 2 MiB pages) with one pool node per guest NUMA
  * node bound to its host node, one gmm guest whose RAM regions are
- * guestmem's slots, eager population, free page reporting, and the fault,
- * access and discard paths that guestmem.c hands to it.
+ * guestmem's slots, eager population, free page reporting, and the ops
+ * table guestmem.c dispatches faults, accesses, pins and discards to.
  */
-#include "guestmem_gmm.h"
+#include "guestmem_impl.h"
 #include <gmm/gmm.h>
 
 #include <errno.h>
@@ -115,9 +115,13 @@ static int make_pool(struct gmm_ram *gr, const struct guestmem_cfg *cfg, char *e
 	return ret;
 }
 
-struct gmm_ram *gmm_ram_create(const struct guestmem_cfg *cfg, char *err, size_t errlen)
+static void ram_destroy(struct gmm_ram *gr);
+
+static struct gmm_ram *ram_create(const struct guestmem_cfg *cfg, int uffd, char *err,
+				  size_t errlen)
 {
 	struct gmm_ram *gr = calloc(1, sizeof(*gr));
+	struct gmm_guest_config gc;
 
 	if (!gr) {
 		snprintf(err, errlen, "out of memory");
@@ -129,17 +133,20 @@ struct gmm_ram *gmm_ram_create(const struct guestmem_cfg *cfg, char *err, size_t
 	 * refuses outright, which make_pool never builds) */
 	if (make_pool(gr, cfg, err, errlen))
 		goto fail;
-	if (gmm_guest_create(gr->pool, NULL, &gr->guest)) {
+	gmm_guest_config_init(&gc);
+	gc.uffd = uffd;
+	gc.max_mappings = cfg->max_mappings;
+	if (gmm_guest_create(gr->pool, &gc, &gr->guest)) {
 		snprintf(err, errlen, "cannot create the gmm guest: %s", gmm_last_error());
 		goto fail;
 	}
 	return gr;
 fail:
-	gmm_ram_destroy(gr);
+	ram_destroy(gr);
 	return NULL;
 }
 
-int gmm_ram_add(struct gmm_ram *gr, struct guestmem_slot *slot, char *err, size_t errlen)
+static int ram_add(struct gmm_ram *gr, struct guestmem_slot *slot, char *err, size_t errlen)
 {
 	struct gmm_memslot ms;
 	int ret = gmm_guest_add_ram(gr->guest, slot->gpa, slot->size, (int)slot->node, &ms);
@@ -174,7 +181,7 @@ static void show_progress(void *arg, uint64_t done, uint64_t total)
 		(unsigned long long)(total / MIB), s);
 }
 
-int gmm_ram_prealloc(struct gmm_ram *gr, char *err, size_t errlen)
+static int ram_prealloc(struct gmm_ram *gr, char *err, size_t errlen)
 {
 	struct gmm_memslot ms[GMM_GUEST_MAX_REGIONS];
 	struct progress p = { .tty = isatty(STDERR_FILENO) };
@@ -195,7 +202,7 @@ int gmm_ram_prealloc(struct gmm_ram *gr, char *err, size_t errlen)
 	return ret;
 }
 
-int gmm_ram_start_reporting(struct gmm_ram *gr, unsigned int delay_ms, char *err,
+static int start_reporting(struct gmm_ram *gr, unsigned int delay_ms, char *err,
 			    size_t errlen)
 {
 	struct gmm_report_config rc = { .delay_ms = delay_ms };
@@ -209,7 +216,7 @@ int gmm_ram_start_reporting(struct gmm_ram *gr, unsigned int delay_ms, char *err
 	return ret;
 }
 
-void gmm_ram_destroy(struct gmm_ram *gr)
+static void ram_destroy(struct gmm_ram *gr)
 {
 	if (!gr)
 		return;
@@ -220,74 +227,115 @@ void gmm_ram_destroy(struct gmm_ram *gr)
 	free(gr);
 }
 
-struct gmm_pool *gmm_ram_pool(const struct gmm_ram *gr)
+static int gmm_setup(struct guestmem *gm, char *err, size_t errlen)
 {
-	return gr->pool;
-}
+	struct gmm_ram *gr = ram_create(&gm->cfg, gm->uffd, err, errlen);
 
-struct gmm_guest *gmm_ram_guest(const struct gmm_ram *gr)
-{
-	return gr->guest;
-}
-
-int gmm_ram_fault(struct gmm_ram *gr, uint64_t gpa, unsigned int len, bool is_write,
-		  void *data)
-{
-	return gmm_guest_fault(gr->guest, gpa, len, is_write, data);
-}
-
-int gmm_ram_back(struct gmm_ram *gr, uint64_t gpa, uint64_t size)
-{
-	uint64_t end = gpa + size;
-
-	for (gpa &= ~(GMM_PAGE_SIZE - 1); gpa < end; gpa += GMM_PAGE_SIZE) {
-		int ret = gmm_guest_fault(gr->guest, gpa, 0, false, NULL);
-
-		if (ret)
-			return ret;
+	if (!gr)
+		return -1;
+	gm->priv = gr;
+	for (unsigned int i = 0; i < gm->nr; i++) {
+		if (ram_add(gr, &gm->reg[i].slot, err, errlen))
+			return -1;
 	}
-	return 0;
+	if (gm->cfg.prealloc && ram_prealloc(gr, err, errlen))
+		return -1;
+	return start_reporting(gr, gm->cfg.report_delay_ms, err, errlen);
 }
 
-int gmm_ram_copy(struct gmm_ram *gr, uint64_t gpa, void *buf, size_t len, bool write)
+static void gmm_destroy(struct guestmem *gm)
 {
+	ram_destroy(gm->priv);
+}
+
+static struct gmm_guest *guest_of(const struct guestmem *gm)
+{
+	return ((struct gmm_ram *)gm->priv)->guest;
+}
+
+struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm)
+{
+	return gm->ops == &guestmem_gmm_ops && gm->priv ? ((struct gmm_ram *)gm->priv)->pool : NULL;
+}
+
+struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm)
+{
+	return gm->ops == &guestmem_gmm_ops && gm->priv ? guest_of(gm) : NULL;
+}
+
+const char *guestmem_strerror(const struct guestmem *gm, int err)
+{
+	if (gm->ops == &guestmem_gmm_ops && err == -ENOSPC)
+		return gmm_last_error();
+	return strerror(-err);
+}
+
+/* A vCPU exit, a userfaultfd fault or a KVM_EXIT_MEMORY_FAULT page. */
+static int gmm_fault(struct guestmem *gm, struct region *r, uint64_t gpa, unsigned int len,
+		     bool is_write, void *data)
+{
+	(void)r;
+	return gmm_guest_fault(guest_of(gm), gpa, len, is_write, data);
+}
+
+static int gmm_populate(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len)
+{
+	(void)r;
+	return gmm_guest_populate(guest_of(gm), gpa, len);
+}
+
+static int gmm_copy(struct guestmem *gm, struct region *r, uint64_t gpa, void *buf, size_t len,
+		    bool write)
+{
+	(void)r;
 	if (write)
-		return gmm_guest_write(gr->guest, gpa, buf, len);
-	return gmm_guest_read(gr->guest, gpa, buf, len);
+		return gmm_guest_write(guest_of(gm), gpa, buf, len);
+	return gmm_guest_read(guest_of(gm), gpa, buf, len);
 }
 
-/* Whole 4 KiB pages inside the range (on hugetlbfs, gmm keeps whole 2 MiB). */
-int gmm_ram_discard(struct gmm_ram *gr, uint64_t gpa, uint64_t len)
+/* Whole 4 KiB pages (on hugetlbfs, gmm keeps whole 2 MiB pages). */
+static int gmm_discard(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len)
 {
-	uint64_t start = (gpa + GMM_PAGE_SIZE - 1) & ~(GMM_PAGE_SIZE - 1);
-	uint64_t end = (gpa + len) & ~(GMM_PAGE_SIZE - 1);
-
-	if (end <= start)
-		return 0;
-	return gmm_guest_discard(gr->guest, start, end - start);
+	(void)r;
+	return gmm_guest_discard(guest_of(gm), gpa, len);
 }
 
-void gmm_ram_stats(struct gmm_ram *gr, struct guestmem_stats *st)
+static void gmm_stats(struct guestmem *gm, struct guestmem_stats *st)
 {
 	struct gmm_guest_stats gs;
 
-	memset(st, 0, sizeof(*st));
 	st->page_size = GMM_PAGE_SIZE;
-	if (gmm_guest_stats(gr->guest, &gs))
+	if (gmm_guest_stats(guest_of(gm), &gs))
 		return;
 	st->faults = gs.faults;
 	st->backed = gs.backed_pages;
 	st->discards = gs.discarded_pages;
 	st->huge_faults = gs.huge_faults;
 	st->huge_bytes = gs.huge_bytes;
+	st->mappings = gs.host_mappings;
+	st->mappings_per_gib = gs.mappings_per_gib;
+	st->mappings_max = gs.host_mappings_max;
 }
 
-int gmm_ram_thread_attach(struct gmm_ram *gr)
+static int gmm_attach(struct guestmem *gm)
 {
-	return gmm_thread_attach(gr->pool);
+	return gmm_thread_attach(((struct gmm_ram *)gm->priv)->pool);
 }
 
-void gmm_ram_thread_detach(struct gmm_ram *gr)
+static void gmm_detach(struct guestmem *gm)
 {
-	gmm_thread_detach(gr->pool);
+	gmm_thread_detach(((struct gmm_ram *)gm->priv)->pool);
 }
+
+const struct guestmem_ops guestmem_gmm_ops = {
+	.setup = gmm_setup,
+	.destroy = gmm_destroy,
+	.fault = gmm_fault,
+	.populate = gmm_populate,
+	.copy = gmm_copy,
+	.discard = gmm_discard,
+	.stats = gmm_stats,
+	.attach = gmm_attach,
+	.detach = gmm_detach,
+	.gmm_thread = true,
+};

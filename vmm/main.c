@@ -5,10 +5,13 @@
  * host RSS, gmm's buddyinfo before and after, reported free memory, guest
  * RAM on 2 MiB blocks, the guest's verdict) as text and as one JSON line.
  */
+#include "evloop.h"
+#include "monitor.h"
 #include "vmm.h"
 #include <gmm/report.h>
 #include <gmm/stats.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +179,9 @@ static void summary_gmm_text(const struct guestmem_stats *st, const struct gmm_f
 	printf("gmm-vmm: guest RAM on aligned 2 MiB blocks: %llu of %llu MiB backed (%.1f%%), %llu faults took a 2 MiB block\n",
 	       (unsigned long long)(st->huge_bytes >> 20), (unsigned long long)(backed >> 20),
 	       permille(st->huge_bytes, backed) / 10.0, (unsigned long long)st->huge_faults);
+	printf("gmm-vmm: host mappings of guest RAM: %llu (%llu per GiB backed; at most %llu below vm.max_map_count)\n",
+	       (unsigned long long)st->mappings, (unsigned long long)st->mappings_per_gib,
+	       (unsigned long long)st->mappings_max);
 	printf("gmm-vmm: free pool memory: %llu MiB reported to the host, %llu MiB unreported (%llu MiB reported in %llu passes%s)\n",
 	       (unsigned long long)(g->report.free_reported >> 20),
 	       (unsigned long long)(g->report.free_unreported >> 20),
@@ -200,6 +206,8 @@ static void summary_text(struct vm *vm, int code, uint64_t t_end,
 	       (unsigned long long)st->faults,
 	       (unsigned long long)(st->backed * st->page_size >> 20),
 	       (unsigned long long)st->discards, (unsigned long long)(st->page_size >> 10));
+	printf("gmm-vmm: guest page faults: %s, %llu through userfaultfd\n", vm->fault_path,
+	       (unsigned long long)st->uffd_faults);
 	printf("gmm-vmm: host RSS %llu MiB (peak %llu MiB)\n",
 	       (unsigned long long)(rss >> 10), (unsigned long long)(hwm >> 10));
 	if (guestmem_gmm_pool(vm->gm))
@@ -210,6 +218,9 @@ static void summary_text(struct vm *vm, int code, uint64_t t_end,
 
 static void summary_json_gmm(const struct guestmem_stats *st, const struct gmm_figures *g)
 {
+	printf(",\"mappings\":%llu,\"mappings_per_gib\":%llu,\"mappings_max\":%llu",
+	       (unsigned long long)st->mappings, (unsigned long long)st->mappings_per_gib,
+	       (unsigned long long)st->mappings_max);
 	printf(",\"huge_faults\":%llu,\"huge_bytes\":%llu,\"huge_permille\":%u,"
 	       "\"free_reported\":%llu,\"free_unreported\":%llu,\"reported_bytes\":%llu,"
 	       "\"report_passes\":%llu,\"buddyinfo_before\":%s,\"buddyinfo_after\":%s",
@@ -243,6 +254,8 @@ static void summary_json(struct vm *vm, int code, uint64_t t_end,
 	       (unsigned long long)(vm->t_user ? vm->t_user - vm->t_start : 0),
 	       (unsigned long long)(vm->t_first_result ? vm->t_first_result - vm->t_start : 0),
 	       (unsigned long long)(t_end - vm->t_start));
+	printf(",\"fault_path\":\"%s\",\"uffd_faults\":%llu",
+	       guestmem_faults_name(vm->mem.faults), (unsigned long long)st->uffd_faults);
 	if (guestmem_gmm_pool(vm->gm))
 		summary_json_gmm(st, g);
 	devices_summary(vm, true);
@@ -265,6 +278,42 @@ static void summary(struct vm *vm, int code, uint64_t t_end, struct gmm_figures 
 	fflush(stdout);
 }
 
+/*
+ * Devices only test builds have (tests/vmm/fake_balloon.c defines it in
+ * gmm-vmm-test); called once the VM exists, before the monitor starts.
+ */
+extern void vmm_test_devices(struct vm *vm) __attribute__((weak));
+
+/* The event loop thread (vm_create made it), and the monitor on it with --qmp. */
+static int start_loop(struct vm *vm, const struct vmm_opts *o)
+{
+	char err[256];
+	int ret = vm->loop ? 0 : -EINVAL;
+
+	if (!ret && o->qmp_path) {
+		vm->mon = monitor_create(vm, vm->loop, o->qmp_path, err, sizeof(err));
+		if (!vm->mon) {
+			fprintf(stderr, "gmm-vmm: %s\n", err);
+			return -VMM_EXIT_HOST;
+		}
+	}
+	if (!ret)
+		ret = evloop_start(vm->loop);
+	if (ret) {
+		fprintf(stderr, "gmm-vmm: cannot start the event loop: %s\n", strerror(-ret));
+		return -VMM_EXIT_HOST;
+	}
+	return 0;
+}
+
+/* The loop itself is vm_destroy()'s to free. */
+static void stop_loop(struct vm *vm)
+{
+	evloop_stop(vm->loop);
+	monitor_destroy(vm->mon);
+	vm->mon = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_opts opts;
@@ -279,7 +328,12 @@ int main(int argc, char **argv)
 	ret = check_host(&opts);
 	if (!ret)
 		ret = vm_create(vm, &opts);
+	if (!ret && vmm_test_devices)
+		vmm_test_devices(vm);
+	if (!ret)
+		ret = start_loop(vm, &opts);
 	if (ret) {
+		stop_loop(vm);
 		vm_destroy(vm);
 		return -ret;
 	}
@@ -290,8 +344,10 @@ int main(int argc, char **argv)
 	}
 	take_buddyinfo(vm, &figures, 0);
 	ret = vm_run(vm);
+	monitor_vm_stopped(vm->mon, ret);
 	summary(vm, ret, now_ns(), &figures);
 	free_figures(&figures);
+	stop_loop(vm);
 	vm_destroy(vm);
 	return ret;
 }

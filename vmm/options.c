@@ -39,6 +39,12 @@ static const char usage[] =
 "                           lazy: anonymous pages mapped on first touch, no\n"
 "                           gmm (the control); plain: anonymous memory, all\n"
 "                           accessible (the benchmark baseline).\n"
+"      --fault-path auto|exits|uffd\n"
+"                           gmm, lazy: how an unbacked page reaches the VMM:\n"
+"                           uffd (userfaultfd; auto, the default: works on\n"
+"                           every KVM) or exits (KVM_EXIT_MMIO, which kvm_pvm\n"
+"                           gives for guest kernel mode only, or\n"
+"                           KVM_EXIT_MEMORY_FAULT)\n"
 "      --report-delay-ms N  gmm: report free pool memory to the host N ms after\n"
 "                           it appears (default 500; 0 = no reporting)\n"
 "      --device-memory SIZE gmm: extra pool memory on node 0 for device memory\n"
@@ -71,6 +77,13 @@ static const char usage[] =
 "      --qtest SOCKET       device-level test mode: no vCPUs and no /dev/kvm;\n"
 "                           connect to the unix socket SOCKET and serve the\n"
 "                           test driver's line protocol (vmm/qtest.c)\n"
+"Monitor:\n"
+"      --qmp PATH           serve QMP (QEMU's monitor protocol) on a unix socket\n"
+"                           at PATH (mode 0600; a stale socket there is\n"
+"                           replaced, any other file is refused). QEMU's\n"
+"                           -qmp unix:PATH,server,nowait is accepted too.\n"
+"  -S, --paused             create the vCPUs but run them only after the\n"
+"                           monitor's cont (needs --qmp)\n"
 "  -q, --quiet              no summary lines, only guest output and results\n"
 "  -h, --help               this text\n"
 "\n"
@@ -79,7 +92,8 @@ static const char usage[] =
 "\n"
 "Exit status: 0 guest passed and powered off; 1 guest reported a failure;\n"
 "2 bad options; 3 the host cannot provide it (no /dev/kvm, memory, hugepages,\n"
-"files); 4 guest crashed; 5 guest reset; 6 KVM failed; 128+N stopped by signal N.\n";
+"files); 4 guest crashed; 5 guest reset (also the monitor's system_reset);\n"
+"6 KVM failed; 128+N stopped by signal N. The monitor's quit exits 0.\n";
 
 static int fail(const char *fmt, const char *arg)
 {
@@ -157,6 +171,18 @@ static int parse_hugepages(struct vmm_opts *o, const char *arg)
 		o->mem.page_size = 1ULL << 30;
 	else
 		return fail("--hugepages: expected none, 2M or 1G, got '%s'", arg);
+	return 0;
+}
+
+static int parse_fault_path(struct vmm_opts *o, const char *arg)
+{
+	o->fault_path_auto = !strcmp(arg, "auto");
+	if (o->fault_path_auto || !strcmp(arg, "uffd"))
+		o->mem.faults = GUESTMEM_FAULTS_UFFD;
+	else if (!strcmp(arg, "exits"))
+		o->mem.faults = GUESTMEM_FAULTS_EXIT;
+	else
+		return fail("--fault-path: expected auto, exits or uffd, got '%s'", arg);
 	return 0;
 }
 
@@ -284,9 +310,31 @@ static int parse_balloon(struct vmm_opts *o, const char *arg)
 	return 0;
 }
 
+/* --qmp PATH, or QEMU's unix:PATH[,server][,nowait] (-qmp). */
+static int parse_qmp(struct vmm_opts *o, char *arg)
+{
+	char *tok, *save;
+
+	if (strncmp(arg, "unix:", 5)) {
+		if (strchr(arg, ':') && !strchr(arg, '/'))
+			return fail("--qmp: only unix sockets: PATH or unix:PATH,server,nowait, got '%s'", arg);
+		o->qmp_path = arg;
+		return 0;
+	}
+	o->qmp_path = strtok_r(arg + 5, ",", &save);
+	if (!o->qmp_path || !*o->qmp_path)
+		return fail("--qmp: no path in '%s'", arg);
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (strcmp(tok, "server") && strcmp(tok, "server=on") &&
+		    strcmp(tok, "nowait") && strcmp(tok, "wait=off"))
+			return fail("--qmp: gmm-vmm always listens without waiting; '%s' is not supported", tok);
+	}
+	return 0;
+}
+
 enum {
 	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
-	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST,
+	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST, OPT_FAULTS, OPT_QMP,
 };
 
 static const struct option longopts[] = {
@@ -296,6 +344,7 @@ static const struct option longopts[] = {
 	{ "prealloc", no_argument, NULL, OPT_PREALLOC },
 	{ "memory-mode", required_argument, NULL, OPT_MODE },
 	{ "report-delay-ms", required_argument, NULL, OPT_REPORT },
+	{ "fault-path", required_argument, NULL, OPT_FAULTS },
 	{ "device-memory", required_argument, NULL, OPT_DEVMEM },
 	{ "vcpus", required_argument, NULL, 'c' },
 	{ "kernel", required_argument, NULL, 'k' },
@@ -307,12 +356,14 @@ static const struct option longopts[] = {
 	{ "x-lose-page", no_argument, NULL, OPT_LOSE },
 	{ "balloon", optional_argument, NULL, OPT_BALLOON },
 	{ "qtest", required_argument, NULL, OPT_QTEST },
+	{ "qmp", required_argument, NULL, OPT_QMP },
+	{ "paused", no_argument, NULL, 'S' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_one(struct vmm_opts *o, int c, const char *arg)
+static int parse_one(struct vmm_opts *o, int c, char *arg)
 {
 	switch (c) {
 	case 'm':
@@ -329,6 +380,8 @@ static int parse_one(struct vmm_opts *o, int c, const char *arg)
 		return parse_mode(o, arg);
 	case OPT_REPORT:
 		return parse_report_delay(o, arg);
+	case OPT_FAULTS:
+		return parse_fault_path(o, arg);
 	case OPT_DEVMEM:
 		return parse_device_memory(o, arg);
 	case 'c':
@@ -342,6 +395,8 @@ static int parse_one(struct vmm_opts *o, int c, const char *arg)
 	case OPT_LOSE: o->x_lose_page = true; return 0;
 	case OPT_BALLOON: return parse_balloon(o, arg);
 	case OPT_QTEST: o->qtest = arg; return 0;
+	case OPT_QMP: return parse_qmp(o, arg);
+	case 'S': o->paused = true; return 0;
 	case 'q': o->quiet = true; return 0;
 	case 'h':
 		fputs(usage, stdout);
@@ -380,6 +435,8 @@ static int check_combination(struct vmm_opts *o)
 {
 	if ((o->initrd || o->cmdline) && !o->kernel)
 		return fail("--initrd and --cmdline need --kernel%s", "");
+	if (o->paused && !o->qmp_path)
+		return fail("-S/--paused needs --qmp: only the monitor's cont starts the vCPUs%s", "");
 	if (o->kernel && (o->workload || o->guest))
 		return fail("--guest-workload and --guest are for the benchmark guest, not --kernel%s", "");
 	if (o->balloon_target > o->memory)
@@ -406,8 +463,13 @@ int opts_parse(struct vmm_opts *o, int argc, char **argv)
 	o->mem.mode = GUESTMEM_GMM;
 	o->mem.report_delay_ms = GUESTMEM_REPORT_DELAY_MS;
 	o->balloon_cfg.free_page_reporting = true;
+	o->fault_path_auto = true;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:c:k:i:a:w:qh", longopts, NULL)) != -1) {
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-qmp"))	/* QEMU's spelling */
+			argv[i] = (char *)"--qmp";
+	}
+	while ((c = getopt_long(argc, argv, ":m:c:k:i:a:w:qhS", longopts, NULL)) != -1) {
 		ret = parse_one(o, c, c == ':' || c == '?' ? argv[optind - 1] : optarg);
 		if (ret)
 			return ret;

@@ -45,6 +45,9 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	va_end(ap);
 	atomic_store(&vm->stopping, 1);
 	pthread_mutex_unlock(&vm->stop_lock);
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -146,12 +149,55 @@ static int create_vcpu(struct vm *vm, unsigned int id)
 	return cpu_init(vm, v);
 }
 
+/* Does this KVM fill kvm_run->memory_fault (guest_memfd-era)? -1: no /dev/kvm. */
+static int memory_fault_info(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_FAULT_INFO);
+	close(fd);
+	return ret > 0;
+}
+
+/*
+ * How unbacked guest pages reach us.  Upstream KVM returns a bare -EFAULT
+ * from KVM_RUN on a PROT_NONE page (it fills memory_fault only for private
+ * guest_memfd memory); kvm_pvm exits with KVM_EXIT_MMIO only for accesses it
+ * emulates (guest kernel mode) and also fails with a bare -EFAULT for guest
+ * user mode, which it runs natively.  So auto takes userfaultfd on every
+ * kernel; --fault-path exits keeps the exit path (kvm_pvm kernel mode,
+ * KVM_EXIT_MEMORY_FAULT).
+ */
+static void pick_fault_path(struct vm *vm, const struct vmm_opts *o)
+{
+	bool pvm = !access("/sys/module/kvm_pvm", F_OK);
+	int info = memory_fault_info();
+
+	vm->mem = o->mem;
+	/* one handler per vCPU (measured against one per node: README) */
+	vm->mem.uffd_handlers = o->vcpus < GUESTMEM_UFFD_MAX_HANDLERS ? o->vcpus :
+				GUESTMEM_UFFD_MAX_HANDLERS;
+	if (o->fault_path_auto)
+		vm->mem.faults = GUESTMEM_FAULTS_UFFD;
+	snprintf(vm->fault_path, sizeof(vm->fault_path), "%s (%s; %s%s)",
+		 o->mem.mode == GUESTMEM_PLAIN ? "none, all RAM mapped" :
+		 guestmem_faults_name(vm->mem.faults),
+		 info < 0 ? "no /dev/kvm" : pvm ?
+		 "kvm_pvm: KVM_EXIT_MMIO from guest kernel mode, bare -EFAULT from user mode" :
+		 "upstream KVM: bare -EFAULT on unbacked pages",
+		 info > 0 ? "KVM_EXIT_MEMORY_FAULT for private memory, " : "",
+		 o->fault_path_auto ? "auto" : "--fault-path");
+}
+
 static int setup_memory(struct vm *vm, const struct vmm_opts *o)
 {
 	char err[256];
 	int ret;
 
-	vm->gm = guestmem_create(&o->mem, err, sizeof(err));
+	pick_fault_path(vm, o);
+	vm->gm = guestmem_create(&vm->mem, err, sizeof(err));
 	if (!vm->gm || devices_create(vm, err, sizeof(err))) {
 		fprintf(stderr, "gmm-vmm: %s\n", err);
 		return -VMM_EXIT_HOST;
@@ -190,6 +236,9 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	vm->kvm_fd = vm->vm_fd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
+	atomic_store(&vm->pause_req, o->paused);
 	serial_init(&vm->serial, serial_emit, serial_irq, vm);
 	ret = evloop_create(&vm->loop);
 	if (ret) {
@@ -224,32 +273,28 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	return 0;
 }
 
-static void handle_mmio(struct vcpu *v)
+/* An MMIO or memory-fault exit that guestmem_fault() did not back (ret <= 0). */
+static void memory_exit(struct vcpu *v, int ret)
 {
-	int ret = guestmem_fault(v->gmv, v->run);
+	struct kvm_run *run = v->run;
+	uint64_t gpa = run->exit_reason == KVM_EXIT_MMIO ? run->mmio.phys_addr :
+		       gmm_kvm_memory_fault(run)->gpa;
 
-	if (ret > 0)
-		return;
 	if (ret < 0) {
 		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: cannot back guest page at 0x%llx: %s",
-			v->id, (unsigned long long)v->run->mmio.phys_addr,
-			strerror(-ret));
+			v->id, (unsigned long long)gpa,
+			guestmem_strerror(v->vm->gm, ret));
+		return;
+	}
+	if (run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: memory fault at 0x%llx (flags 0x%llx) not in guest RAM",
+			v->id, (unsigned long long)gpa,
+			(unsigned long long)gmm_kvm_memory_fault(run)->flags);
 		return;
 	}
 	/* A device's, or nothing (reads see all-ones, writes are dropped). */
-	bus_access(&v->vm->dev->mmio, v->run->mmio.phys_addr, v->run->mmio.data,
-		   v->run->mmio.len, v->run->mmio.is_write);
-}
-
-static void handle_memory_fault(struct vcpu *v)
-{
-	struct gmm_kvm_memory_fault *mf = gmm_kvm_memory_fault(v->run);
-	int ret = guestmem_fault(v->gmv, v->run);
-
-	if (ret > 0)
-		return;
-	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: memory fault at 0x%llx (flags 0x%llx) not in guest RAM",
-		v->id, (unsigned long long)mf->gpa, (unsigned long long)mf->flags);
+	bus_access(&v->vm->dev->mmio, run->mmio.phys_addr, run->mmio.data,
+		   run->mmio.len, run->mmio.is_write);
 }
 
 static void handle_system_event(struct vcpu *v)
@@ -263,16 +308,17 @@ static void handle_system_event(struct vcpu *v)
 static void handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
+	int ret;
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		ports_io(v);
 		return;
 	case KVM_EXIT_MMIO:
-		handle_mmio(v);
-		return;
 	case KVM_EXIT_MEMORY_FAULT:
-		handle_memory_fault(v);
+		ret = guestmem_fault(v->gmv, run);	/* backs guest RAM */
+		if (ret <= 0)
+			memory_exit(v, ret);
 		return;
 	case KVM_EXIT_INTR:
 		return;
@@ -301,27 +347,29 @@ static void handle_exit(struct vcpu *v)
 }
 
 /*
- * KVM_RUN failed with a bare EFAULT: upstream x86 KVM, and kvm_pvm for an
- * access from guest user mode (which it runs natively), when the guest
- * touched host memory that is not mapped. KVM names no guest address: say
- * where the guest was, the best lead there is.
+ * KVM_RUN failed with a bare EFAULT that guestmem_efault() could not explain
+ * away (why: its reason). Upstream x86 KVM, and kvm_pvm for an access from
+ * guest user mode (which it runs natively), do this when the guest touches
+ * host memory that is not mapped, and name no guest address: say where the
+ * guest was, the best lead there is.
  */
-static void stop_on_efault(struct vcpu *v)
+static void stop_on_efault(struct vcpu *v, const char *why)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 
 	if (ioctl(v->fd, KVM_GET_REGS, &regs) || ioctl(v->fd, KVM_GET_SREGS, &sregs)) {
-		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(EFAULT));
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s: %s", v->id, strerror(EFAULT),
+			why);
 		return;
 	}
-	vm_stop(v->vm, VMM_EXIT_KVM,
-		"vcpu%u: KVM_RUN: %s at guest rip 0x%llx (CPL %u), no guest address given: an access to guest RAM the host has not mapped?",
-		v->id, strerror(EFAULT), (unsigned long long)regs.rip, sregs.cs.selector & 3);
+	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s at guest rip 0x%llx (CPL %u): %s",
+		v->id, strerror(EFAULT), (unsigned long long)regs.rip, sregs.cs.selector & 3, why);
 }
 
 static int run_once(struct vcpu *v)
 {
+	char why[256];
 	int ret;
 
 	guestmem_vcpu_offline(v->gmv);
@@ -334,13 +382,65 @@ static int run_once(struct vcpu *v)
 		return 1;
 	if (errno == EFAULT && v->run->exit_reason == KVM_EXIT_MEMORY_FAULT)
 		return 0;
-	if (errno == EFAULT) {
-		stop_on_efault(v);
+	if (errno != EFAULT) {
+		vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
 		return -1;
 	}
-	vm_stop(v->vm, VMM_EXIT_KVM, "vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
+	if (guestmem_efault(v->gmv, why, sizeof(why)))
+		return 1;
+	stop_on_efault(v, why);
 	return -1;
 }
+
+/* ---- pausing (the monitor's stop and cont, -S) ---- */
+
+/* A vCPU thread waits here while a pause is asked for (or until stopping). */
+static void vcpu_park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	if (!atomic_load(&vm->stopping))
+		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, true);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		v->run->immediate_exit = 1;
+		pthread_kill(v->thread, SIGUSR1);
+	}
+	while (vm->parked < vm->nr_vcpus && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	return atomic_load(&vm->pause_req);
+}
+
+/* ---- end of pausing ---- */
 
 static void *vcpu_thread(void *arg)
 {
@@ -356,8 +456,15 @@ static void *vcpu_thread(void *arg)
 			v->id);
 		return NULL;
 	}
+	atomic_store(&v->tid, (int)gettid());
 	while (!atomic_load(&v->vm->stopping)) {
-		int ret = run_once(v);
+		int ret;
+
+		if (atomic_load(&v->vm->pause_req)) {
+			vcpu_park(v);
+			continue;
+		}
+		ret = run_once(v);
 
 		if (ret < 0)
 			break;
@@ -398,17 +505,21 @@ int vm_run(struct vm *vm)
 	int sig;
 
 	block_signals(&waitset);
+	pthread_mutex_lock(&vm->pause_lock);	/* vm_pause() reads started */
 	if (evloop_start(vm->loop))
 		vm_stop(vm, VMM_EXIT_HOST, "cannot start the event loop thread");
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
 		if (pthread_create(&v->thread, NULL, vcpu_thread, v)) {
+			pthread_mutex_unlock(&vm->pause_lock);
 			vm_stop(vm, VMM_EXIT_HOST, "cannot start vCPU thread %u", i);
+			pthread_mutex_lock(&vm->pause_lock);
 			break;
 		}
 		v->started = true;
 	}
+	pthread_mutex_unlock(&vm->pause_lock);
 	while (!atomic_load(&vm->stopping)) {
 		if (sigwait(&waitset, &sig))
 			continue;
@@ -416,6 +527,8 @@ int vm_run(struct vm *vm)
 			vm_stop(vm, VMM_EXIT_SIGNAL + sig, "stopped by signal %d (%s)",
 				sig, strsignal(sig));
 	}
+	/* no vCPU stays blocked in a userfaultfd fault */
+	guestmem_release(vm->gm);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);

@@ -76,6 +76,9 @@ struct vmm_opts {
 	struct balloon_cfg balloon_cfg;
 	uint64_t balloon_target;	/* bytes asked for at boot, 0: all RAM */
 	const char *qtest;		/* socket to connect to, no vCPUs */
+	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
+	const char *qmp_path;		/* --qmp: the monitor's unix socket */
+	bool paused;			/* -S: vCPUs wait for the monitor's cont */
 };
 
 struct vm;
@@ -89,6 +92,7 @@ struct vcpu {
 	bool started;
 	struct guestmem_vcpu *gmv;
 	uint64_t exits;
+	_Atomic int tid;		/* its thread's id, 0 until it runs */
 };
 
 struct vm {
@@ -97,6 +101,8 @@ struct vm {
 	int vm_fd;
 	size_t run_size;
 	struct guestmem *gm;
+	struct guestmem_cfg mem;	/* opts->mem with the fault path resolved */
+	char fault_path[256];		/* which path unbacked pages take, and why */
 	struct vcpu vcpus[VMM_MAX_VCPUS];
 	unsigned int nr_vcpus;
 	struct serial serial;
@@ -128,6 +134,15 @@ struct vm {
 	void *balloon_opaque;
 	void (*_Atomic balloon_listener)(void *opaque, uint64_t actual);
 	void *balloon_listener_opaque;
+
+	/* vm.c: pausing the vCPUs for the monitor's stop/cont */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;	/* parked vCPUs and vm_pause() wait on it */
+	atomic_bool pause_req;
+	unsigned int parked;		/* vCPU threads waiting in vcpu_park() */
+
+	/* main.c: the event loop thread and the monitor on it */
+	struct monitor *mon;
 };
 
 /* options.c */
@@ -143,6 +158,15 @@ uint64_t now_ns(void);
 /* The number after "KEY:" in a /proc file such as /proc/self/status (kB
  * there), 0 when absent; any thread. */
 uint64_t proc_kib(const char *path, const char *key);
+/*
+ * Pausing, for the monitor (any thread but a vCPU's): vm_pause() kicks every
+ * vCPU out of KVM_RUN (immediate_exit and a signal) and returns once all of
+ * them wait on pause_cond, or the VM is stopping; vm_resume() lets them run
+ * again.  With -S the vCPUs start paused.  Both are idempotent.
+ */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
 
 /* cpu.c */
 int cpu_setup_boot_tables(struct vm *vm);

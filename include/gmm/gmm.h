@@ -12,5 +12,7 @@
 #include <gmm/report.h>
 #include <gmm/guest.h>
 #include <gmm/thread.h>
+#include <gmm/migrate.h>
+#include <gmm/compact.h>
 
 #endif

@@ -5,12 +5,16 @@
  * A guest has RAM regions: guest-physical ranges on pool nodes.  Each region
  * reserves a host-virtual range and is described as a memslot (gpa, size,
  * hva) that the embedder registers with KVM (gmm never calls KVM).  Pages
- * start unbacked (PROT_NONE: a guest access exits to the VMM).  A per-page
+ * start unbacked (PROT_NONE: a guest access exits to the VMM; or, with a
+ * userfaultfd in the config, anonymous placeholders registered for MISSING
+ * faults, which the embedder serves with gmm_guest_fault()).  A per-page
  * backing map says which pool frame backs each guest page; backing maps the
  * frame's file range (gmm_backing_ops.frame_fd) into the region with
  * mmap(MAP_FIXED|MAP_SHARED).  Adjacent frames of one file merge into one
  * kernel mapping; a 2 MiB-aligned guest range backed by one aligned order-9
- * block is one mapping the host can map with a PMD.  Allocated frames carry
+ * block is one mapping the host can map with a PMD.  The guest counts its
+ * host mappings and refuses (-ENOSPC, with the reason) to back a page that
+ * would take the process beyond vm.max_map_count, so mmap never fails on it.  Allocated frames carry
  * the reverse map (guest id, gfn) in their metadata (gmm_frame_owner()).
  *
  * Entry points:
@@ -33,6 +37,16 @@
  * draining the caches).  Map entries are atomic, so lookups
  * (gmm_guest_gpa_to_pfn, statistics) take no lock.  Running vCPUs hold no
  * lock: the host kernel's page tables switch atomically with each mmap.
+ * With a userfaultfd, a discarded range is PROT_NONE between its unmapping
+ * and its registration: a vCPU touching it then sees -EFAULT from KVM_RUN
+ * and should re-enter once the discard is over.
+ *
+ * Migration (compaction, gmm/migrate.h): a guest is a frame owner.  Moving a
+ * page takes its region lock exclusively (try only), marks the page
+ * migrating in the backing map, write-protects it, copies it, and maps the
+ * new frame over it with MAP_FIXED; see gmm_guest_migration_wait() and the
+ * pin contract (gmm_guest_pin(); pages reached by gmm_guest_ptr() are never
+ * moved).
  */
 #ifndef GMM_GUEST_H
 #define GMM_GUEST_H
@@ -57,6 +71,18 @@ struct gmm_guest_config {
 	/* back a fault with an aligned order-9 block when the whole aligned
 	 * 2 MiB guest range is unbacked (default true) */
 	bool huge_fault;
+	/* a userfaultfd (UFFDIO_API done by the caller, no UFFD_USER_MODE_ONLY:
+	 * KVM's own accesses must fault), or -1 (default).  With it, unbacked
+	 * pages are anonymous placeholders registered in MISSING mode, again
+	 * after every discard: for hosts whose KVM returns a bare -EFAULT on
+	 * PROT_NONE memory.  The caller reads the faults, calls
+	 * gmm_guest_fault() (@len 0) for the page and issues UFFDIO_WAKE; the
+	 * fd must stay open while the guest lives. */
+	int uffd;
+	/* host mappings the guest's regions may have, 0 (default): what
+	 * vm.max_map_count leaves to them when the guest is created (re-read
+	 * when reached) */
+	uint64_t max_mappings;
 };
 
 /** A RAM region as KVM wants it (struct kvm_userspace_memory_region). */
@@ -78,9 +104,11 @@ struct gmm_guest_stats {
 	uint64_t faults;         /* gmm_guest_fault calls that backed memory */
 	uint64_t huge_faults;    /* ... of which with a 2 MiB block */
 	uint64_t discarded_pages;
+	uint64_t host_mappings;  /* kernel mappings of all regions, placeholders too */
+	uint64_t host_mappings_max; /* what they may reach below vm.max_map_count */
 };
 
-/** gmm_guest_config_init() - the defaults (2 MiB faults on). */
+/** gmm_guest_config_init() - the defaults (2 MiB faults on, no userfaultfd). */
 void gmm_guest_config_init(struct gmm_guest_config *cfg);
 
 /**
@@ -116,7 +144,8 @@ unsigned int gmm_guest_id(const struct gmm_guest *guest);
  * @slot:  receives the memslot to register with KVM (may be NULL)
  *
  * Return: 0, -EINVAL (alignment, overlap, bad node), -ENOSPC (too many
- * regions), -ENOMEM (no host address space).
+ * regions), -ENOMEM (no host address space), or the errno of registering
+ * the region with the config's userfaultfd.
  */
 int gmm_guest_add_ram(struct gmm_guest *guest, uint64_t gpa, uint64_t size, int node,
 		      struct gmm_memslot *slot);
@@ -148,8 +177,12 @@ unsigned int gmm_guest_memslots(const struct gmm_guest *guest, struct gmm_memslo
  * 2 MiB block when the guest's huge_fault option allows.  An access that
  * crosses into the next page backs both.
  *
+ * Also the handler of a userfaultfd MISSING fault (see the config's uffd):
+ * any thread attached to the pool, @len 0; then wake the faulting thread.
+ *
  * Return: 0, -EFAULT when @gpa is not guest RAM (a real MMIO access for the
- * VMM's devices), -EINVAL (len > 8 or data missing), -ENOMEM.
+ * VMM's devices), -EINVAL (len > 8 or data missing), -ENOMEM, -ENOSPC (the
+ * page would need a mapping beyond vm.max_map_count; gmm_last_error() says).
  */
 int gmm_guest_fault(struct gmm_guest *guest, uint64_t gpa, unsigned int len, bool is_write,
 		    void *data);
@@ -199,7 +232,9 @@ void *gmm_guest_ptr(struct gmm_guest *guest, uint64_t gpa, size_t len);
  * zero) and its frames return to the pool; a 2 MiB block partly discarded
  * is split.  On hugetlbfs, only whole host pages inside the range go.
  *
- * Return: 0, -EINVAL (alignment), -EFAULT (not guest RAM).
+ * Return: 0, -EINVAL (alignment), -EFAULT (not guest RAM), -ENOSPC (a hole
+ * would split a mapping beyond the mapping budget: the pages from there on
+ * stay backed; gmm_last_error() says).
  */
 int gmm_guest_discard(struct gmm_guest *guest, uint64_t gpa, uint64_t size);
 
@@ -247,6 +282,79 @@ int gmm_guest_stats(struct gmm_guest *guest, struct gmm_guest_stats *st);
  */
 int gmm_frame_owner(struct gmm_pool *pool, uint64_t pfn, unsigned int *guest_id,
 		    uint64_t *gfn);
+
+/**
+ * gmm_guest_pin() - keep a guest range on its frames (no migration).
+ * @guest: the guest
+ * @gpa:   start
+ * @len:   bytes; the range must lie in one region
+ *
+ * For a device or thread that writes the range through a host pointer
+ * (gmm_guest_ptr() pins for good instead): compaction will not move these
+ * pages, so no write through the pointer is lost.  Backs the range first.
+ * Pins count (up to 65535 per page); a discard drops them.
+ *
+ * Return: 0, -EFAULT, -ENOMEM, -EOVERFLOW.
+ */
+int gmm_guest_pin(struct gmm_guest *guest, uint64_t gpa, uint64_t len);
+
+/**
+ * gmm_guest_unpin() - drop one pin of each page of a range.
+ * @guest: the guest
+ * @gpa:   start
+ * @len:   bytes
+ *
+ * Return: 0, -EFAULT, -EINVAL (a page was not pinned: nothing changed).
+ */
+int gmm_guest_unpin(struct gmm_guest *guest, uint64_t gpa, uint64_t len);
+
+/**
+ * gmm_guest_migration_wait() - wait while the page at a host address moves.
+ * @guest: the guest
+ * @addr:  an address in a region's host range (a fault address)
+ *
+ * A page being migrated is write-protected for a few microseconds: a host
+ * thread writing guest RAM through the region mapping takes SIGSEGV.  Its
+ * handler calls this and, when it returns 0 or 1, returns to retry the
+ * write.  Async-signal-safe (atomics and futex only).  vCPU exits need not
+ * call it: gmm_guest_fault() waits for a migration in progress.
+ *
+ * Return: 1 (waited for a migration), 0 (the page is not migrating),
+ * -EFAULT (@addr is not in guest RAM), -EINVAL.
+ */
+int gmm_guest_migration_wait(struct gmm_guest *guest, const void *addr);
+
+/**
+ * gmm_guest_migrated() - guest pages moved by migration so far.
+ * @guest: the guest
+ */
+uint64_t gmm_guest_migrated(const struct gmm_guest *guest);
+
+/** What a collapse pass did (the kernel's vmstat names where they exist). */
+struct gmm_collapse_stats {
+	uint64_t scanned;                   /* 2 MiB chunks looked at */
+	uint64_t thp_collapse_alloc;        /* chunks moved onto an order-9 block */
+	uint64_t thp_collapse_alloc_failed; /* ... for which no order-9 block came */
+};
+
+/**
+ * gmm_guest_collapse() - one khugepaged pass: re-back 2 MiB chunks.
+ * @guest:      the guest
+ * @max_chunks: stop after collapsing this many
+ * @st:         receives what was done
+ *
+ * Every 2 MiB-aligned chunk backed entirely by 4 KiB frames (none pinned)
+ * is copied onto one aligned order-9 block (gmm_alloc(GMM_MOVABLE), which
+ * may compact to get it) and mapped in one piece, so the host can map it
+ * with a PMD; the old frames are freed.  Writers are stopped as for a
+ * migration.  Chunks with unbacked pages are left alone (the kernel's
+ * max_ptes_none = 0).  Nothing to do on hugetlbfs.  Call from a thread
+ * that holds no region lock of this guest.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_guest_collapse(struct gmm_guest *guest, uint64_t max_chunks,
+		       struct gmm_collapse_stats *st);
 
 #ifdef __cplusplus
 }

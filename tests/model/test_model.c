@@ -4,7 +4,10 @@
  * allocator.
  *
  * Seeded random sequences of allocations (mixed orders, mobilities, depths,
- * nodes, zeroing), frees, invalid frees and isolations on a fake 2-node
+ * nodes, zeroing), frees, invalid frees, isolations, migrations and
+ * compaction runs (the model owns its movable blocks and refuses some
+ * moves, as a pinned page would; direct compaction also moves them from
+ * inside allocations) on a fake 2-node
  * pool with MOVABLE zones and CMA, checked against a reference model that
  * knows which frames are allocated.  Every allocated frame carries a tag in
  * its memory that must survive until it is freed.  The full invariant check
@@ -16,7 +19,9 @@
 #include <inttypes.h>
 #include <stdint.h>
 
+#include <gmm/compact.h>
 #include <gmm/gmm.h>
+#include <gmm/migrate.h>
 
 #include "../harness.h"
 
@@ -27,6 +32,7 @@ struct live {
 	uint64_t pfn;
 	unsigned int order;
 	uint64_t tag;
+	bool movable; /* owned: rmap key = index in live[] */
 };
 
 struct model {
@@ -40,6 +46,8 @@ struct model {
 	uint64_t iso_start, iso_end; /* isolated range, empty when equal */
 	uint64_t rng;
 	uint64_t allocs, alloc_fails, frees;
+	unsigned int owner_id;
+	uint64_t moves, refusals, compactions;
 };
 
 static uint64_t opt_ops = 1000000, opt_seed = 1, opt_check_every = 20000;
@@ -117,7 +125,10 @@ static void record(struct model *m, uint64_t pfn, unsigned int order, unsigned i
 			CHECK(!"GMM_ZERO frame not zeroed");
 		frame(m, i)[0] = tag;
 	}
-	m->live[m->nr_live++] = (struct live){ pfn, order, tag };
+	m->live[m->nr_live] = (struct live){ pfn, order, tag, (f & GMM_MOVABLE) != 0 };
+	if (f & GMM_MOVABLE)
+		CHECK_EQ(gmm_rmap_set(m->pool, pfn, order, m->owner_id, m->nr_live), 0);
+	m->nr_live++;
 	m->allocated += 1ull << order;
 }
 
@@ -175,7 +186,11 @@ static void op_free(struct model *m)
 	uint64_t k = rnd(m) % m->nr_live;
 	struct live l = m->live[k];
 
+	if (l.movable)
+		gmm_rmap_clear(m->pool, l.pfn, l.order);
 	m->live[k] = m->live[--m->nr_live];
+	if (k < m->nr_live && m->live[k].movable)
+		CHECK_EQ(gmm_rmap_set(m->pool, m->live[k].pfn, m->live[k].order, m->owner_id, k), 0);
 	for (uint64_t i = l.pfn; i < l.pfn + (1ull << l.order); i++) {
 		if (frame(m, i)[0] != l.tag) {
 			fprintf(stderr, "  frame %" PRIu64 " lost its content\n", i);
@@ -224,6 +239,64 @@ static void op_isolate(struct model *m)
 	CHECK_EQ(gmm_isolate_range(m->pool, b * 512, (b + n) * 512), 0);
 	m->iso_start = b * 512;
 	m->iso_end = (b + n) * 512;
+}
+
+/* The owner callback: the model's block @key moves from @old to @new. */
+static int model_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, unsigned int order,
+			 enum gmm_migrate_mode mode)
+{
+	struct model *m = ctx;
+	struct live *l = &m->live[key];
+
+	(void)mode;
+	CHECK(key < m->nr_live && l->movable && l->pfn == old && l->order == order);
+	if (rnd(m) % 8 == 0) {
+		m->refusals++;
+		return -EBUSY; /* as a pinned page */
+	}
+	/* a NORMAL block stays there (it may have been GMM_NO_MOVABLE_ZONE) */
+	if (gmm_pfn_zone(m->pool, old) == GMM_ZONE_NORMAL)
+		CHECK_EQ(gmm_pfn_zone(m->pool, new), GMM_ZONE_NORMAL);
+	CHECK_EQ(gmm_pfn_node(m->pool, new), gmm_pfn_node(m->pool, old));
+	if (m->iso_start != m->iso_end)
+		CHECK(new + (1ull << order) <= m->iso_start || new >= m->iso_end);
+	for (uint64_t i = 0; i < 1ull << order; i++) {
+		if (m->owner[new + i]) {
+			fprintf(stderr, "  migration target %" PRIu64 " is allocated\n", new + i);
+			harness_failed_checks++;
+		}
+		CHECK_EQ(frame(m, old + i)[0], l->tag);
+		frame(m, new + i)[0] = l->tag;
+		m->owner[new + i] = l->tag;
+		m->owner[old + i] = 0;
+	}
+	l->pfn = new;
+	CHECK_EQ(gmm_rmap_set(m->pool, new, order, m->owner_id, key), 0);
+	m->moves++;
+	return 0;
+}
+
+static const struct gmm_migrate_ops model_ops = { "model", model_migrate };
+
+/* Move one owned block by hand, or compact a zone. */
+static void op_migrate(struct model *m)
+{
+	static const int orders[] = { -1, 1, 3, 9 };
+	struct gmm_compact_result res;
+	int node = (int)(rnd(m) % NODES), zone = (int)(rnd(m) % GMM_NR_ZONES), err;
+
+	if (rnd(m) % 4) {
+		uint64_t k = rnd(m) % m->nr_live;
+
+		if (!m->live[k].movable)
+			return;
+		err = gmm_migrate_block(m->pool, m->live[k].pfn, (int)(rnd(m) % 3), NULL);
+		CHECK(err == 0 || err == -EBUSY || err == -ENOMEM);
+		return;
+	}
+	err = gmm_compact_zone(m->pool, node, zone, orders[rnd(m) % 4], (int)(rnd(m) % 3), &res);
+	CHECK(err == 0 || err == -EAGAIN || err == -ENOENT);
+	m->compactions++;
 }
 
 /* free frames (isolated or not) + allocated frames == all frames */
@@ -275,6 +348,8 @@ static int model_init(struct model *m)
 	m->owner = calloc(m->nr_pfns, sizeof(*m->owner));
 	m->live = calloc(m->nr_pfns, sizeof(*m->live));
 	m->rng = opt_seed * 0x9e3779b97f4a7c15ull | 1;
+	if (gmm_owner_register(m->pool, &model_ops, m, &m->owner_id))
+		return -1;
 	return m->owner && m->live ? 0 : -1;
 }
 
@@ -292,8 +367,10 @@ static void test_random_ops(void)
 			op_alloc(&m);
 		else if (r < 970 - (alloc_share - 420) / 4)
 			op_free(&m);
-		else if (r < 990)
+		else if (r < 985)
 			op_bad_free(&m);
+		else if (r < 993)
+			op_migrate(&m);
 		else
 			op_isolate(&m);
 		if (i % 128 == 0)
@@ -303,8 +380,11 @@ static void test_random_ops(void)
 	}
 	full_check(&m);
 	printf("  %" PRIu64 " ops (seed %" PRIu64 "): %" PRIu64 " allocations, %" PRIu64
-	       " failed, %" PRIu64 " frees\n", opt_ops, opt_seed, m.allocs, m.alloc_fails, m.frees);
+	       " failed, %" PRIu64 " frees; %" PRIu64 " blocks migrated, %" PRIu64 " refused, %"
+	       PRIu64 " compaction runs\n", opt_ops, opt_seed, m.allocs, m.alloc_fails, m.frees,
+	       m.moves, m.refusals, m.compactions);
 	CHECK(m.allocs > opt_ops / 4 && m.alloc_fails > 0);
+	CHECK(m.moves > 0 && m.refusals > 0 && m.compactions > 0);
 	/* give everything back: every zone must be whole again */
 	if (m.iso_start != m.iso_end)
 		CHECK_EQ(gmm_undo_isolate_range(m.pool, m.iso_start, m.iso_end), 0);
@@ -313,6 +393,7 @@ static void test_random_ops(void)
 		op_free(&m);
 	CHECK_EQ(gmm_pool_nr_free(m.pool), m.nr_pfns);
 	full_check(&m);
+	gmm_owner_unregister(m.pool, m.owner_id);
 	gmm_pool_destroy(m.pool);
 	free(m.owner);
 	free(m.live);

@@ -34,7 +34,8 @@ def main():
     rc, out, err = run(['--help'])
     if rc != 0 or any(w not in out for w in ('--memory', '--numa', 'Exit status', 'gmm|lazy|plain',
                                              '--report-delay-ms', '--device-memory',
-                                             '--balloon', 'free-page-reporting', '--qtest')):
+                                             '--balloon', 'free-page-reporting', '--qtest',
+                                             '--qmp', '--paused')):
         print('FAIL --help: exit %d' % rc)
         failures += 1
 
@@ -64,6 +65,10 @@ def main():
     expect_error(['--balloon=target=lots'], 2, ['--balloon', 'target'])
     expect_error(['--memory', '64M', '--balloon=target=1G'], 2, ['--balloon', "guest's RAM"])
     expect_error(['--qtest', '/nonexistent/socket'], 3, ['--qtest', 'cannot connect'])
+    expect_error(['-S'], 2, ['--qmp'])
+    expect_error(['--qmp', 'tcp:localhost:4444'], 2, ['only unix sockets'])
+    expect_error(['-qmp', 'unix:/tmp/gmm-x.sock,server,wait'], 2, ["'wait'"])
+    expect_error(['--qmp', 'unix:'], 2, ['no path'])
     expect_error(['--bogus'], 2, ['--help'])
     expect_error(['stray'], 2, ['stray'])
     expect_error(['--cmdline', 'quiet'], 2, ['--kernel'])

@@ -1,0 +1,819 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memmgr/compact.c - compaction of a zone (the kernel's mm/compaction.c).
+ *
+ * A migrate scanner walks up from the zone's start and collects owned
+ * movable blocks (up to COMPACT_CLUSTER_MAX frames at a time); a free
+ * scanner walks down from the zone's end and takes free blocks out of the
+ * buddy as targets.  Both work under the zone lock; the moves themselves
+ * (the owners' callbacks) run without it.  Suitability (watermark and
+ * fragmentation index), pageblock skip bits, deferral, capture and the
+ * fragmentation score follow the kernel; differences are noted in place.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define COMPACT_CLUSTER_MAX 32   /* frames isolated per round (the kernel's) */
+#define COMPACT_MAX_DEFER_SHIFT 6
+#define EXTFRAG_THRESHOLD 500    /* vm.extfrag_threshold */
+#define COMPACTION_HPAGE_ORDER GMM_PAGEBLOCK_ORDER
+#define FAST_SEARCH_MAX 32       /* free list entries looked at per order */
+
+struct blk {
+	uint64_t pfn;
+	unsigned int order;
+};
+
+struct compact_control {
+	struct gmm_zone *z;
+	int order;                /* -1: the whole zone */
+	enum gmm_migrate_mode mode;
+	bool ignore_skip;         /* manual compaction: scan blocks marked skip */
+	bool proactive;
+	unsigned int score_low;   /* proactive: stop at or below this score */
+	uint64_t target;          /* order 9: stop once this many frames are in free pageblocks */
+	bool capture;             /* take the produced block for the requester */
+	int mt;                   /* ... of this migratetype */
+	bool movable;             /* ... declared movable */
+	uint64_t captured;
+	bool captured_reported;   /* its host memory was discarded */
+	uint64_t migrate_pfn, free_pfn, end_pfn;
+	uint64_t free_pos;        /* resume point inside the block at free_pfn, or 0 */
+	struct blk mig[COMPACT_CLUSTER_MAX];
+	unsigned int nr_mig;
+	struct blk fr[COMPACT_CLUSTER_MAX * 2];
+	unsigned int nr_fr;
+	struct gmm_compact_result res;
+};
+
+/* --- per-zone state: deferral and the cached scanner positions --------- */
+
+/* The kernel's defer_compaction(): after a failure, skip the next 2^shift tries. */
+static void defer_compaction(struct gmm_zone *z, int order)
+{
+	struct compact_zone_state *cs = &z->compact;
+
+	cs->considered = 0;
+	if (cs->defer_shift < COMPACT_MAX_DEFER_SHIFT)
+		cs->defer_shift++;
+	if (order < (int)cs->order_failed || !cs->order_failed)
+		cs->order_failed = (unsigned int)order;
+}
+
+/* The kernel's compaction_deferred(). */
+static bool compaction_deferred(struct gmm_zone *z, int order)
+{
+	struct compact_zone_state *cs = &z->compact;
+
+	if (!cs->order_failed || order < (int)cs->order_failed)
+		return false;
+	if (++cs->considered >= 1u << cs->defer_shift) {
+		cs->considered = 1u << cs->defer_shift;
+		return false;
+	}
+	return true;
+}
+
+/* The kernel's compaction_defer_reset() after a success. */
+static void defer_reset(struct gmm_zone *z, int order)
+{
+	struct compact_zone_state *cs = &z->compact;
+
+	cs->considered = 0;
+	cs->defer_shift = 0;
+	if (order >= (int)cs->order_failed)
+		cs->order_failed = (unsigned int)order + 1;
+}
+
+static uint64_t zone_end(const struct gmm_zone *z)
+{
+	return (z->start_pfn + z->spanned) & ~(GMM_PAGEBLOCK_PAGES - 1);
+}
+
+static void clear_skip_bits(struct gmm_zone *z)
+{
+	struct gmm_pool *p = z->pool;
+
+	for (uint64_t b = z->start_pfn; b < zone_end(z); b += GMM_PAGEBLOCK_PAGES)
+		if (pfn_zone(p, b) == z && (*pb_byte(p, b) & PB_SKIP))
+			pb_store(p, b, *pb_byte(p, b) & (uint8_t)~PB_SKIP);
+}
+
+static void set_skip(struct gmm_zone *z, uint64_t block)
+{
+	pb_store(z->pool, block, *pb_byte(z->pool, block) | PB_SKIP);
+}
+
+/* --- the migrate scanner ------------------------------------------------- */
+
+/* The kernel's suitable_migration_source(): async compaction only moves
+ * frames out of MOVABLE (and CMA) pageblocks. */
+static bool migrate_source_ok(const struct compact_control *cc, uint64_t b)
+{
+	uint8_t v = *pb_byte(cc->z->pool, b);
+	int mt = v & PB_MT_MASK;
+
+	if (v & PB_ISOLATE || mt == GMM_MT_HIGHATOMIC)
+		return false;
+	if (!cc->ignore_skip && (v & PB_SKIP))
+		return false;
+	if (cc->mode == GMM_MIGRATE_ASYNC)
+		return mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA;
+	return true;
+}
+
+/* Scan one pageblock from cc->migrate_pfn, collecting owned movable blocks. */
+static void scan_migrate_block(struct compact_control *cc, uint64_t end)
+{
+	struct gmm_pool *p = cc->z->pool;
+	uint64_t pfn = cc->migrate_pfn, start = pfn;
+	bool movable = false;
+
+	while (pfn < end && cc->nr_mig < COMPACT_CLUSTER_MAX) {
+		uint8_t s = fr_state(p, pfn);
+		unsigned int o = (s & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
+
+		if ((s & FR_KIND_MASK) == FR_FREE) {
+			pfn += 1ull << o;
+			continue;
+		}
+		if ((s & FR_KIND_MASK) != FR_ALLOC) {
+			pfn++;
+			continue;
+		}
+		if ((s & FR_FLAG) && o < GMM_PAGEBLOCK_ORDER && (rmap_load(p, pfn) & RMAP_OWNED)) {
+			cc->mig[cc->nr_mig++] = (struct blk){ pfn, o };
+			movable = true;
+		}
+		pfn += 1ull << o;
+	}
+	cc->res.migrate_scanned += pfn - start;
+	cc->migrate_pfn = pfn;
+	if (!movable && start == (start & ~(GMM_PAGEBLOCK_PAGES - 1)) && pfn >= end)
+		set_skip(cc->z, start);
+}
+
+/* The kernel's isolate_migratepages(): fill cc->mig from the next blocks. */
+static void isolate_migrate(struct compact_control *cc)
+{
+	struct gmm_zone *z = cc->z;
+
+	pthread_mutex_lock(&z->lock);
+	while (!cc->nr_mig && cc->migrate_pfn < cc->free_pfn) {
+		uint64_t b = cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
+		uint64_t end = b + GMM_PAGEBLOCK_PAGES;
+
+		if (pfn_zone(z->pool, b) != z || !migrate_source_ok(cc, b)) {
+			cc->res.migrate_scanned += end - cc->migrate_pfn;
+			cc->migrate_pfn = end;
+			continue;
+		}
+		scan_migrate_block(cc, end);
+	}
+	pthread_mutex_unlock(&z->lock);
+}
+
+/* --- the free scanner ---------------------------------------------------- */
+
+/* The kernel's suitable_migration_target(). */
+static bool free_target_ok(const struct compact_control *cc, uint64_t b)
+{
+	uint8_t v = *pb_byte(cc->z->pool, b);
+	int mt = v & PB_MT_MASK;
+
+	if (v & PB_ISOLATE)
+		return false;
+	if (!cc->ignore_skip && (v & PB_SKIP))
+		return false;
+	return mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA;
+}
+
+/*
+ * Take the free blocks of pageblock @b from @pfn on (unreported ones: they
+ * hold host memory).  Returns the frame where it stopped (the block's end
+ * when it scanned it all).
+ */
+static uint64_t take_free_block(struct compact_control *cc, uint64_t b, uint64_t pfn,
+				unsigned int *got)
+{
+	struct gmm_zone *z = cc->z;
+	struct gmm_pool *p = z->pool;
+	uint64_t end = b + GMM_PAGEBLOCK_PAGES, start = pfn;
+
+	while (pfn < end && cc->nr_fr < COMPACT_CLUSTER_MAX * 2) {
+		uint8_t s = fr_state(p, pfn);
+		unsigned int o = (s & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
+
+		if ((s & FR_KIND_MASK) == FR_FREE && o <= GMM_PAGEBLOCK_ORDER &&
+		    !fr_reported(p, pfn)) {
+			freelist_del(z, pfn, o, pb_mt(p, pfn));
+			fr_set(p, pfn, FR_ALLOC, o, true);
+			cc->fr[cc->nr_fr++] = (struct blk){ pfn, o };
+			(*got)++;
+		}
+		pfn += (s & FR_KIND_MASK) == FR_FREE || (s & FR_KIND_MASK) == FR_ALLOC ? 1ull << o : 1;
+	}
+	cc->res.free_scanned += pfn - start;
+	return pfn;
+}
+
+/*
+ * The kernel's fast_isolate_freepages(), simplified: take targets straight
+ * from the MOVABLE free lists, orders below the one being produced (below
+ * a pageblock for a whole-zone pass), when they lie in the upper half of
+ * what the scanners have left; at most FAST_SEARCH_MAX entries per order.
+ */
+static void fast_isolate_free(struct compact_control *cc, uint64_t low)
+{
+	struct gmm_zone *z = cc->z;
+	struct gmm_pool *p = z->pool;
+	int top = cc->order > 0 && cc->order < GMM_PAGEBLOCK_ORDER ? cc->order : GMM_PAGEBLOCK_ORDER;
+	uint64_t mid = low + (cc->free_pfn > low ? (cc->free_pfn - low) / 2 : 0);
+
+	for (int o = top - 1; o >= 0 && cc->nr_fr < COMPACT_CLUSTER_MAX; o--) {
+		uint32_t pfn = z->area[o][GMM_MT_MOVABLE].head;
+		unsigned int seen = 0;
+
+		while (pfn != PFN_NIL && seen < FAST_SEARCH_MAX && cc->nr_fr < COMPACT_CLUSTER_MAX) {
+			uint32_t next = (uint32_t)(p->link[pfn] >> 32);
+			uint8_t v = *pb_byte(p, pfn);
+
+			seen++;
+			if (pfn >= mid && !fr_reported(p, pfn) && !(v & PB_ISOLATE) &&
+			    (cc->ignore_skip || !(v & PB_SKIP))) {
+				freelist_del(z, pfn, (unsigned int)o, GMM_MT_MOVABLE);
+				fr_set(p, pfn, FR_ALLOC, (unsigned int)o, true);
+				cc->fr[cc->nr_fr++] = (struct blk){ pfn, (unsigned int)o };
+			}
+			pfn = next;
+		}
+		cc->res.free_scanned += seen;
+	}
+}
+
+/* The kernel's isolate_freepages(): pageblocks from the top, above the migrate scanner. */
+static void isolate_free(struct compact_control *cc)
+{
+	struct gmm_zone *z = cc->z;
+	uint64_t low = (cc->migrate_pfn + GMM_PAGEBLOCK_PAGES - 1) & ~(GMM_PAGEBLOCK_PAGES - 1);
+
+	pthread_mutex_lock(&z->lock);
+	fast_isolate_free(cc, low);
+	while (cc->nr_fr < COMPACT_CLUSTER_MAX && cc->free_pfn > low) {
+		uint64_t b = cc->free_pfn - GMM_PAGEBLOCK_PAGES, pos = cc->free_pos ? cc->free_pos : b;
+		unsigned int got = 0;
+
+		cc->free_pfn = b;
+		cc->free_pos = 0;
+		if (pfn_zone(z->pool, b) != z || !free_target_ok(cc, b))
+			continue;
+		pos = take_free_block(cc, b, pos, &got);
+		if (pos < b + GMM_PAGEBLOCK_PAGES) {
+			/* the list is full: come back to the rest of this block */
+			cc->free_pfn = b + GMM_PAGEBLOCK_PAGES;
+			cc->free_pos = pos;
+			break;
+		}
+		if (!got && pos == b + GMM_PAGEBLOCK_PAGES)
+			set_skip(z, b);
+	}
+	pthread_mutex_unlock(&z->lock);
+}
+
+/* A target block of @order from the isolated free blocks, split as needed. */
+static uint64_t take_target(struct compact_control *cc, unsigned int order)
+{
+	struct gmm_pool *p = cc->z->pool;
+
+	for (unsigned int i = 0; i < cc->nr_fr; i++) {
+		struct blk b = cc->fr[i];
+
+		if (b.order < order)
+			continue;
+		cc->fr[i] = cc->fr[--cc->nr_fr];
+		/* give back the upper halves (the kernel's split_free_page) */
+		while (b.order > order) {
+			b.order--;
+			fr_set(p, b.pfn + (1ull << b.order), FR_ALLOC, b.order, true);
+			if (cc->nr_fr < COMPACT_CLUSTER_MAX * 2)
+				cc->fr[cc->nr_fr++] = (struct blk){ b.pfn + (1ull << b.order), b.order };
+			else
+				migrate_free(p, b.pfn + (1ull << b.order), b.order);
+		}
+		fr_set(p, b.pfn, FR_ALLOC, order, true);
+		p->link[b.pfn] = 0;
+		return b.pfn;
+	}
+	return GMM_PFN_NONE;
+}
+
+static void release_free(struct compact_control *cc)
+{
+	for (unsigned int i = 0; i < cc->nr_fr; i++)
+		migrate_free(cc->z->pool, cc->fr[i].pfn, cc->fr[i].order);
+	cc->nr_fr = 0;
+}
+
+/* --- moving ---------------------------------------------------------------- */
+
+static void migrate_cluster(struct compact_control *cc)
+{
+	struct gmm_pool *p = cc->z->pool;
+
+	for (unsigned int i = 0; i < cc->nr_mig; i++) {
+		struct blk m = cc->mig[i];
+		uint64_t t = take_target(cc, m.order);
+
+		if (t == GMM_PFN_NONE) {
+			isolate_free(cc);
+			t = take_target(cc, m.order);
+		}
+		if (t == GMM_PFN_NONE)
+			break; /* the scanners met */
+		if (migrate_block_to(p, m.pfn, t, m.order, cc->mode)) {
+			cc->res.failed += 1ull << m.order;
+			migrate_free(p, t, m.order);
+			continue;
+		}
+		cc->res.migrated += 1ull << m.order;
+	}
+	cc->nr_mig = 0;
+}
+
+/* --- when to stop ----------------------------------------------------------- */
+
+/* Is a free block of cc->order on a list the requester may use?  Under the lock. */
+static bool order_free(const struct compact_control *cc)
+{
+	const struct gmm_zone *z = cc->z;
+
+	for (unsigned int o = (unsigned int)cc->order; o <= z->pool->max_order; o++) {
+		if (!z->area_nr[o])
+			continue;
+		if (z->area[o][cc->mt].head != PFN_NIL)
+			return true;
+		if (cc->mt == GMM_MT_MOVABLE && z->area[o][GMM_MT_CMA].head != PFN_NIL)
+			return true;
+		/* a whole pageblock of another type can be claimed */
+		if (o >= GMM_PAGEBLOCK_ORDER)
+			for (int mt = 0; mt < MT_PCPTYPES; mt++)
+				if (z->area[o][mt].head != PFN_NIL)
+					return true;
+	}
+	return false;
+}
+
+/* Free frames in blocks of at least a pageblock.  Under the lock. */
+static uint64_t free_in_pageblocks(const struct gmm_zone *z)
+{
+	uint64_t n = 0;
+
+	for (unsigned int o = GMM_PAGEBLOCK_ORDER; o <= z->pool->max_order; o++)
+		for (int mt = 0; mt < MT_PCPTYPES && o <= GMM_MAX_ORDER_LIMIT; mt++)
+			n += z->area[o][mt].nr << o;
+	return n;
+}
+
+/* Capture: take the block for the requester under the lock that saw it. */
+static void capture_block(struct compact_control *cc)
+{
+	struct gmm_zone *z = cc->z;
+	uint64_t pfn = buddy_rmqueue(z, (unsigned int)cc->order, cc->mt,
+				     cc->mt == GMM_MT_MOVABLE ? ALLOC_CMA : 0);
+
+	if (pfn == GMM_PFN_NONE)
+		return;
+	z->pool->link[pfn] = 0;
+	fr_set(z->pool, pfn, FR_ALLOC, (unsigned int)cc->order, cc->movable);
+	cc->captured_reported = z->took_reported;
+	z->ev.alloc++;
+	z->compact.ev.compact_capture++;
+	cc->captured = pfn;
+}
+
+static int zone_frag_score(struct gmm_zone *z);
+
+/* The kernel's __compact_finished(): 1 done, 0 go on. */
+static int compact_finished(struct compact_control *cc)
+{
+	bool done;
+
+	if (cc->proactive)
+		return zone_frag_score(cc->z) <= (int)cc->score_low;
+	if (cc->order < 0)
+		return 0;
+	pthread_mutex_lock(&cc->z->lock);
+	done = cc->target ? free_in_pageblocks(cc->z) >= cc->target : order_free(cc);
+	if (done && cc->capture)
+		capture_block(cc);
+	pthread_mutex_unlock(&cc->z->lock);
+	return done;
+}
+
+/* --- a run ------------------------------------------------------------------- */
+
+static void account(struct compact_control *cc, bool daemon)
+{
+	struct gmm_compact_events *ev = &cc->z->compact.ev;
+
+	ev->compact_migrate_scanned += cc->res.migrate_scanned;
+	ev->compact_free_scanned += cc->res.free_scanned;
+	ev->compact_isolated += cc->res.migrated + cc->res.failed;
+	ev->pgmigrate_success += cc->res.migrated;
+	ev->pgmigrate_fail += cc->res.failed;
+	if (daemon) {
+		ev->compact_daemon_migrate_scanned += cc->res.migrate_scanned;
+		ev->compact_daemon_free_scanned += cc->res.free_scanned;
+	}
+}
+
+/* The kernel's compact_zone(): 0 when finished, -EAGAIN when the scanners met. */
+static int compact_zone(struct compact_control *cc, bool daemon)
+{
+	struct gmm_zone *z = cc->z;
+	struct compact_zone_state *cs = &z->compact;
+	int done = 0;
+
+	pthread_mutex_lock(&z->lock);
+	/* the kernel's compaction_restarting(): after the longest deferral, forget the skip bits */
+	if (cs->defer_shift == COMPACT_MAX_DEFER_SHIFT &&
+	    cs->considered >= 1u << COMPACT_MAX_DEFER_SHIFT)
+		clear_skip_bits(z);
+	cc->end_pfn = zone_end(z);
+	cc->migrate_pfn = cs->migrate_pfn > z->start_pfn ? cs->migrate_pfn : z->start_pfn;
+	cc->free_pfn = cs->free_pfn && cs->free_pfn <= cc->end_pfn ? cs->free_pfn : cc->end_pfn;
+	if (cc->order < 0 || cc->proactive) {
+		cc->migrate_pfn = z->start_pfn;
+		cc->free_pfn = cc->end_pfn;
+	}
+	pthread_mutex_unlock(&z->lock);
+	while (!(done = compact_finished(cc)) && cc->migrate_pfn < cc->free_pfn) {
+		isolate_migrate(cc);
+		if (!cc->nr_mig)
+			break;
+		migrate_cluster(cc);
+	}
+	release_free(cc);
+	pthread_mutex_lock(&z->lock);
+	if (!done && !cc->captured && cc->order >= 0 && !cc->proactive)
+		done = order_free(cc);
+	cc->res.complete = cc->migrate_pfn >= cc->free_pfn;
+	if (cc->res.complete) {
+		/* a finished pass starts again from the ends */
+		cs->migrate_pfn = z->start_pfn;
+		cs->free_pfn = cc->end_pfn;
+		if (cc->ignore_skip || cc->proactive)
+			clear_skip_bits(z);
+	} else {
+		cs->migrate_pfn = cc->migrate_pfn;
+		cs->free_pfn = cc->free_pfn;
+	}
+	account(cc, daemon);
+	pthread_mutex_unlock(&z->lock);
+	return done || cc->captured || cc->order < 0 ? 0 : -EAGAIN;
+}
+
+/* --- suitability ------------------------------------------------------------- */
+
+static int zone_fragindex(struct gmm_zone *z, unsigned int order)
+{
+	struct gmm_zone_stats st;
+
+	if (gmm_zone_stats(z->pool, z->node, z->type, &st))
+		return 0;
+	return gmm_fragmentation_index(&st, order);
+}
+
+/* The kernel's compaction_suitable(): enough free memory, and failure from
+ * fragmentation rather than from lack of memory (extfrag_threshold). */
+static bool compaction_suitable(struct gmm_zone *z, unsigned int order, int hz)
+{
+	uint64_t mark;
+	bool ok;
+
+	pthread_mutex_lock(&z->lock);
+	mark = (order > GMM_COSTLY_ORDER ? z->wmark[WMARK_LOW] : z->wmark[WMARK_MIN]) + (2ull << order);
+	ok = z->nr_free > mark + z->lowmem_reserve[hz];
+	pthread_mutex_unlock(&z->lock);
+	if (!ok)
+		return false;
+	if (order > GMM_COSTLY_ORDER) {
+		int fi = zone_fragindex(z, order);
+
+		if (fi >= 0 && fi <= EXTFRAG_THRESHOLD)
+			return false;
+	}
+	return true;
+}
+
+/* --- direct compaction --------------------------------------------------------- */
+
+static uint64_t direct_zone(struct gmm_zone *z, unsigned int order, int mt, bool movable,
+			    int hz, enum gmm_migrate_mode mode)
+{
+	struct compact_control cc;
+	bool deferred;
+
+	pthread_mutex_lock(&z->lock);
+	deferred = compaction_deferred(z, (int)order);
+	if (deferred)
+		z->compact.ev.compact_deferred++;
+	pthread_mutex_unlock(&z->lock);
+	if (deferred || !compaction_suitable(z, order, hz))
+		return GMM_PFN_NONE;
+	memset(&cc, 0, sizeof(cc));
+	cc.z = z;
+	cc.order = (int)order;
+	cc.mode = mode;
+	cc.capture = true;
+	cc.mt = mt;
+	cc.movable = movable;
+	cc.captured = GMM_PFN_NONE;
+	compact_zone(&cc, false);
+	pthread_mutex_lock(&z->lock);
+	z->compact.ev.compact_stall++;
+	if (cc.captured != GMM_PFN_NONE) {
+		z->compact.ev.compact_success++;
+		defer_reset(z, (int)order);
+	} else {
+		z->compact.ev.compact_fail++;
+		if (mode != GMM_MIGRATE_ASYNC)
+			defer_compaction(z, (int)order);
+	}
+	pthread_mutex_unlock(&z->lock);
+	if (cc.captured != GMM_PFN_NONE && cc.captured_reported &&
+	    pool_prepare_reported(z->pool, cc.captured, order)) {
+		migrate_free(z->pool, cc.captured, order);
+		return GMM_PFN_NONE;
+	}
+	return cc.captured;
+}
+
+uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool movable,
+			int highest_zoneidx, uint64_t nodemask, bool nowait)
+{
+	struct gmm_pool *p;
+
+	if (!order || !pref->nr_zonelist)
+		return GMM_PFN_NONE;
+	p = pref->zonelist[0]->pool;
+	kcompactd_wake(p, pref->id, order);
+	if (nowait)
+		return GMM_PFN_NONE;
+	for (int mode = GMM_MIGRATE_ASYNC; mode <= GMM_MIGRATE_SYNC_LIGHT; mode++) {
+		for (unsigned int i = 0; i < pref->nr_zonelist; i++) {
+			struct gmm_zone *z = pref->zonelist[i];
+			uint64_t pfn;
+
+			if ((int)z->type > highest_zoneidx || !((nodemask >> z->node) & 1))
+				continue;
+			pfn = direct_zone(z, order, mt, movable, highest_zoneidx,
+					  (enum gmm_migrate_mode)mode);
+			if (pfn != GMM_PFN_NONE)
+				return pfn;
+		}
+	}
+	return GMM_PFN_NONE;
+}
+
+/* --- the fragmentation score and proactive compaction ------------------------- */
+
+/* The kernel's extfrag_for_order(zone, COMPACTION_HPAGE_ORDER), 0..100. */
+static int zone_frag_score(struct gmm_zone *z)
+{
+	uint64_t free_pages = 0, suitable = 0;
+
+	pthread_mutex_lock(&z->lock);
+	for (unsigned int o = 0; o <= z->pool->max_order; o++) {
+		uint64_t n = 0;
+
+		for (int mt = 0; mt < GMM_MT_NR; mt++)
+			if (mt != GMM_MT_ISOLATE)
+				n += z->area[o][mt].nr;
+		free_pages += n << o;
+		if (o >= COMPACTION_HPAGE_ORDER)
+			suitable += n << o;
+	}
+	pthread_mutex_unlock(&z->lock);
+	if (!free_pages)
+		return 0;
+	return (int)((free_pages - suitable) * 100 / free_pages);
+}
+
+int gmm_fragmentation_score(struct gmm_pool *p, int node)
+{
+	uint64_t score = 0, present = 0;
+
+	if (!p || node < 0 || node >= (int)p->cfg.nr_nodes)
+		return gmm_set_error(-EINVAL, "fragmentation score: no node %d", node);
+	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+		struct gmm_zone *z = &p->nodes[node].zones[zt];
+
+		if (!z->present)
+			continue;
+		score += (uint64_t)zone_frag_score(z) * z->present;
+		present += z->present;
+	}
+	return present ? (int)(score / present) : 0;
+}
+
+int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiveness)
+{
+	unsigned int low = 100 - proactiveness, high = low + 10 > 100 ? 100 : low + 10;
+	int ran = 0;
+
+	if ((unsigned int)gmm_fragmentation_score(p, node) <= high)
+		return 0;
+	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+		struct gmm_zone *z = &p->nodes[node].zones[zt];
+		struct compact_control cc;
+
+		if (!z->present || zone_frag_score(z) <= (int)low)
+			continue;
+		memset(&cc, 0, sizeof(cc));
+		cc.z = z;
+		cc.order = -1;
+		cc.mode = GMM_MIGRATE_SYNC_LIGHT;
+		cc.proactive = true;
+		cc.score_low = low;
+		cc.mt = GMM_MT_MOVABLE;
+		compact_zone(&cc, true);
+		ran = 1;
+	}
+	return ran;
+}
+
+/* kcompactd's work for @order on one node (the kernel's kcompactd_do_work);
+ * @target > 0: go on until that many frames are free in whole pageblocks. */
+void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64_t target)
+{
+	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+		struct gmm_zone *z = &p->nodes[node].zones[zt];
+		struct compact_control cc;
+		bool deferred;
+		int err;
+
+		if (!z->present)
+			continue;
+		pthread_mutex_lock(&z->lock);
+		deferred = compaction_deferred(z, (int)order);
+		pthread_mutex_unlock(&z->lock);
+		if (deferred || !compaction_suitable(z, order, zt))
+			continue;
+		memset(&cc, 0, sizeof(cc));
+		cc.z = z;
+		cc.order = (int)order;
+		cc.mode = GMM_MIGRATE_SYNC_LIGHT;
+		cc.mt = GMM_MT_MOVABLE;
+		cc.captured = GMM_PFN_NONE;
+		cc.target = target;
+		err = compact_zone(&cc, true);
+		pthread_mutex_lock(&z->lock);
+		if (err)
+			defer_compaction(z, (int)order);
+		else
+			defer_reset(z, (int)order);
+		pthread_mutex_unlock(&z->lock);
+	}
+}
+
+/* --- the public entry points ---------------------------------------------------- */
+
+int gmm_compact_zone(struct gmm_pool *p, int node, enum gmm_zone_type zone, int order,
+		     int mode, struct gmm_compact_result *res)
+{
+	struct compact_control cc;
+	struct gmm_zone *z;
+	int err;
+
+	if (!p || node < 0 || node >= (int)p->cfg.nr_nodes || (int)zone < 0 ||
+	    zone >= GMM_NR_ZONES || order < -1 || order > (int)p->max_order ||
+	    mode < GMM_MIGRATE_ASYNC || mode > GMM_MIGRATE_SYNC)
+		return gmm_set_error(-EINVAL, "gmm_compact_zone: bad pool, node, zone, order or mode");
+	z = &p->nodes[node].zones[zone];
+	if (!z->present)
+		return gmm_set_error(-ENOENT, "node %d has no zone %d", node, zone);
+	memset(&cc, 0, sizeof(cc));
+	cc.z = z;
+	cc.order = order;
+	cc.mode = (enum gmm_migrate_mode)mode;
+	cc.ignore_skip = true;
+	cc.mt = GMM_MT_MOVABLE;
+	cc.captured = GMM_PFN_NONE;
+	err = compact_zone(&cc, false);
+	if (res)
+		*res = cc.res;
+	return err;
+}
+
+int gmm_compact_pool(struct gmm_pool *p)
+{
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_compact_pool: NULL pool");
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++)
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++)
+			if (p->nodes[n].zones[zt].present)
+				gmm_compact_zone(p, (int)n, (enum gmm_zone_type)zt, -1,
+						 GMM_MIGRATE_SYNC, NULL);
+	return 0;
+}
+
+int gmm_compact_stats(struct gmm_pool *p, struct gmm_compact_events *out)
+{
+	uint64_t *o = (uint64_t *)out;
+	const size_t nr = sizeof(*out) / sizeof(uint64_t);
+
+	if (!p || !out)
+		return gmm_set_error(-EINVAL, "gmm_compact_stats: NULL argument");
+	memset(out, 0, sizeof(*out));
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+			const uint64_t *e = (const uint64_t *)&z->compact.ev;
+
+			pthread_mutex_lock(&z->lock);
+			for (size_t i = 0; i < nr; i++)
+				o[i] += e[i];
+			pthread_mutex_unlock(&z->lock);
+		}
+	}
+	return 0;
+}
+
+static const char *const event_names[] = {
+	"compact_migrate_scanned", "compact_free_scanned", "compact_isolated",
+	"compact_stall", "compact_fail", "compact_success", "compact_daemon_wake",
+	"compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
+	"pgmigrate_success", "pgmigrate_fail", "compact_capture", "compact_deferred",
+};
+
+_Static_assert(sizeof(event_names) / sizeof(event_names[0]) ==
+		       sizeof(struct gmm_compact_events) / sizeof(uint64_t),
+	       "a name per compaction counter");
+
+void gmm_compact_print_stats(struct gmm_pool *p, FILE *f)
+{
+	struct gmm_compact_events ev;
+	const uint64_t *e = (const uint64_t *)&ev;
+
+	if (!f || gmm_compact_stats(p, &ev))
+		return;
+	for (size_t i = 0; i < sizeof(event_names) / sizeof(event_names[0]); i++)
+		fprintf(f, "%s %llu\n", event_names[i], (unsigned long long)e[i]);
+}
+
+/* --- the pageblock map ---------------------------------------------------------- */
+
+static char block_char(struct gmm_pool *p, uint64_t b)
+{
+	static const char letters[GMM_MT_NR] = "UMRHCI";
+	uint64_t free_pages = 0, pfn = b;
+	uint8_t v = *pb_byte(p, b);
+	char c = v & PB_ISOLATE ? 'I' : letters[v & PB_MT_MASK];
+	uint64_t h = buddy_find_head(p, b);
+
+	if (h != GMM_PFN_NONE && h < b && fr_kind(p, h) == FR_FREE)
+		return '.'; /* inside a free block larger than a pageblock */
+
+	while (pfn < b + GMM_PAGEBLOCK_PAGES) {
+		uint8_t s = fr_state(p, pfn);
+		unsigned int o = (s & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
+		uint64_t n = (s & FR_KIND_MASK) == FR_FREE || (s & FR_KIND_MASK) == FR_ALLOC ?
+				     1ull << o : 1;
+
+		if ((s & FR_KIND_MASK) == FR_FREE)
+			free_pages += n;
+		pfn += n;
+	}
+	if (free_pages >= GMM_PAGEBLOCK_PAGES)
+		return '.';
+	return free_pages > GMM_PAGEBLOCK_PAGES / 2 ? (char)(c - 'A' + 'a') : c;
+}
+
+void gmm_pageblock_map(struct gmm_pool *p, FILE *f, unsigned int cols)
+{
+	unsigned int col = 0;
+
+	if (!p || !f)
+		return;
+	if (!cols)
+		cols = 64;
+	for (uint64_t b = 0; b < p->nr_pfns; b += GMM_PAGEBLOCK_PAGES) {
+		struct gmm_zone *z = pfn_zone(p, b);
+		char c = ' ';
+
+		if (z) {
+			pthread_mutex_lock(&z->lock);
+			c = block_char(p, b);
+			pthread_mutex_unlock(&z->lock);
+		}
+		fputc(c, f);
+		if (++col == cols) {
+			fputc('\n', f);
+			col = 0;
+		}
+	}
+	if (col)
+		fputc('\n', f);
+}

@@ -1,0 +1,628 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmm/qmp_cmds.c - the QMP commands of gmm-vmm with QEMU's names and reply
+ * shapes (QEMU's QAPI schema: run-state, machine, misc, qom, machine-target,
+ * virtio-balloon properties), the balloon through balloon_ctl.h, and gmm's
+ * own statistics as x-gmm-* commands.  Arguments are checked against each
+ * command's list before it runs: unknown, missing and mistyped ones are
+ * GenericErrors as QEMU words them.
+ */
+#include "qmp.h"
+#include "vmm.h"
+#include <gmm/report.h>
+#include <gmm/stats.h>
+#include <gmm/thread.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BALLOON_PATH		"/machine/peripheral/balloon0"
+#define PROP_STATS		"guest-stats"
+#define PROP_INTERVAL		"guest-stats-polling-interval"
+/* QEMU's bound on the stats polling interval (it is a uint32 timer value). */
+#define STATS_INTERVAL_MAX	4294967295LL
+
+enum arg_type { ARG_INT, ARG_STR, ARG_ANY };
+
+struct qmp_arg {
+	const char *name;
+	enum arg_type type;		/* every argument is required */
+};
+
+typedef struct json_object *(*qmp_fn)(struct qmp_ctx *c, struct json_object *args,
+				      struct qmp_error *err);
+
+struct qmp_cmd {
+	const char *name;
+	qmp_fn fn;
+	const struct qmp_arg *args;	/* NULL-terminated; NULL: none */
+};
+
+static struct json_object *empty(void)
+{
+	return json_object_new_object();
+}
+
+static void add(struct json_object *o, const char *key, struct json_object *val)
+{
+	json_object_object_add(o, key, val);
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	add(o, key, json_object_new_uint64(v));
+}
+
+static void event(struct qmp_ctx *c, const char *name, struct json_object *data)
+{
+	monitor_event(c->mon, name, data);
+}
+
+/* ---- run state ---- */
+
+static const char *status(struct qmp_ctx *c)
+{
+	if (atomic_load(&c->vm->stopping))
+		return "shutdown";
+	if (!vm_is_paused(c->vm))
+		return "running";
+	return c->launched ? "paused" : "prelaunch";
+}
+
+static struct json_object *query_status(struct qmp_ctx *c, struct json_object *args,
+					struct qmp_error *err)
+{
+	struct json_object *o = json_object_new_object();
+	const char *st = status(c);
+
+	(void)args, (void)err;
+	add(o, "status", json_object_new_string(st));
+	add(o, "running", json_object_new_boolean(!strcmp(st, "running")));
+	return o;
+}
+
+/* stop: QEMU emits STOP only when the VM was running (not in prelaunch). */
+static struct json_object *stop(struct qmp_ctx *c, struct json_object *args,
+				struct qmp_error *err)
+{
+	(void)args, (void)err;
+	if (strcmp(status(c), "running"))
+		return empty();
+	vm_pause(c->vm);
+	event(c, "STOP", NULL);
+	return empty();
+}
+
+static struct json_object *cont(struct qmp_ctx *c, struct json_object *args,
+				struct qmp_error *err)
+{
+	(void)args;
+	if (atomic_load(&c->vm->stopping)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "The VM is shutting down");
+		return NULL;
+	}
+	if (!vm_is_paused(c->vm))
+		return empty();
+	c->launched = true;
+	vm_resume(c->vm);
+	event(c, "RESUME", NULL);
+	return empty();
+}
+
+static struct json_object *quit(struct qmp_ctx *c, struct json_object *args,
+				struct qmp_error *err)
+{
+	(void)args, (void)err;
+	if (!c->shutdown_cause)
+		c->shutdown_cause = "host-qmp-quit";
+	vm_stop(c->vm, VMM_EXIT_OK, "quit by the monitor");
+	return empty();
+}
+
+/* No ACPI in gmm-vmm: the event is all a guest could be told, as in QEMU
+ * with a guest that ignores the power button. */
+static struct json_object *system_powerdown(struct qmp_ctx *c, struct json_object *args,
+					    struct qmp_error *err)
+{
+	(void)args, (void)err;
+	event(c, "POWERDOWN", NULL);
+	return empty();
+}
+
+/* gmm-vmm ends on a reset, as QEMU does with -no-reboot. */
+static struct json_object *system_reset(struct qmp_ctx *c, struct json_object *args,
+					struct qmp_error *err)
+{
+	(void)args, (void)err;
+	if (!c->shutdown_cause)
+		c->shutdown_cause = "host-qmp-system-reset";
+	vm_stop(c->vm, VMM_EXIT_RESET, "reset by the monitor (system_reset)");
+	return empty();
+}
+
+const char *qmp_shutdown_reason(const struct qmp_ctx *ctx, int exit_code)
+{
+	if (ctx->shutdown_cause)
+		return ctx->shutdown_cause;
+	switch (exit_code) {
+	case VMM_EXIT_OK:
+	case VMM_EXIT_GUEST_FAIL:
+		return "guest-shutdown";
+	case VMM_EXIT_RESET:
+		return "guest-reset";
+	case VMM_EXIT_CRASH:
+		return "guest-panic";
+	default:
+		return exit_code > VMM_EXIT_SIGNAL ? "host-signal" : "host-error";
+	}
+}
+
+/* ---- machine ---- */
+
+static struct json_object *query_version(struct qmp_ctx *c, struct json_object *args,
+					 struct qmp_error *err)
+{
+	(void)c, (void)args, (void)err;
+	return qmp_version();
+}
+
+static struct json_object *query_kvm(struct qmp_ctx *c, struct json_object *args,
+				     struct qmp_error *err)
+{
+	struct json_object *o = json_object_new_object();
+
+	(void)args, (void)err;
+	add(o, "enabled", json_object_new_boolean(c->vm->vm_fd >= 0));
+	add(o, "present", json_object_new_boolean(!access("/dev/kvm", R_OK | W_OK)));
+	return o;
+}
+
+static struct json_object *query_cpus_fast(struct qmp_ctx *c, struct json_object *args,
+					   struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array();
+	char path[64];
+
+	(void)args, (void)err;
+	for (unsigned int i = 0; i < c->vm->nr_vcpus; i++) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *props = json_object_new_object();
+
+		snprintf(path, sizeof(path), "/machine/unattached/device[%u]", i);
+		add(o, "cpu-index", json_object_new_int((int)i));
+		add(o, "qom-path", json_object_new_string(path));
+		add(o, "thread-id", json_object_new_int(atomic_load(&c->vm->vcpus[i].tid)));
+		add(props, "core-id", json_object_new_int(0));
+		add(props, "thread-id", json_object_new_int(0));
+		add(props, "socket-id", json_object_new_int((int)i));
+		add(o, "props", props);
+		add(o, "target", json_object_new_string("x86_64"));
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
+/* QEMU's Memdev, one per guest node; x-gmm-* members are gmm's own. */
+static struct json_object *query_memdev(struct qmp_ctx *c, struct json_object *args,
+					struct qmp_error *err)
+{
+	const struct guestmem_cfg *m = &c->vm->opts->mem;
+	struct json_object *list = json_object_new_array();
+	char id[32];
+
+	(void)args, (void)err;
+	for (unsigned int i = 0; i < m->nr_nodes; i++) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *nodes = json_object_new_array();
+		int hn = m->nodes[i].host_node;
+
+		snprintf(id, sizeof(id), "ram-node%u", i);
+		if (hn >= 0)
+			json_object_array_add(nodes, json_object_new_int(hn));
+		add(o, "id", json_object_new_string(id));
+		add_u64(o, "size", m->nodes[i].size);
+		add(o, "merge", json_object_new_boolean(false));
+		add(o, "dump", json_object_new_boolean(true));
+		add(o, "prealloc", json_object_new_boolean(m->prealloc));
+		add(o, "share", json_object_new_boolean(m->mode == GUESTMEM_GMM));
+		add(o, "host-nodes", nodes);
+		add(o, "policy", json_object_new_string(hn >= 0 ? "bind" : "default"));
+		add_u64(o, "x-gmm-page-size", m->page_size);
+		add(o, "x-gmm-mode", json_object_new_string(guestmem_mode_name(m->mode)));
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
+/* ---- balloon ---- */
+
+static bool balloon_errno(int ret, struct qmp_error *err)
+{
+	if (!ret)
+		return false;
+	if (ret == -ENODEV)
+		qmp_error_set(err, QMP_DEVICE_NOT_ACTIVE, "No balloon device has been activated");
+	else if (ret == -EINVAL)
+		qmp_error_set(err, QMP_GENERIC_ERROR,
+			      "Parameter 'value' expects a size from 1 byte to the guest's RAM");
+	else
+		qmp_error_set(err, QMP_GENERIC_ERROR, "balloon: %s", strerror(-ret));
+	return true;
+}
+
+static struct json_object *balloon(struct qmp_ctx *c, struct json_object *args,
+				   struct qmp_error *err)
+{
+	struct json_object *v = json_object_object_get(args, "value");
+
+	if (json_object_get_int64(v) <= 0) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "Parameter 'value' expects a size");
+		return NULL;
+	}
+	if (balloon_errno(balloon_ctl_set_target(c->vm, json_object_get_uint64(v)), err))
+		return NULL;
+	return empty();
+}
+
+static struct json_object *query_balloon(struct qmp_ctx *c, struct json_object *args,
+					 struct qmp_error *err)
+{
+	struct json_object *o;
+	uint64_t actual;
+
+	(void)args;
+	if (balloon_errno(balloon_ctl_get_actual(c->vm, &actual), err))
+		return NULL;
+	o = json_object_new_object();
+	add_u64(o, "actual", actual);
+	return o;
+}
+
+/* The balloon's QOM path and property, or NULL with the error QEMU gives. */
+static const char *balloon_prop(struct qmp_ctx *c, struct json_object *args,
+				struct qmp_error *err)
+{
+	const char *path = json_object_get_string(json_object_object_get(args, "path"));
+	const char *prop = json_object_get_string(json_object_object_get(args, "property"));
+
+	if (strcmp(path, BALLOON_PATH)) {
+		qmp_error_set(err, QMP_DEVICE_NOT_FOUND, "Device '%.128s' not found", path);
+		return NULL;
+	}
+	if (!balloon_ctl_present(c->vm)) {
+		qmp_error_set(err, QMP_DEVICE_NOT_ACTIVE, "No balloon device has been activated");
+		return NULL;
+	}
+	if (strcmp(prop, PROP_STATS) && strcmp(prop, PROP_INTERVAL)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "Property 'virtio-balloon-device.%.64s' not found",
+			      prop);
+		return NULL;
+	}
+	return prop;
+}
+
+/* {"stats": {"stat-...": N or -1 when the guest has not reported it},
+ *  "last-update": seconds} */
+static struct json_object *guest_stats(struct qmp_ctx *c, struct qmp_error *err)
+{
+	struct balloon_stats st;
+	struct json_object *o, *stats;
+
+	if (balloon_errno(balloon_ctl_get_stats(c->vm, &st), err))
+		return NULL;
+	o = json_object_new_object();
+	stats = json_object_new_object();
+	for (int i = 0; i < BALLOON_NR_STATS; i++) {
+		bool valid = st.valid & (1u << i);
+
+		add(stats, balloon_stat_names[i], valid ? json_object_new_uint64(st.value[i]) :
+			   json_object_new_int(-1));
+	}
+	add(o, "stats", stats);
+	add(o, "last-update", json_object_new_int64(st.last_update));
+	return o;
+}
+
+static struct json_object *qom_get(struct qmp_ctx *c, struct json_object *args,
+				   struct qmp_error *err)
+{
+	const char *prop = balloon_prop(c, args, err);
+	int64_t secs;
+
+	if (!prop)
+		return NULL;
+	if (!strcmp(prop, PROP_STATS))
+		return guest_stats(c, err);
+	if (balloon_errno(balloon_ctl_get_stats_interval(c->vm, &secs), err))
+		return NULL;
+	return json_object_new_int64(secs);
+}
+
+static struct json_object *qom_set(struct qmp_ctx *c, struct json_object *args,
+				   struct qmp_error *err)
+{
+	const char *prop = balloon_prop(c, args, err);
+	struct json_object *v = json_object_object_get(args, "value");
+	int64_t secs;
+
+	if (!prop)
+		return NULL;
+	if (!strcmp(prop, PROP_STATS)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "Insufficient permission to perform this operation");
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_int)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR,
+			      "Invalid parameter type for '" PROP_INTERVAL "', expected: integer");
+		return NULL;
+	}
+	secs = json_object_get_int64(v);	/* INT64_MAX for larger values */
+	if (secs < 0) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "timer value must be greater than zero");
+		return NULL;
+	}
+	if (secs > STATS_INTERVAL_MAX) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "timer value is too big");
+		return NULL;
+	}
+	if (balloon_errno(balloon_ctl_set_stats_interval(c->vm, secs), err))
+		return NULL;
+	return empty();
+}
+
+/* ---- gmm's statistics ---- */
+
+static struct gmm_pool *pool_of(struct qmp_ctx *c, struct qmp_error *err)
+{
+	struct gmm_pool *pool = guestmem_gmm_pool(c->vm->gm);
+
+	if (!pool)
+		qmp_error_set(err, QMP_GENERIC_ERROR, "guest RAM is not on gmm (--memory-mode %s)",
+			      guestmem_mode_name(c->vm->opts->mem.mode));
+	return pool;
+}
+
+typedef int (*gmm_render_fn)(struct gmm_pool *, enum gmm_stat_format, char **);
+
+/* A gmm_stat_* JSON rendering as one object. */
+static struct json_object *rendered(struct qmp_ctx *c, gmm_render_fn fn,
+				    struct qmp_error *err)
+{
+	struct gmm_pool *pool = pool_of(c, err);
+	struct json_object *o;
+	char *text = NULL;
+	int ret;
+
+	if (!pool)
+		return NULL;
+	ret = fn(pool, GMM_STAT_JSON, &text);
+	if (ret) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "gmm statistics: %s", strerror(-ret));
+		return NULL;
+	}
+	o = json_tokener_parse(text);
+	free(text);
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		qmp_error_set(err, QMP_GENERIC_ERROR, "gmm statistics: not a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+#define RENDERED(fn_name, render)							\
+static struct json_object *fn_name(struct qmp_ctx *c, struct json_object *args,	\
+				   struct qmp_error *err)			\
+{											\
+	(void)args;									\
+	return rendered(c, render, err);						\
+}
+
+RENDERED(x_buddyinfo, gmm_stat_buddyinfo)
+RENDERED(x_pagetypeinfo, gmm_stat_pagetypeinfo)
+RENDERED(x_zoneinfo, gmm_stat_zoneinfo)
+RENDERED(x_extfrag, gmm_stat_extfrag)
+
+static struct json_object *x_pcp_stats(struct qmp_ctx *c, struct json_object *args,
+				       struct qmp_error *err)
+{
+	struct gmm_pool *pool = pool_of(c, err);
+	struct gmm_pcp_stats st;
+	struct json_object *o;
+
+	(void)args;
+	if (!pool || gmm_pcp_stats(pool, &st))
+		return NULL;
+	o = json_object_new_object();
+	add_u64(o, "threads", st.threads);
+	add_u64(o, "cached", st.cached);
+	add_u64(o, "alloc-hit", st.alloc_hit);
+	add_u64(o, "alloc-miss", st.alloc_miss);
+	add_u64(o, "alloc-fail", st.alloc_fail);
+	add_u64(o, "free", st.free);
+	add_u64(o, "refill", st.refill);
+	add_u64(o, "refill-frames", st.refill_frames);
+	add_u64(o, "drain", st.drain);
+	add_u64(o, "drain-frames", st.drain_frames);
+	add_u64(o, "remote-drain", st.remote_drain);
+	add_u64(o, "remote-frames", st.remote_frames);
+	add_u64(o, "drain-all", st.drain_all);
+	add_u64(o, "bulk-alloc", st.bulk_alloc);
+	add_u64(o, "hit-permille", st.hit_permille);
+	return o;
+}
+
+static struct json_object *x_report_stats(struct qmp_ctx *c, struct json_object *args,
+					  struct qmp_error *err)
+{
+	struct gmm_pool *pool = pool_of(c, err);
+	struct gmm_report_stats st;
+	struct json_object *o;
+
+	(void)args;
+	if (!pool || gmm_report_stats(pool, &st))
+		return NULL;
+	o = json_object_new_object();
+	add_u64(o, "free-reported", st.free_reported);
+	add_u64(o, "free-unreported", st.free_unreported);
+	add_u64(o, "reported-bytes", st.reported_bytes);
+	add_u64(o, "reported-blocks", st.reported_blocks);
+	add_u64(o, "passes", st.passes);
+	add_u64(o, "errors", st.errors);
+	add(o, "order", json_object_new_int((int)st.order));
+	add(o, "running", json_object_new_boolean(st.running));
+	return o;
+}
+
+/* Guest RAM figures in every mode; the 2 MiB share of the backed RAM. */
+static struct json_object *x_guest_stats(struct qmp_ctx *c, struct json_object *args,
+					 struct qmp_error *err)
+{
+	struct json_object *o = json_object_new_object();
+	struct guestmem_stats st;
+	uint64_t backed;
+
+	(void)args, (void)err;
+	guestmem_get_stats(c->vm->gm, &st);
+	backed = st.backed * st.page_size;
+	add(o, "mode", json_object_new_string(guestmem_mode_name(c->vm->opts->mem.mode)));
+	add_u64(o, "ram-bytes", c->vm->opts->memory);
+	add_u64(o, "backed-bytes", backed);
+	add_u64(o, "faults", st.faults);
+	add_u64(o, "discards", st.discards);
+	add_u64(o, "page-size", st.page_size);
+	add_u64(o, "huge-faults", st.huge_faults);
+	add_u64(o, "huge-bytes", st.huge_bytes);
+	add_u64(o, "huge-permille", backed ? st.huge_bytes * 1000 / backed : 0);
+	return o;
+}
+
+/* ---- the table ---- */
+
+static const struct qmp_arg balloon_args[] = { { "value", ARG_INT }, { NULL, 0 } };
+static const struct qmp_arg qom_get_args[] = {
+	{ "path", ARG_STR }, { "property", ARG_STR }, { NULL, 0 },
+};
+static const struct qmp_arg qom_set_args[] = {
+	{ "path", ARG_STR }, { "property", ARG_STR }, { "value", ARG_ANY }, { NULL, 0 },
+};
+
+static struct json_object *query_commands(struct qmp_ctx *c, struct json_object *args,
+					  struct qmp_error *err);
+
+static const struct qmp_cmd commands[] = {
+	{ "qmp_capabilities", NULL, NULL },	/* qmp.c answers it */
+	{ "query-status", query_status, NULL },
+	{ "stop", stop, NULL },
+	{ "cont", cont, NULL },
+	{ "quit", quit, NULL },
+	{ "system_powerdown", system_powerdown, NULL },
+	{ "system_reset", system_reset, NULL },
+	{ "query-version", query_version, NULL },
+	{ "query-commands", query_commands, NULL },
+	{ "query-kvm", query_kvm, NULL },
+	{ "query-cpus-fast", query_cpus_fast, NULL },
+	{ "query-memdev", query_memdev, NULL },
+	{ "balloon", balloon, balloon_args },
+	{ "query-balloon", query_balloon, NULL },
+	{ "qom-get", qom_get, qom_get_args },
+	{ "qom-set", qom_set, qom_set_args },
+	{ "x-gmm-buddyinfo", x_buddyinfo, NULL },
+	{ "x-gmm-pagetypeinfo", x_pagetypeinfo, NULL },
+	{ "x-gmm-zoneinfo", x_zoneinfo, NULL },
+	{ "x-gmm-extfrag", x_extfrag, NULL },
+	{ "x-gmm-pcp-stats", x_pcp_stats, NULL },
+	{ "x-gmm-report-stats", x_report_stats, NULL },
+	{ "x-gmm-guest-stats", x_guest_stats, NULL },
+};
+
+#define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static struct json_object *query_commands(struct qmp_ctx *c, struct json_object *args,
+					  struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array();
+
+	(void)c, (void)args, (void)err;
+	for (size_t i = 0; i < NR_COMMANDS; i++) {
+		struct json_object *o = json_object_new_object();
+
+		add(o, "name", json_object_new_string(commands[i].name));
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
+static const struct qmp_cmd *find(const char *name)
+{
+	for (size_t i = 0; i < NR_COMMANDS; i++) {
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	}
+	return NULL;
+}
+
+bool qmp_command_exists(const char *name)
+{
+	return find(name) != NULL;
+}
+
+static const struct qmp_arg *find_arg(const struct qmp_arg *a, const char *name)
+{
+	for (; a && a->name; a++) {
+		if (!strcmp(a->name, name))
+			return a;
+	}
+	return NULL;
+}
+
+static const char *const type_names[] = { [ARG_INT] = "integer", [ARG_STR] = "string" };
+
+/* Unknown, mistyped and missing arguments, as QEMU's visitors word them. */
+static bool check_args(const struct qmp_cmd *cmd, struct json_object *args,
+		       struct qmp_error *err)
+{
+	json_object_object_foreach(args, key, val) {
+		const struct qmp_arg *a = find_arg(cmd->args, key);
+		bool ok;
+
+		if (!a) {
+			qmp_error_set(err, QMP_GENERIC_ERROR, "Parameter '%.64s' is unexpected", key);
+			return false;
+		}
+		ok = a->type == ARG_ANY ||
+		     (a->type == ARG_INT && json_object_is_type(val, json_type_int)) ||
+		     (a->type == ARG_STR && json_object_is_type(val, json_type_string));
+		if (!ok) {
+			qmp_error_set(err, QMP_GENERIC_ERROR,
+				      "Invalid parameter type for '%s', expected: %s",
+				      a->name, type_names[a->type]);
+			return false;
+		}
+	}
+	for (const struct qmp_arg *a = cmd->args; a && a->name; a++) {
+		if (!json_object_object_get_ex(args, a->name, NULL)) {
+			qmp_error_set(err, QMP_GENERIC_ERROR, "Parameter '%s' is missing", a->name);
+			return false;
+		}
+	}
+	return true;
+}
+
+struct json_object *qmp_dispatch(struct qmp_ctx *ctx, const char *name,
+				 struct json_object *args, struct qmp_error *err)
+{
+	const struct qmp_cmd *cmd = find(name);
+
+	if (!cmd || !cmd->fn) {
+		qmp_error_set(err, QMP_COMMAND_NOT_FOUND, "The command %.64s has not been found",
+			      name);
+		return NULL;
+	}
+	if (!check_args(cmd, args, err))
+		return NULL;
+	return cmd->fn(ctx, args, err);
+}
