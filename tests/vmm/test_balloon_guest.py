@@ -6,12 +6,16 @@
 # size, `actual` as the host reports it, host memory going down, and the
 # guest's verification of the pages it kept; then stats, a deflate and a
 # re-touch of every page, and free page reporting of memory the guest gives
-# up; and a target the host sets alone (--balloon target=). Usage: test_balloon_guest.py GMM_VMM [MODE...] (default: gmm plain).
+# up; and targets the host sets alone (--balloon target=, QMP's balloon).
+# Usage: test_balloon_guest.py GMM_VMM [MODE...] (default: gmm plain).
 # Exits 77 (skip) only where /dev/kvm is absent.
 import json
 import os
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 VMM = sys.argv[1]
 MODES = sys.argv[2:] or ['gmm', 'plain']
@@ -144,6 +148,61 @@ def check_follow(mode):
         fail('follow/%s: exit %d, %s, summary %s' % (mode, p.returncode, fol, summ))
 
 
+def qmp_lines(path):
+    """Connect to gmm-vmm's QMP socket (it appears once gmm-vmm is up) and
+    negotiate; return the socket and a reader of its JSON lines."""
+    end = time.time() + 30
+    while not os.path.exists(path) and time.time() < end:
+        time.sleep(0.05)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    f = s.makefile('r')
+    f.readline()  # greeting
+    s.sendall(b'{"execute":"qmp_capabilities"}\n')
+    return s, lambda: json.loads(f.readline())
+
+
+def check_qmp(mode):
+    # the monitor's `balloon` while the guest follows num_pages: the guest
+    # inflates, BALLOON_CHANGE reports the new actual, the stats it sent
+    # arrive in qom-get guest-stats
+    logical = RAM_MIB // 2
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'qmp')
+        args = [VMM, '--memory', '%dM' % RAM_MIB, '--memory-mode', mode, '--qmp', path,
+                '--balloon=stats-period=1', '--guest-workload', 'touch=16 follow=6 verify']
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        changes, stats = [], None
+        try:
+            s, read = qmp_lines(path)
+            read()
+            s.sendall(json.dumps({'execute': 'balloon', 'arguments': {
+                'value': logical * 2**20}}).encode() + b'\n')
+            while not changes or changes[-1] != logical * 2**20:
+                obj = read()
+                if obj.get('event') == 'BALLOON_CHANGE':
+                    changes.append(obj['data']['actual'])
+            s.sendall(b'{"execute":"qom-get","arguments":{"path":'
+                      b'"/machine/peripheral/balloon0","property":"guest-stats"}}\n')
+            while stats is None:
+                obj = read()
+                stats = obj.get('return')
+            s.close()
+        except (OSError, ValueError) as e:
+            fail('qmp/%s: %s' % (mode, e))
+        out, err = p.communicate(timeout=120)
+    fol = [json.loads(x) for x in out.splitlines() if '"workload":"follow"' in x]
+    print('--- qmp/%s: exit %d, %d BALLOON_CHANGE events, last %s, follow %s' %
+          (mode, p.returncode, len(changes), changes[-1:], fol))
+    want = (RAM_MIB - logical) * 256
+    if p.returncode != 0 or len(fol) != 1 or fol[0]['balloon_pages'] != want or \
+       fol[0]['host_actual'] != logical * 2**20:
+        fail('qmp/%s: exit %d (%s), follow %s' % (mode, p.returncode, err.strip()[-300:], fol))
+    if not stats or stats['stats'].get('stat-total-memory') != RAM_MIB * 2**20:
+        fail('qmp/%s: guest-stats %s' % (mode, stats))
+
+
 def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the guest balloon test did not run')
@@ -151,6 +210,7 @@ def main():
     for mode in MODES:
         check_mode(mode)
         check_follow(mode)
+        check_qmp(mode)
     check_no_device()
     print('%d failures' % failures)
     return 1 if failures else 0
