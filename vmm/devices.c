@@ -5,6 +5,7 @@
  */
 #include "devices.h"
 #include "balloon.h"
+#include "balloon_ctl.h"
 #include "vmm.h"
 
 #include <errno.h>
@@ -47,7 +48,14 @@ static int create_balloon(struct vm *vm, char *err, size_t errlen)
 	cfg.unit_bytes = o->mem.page_size;
 	d->balloon = balloon_create(vm, &d->pci, vm->gm, vm->loop, o->memory, &cfg,
 				    err, errlen);
-	return d->balloon ? 0 : -1;
+	if (!d->balloon)
+		return -1;
+	if (o->balloon_target && balloon_ctl_set_target(vm, o->balloon_target)) {
+		snprintf(err, errlen, "--balloon: target %llu bytes is not within the guest's RAM",
+			 (unsigned long long)o->balloon_target);
+		return -1;
+	}
+	return 0;
 }
 
 int devices_create(struct vm *vm, char *err, size_t errlen)

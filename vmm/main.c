@@ -32,7 +32,7 @@ void vmm_out(struct vm *vm, const char *fmt, ...)
 }
 
 /* A "Key:   123 kB" line of a /proc file, in KiB; 0 if absent. */
-static uint64_t proc_kib(const char *path, const char *key)
+uint64_t proc_kib(const char *path, const char *key)
 {
 	char line[256];
 	size_t klen = strlen(key);

@@ -57,7 +57,8 @@ static const char usage[] =
 "  -a, --cmdline STR        kernel command line\n"
 "Benchmark guest:\n"
 "  -w, --guest-workload STR workload, e.g. \"touch=64 verify churn=16 verify\"\n"
-"                           (touch=MiB, churn=MiB, rounds=N, verify, iotest, quiet)\n"
+"                           (touch=MiB, churn=MiB, rounds=N, verify, iotest, quiet;\n"
+"                           with --balloon: balloon=PCT, follow=S, free=MiB, stats)\n"
 "      --guest FILE         benchmark guest ELF instead of the built-in one\n"
 "      --dump-dtb FILE      write the device tree given to the guest to FILE\n"
 "      --x-lose-page        test hook: drop one page the guest touched, behind\n"
@@ -67,6 +68,8 @@ static const char usage[] =
 "                           separated: deflate-on-oom=on|off (default off),\n"
 "                           free-page-reporting=on|off (default on),\n"
 "                           stats-period=SECONDS (default 0: no polling),\n"
+"                           target=SIZE (the guest's logical size asked for\n"
+"                           at boot, as QMP's balloon; default: all its RAM),\n"
 "                           x-track=unit|element (hugepages: count inflated\n"
 "                           pieces across requests (default) or per request\n"
 "                           as QEMU does), x-per-page=on|off (one discard per\n"
@@ -295,6 +298,12 @@ static int parse_balloon(struct vmm_opts *o, const char *arg)
 		if (!eq)
 			return fail("--balloon: expected KEY=VALUE, got '%s'", kv);
 		*eq = 0;
+		if (!strcmp(kv, "target")) {
+			o->balloon_target = parse_size(eq + 1);
+			if (!o->balloon_target)
+				return fail("--balloon: target takes a size such as 512M, got '%s'", eq + 1);
+			continue;
+		}
 		if (balloon_opt(&o->balloon_cfg, kv, eq + 1))
 			return -VMM_EXIT_USAGE;
 	}
@@ -430,6 +439,8 @@ static int check_combination(struct vmm_opts *o)
 		return fail("-S/--paused needs --qmp: only the monitor's cont starts the vCPUs%s", "");
 	if (o->kernel && (o->workload || o->guest))
 		return fail("--guest-workload and --guest are for the benchmark guest, not --kernel%s", "");
+	if (o->balloon_target > o->memory)
+		return fail("--balloon: target %s is more than the guest's RAM", "SIZE");
 	if (o->mem.mode != GUESTMEM_GMM)
 		return 0;
 	if (o->mem.page_size > (2ULL << 20))

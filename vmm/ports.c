@@ -5,6 +5,7 @@
  * keyboard controller's reset line, on the port bus; and the vCPU's port
  * I/O exit, dispatched through that bus.
  */
+#include "balloon_ctl.h"
 #include "devices.h"
 #include "vmm.h"
 
@@ -21,6 +22,19 @@ struct discard_req {
 	uint64_t gpa;
 	uint64_t len;
 	uint64_t status;
+};
+
+/*
+ * The guest's request to the balloon's control interface (what the monitor
+ * does with QMP's `balloon`): a new target (logical bytes, 0: leave it),
+ * answered with the status, the balloon's `actual` and host memory.
+ */
+struct balloon_req {
+	uint64_t target;
+	int64_t status;
+	uint64_t actual;
+	uint64_t rss_kib;
+	uint64_t backed;	/* guestmem units backed now (see guestmem.h) */
 };
 
 struct panic_info {
@@ -88,6 +102,25 @@ static void discard(struct vm *vm, uint32_t gpa)
 		       &req.status, sizeof(req.status));
 }
 
+static void balloon_request(struct vm *vm, uint32_t gpa)
+{
+	struct balloon_req req;
+	struct guestmem_stats st;
+	int ret = 0;
+
+	if (guestmem_read(vm->gm, gpa, &req, sizeof(req)))
+		return;
+	if (req.target)
+		ret = balloon_ctl_set_target(vm, req.target);
+	if (!ret)
+		ret = balloon_ctl_get_actual(vm, &req.actual);
+	guestmem_get_stats(vm->gm, &st);
+	req.status = ret;
+	req.rss_kib = proc_kib("/proc/self/status", "VmRSS");
+	req.backed = st.backed * (st.page_size / 4096);
+	guestmem_write(vm->gm, gpa, &req, sizeof(req));
+}
+
 static void panic_report(struct vm *vm, uint32_t gpa)
 {
 	struct panic_info p = { 0 };
@@ -135,6 +168,9 @@ static void hostdev_write(struct vm *vm, uint16_t port, uint32_t val)
 	case HOSTDEV_MARKER:
 		marker(vm, val);
 		return;
+	case HOSTDEV_BALLOON:
+		balloon_request(vm, val);
+		return;
 	}
 }
 
@@ -180,6 +216,7 @@ static int hostdev_fdt(void *opaque, void *fdt)
 	CHECK(fdt_property_u32(fdt, "poweroff-port", HOSTDEV_POWEROFF));
 	CHECK(fdt_property_u32(fdt, "panic-port", HOSTDEV_PANIC));
 	CHECK(fdt_property_u32(fdt, "marker-port", HOSTDEV_MARKER));
+	CHECK(fdt_property_u32(fdt, "balloon-port", HOSTDEV_BALLOON));
 	return fdt_end_node(fdt);
 }
 

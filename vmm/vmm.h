@@ -52,7 +52,9 @@ enum vmm_exit {
 #define HOSTDEV_POWEROFF	0x508	/* outl: guest status, 0 = pass */
 #define HOSTDEV_PANIC		0x50c	/* outl: GPA of {vector, error, rip, cr2, cpu} */
 #define HOSTDEV_MARKER		0x510	/* outl: boot progress marker */
-#define HOSTDEV_SIZE		0x14
+#define HOSTDEV_BALLOON		0x514	/* outl: GPA of {u64 target, s64 status,
+					 * u64 actual, u64 rss_kib, u64 backed} */
+#define HOSTDEV_SIZE		0x18
 #define SERIAL_BASE		0x3f8
 
 #define RESULT_LINE_MAX		1024
@@ -72,6 +74,7 @@ struct vmm_opts {
 	/* devices (--balloon) and the device-level test driver (--qtest) */
 	bool balloon;
 	struct balloon_cfg balloon_cfg;
+	uint64_t balloon_target;	/* bytes asked for at boot, 0: all RAM */
 	const char *qtest;		/* socket to connect to, no vCPUs */
 	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
 	const char *qmp_path;		/* --qmp: the monitor's unix socket */
@@ -152,6 +155,9 @@ void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 uint64_t now_ns(void);
+/* The number after "KEY:" in a /proc file such as /proc/self/status (kB
+ * there), 0 when absent; any thread. */
+uint64_t proc_kib(const char *path, const char *key);
 /*
  * Pausing, for the monitor (any thread but a vCPU's): vm_pause() kicks every
  * vCPU out of KVM_RUN (immediate_exit and a signal) and returns once all of

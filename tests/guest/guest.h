@@ -41,6 +41,14 @@ static inline void outl(uint16_t port, uint32_t v)
 	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+	return v;
+}
+
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -61,6 +69,32 @@ _Noreturn void kmain(uint64_t cpu, const void *fdt, uint64_t ncpus);
 
 /* user.c */
 _Noreturn void user_main(uint64_t cpu, const void *fdt, uint64_t ncpus);
+
+/*
+ * virtio.c: the virtio-balloon driver, called by CPU 0 only. vb_probe()
+ * finds the device on PCI conf1 port `conf1`, negotiates `want` & offered,
+ * sets up its queues and sets DRIVER_OK: 0, or <0 (no device, no BAR or
+ * capabilities, features refused, queue too small). The others need a
+ * successful probe; the queue calls wait for the device (-1: it broke the
+ * queue or took more than ~10 s).
+ */
+#define VB_F_MUST_TELL_HOST	(1ULL << 0)
+#define VB_F_STATS		(1ULL << 1)
+#define VB_F_REPORTING		(1ULL << 5)
+#define VB_F_VERSION_1		(1ULL << 32)
+#define VB_Q_INFLATE		0
+#define VB_Q_DEFLATE		1
+#define VB_Q_STATS		2
+#define VB_Q_REPORT		3
+#define VB_PFNS_MAX		256	/* per request, as Linux sends them */
+int vb_probe(uint16_t conf1, uint64_t want);
+uint64_t vb_features(void);
+uint32_t vb_target(void);			/* num_pages: the host's wish */
+void vb_set_actual(uint32_t pages);
+int vb_send_pfns(uint16_t q, const uint32_t *pfns, unsigned int n);
+int vb_report(const uint64_t *gpa, const uint32_t *len, unsigned int n);
+void vb_stats_post(const void *buf, uint32_t len);
+bool vb_stats_wanted(void);			/* the device gave the buffer back */
 
 /* fdt.c (also built on the host for tests) */
 typedef void (*fdt_prop_fn)(void *ctx, int node, int depth, const char *name,

@@ -2,7 +2,8 @@
 /*
  * tests/guest/kernel.c - everything the benchmark guest does in kernel mode,
  * kept minimal because CPL0 is emulated on this host: identity page tables
- * with user access (2 MiB pages up to the end of RAM), GDT with per-CPU
+ * with user access (2 MiB pages up to the end of RAM and at least the first
+ * 4 GiB, so user mode reaches the PCI BARs in the 32-bit hole), GDT with per-CPU
  * TSSs, an IDT whose handlers report to the host and stop (except a #GP on
  * user mode's port I/O, which head.S performs and resumes), and the iretq to
  * user mode with IOPL 3.
@@ -17,6 +18,7 @@
 #define NR_VECTORS	22
 #define MAX_PD		64	/* 64 GiB of RAM */
 #define PTE_FLAGS	0x87ULL	/* present, writable, user, 2 MiB */
+#define MAP_MIN		(4ULL << 30)	/* the 32-bit hole's PCI BARs too */
 
 struct tss {
 	uint32_t reserved0;
@@ -59,7 +61,7 @@ volatile int kernel_ready;
 
 static void build_page_tables(const void *fdt)
 {
-	uint64_t end = fdt_ram_end(fdt);
+	uint64_t end = fdt_ram_end(fdt) > MAP_MIN ? fdt_ram_end(fdt) : MAP_MIN;
 	uint64_t n2m = (end + (2ULL << 20) - 1) >> 21;
 
 	if (!n2m || n2m > MAX_PD * 512ULL)

@@ -10,11 +10,17 @@
  * RAM, split over the CPUs), churn=MiB (discard that much through the host's
  * discard port, then re-write it; rounds=N times), verify (check every page
  * written: pattern of (gpa, generation), or zero after a discard), iotest
- * (CPU 0 runs every in/out encoding and checks widths and data), quiet.
+ * (CPU 0 runs every in/out encoding and checks widths and data), quiet;
+ * with a virtio-balloon (virtio.c): balloon=PCT (ask the host for a logical
+ * size of PCT% of RAM and follow its num_pages), follow=S (follow num_pages
+ * for S seconds), free=MiB (give up pages and report them free), stats
+ * (answer the device's next request for statistics).
  */
 #include "guest.h"
 
 #define GEN_NONE	0
+#define GEN_FREE	0xfd	/* given up by a workload (and reported) */
+#define GEN_BALLOONED	0xfe	/* in the balloon: never touched */
 #define GEN_DISCARDED	0xff
 #define ARGS_MAX	256
 
@@ -29,7 +35,7 @@ struct config {
 	uint64_t tsc_hz;
 	uint32_t ncpus, nnodes;
 	char args[ARGS_MAX];
-	uint16_t serial, result, discard, poweroff;
+	uint16_t serial, result, discard, poweroff, balloon, pci;
 	int cur_mem;		/* fdt walk state */
 };
 
@@ -41,6 +47,7 @@ struct slice {
 	uint8_t next_gen;
 	uint64_t errors;
 	uint64_t first_bad;
+	uint64_t ballooned;	/* the slice's top pages are in the balloon */
 	char line[512];
 	struct {
 		uint64_t gpa, len, status;
@@ -148,6 +155,11 @@ static void cfg_prop(void *ctx, int node, int depth, const char *name,
 			c->discard = (uint16_t)fdt_be32(val);
 		else if (!strncmp(prop, "poweroff-port", 14))
 			c->poweroff = (uint16_t)fdt_be32(val);
+		else if (!strncmp(prop, "balloon-port", 13))
+			c->balloon = (uint16_t)fdt_be32(val);
+	} else if (depth == 2 && str_starts(name, "pci@") && !strncmp(prop, "ioport", 7) &&
+		   len == 4) {
+		c->pci = (uint16_t)fdt_be32(val);
 	}
 }
 
@@ -255,17 +267,20 @@ static void note_error(struct slice *s, const char *why, uint64_t gpa)
 	(void)why;
 }
 
+/* Pages in the balloon are skipped: the guest must not touch them. */
 static void write_pages(struct slice *s, uint64_t n)
 {
 	uint8_t gen = s->next_gen;
 
 	for (uint64_t i = 0; i < n; i++) {
+		if (s->gen[i] == GEN_BALLOONED)
+			continue;
 		fill_page(s->data + i * PAGE_SIZE, gen);
 		s->gen[i] = gen;
 	}
 	if (n > s->touched)
 		s->touched = n;
-	s->next_gen = gen + 1 == GEN_DISCARDED ? 1 : gen + 1;
+	s->next_gen = gen + 1 == GEN_FREE ? 1 : gen + 1;
 }
 
 static uint64_t clamp_pages(struct slice *s, uint64_t n)
@@ -312,8 +327,10 @@ static void do_churn(uint64_t cpu, struct slice *s, uint64_t mib, uint64_t round
 
 		if (discard(s, s->data, n * PAGE_SIZE))
 			note_error(s, "discard refused", s->data);
-		for (uint64_t i = 0; i < n; i++)
-			s->gen[i] = GEN_DISCARDED;
+		for (uint64_t i = 0; i < n; i++) {
+			if (s->gen[i] != GEN_BALLOONED)
+				s->gen[i] = GEN_DISCARDED;
+		}
 		td += rdtsc() - t;
 		t = rdtsc();
 		write_pages(s, n);
@@ -337,7 +354,7 @@ static void do_verify(uint64_t cpu, struct slice *s)
 	for (uint64_t i = 0; i < s->touched; i++) {
 		uint8_t gen = s->gen[i];
 
-		if (gen == GEN_NONE)
+		if (gen == GEN_NONE || gen == GEN_FREE || gen == GEN_BALLOONED)
 			continue;
 		checked++;
 		if (!check_page(s->data + i * PAGE_SIZE, gen)) {
@@ -433,6 +450,331 @@ static void do_iotest(uint64_t cpu, struct slice *s)
 	report(s);
 }
 
+/*
+ * ---- the balloon (virtio.c drives the device; CPU 0 does all of it) ----
+ *
+ * balloon=PCT asks the host, through its balloon port (what the monitor's
+ * `balloon` command does), for a logical size of PCT% of RAM, then follows
+ * the device's num_pages: inflating takes pages from the top of the slices
+ * (their data is given up; they are never touched again while ballooned),
+ * deflating gives them back empty. follow=S follows num_pages for S seconds
+ * (targets set by the host alone). free=MiB gives up the first MiB of the
+ * slices (split like touch) and reports them free. stats waits until the
+ * device asks for fresh statistics once and answers.
+ */
+struct balloon_req {
+	uint64_t target;
+	int64_t status;
+	uint64_t actual, rss_kib, backed;
+};
+
+struct vb_stat {
+	uint16_t tag;
+	uint64_t val;
+} __attribute__((packed));
+
+enum { STAT_SWAP_IN = 0, STAT_SWAP_OUT = 1, STAT_MEMFREE = 4, STAT_MEMTOT = 5,
+       STAT_AVAIL = 6, NR_GUEST_STATS = 5 };
+
+#define REPORT_RUN_MAX	(4ULL << 20)	/* bytes per reported buffer */
+#define REPORT_BUFS	32		/* buffers per report request */
+#define POLL_NS		2000000000ULL	/* how long a step waits for the device */
+
+static struct {
+	int probed;			/* 0 not yet, 1 ok, <0 probe error */
+	uint64_t pages;			/* in the balloon */
+	uint32_t pfns[VB_PFNS_MAX];
+	struct vb_stat stats[NR_GUEST_STATS];
+	uint64_t stats_updates;
+	struct balloon_req req;
+	uint64_t rep_gpa[REPORT_BUFS];
+	uint32_t rep_len[REPORT_BUFS];
+} vb;
+
+static uint64_t ram_bytes(void)
+{
+	uint64_t ram = 0;
+
+	for (int i = 0; i < cfg.nr_mem; i++)
+		ram += cfg.mem[i].size;
+	return ram;
+}
+
+static uint64_t cycles_of_ns(uint64_t ns)
+{
+	return cfg.tsc_hz ? ns / 1000 * (cfg.tsc_hz / 1000000) : ns * 3;
+}
+
+/* Ask the host's balloon port (target 0: only query). */
+static struct balloon_req *host_balloon(uint64_t target)
+{
+	vb.req.target = target;
+	vb.req.status = -1;
+	outl(cfg.balloon, (uint32_t)(uintptr_t)&vb.req);
+	return &vb.req;
+}
+
+static uint64_t free_bytes(void)
+{
+	uint64_t n = 0;
+
+	for (uint32_t c = 0; c < cfg.ncpus; c++) {
+		for (uint64_t i = 0; i < slices[c].pages; i++)
+			n += slices[c].gen[i] == GEN_NONE || slices[c].gen[i] == GEN_FREE;
+	}
+	return n * PAGE_SIZE;
+}
+
+static void fill_stats(void)
+{
+	static const uint16_t tags[NR_GUEST_STATS] = {
+		STAT_SWAP_IN, STAT_SWAP_OUT, STAT_MEMFREE, STAT_MEMTOT, STAT_AVAIL,
+	};
+	uint64_t fr = free_bytes();
+	uint64_t val[NR_GUEST_STATS] = { 0, 0, fr, ram_bytes(), fr };
+
+	for (int i = 0; i < NR_GUEST_STATS; i++) {
+		vb.stats[i].tag = tags[i];
+		vb.stats[i].val = val[i];
+	}
+	vb.stats_updates++;
+	vb_stats_post(vb.stats, sizeof(vb.stats));
+}
+
+static bool balloon_ready(struct slice *s)
+{
+	if (!vb.probed) {
+		vb.probed = vb_probe(cfg.pci, VB_F_VERSION_1 | VB_F_MUST_TELL_HOST |
+				     VB_F_STATS | VB_F_REPORTING);
+		if (!vb.probed) {
+			vb.probed = 1;
+			if (vb_features() & VB_F_STATS)
+				fill_stats();
+		}
+	}
+	if (vb.probed < 0)
+		note_error(s, "no balloon", (uint64_t)-vb.probed);
+	return vb.probed > 0;
+}
+
+/* The slice with the most pages left outside (in) the balloon. */
+static struct slice *pick_slice(bool inflate)
+{
+	struct slice *best = NULL;
+	uint64_t most = 0;
+
+	for (uint32_t c = 0; c < cfg.ncpus; c++) {
+		struct slice *s = &slices[c];
+		uint64_t n = inflate ? s->pages - s->ballooned : s->ballooned;
+
+		if (n > most) {
+			most = n;
+			best = s;
+		}
+	}
+	return best;
+}
+
+/* One request of at most VB_PFNS_MAX pages; 0 when nothing is left. */
+static uint64_t balloon_step(struct slice *err, uint64_t want, bool inflate)
+{
+	struct slice *s = pick_slice(inflate);
+	uint64_t n = want < VB_PFNS_MAX ? want : VB_PFNS_MAX, first;
+
+	if (!s)
+		return 0;
+	if (n > (inflate ? s->pages - s->ballooned : s->ballooned))
+		n = inflate ? s->pages - s->ballooned : s->ballooned;
+	first = inflate ? s->pages - s->ballooned - n : s->pages - s->ballooned;
+	for (uint64_t i = 0; i < n; i++) {
+		vb.pfns[i] = (uint32_t)((s->data >> 12) + first + i);
+		if (inflate)
+			s->gen[first + i] = GEN_BALLOONED;
+	}
+	if (vb_send_pfns(inflate ? VB_Q_INFLATE : VB_Q_DEFLATE, vb.pfns, (unsigned int)n)) {
+		note_error(err, "balloon queue", n);
+		return 0;
+	}
+	for (uint64_t i = 0; !inflate && i < n; i++)
+		s->gen[first + i] = GEN_NONE;	/* empty again: contents undefined */
+	s->ballooned += inflate ? n : -n;
+	vb.pages += inflate ? n : -n;
+	return n;
+}
+
+/* Move the balloon to the device's num_pages; pages inflated and deflated. */
+static void balloon_adjust(struct slice *err, uint64_t *in, uint64_t *out)
+{
+	uint64_t target = vb_target(), n = 1;
+
+	while (vb.pages != target && n) {
+		bool inflate = vb.pages < target;
+
+		n = balloon_step(err, inflate ? target - vb.pages : vb.pages - target, inflate);
+		*(inflate ? in : out) += n;
+		vb_set_actual((uint32_t)vb.pages);
+	}
+	if (vb.pages != target)
+		note_error(err, "balloon short of its target", target);
+}
+
+static void serve_stats(void)
+{
+	if (vb_stats_wanted())
+		fill_stats();
+}
+
+static void balloon_line(struct slice *s, const char *wl, uint64_t in, uint64_t out,
+			 uint64_t rss0, uint64_t backed0, uint64_t t)
+{
+	struct balloon_req *r = host_balloon(0);
+	struct strbuf sb = line_start(s, 0, wl);
+
+	sb_kv_u64(&sb, "target_pages", vb_target());
+	sb_kv_u64(&sb, "balloon_pages", vb.pages);
+	sb_kv_u64(&sb, "inflated", in);
+	sb_kv_u64(&sb, "deflated", out);
+	sb_kv_u64(&sb, "ram", ram_bytes());
+	sb_kv_u64(&sb, "host_actual", r->status ? 0 : r->actual);
+	sb_kv_u64(&sb, "host_rss_kib_before", rss0);
+	sb_kv_u64(&sb, "host_rss_kib", r->rss_kib);
+	sb_kv_u64(&sb, "host_backed_before", backed0);
+	sb_kv_u64(&sb, "host_backed", r->backed);
+	sb_kv_u64(&sb, "features", vb_features());
+	sb_kv_u64(&sb, "errors", s->errors);
+	line_end(&sb, t);
+	report(s);
+}
+
+static void do_balloon(uint64_t cpu, uint64_t pct)
+{
+	struct slice *s = &slices[cpu];
+	uint64_t in = 0, out = 0, rss0, backed0, t = rdtsc(), old, want;
+	struct balloon_req *r;
+
+	if (cpu || !balloon_ready(s))
+		return;
+	if (!pct || pct > 100) {
+		note_error(s, "balloon= takes 1 to 100 (% of RAM)", pct);
+		return;
+	}
+	old = vb_target();
+	want = (ram_bytes() - ram_bytes() * pct / 100) / PAGE_SIZE;
+	r = host_balloon(0);
+	rss0 = r->rss_kib;
+	backed0 = r->backed;
+	r = host_balloon(ram_bytes() / 100 * pct);
+	if (r->status)
+		note_error(s, "host refused the target", (uint64_t)r->status);
+	/* The host's word comes back as a configuration change: poll for it. */
+	while (vb_target() == old && old != want && rdtsc() - t < cycles_of_ns(POLL_NS))
+		cpu_relax();
+	balloon_adjust(s, &in, &out);
+	serve_stats();
+	balloon_line(s, "balloon", in, out, rss0, backed0, rdtsc() - t);
+}
+
+static void do_follow(uint64_t cpu, uint64_t seconds)
+{
+	struct slice *s = &slices[cpu];
+	uint64_t in = 0, out = 0, rss0, backed0, t = rdtsc();
+
+	if (cpu || !balloon_ready(s))
+		return;
+	rss0 = host_balloon(0)->rss_kib;
+	backed0 = vb.req.backed;
+	while (rdtsc() - t < cycles_of_ns(seconds * 1000000000ULL)) {
+		if (vb_target() != vb.pages)
+			balloon_adjust(s, &in, &out);
+		serve_stats();
+		cpu_relax();
+	}
+	balloon_line(s, "follow", in, out, rss0, backed0, rdtsc() - t);
+}
+
+static void do_stats(uint64_t cpu)
+{
+	struct slice *s = &slices[cpu];
+	uint64_t t = rdtsc(), before;
+	struct strbuf sb;
+
+	if (cpu || !balloon_ready(s))
+		return;
+	before = vb.stats_updates;
+	while (vb.stats_updates == before && rdtsc() - t < cycles_of_ns(5 * POLL_NS))
+		serve_stats();
+	if (vb.stats_updates == before)
+		note_error(s, "the device never asked for stats", 0);
+	sb = line_start(s, 0, "stats");
+	sb_kv_u64(&sb, "updates", vb.stats_updates);
+	sb_kv_u64(&sb, "free", free_bytes());
+	sb_kv_u64(&sb, "errors", s->errors);
+	line_end(&sb, rdtsc() - t);
+	report(s);
+}
+
+/* Give up pages [0, n) of a slice; report them in runs of contiguous pages. */
+static uint64_t free_slice(struct slice *err, struct slice *s, uint64_t n, unsigned int *bufs)
+{
+	uint64_t reported = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t gpa = s->data + i * PAGE_SIZE;
+		unsigned int b = *bufs;
+
+		if (s->gen[i] == GEN_BALLOONED)
+			continue;
+		s->gen[i] = GEN_FREE;
+		if (b && vb.rep_gpa[b - 1] + vb.rep_len[b - 1] == gpa &&
+		    vb.rep_len[b - 1] < REPORT_RUN_MAX) {
+			vb.rep_len[b - 1] += PAGE_SIZE;
+		} else {
+			if (b == REPORT_BUFS) {
+				if (vb_report(vb.rep_gpa, vb.rep_len, b))
+					note_error(err, "report queue", gpa);
+				b = 0;
+			}
+			vb.rep_gpa[b] = gpa;
+			vb.rep_len[b++] = PAGE_SIZE;
+		}
+		*bufs = b;
+		reported += PAGE_SIZE;
+	}
+	return reported;
+}
+
+static void do_free(uint64_t cpu, uint64_t mib)
+{
+	struct slice *s = &slices[cpu];
+	uint64_t t = rdtsc(), rss0, backed0, bytes = 0;
+	unsigned int bufs = 0;
+	struct balloon_req *r;
+	struct strbuf sb;
+
+	if (cpu || !balloon_ready(s))
+		return;
+	if (!(vb_features() & VB_F_REPORTING))
+		note_error(s, "no free page reporting", 0);
+	r = host_balloon(0);
+	rss0 = r->rss_kib;
+	backed0 = r->backed;
+	for (uint32_t c = 0; c < cfg.ncpus && vb_features() & VB_F_REPORTING; c++)
+		bytes += free_slice(s, &slices[c], clamp_pages(&slices[c], share(c, mib)), &bufs);
+	if (bufs && vb_report(vb.rep_gpa, vb.rep_len, bufs))
+		note_error(s, "report queue", 0);
+	t = rdtsc() - t;
+	r = host_balloon(0);
+	sb = line_start(s, 0, "free");
+	sb_kv_u64(&sb, "reported", bytes);
+	sb_kv_u64(&sb, "host_rss_kib_before", rss0);
+	sb_kv_u64(&sb, "host_rss_kib", r->rss_kib);
+	sb_kv_u64(&sb, "host_backed_before", backed0);
+	sb_kv_u64(&sb, "host_backed", r->backed);
+	sb_kv_u64(&sb, "errors", s->errors);
+	line_end(&sb, t);
+	report(s);
+}
+
 /* ---- command line ---- */
 
 static const char *next_token(const char *p, char *tok, size_t max)
@@ -486,6 +828,14 @@ static void run_token(uint64_t cpu, struct slice *s, const char *tok, uint64_t *
 		do_iotest(cpu, s);
 	else if (!strncmp(tok, "quiet", 6))
 		quiet = true;
+	else if (str_starts(tok, "balloon="))
+		do_balloon(cpu, number(tok + 8));
+	else if (str_starts(tok, "follow="))
+		do_follow(cpu, number(tok + 7));
+	else if (str_starts(tok, "free="))
+		do_free(cpu, number(tok + 5));
+	else if (!strncmp(tok, "stats", 6))
+		do_stats(cpu);
 	else if (cpu == 0) {
 		print("gmm-guest: unknown workload '");
 		print(tok);

@@ -29,6 +29,7 @@ import lzma
 import os
 import re
 import resource
+import selectors
 import shlex
 import shutil
 import signal
@@ -102,6 +103,48 @@ sleep 10
 def fail(msg):
     print('kvmhost: FAIL: %s' % msg, file=sys.stderr, flush=True)
     return EXIT_HOST_FAILED
+
+
+def run_streamed(argv, deadline):
+    """For the tests that boot Linux on gmm-vmm: run argv with its output
+    (stdout and stderr) echoed as it comes, killed after deadline seconds.
+    Return (exit status, or None when it was killed; its output lines)."""
+    start = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    lines = []
+    while time.monotonic() - start < deadline:
+        if not sel.select(timeout=1):
+            continue
+        line = p.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        sys.stdout.write(line)
+    try:
+        rc = p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = None
+    rest = p.stdout.read()
+    lines += rest.splitlines(keepends=True)
+    sys.stdout.write(rest)
+    return rc, lines
+
+
+def rerun_inside(test, args, timeout):
+    """For those tests on a kvm_pvm machine (where a stock kernel is far too
+    slow): run `python3 test args...` again inside the emulated KVM host,
+    with the checkout the test lives in; return its exit status."""
+    print('kvm_pvm host: a stock kernel is far too slow on it; '
+          'running this test inside the emulated KVM host', flush=True)
+    here = os.path.dirname(os.path.abspath(test))
+    checkout = os.path.realpath(os.path.join(here, '..', '..'))
+    return subprocess.call([sys.executable, os.path.abspath(__file__), '--checkout', checkout,
+                            '--timeout', str(timeout), '--',
+                            sys.executable, os.path.abspath(test)] + list(args))
 
 
 def version_key(path):

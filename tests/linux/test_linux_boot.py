@@ -15,8 +15,6 @@
 # suite there.  Without /dev/kvm it exits 77 (skip) saying so.
 import os
 import re
-import selectors
-import subprocess
 import sys
 import tempfile
 import time
@@ -105,27 +103,9 @@ def boot(image, initrd, mode):
             '--memory-mode', mode, '--cmdline', CMDLINE]
     print('--- %s mode: %s' % (mode, ' '.join(argv)), flush=True)
     start = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
-    lines, rc = [], None
-    while time.monotonic() - start < BOOT_DEADLINE:
-        if not sel.select(timeout=1):
-            continue
-        line = p.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        sys.stdout.write(line)
-    try:
-        rc = p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    rc, lines = kvmhost.run_streamed(argv, BOOT_DEADLINE)
+    if rc is None:
         print('FAIL: %s mode: no report from /init within %d s' % (mode, BOOT_DEADLINE))
-    rest = p.stdout.read()
-    lines += rest.splitlines(keepends=True)
-    sys.stdout.write(rest)
     took = time.monotonic() - start
     ok = e820_ok(lines) & cmdline_ok(lines)
     reached = any(INIT_MARK in line for line in lines)
@@ -139,20 +119,10 @@ def boot(image, initrd, mode):
     return ok and reached and rc == 0
 
 
-def in_emulated_host():
-    """On a kvm_pvm machine run this same test in the emulated KVM host."""
-    print('kvm_pvm host: a stock kernel is far too slow on it; '
-          'running this test inside the emulated KVM host', flush=True)
-    checkout = os.path.realpath(os.path.join(HERE, '..', '..'))
-    return subprocess.call([sys.executable, os.path.join(HERE, '..', 'kvmhost', 'kvmhost.py'),
-                            '--checkout', checkout, '--timeout', '840', '--',
-                            sys.executable, os.path.abspath(__file__), VMM])
-
-
 def main():
     sys.stdout.reconfigure(line_buffering=True)
     if os.path.exists('/sys/module/kvm_pvm') and not os.environ.get('GMM_KVMHOST'):
-        return in_emulated_host()
+        return kvmhost.rerun_inside(__file__, [VMM], 840)
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the Linux boot test did not run '
               '(scripts/test.sh runs it in the emulated KVM host)')

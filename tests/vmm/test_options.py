@@ -62,6 +62,8 @@ def main():
     expect_error(['--balloon=x-track=page'], 2, ['--balloon', 'unit or element'])
     expect_error(['--balloon=size=1G'], 2, ['--balloon', 'unknown option'])
     expect_error(['--balloon=free-page-reporting'], 2, ['--balloon', 'KEY=VALUE'])
+    expect_error(['--balloon=target=lots'], 2, ['--balloon', 'target'])
+    expect_error(['--memory', '64M', '--balloon=target=1G'], 2, ['--balloon', "guest's RAM"])
     expect_error(['--qtest', '/nonexistent/socket'], 3, ['--qtest', 'cannot connect'])
     expect_error(['-S'], 2, ['--qmp'])
     expect_error(['--qmp', 'tcp:localhost:4444'], 2, ['only unix sockets'])
