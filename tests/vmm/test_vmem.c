@@ -11,9 +11,14 @@
 #include "vmem.h"
 #include "qtest_lib.h"
 
+#include <json-c/json.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MIB		(1ULL << 20)
 #define DRV_MEM		(1 * MIB)	/* the driver's rings and buffers */
@@ -329,5 +334,189 @@ static void t_populate(void)
 	CHECK(eager_after <= 4096);
 }
 
+/* ---- the monitor: a QMP client ---- */
+
+struct qmp {
+	FILE *in, *out;
+	int events;			/* MEMORY_DEVICE_SIZE_CHANGE seen */
+	uint64_t last_size;
+	char last_id[32], last_path[64];
+};
+
+static json_object *qmp_read(struct qmp *m)
+{
+	char line[65536];
+
+	if (!fgets(line, sizeof(line), m->in)) {
+		fprintf(stderr, "  the monitor closed the connection\n");
+		exit(1);
+	}
+	return json_tokener_parse(line);
+}
+
+static const char *str(json_object *o, const char *key)
+{
+	return json_object_get_string(json_object_object_get(o, key));
+}
+
+static uint64_t u64(json_object *o, const char *key)
+{
+	return json_object_get_uint64(json_object_object_get(o, key));
+}
+
+/* Record an event; whether o was one. */
+static bool qmp_event(struct qmp *m, json_object *o)
+{
+	json_object *data;
+
+	if (!json_object_object_get(o, "event"))
+		return false;
+	if (!strcmp(str(o, "event"), "MEMORY_DEVICE_SIZE_CHANGE")) {
+		data = json_object_object_get(o, "data");
+		m->events++;
+		m->last_size = u64(data, "size");
+		snprintf(m->last_id, sizeof(m->last_id), "%s", str(data, "id"));
+		snprintf(m->last_path, sizeof(m->last_path), "%s", str(data, "qom-path"));
+	}
+	return true;
+}
+
+/* Run a command; its reply object (the caller puts it), events recorded. */
+static json_object *qmp_cmd(struct qmp *m, const char *json)
+{
+	json_object *o;
+
+	fprintf(m->out, "%s\n", json);
+	fflush(m->out);
+	while ((o = qmp_read(m)) && qmp_event(m, o))
+		json_object_put(o);
+	if (!o) {
+		fprintf(stderr, "  bad JSON from the monitor\n");
+		exit(1);
+	}
+	return o;
+}
+
+/* Wait up to 5 s for n events in all. */
+static bool qmp_wait_events(struct qmp *m, int n)
+{
+	for (int i = 0; i < 500 && m->events < n; i++) {
+		json_object_put(qmp_cmd(m, "{\"execute\":\"query-status\"}"));
+		if (m->events < n)
+			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	return m->events >= n;
+}
+
+static void qmp_open(struct qmp *m, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(m, 0, sizeof(*m));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		perror("  connect to the monitor");
+		exit(1);
+	}
+	m->in = fdopen(fd, "r");
+	m->out = fdopen(dup(fd), "w");
+	json_object_put(qmp_read(m));	/* greeting */
+	json_object_put(qmp_cmd(m, "{\"execute\":\"qmp_capabilities\"}"));
+}
+
+static void qmp_close(struct qmp *m)
+{
+	fclose(m->in);
+	fclose(m->out);
+}
+
+/* The error class of a reply, "" when it succeeded. */
+static const char *qmp_error(json_object *r)
+{
+	json_object *e = json_object_object_get(r, "error");
+
+	return e ? str(e, "desc") : "";
+}
+
+static void t_monitor(void)
+{
+	char dir[] = "/tmp/gmm-vmem-XXXXXX", sock[96], args[256];
+	json_object *r, *list, *data;
+	struct qmp m;
+	struct dev v;
+
+	REQUIRE(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/qmp", dir);
+	snprintf(args, sizeof(args), "--memory 64M --qmp %s --virtio-mem id=vm0,size=512M,block-size=4M,requested-size=16M",
+		 sock);
+	up(&v, args);
+	qmp_open(&m, sock);
+	r = qmp_cmd(&m, "{\"execute\":\"query-memory-devices\"}");
+	list = json_object_object_get(r, "return");
+	REQUIRE(list && json_object_array_length(list) == 1);
+	CHECK(!strcmp(str(json_object_array_get_idx(list, 0), "type"), "virtio-mem"));
+	data = json_object_object_get(json_object_array_get_idx(list, 0), "data");
+	CHECK(!strcmp(str(data, "id"), "vm0"));
+	CHECK_EQ(u64(data, "memaddr"), v.addr);
+	CHECK_EQ(u64(data, "node"), 0);
+	CHECK_EQ(u64(data, "requested-size"), 16 * MIB);
+	CHECK_EQ(u64(data, "size"), 0);
+	CHECK_EQ(u64(data, "max-size"), 512 * MIB);
+	CHECK_EQ(u64(data, "block-size"), 4 * MIB);
+	CHECK(!strcmp(str(data, "memdev"), "/objects/vm0-mem"));
+	json_object_put(r);
+	/* the backing is listed with the memdevs */
+	r = qmp_cmd(&m, "{\"execute\":\"query-memdev\"}");
+	list = json_object_object_get(r, "return");
+	REQUIRE(list && json_object_array_length(list) == 2);
+	CHECK(!strcmp(str(json_object_array_get_idx(list, 1), "id"), "vm0-mem"));
+	CHECK_EQ(u64(json_object_array_get_idx(list, 1), "size"), 512 * MIB);
+	json_object_put(r);
+	/* qom-set raises requested-size; the driver plugs; the event follows */
+	r = qmp_cmd(&m, "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"requested-size\",\"value\":67108864}}");
+	CHECK(!strcmp(qmp_error(r), ""));
+	json_object_put(r);
+	CHECK_EQ(cfg64(&v, VMEM_CFG_REQUESTED_SIZE), 64 * MIB);
+	r = qmp_cmd(&m, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"requested-size\"}}");
+	CHECK_EQ(u64(r, "return"), 64 * MIB);
+	json_object_put(r);
+	CHECK_EQ(plug(&v, 0, 16), VIRTIO_MEM_RESP_ACK);
+	CHECK(qmp_wait_events(&m, 1));
+	CHECK_EQ(m.last_size, 64 * MIB);
+	CHECK(!strcmp(m.last_id, "vm0"));
+	CHECK(!strcmp(m.last_path, "/machine/peripheral/vm0"));
+	r = qmp_cmd(&m, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"size\"}}");
+	CHECK_EQ(u64(r, "return"), 64 * MIB);
+	json_object_put(r);
+	CHECK_EQ(unplug(&v, 0, 8), VIRTIO_MEM_RESP_ACK);
+	CHECK(qmp_wait_events(&m, 2));
+	CHECK_EQ(m.last_size, 32 * MIB);
+	/* QEMU's refusals, nothing changed */
+	r = qmp_cmd(&m, "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"requested-size\",\"value\":3145728}}");
+	CHECK(strstr(qmp_error(r), "multiple of 'block-size'"));
+	json_object_put(r);
+	r = qmp_cmd(&m, "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"requested-size\",\"value\":1073741824}}");
+	CHECK(strstr(qmp_error(r), "exceeds the total size"));
+	json_object_put(r);
+	r = qmp_cmd(&m, "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"requested-size\",\"value\":\"lots\"}}");
+	CHECK(strstr(qmp_error(r), "expected: size"));
+	json_object_put(r);
+	r = qmp_cmd(&m, "{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"size\",\"value\":0}}");
+	CHECK(strstr(qmp_error(r), "permission"));
+	json_object_put(r);
+	r = qmp_cmd(&m, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"colour\"}}");
+	CHECK(strstr(qmp_error(r), "not found"));
+	json_object_put(r);
+	r = qmp_cmd(&m, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/vm9\",\"property\":\"size\"}}");
+	CHECK(strstr(qmp_error(r), "not found"));
+	json_object_put(r);
+	CHECK_EQ(cfg64(&v, VMEM_CFG_REQUESTED_SIZE), 64 * MIB);
+	qmp_close(&m);
+	CHECK_EQ(down(&v), 0);
+	unlink(sock);
+	rmdir(dir);
+}
+
 TEST_MAIN(T(t_config), T(t_plug_unplug), T(t_hostile), T(t_pool_short), T(t_requested),
-	  T(t_populate))
+	  T(t_populate), T(t_monitor))
