@@ -21,9 +21,6 @@
 #include <unistd.h>
 
 #define MIB		(1ULL << 20)
-#define DRV_MEM		(1 * MIB)	/* the driver's rings and buffers */
-#define DRV_END		(8 * MIB)
-#define QSIZE		64
 #define CHUNK_FRAMES	512		/* frames of a 2 MiB chunk */
 
 static const char *vmm_path(void)
@@ -42,7 +39,7 @@ struct dev {
 
 static uint64_t cfg64(struct dev *v, unsigned int off)
 {
-	return vd_cfg_read(&v->d, off, 4) | (uint64_t)vd_cfg_read(&v->d, off + 4, 4) << 32;
+	return vd_cfg64(&v->d, off);
 }
 
 static uint64_t info(struct dev *v, const char *key)
@@ -62,14 +59,7 @@ static void up(struct dev *v, const char *args)
 {
 	memset(v, 0, sizeof(*v));
 	v->q = qts_start(vmm_path(), args);
-	vd_probe(v->q, &v->d, VIRTIO_PCI_DEVICE_BASE + VIRTIO_ID_MEM, DRV_MEM, DRV_END);
-	if (!vd_negotiate(&v->d, 1ULL << VIRTIO_F_VERSION_1 |
-			  1ULL << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)) {
-		fprintf(stderr, "  feature negotiation refused\n");
-		exit(1);
-	}
-	vd_queue(&v->d, 0, QSIZE);
-	vd_driver_ok(&v->d);
+	vd_vmem_up(v->q, &v->d);
 	v->addr = cfg64(v, VMEM_CFG_ADDR);
 	v->block = cfg64(v, VMEM_CFG_BLOCK_SIZE);
 	v->req = vd_alloc(&v->d, VMEM_REQ_SIZE, 8);
@@ -84,26 +74,7 @@ static int down(struct dev *v)
 /* One request; the response type, *state its state. -1: no response. */
 static int request(struct dev *v, uint16_t type, uint64_t gpa, uint16_t nb, uint16_t *state)
 {
-	uint8_t req[VMEM_REQ_SIZE] = { 0 }, resp[VMEM_RESP_SIZE];
-	struct vd_buf b[2] = { { v->req, VMEM_REQ_SIZE, false },
-			       { v->resp, VMEM_RESP_SIZE, true } };
-	uint32_t len = 0;
-	uint16_t t, s;
-	int head;
-
-	memcpy(req, &type, 2);
-	memcpy(req + 8, &gpa, 8);
-	memcpy(req + 16, &nb, 2);
-	qts_memwrite(v->q, v->req, req, sizeof(req));
-	head = vd_add(&v->d, 0, b, 2);
-	if (vd_used(&v->d, 0, &len) != head || len != VMEM_RESP_SIZE)
-		return -1;
-	qts_memread(v->q, v->resp, resp, sizeof(resp));
-	memcpy(&t, resp, 2);
-	memcpy(&s, resp + 8, 2);
-	if (state)
-		*state = s;
-	return t;
+	return vd_vmem_request(&v->d, v->req, v->resp, type, gpa, nb, state);
 }
 
 static int plug(struct dev *v, uint64_t off, uint16_t nb)
