@@ -244,9 +244,9 @@ static uint32_t handle_elem(struct vmem *m, struct vq *q, const struct vq_elem *
 {
 	uint8_t req[VMEM_REQ_SIZE], resp[VMEM_RESP_SIZE] = { 0 };
 	uint16_t type = VIRTIO_MEM_RESP_ERROR, state = 0;
-	const struct vq_seg *out = &e->segs[e->nr_out];
+	const struct vq_seg *resp_seg = &e->segs[e->nr_out];
 
-	if (!e->nr_in || out->len < VMEM_RESP_SIZE) {
+	if (!e->nr_in || resp_seg->len < VMEM_RESP_SIZE) {
 		m->cnt.errors++;
 		return 0;	/* nowhere to answer */
 	}
@@ -256,7 +256,7 @@ static uint32_t handle_elem(struct vmem *m, struct vq *q, const struct vq_elem *
 		m->cnt.errors++;
 	memcpy(resp, &type, 2);
 	memcpy(resp + 8, &state, 2);
-	if (devmem_write(m->gm, out->gpa, resp, sizeof(resp)))
+	if (devmem_write(m->gm, resp_seg->gpa, resp, sizeof(resp)))
 		return 0;
 	return sizeof(resp);
 }
@@ -337,14 +337,29 @@ static int check_cfg(const struct vmem_cfg *c, uint64_t addr, char *err, size_t 
 	return why ? -1 : 0;
 }
 
+/* A PROT_NONE reservation of size bytes aligned to VMEM_CHUNK (hugetlbfs
+ * chunks can only be mapped at 2 MiB aligned addresses); NULL on failure. */
+static uint8_t *reserve_aligned(uint64_t size)
+{
+	uint8_t *p = mmap(NULL, size + VMEM_CHUNK, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (uint8_t *)align_up((uint64_t)(uintptr_t)p, VMEM_CHUNK);
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	munmap(a + size, (size_t)(p + VMEM_CHUNK - a));
+	return a;
+}
+
 static int make_region(struct vmem *m, char *err, size_t errlen)
 {
 	m->nr_chunks = m->cfg.size / VMEM_CHUNK;
 	m->pfn = malloc(m->nr_chunks * sizeof(*m->pfn));
-	m->hva = mmap(NULL, m->cfg.size, PROT_NONE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (!m->pfn || m->hva == MAP_FAILED) {
-		m->hva = NULL;
+	m->hva = reserve_aligned(m->cfg.size);
+	if (!m->pfn || !m->hva) {
 		snprintf(err, errlen, "--virtio-mem %s: cannot map its %llu MiB region", m->cfg.id,
 			 (unsigned long long)(m->cfg.size >> 20));
 		return -1;

@@ -168,10 +168,32 @@ int devices_fdt(struct vm *vm, void *fdt)
 	return 0;
 }
 
+/* One line (or JSON fields) per virtio-mem device. */
+static void vmem_summary(struct vm *vm, bool json)
+{
+	for (unsigned int i = 0; vm->dev && i < vm->dev->nr_vmem; i++) {
+		struct vmem_counters k;
+		const char *id = vmem_config(vm->dev->vmem[i])->id;
+
+		vmem_counters(vm->dev->vmem[i], &k);
+		if (json) {
+			printf(",\"vmem_%u_plugged\":%llu,\"vmem_%u_nacks\":%llu", i,
+			       (unsigned long long)k.plugged_bytes, i, (unsigned long long)k.nacks);
+			continue;
+		}
+		printf("gmm-vmm: virtio-mem %s: %llu MiB plugged (requested %llu MiB), %llu plugs, %llu unplugs, %llu unplug-alls, %llu NACKs, %llu errors, %lu broken rings\n",
+		       id, (unsigned long long)(k.plugged_bytes >> 20),
+		       (unsigned long long)(k.requested_bytes >> 20), (unsigned long long)k.plugs,
+		       (unsigned long long)k.unplugs, (unsigned long long)k.unplug_alls,
+		       (unsigned long long)k.nacks, (unsigned long long)k.errors, k.broken);
+	}
+}
+
 void devices_summary(struct vm *vm, bool json)
 {
 	struct balloon_counters c;
 
+	vmem_summary(vm, json);
 	if (!vm->dev || !vm->dev->balloon)
 		return;
 	balloon_counters(vm->dev->balloon, &c);

@@ -8,6 +8,7 @@
  * gmm-vmm's path comes in GMM_VMM.
  */
 #include "../harness.h"
+#include "../sysfs_long.h"
 #include "vmem.h"
 #include "qtest_lib.h"
 
@@ -305,6 +306,47 @@ static void t_populate(void)
 	CHECK(eager_after <= 4096);
 }
 
+/* On 2 MiB hugetlbfs pages: chunks map at aligned addresses, hold data,
+ * and go back to the host after an unplug. */
+static void huge_plug(const char *prealloc)
+{
+	char args[160];
+	uint64_t base, plugged = 0, after = 0;
+	struct dev v;
+
+	snprintf(args, sizeof(args), "--memory 64M --hugepages 2M --virtio-mem id=vm0,size=128M,requested-size=16M,prealloc=%s",
+		 prealloc);
+	up(&v, args);
+	base = mem_stat(v.q, "memfd_kib");
+	CHECK_EQ(plug(&v, 0, 8), VIRTIO_MEM_RESP_ACK);
+	qts_ok(v.q, "vmem-poke 0 %llu 0xa5", 15 * MIB + 1);
+	CHECK_EQ(qts_val(v.q, "vmem-peek 0 %llu", 15 * MIB + 1), 0xa5);
+	plugged = mem_stat(v.q, "memfd_kib");
+	CHECK(plugged >= base + 2048);		/* at least the touched page */
+	CHECK_EQ(unplug(&v, 0, 8), VIRTIO_MEM_RESP_ACK);
+	for (int i = 0; i < 200 && (after = mem_stat(v.q, "memfd_kib")) > base; i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	CHECK(after <= base);
+	CHECK_EQ(down(&v), 0);
+}
+
+static void t_hugetlb(void)
+{
+	const char *nr = "/proc/sys/vm/nr_hugepages";
+	long old = read_long(nr), want = 128;
+
+	REQUIRE(old >= 0 && !write_long(nr, old + want));
+	if (read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") < want) {
+		write_long(nr, old);
+		fprintf(stderr, "  cannot reserve %ld hugepages (held by another test?)\n", want);
+		CHECK(0);
+		return;
+	}
+	huge_plug("off");
+	huge_plug("on");
+	write_long(nr, old);
+}
+
 /* ---- the monitor: a QMP client ---- */
 
 struct qmp {
@@ -490,4 +532,4 @@ static void t_monitor(void)
 }
 
 TEST_MAIN(T(t_config), T(t_plug_unplug), T(t_hostile), T(t_pool_short), T(t_requested),
-	  T(t_populate), T(t_monitor))
+	  T(t_populate), T(t_hugetlb), T(t_monitor))
