@@ -7,6 +7,10 @@
  *   gmmctl SOCKET balloon 512M         ask for this logical size (K/M/G/T,
  *                                      KiB.., a bare number is MiB as in
  *                                      QEMU's HMP balloon)
+ *   gmmctl SOCKET memory-devices       the virtio-mem devices: address, node,
+ *                                      plugged, requested and maximum sizes
+ *   gmmctl SOCKET virtio-mem ID 1G     ask device ID for this plugged size
+ *                                      (qom-set of its requested-size)
  *   gmmctl SOCKET stats                a readable summary: run state, guest
  *                                      RAM, pool, reporting, caches, balloon
  *   gmmctl SOCKET raw '{"execute": ...}'   send one request, print the reply
@@ -35,7 +39,8 @@ enum { EXIT_QMP = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
 #define LINE_MAX_BYTES	(4 * 1024 * 1024)
 
 static const char usage[] =
-"Usage: gmmctl SOCKET query-balloon | balloon SIZE | stats | raw JSON | events | COMMAND\n";
+"Usage: gmmctl SOCKET query-balloon | balloon SIZE | memory-devices |\n"
+"              virtio-mem ID SIZE | stats | raw JSON | events | COMMAND\n";
 
 struct conn {
 	FILE *in;
@@ -251,6 +256,47 @@ static int balloon(struct conn *c, const char *size)
 	return simple(c, "balloon", args);
 }
 
+static int memory_devices(struct conn *c)
+{
+	struct json_object *r = call(c, request("query-memory-devices", NULL)), *ret;
+	int code;
+
+	ret = result(r, &code);
+	for (size_t i = 0; ret && i < json_object_array_length(ret); i++) {
+		struct json_object *e = json_object_array_get_idx(ret, i), *d;
+
+		if (!json_object_object_get_ex(e, "data", &d))
+			continue;
+		printf("%s: %s at 0x%llx, node %llu, plugged %llu MiB, requested %llu MiB, max %llu MiB, blocks of %llu KiB\n",
+		       json_object_get_string(json_object_object_get(d, "id")),
+		       json_object_get_string(json_object_object_get(e, "type")),
+		       (unsigned long long)json_object_get_uint64(json_object_object_get(d, "memaddr")),
+		       (unsigned long long)json_object_get_uint64(json_object_object_get(d, "node")),
+		       (unsigned long long)(json_object_get_uint64(json_object_object_get(d, "size")) >> 20),
+		       (unsigned long long)(json_object_get_uint64(json_object_object_get(d, "requested-size")) >> 20),
+		       (unsigned long long)(json_object_get_uint64(json_object_object_get(d, "max-size")) >> 20),
+		       (unsigned long long)(json_object_get_uint64(json_object_object_get(d, "block-size")) >> 10));
+	}
+	json_object_put(r);
+	return code;
+}
+
+static int virtio_mem(struct conn *c, const char *id, const char *size)
+{
+	struct json_object *args;
+	uint64_t bytes = parse_size(size);
+	char path[128];
+
+	if (!bytes && strcmp(size, "0"))
+		return die(EXIT_USAGE, "virtio-mem: bad size '%s' (try 512M or 2G)", size);
+	snprintf(path, sizeof(path), "/machine/peripheral/%s", id);
+	args = json_object_new_object();
+	json_object_object_add(args, "path", json_object_new_string(path));
+	json_object_object_add(args, "property", json_object_new_string("requested-size"));
+	json_object_object_add(args, "value", json_object_new_uint64(bytes));
+	return simple(c, "qom-set", args);
+}
+
 static int raw(struct conn *c, const char *text)
 {
 	struct json_object *req = json_tokener_parse(text), *r;
@@ -375,7 +421,8 @@ int main(int argc, char **argv)
 		return argc < 3 ? EXIT_USAGE : 0;
 	}
 	cmd = argv[2];
-	if ((!strcmp(cmd, "balloon") || !strcmp(cmd, "raw")) ? argc != 4 : argc != 3) {
+	if (argc != (!strcmp(cmd, "virtio-mem") ? 5 :
+		     !strcmp(cmd, "balloon") || !strcmp(cmd, "raw") ? 4 : 3)) {
 		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
@@ -388,6 +435,10 @@ int main(int argc, char **argv)
 		return balloon(&c, argv[3]);
 	if (!strcmp(cmd, "raw"))
 		return raw(&c, argv[3]);
+	if (!strcmp(cmd, "memory-devices"))
+		return memory_devices(&c);
+	if (!strcmp(cmd, "virtio-mem"))
+		return virtio_mem(&c, argv[3], argv[4]);
 	if (!strcmp(cmd, "events"))
 		return events(&c);
 	if (!strcmp(cmd, "stats"))

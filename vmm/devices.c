@@ -6,11 +6,14 @@
 #include "devices.h"
 #include "balloon.h"
 #include "balloon_ctl.h"
+#include "vmem.h"
 #include "vmm.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <libfdt.h>
 #include <stdio.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +61,67 @@ static int create_balloon(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* Device memory starts on a 1 GiB boundary above RAM and the 4 GiB hole:
+ * aligned for Linux's memory blocks (128 MiB, more on big machines). */
+#define VMEM_REGION_ALIGN	(1ULL << 30)
+#define PHYS_BITS_DEFAULT	36
+
+static uint64_t align_up(uint64_t x, uint64_t to)
+{
+	return (x + to - 1) / to * to;
+}
+
+/* The guest's physical address width: the host CPU's, which it sees. */
+static unsigned int phys_bits(void)
+{
+	unsigned int a, b, c, d;
+
+	if (!__get_cpuid(0x80000000, &a, &b, &c, &d) || a < 0x80000008 ||
+	    !__get_cpuid(0x80000008, &a, &b, &c, &d))
+		return PHYS_BITS_DEFAULT;
+	return a & 0xff;
+}
+
+static int create_vmem(struct vm *vm, char *err, size_t errlen)
+{
+	struct devices *d = vm->dev;
+	const struct vmm_opts *o = vm->opts;
+	uint64_t addr = GUESTMEM_HOLE_END;
+
+	static_assert(VMEM_SLOTS_MAX == VMEM_MAX_DEVICES, "one slot per device");
+	for (unsigned int i = 0; i < guestmem_nr_slots(vm->gm); i++) {
+		const struct guestmem_slot *s = guestmem_slot(vm->gm, i);
+
+		if (s->gpa + s->size > addr)
+			addr = s->gpa + s->size;
+	}
+	for (unsigned int i = 0; i < o->nr_vmem; i++) {
+		addr = align_up(addr, VMEM_REGION_ALIGN);
+		if (addr + o->vmem[i].size > 1ULL << phys_bits()) {
+			snprintf(err, errlen, "--virtio-mem %s: the region would end past the %u-bit physical address width",
+				 o->vmem[i].id, phys_bits());
+			return -1;
+		}
+		d->vmem[i] = vmem_create(&d->pci, vm->gm, vm->loop, addr, &o->vmem[i], err, errlen);
+		if (!d->vmem[i])
+			return -1;
+		d->nr_vmem++;
+		addr += o->vmem[i].size;
+	}
+	return 0;
+}
+
+unsigned int devices_nr_regions(const struct vm *vm)
+{
+	return vm->dev ? vm->dev->nr_vmem : 0;
+}
+
+void devices_region(const struct vm *vm, unsigned int i, uint64_t *gpa, uint64_t *size,
+		    void **hva)
+{
+	vmem_region(vm->dev->vmem[i], gpa, size, hva);
+}
+
 int devices_create(struct vm *vm, char *err, size_t errlen)
 {
 	struct devices *d = calloc(1, sizeof(*d));
@@ -78,9 +142,9 @@ int devices_create(struct vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot register the devices on their buses");
 		return -1;
 	}
-	if (vm->opts->balloon)
-		return create_balloon(vm, err, errlen);
-	return 0;
+	if (vm->opts->balloon && create_balloon(vm, err, errlen))
+		return -1;
+	return create_vmem(vm, err, errlen);
 }
 
 void devices_destroy(struct vm *vm)
@@ -90,6 +154,8 @@ void devices_destroy(struct vm *vm)
 	if (!d)
 		return;
 	balloon_destroy(d->balloon);
+	for (unsigned int i = 0; i < d->nr_vmem; i++)
+		vmem_destroy(d->vmem[i]);
 	pci_host_destroy(&d->pci, &d->pio);
 	bus_destroy(&d->pio);
 	bus_destroy(&d->mmio);
@@ -110,10 +176,32 @@ int devices_fdt(struct vm *vm, void *fdt)
 	return 0;
 }
 
+/* One line (or JSON fields) per virtio-mem device. */
+static void vmem_summary(struct vm *vm, bool json)
+{
+	for (unsigned int i = 0; vm->dev && i < vm->dev->nr_vmem; i++) {
+		struct vmem_counters k;
+		const char *id = vmem_config(vm->dev->vmem[i])->id;
+
+		vmem_counters(vm->dev->vmem[i], &k);
+		if (json) {
+			printf(",\"vmem_%u_plugged\":%llu,\"vmem_%u_nacks\":%llu", i,
+			       (unsigned long long)k.plugged_bytes, i, (unsigned long long)k.nacks);
+			continue;
+		}
+		printf("gmm-vmm: virtio-mem %s: %llu MiB plugged (requested %llu MiB), %llu plugs, %llu unplugs, %llu unplug-alls, %llu NACKs, %llu errors, %lu broken rings\n",
+		       id, (unsigned long long)(k.plugged_bytes >> 20),
+		       (unsigned long long)(k.requested_bytes >> 20), (unsigned long long)k.plugs,
+		       (unsigned long long)k.unplugs, (unsigned long long)k.unplug_alls,
+		       (unsigned long long)k.nacks, (unsigned long long)k.errors, k.broken);
+	}
+}
+
 void devices_summary(struct vm *vm, bool json)
 {
 	struct balloon_counters c;
 
+	vmem_summary(vm, json);
 	if (!vm->dev || !vm->dev->balloon)
 		return;
 	balloon_counters(vm->dev->balloon, &c);

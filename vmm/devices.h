@@ -20,12 +20,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Devices that contribute a description (serial, host ports, PCI host). */
 #define DEVICES_MAX	8
+/* virtio-mem devices (VMEM_MAX_DEVICES in virtio/vmem.h). */
+#define VMEM_SLOTS_MAX	4
 
 struct vm;
 struct balloon;
+struct vmem;
 
 /* A device's description for the benchmark guest's device tree. */
 struct vmdev {
@@ -40,6 +44,8 @@ struct devices {
 	struct irqchip irq;
 	struct pci_host pci;
 	struct balloon *balloon;	/* NULL without --balloon */
+	struct vmem *vmem[VMEM_SLOTS_MAX];	/* --virtio-mem, in order */
+	unsigned int nr_vmem;
 	struct vmdev dev[DEVICES_MAX];
 	unsigned int nr;
 };
@@ -53,6 +59,12 @@ void devices_destroy(struct vm *vm);
 /* Add a description; 0 or -ENOSPC. */
 int devices_add(struct devices *d, const char *name,
 		int (*fdt_node)(void *opaque, void *fdt), void *opaque);
+
+/* Device memory regions (virtio-mem), each in its own KVM memslot after
+ * guest RAM's: how many, and the i-th (gpa, size, host mapping). */
+unsigned int devices_nr_regions(const struct vm *vm);
+void devices_region(const struct vm *vm, unsigned int i, uint64_t *gpa, uint64_t *size,
+		    void **hva);
 
 /* Each device's FDT node, in the order added; 0 or a libfdt error. */
 int devices_fdt(struct vm *vm, void *fdt);

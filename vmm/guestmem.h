@@ -64,6 +64,9 @@ struct guestmem_cfg {
 	/* gmm mode: extra pool memory beyond guest RAM, on pool node 0, for
 	 * device memory (virtio rings, future device buffers); 0 today */
 	uint64_t device_bytes;
+	/* gmm mode: extra pool memory on each pool node for virtio-mem
+	 * devices (their maximum sizes), on top of device_bytes */
+	uint64_t node_device_bytes[GUESTMEM_MAX_NODES];
 	unsigned int report_delay_ms;	/* gmm mode: reporting delay, 0 = off */
 	enum guestmem_faults faults;	/* gmm, lazy: how unbacked pages fault */
 	unsigned int uffd_handlers;	/* handler threads (0: one), at most
@@ -115,6 +118,14 @@ const char *guestmem_faults_name(enum guestmem_faults faults);
 /* gmm mode: libgmm's pool and guest (statistics, tests); NULL otherwise. */
 struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm);
 struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm);
+
+/*
+ * gmm mode: where pool frame pfn lives in the pool's memfd, so that a
+ * device (virtio-mem) can map frames it allocated from the pool a second
+ * time: *fd (owned by the pool) and the byte offset *off. Any thread.
+ * Only for frames the caller holds. 0 or -EOPNOTSUPP in the other modes.
+ */
+int guestmem_frame_fd(const struct guestmem *gm, uint64_t pfn, int *fd, uint64_t *off);
 
 /*
  * vCPU thread hooks. gmm mode: attach gives the thread a page cache of the

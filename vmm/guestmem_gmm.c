@@ -71,6 +71,7 @@ static uint64_t node_bytes(const struct guestmem_cfg *cfg, unsigned int n, uint6
 	size += watermark_headroom(size);
 	if (n == 0)
 		size += cfg->device_bytes;
+	size += cfg->node_device_bytes[n];
 	return round_up(size, block);
 }
 
@@ -94,7 +95,7 @@ static int make_pool(struct gmm_ram *gr, const struct guestmem_cfg *cfg, char *e
 	int ret;
 
 	for (unsigned int n = 0; n < cfg->nr_nodes; n++)
-		total += cfg->nodes[n].size;
+		total += cfg->nodes[n].size + cfg->node_device_bytes[n];
 	block = block_bytes(total + cfg->device_bytes);
 	gmm_pool_config_init(&pc, 0);
 	pc.nr_nodes = cfg->nr_nodes;
@@ -256,6 +257,15 @@ static struct gmm_guest *guest_of(const struct guestmem *gm)
 struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm)
 {
 	return gm->ops == &guestmem_gmm_ops && gm->priv ? ((struct gmm_ram *)gm->priv)->pool : NULL;
+}
+
+int guestmem_frame_fd(const struct guestmem *gm, uint64_t pfn, int *fd, uint64_t *off)
+{
+	struct gmm_ram *gr = gm->ops == &guestmem_gmm_ops ? gm->priv : NULL;
+
+	if (!gr)
+		return -EOPNOTSUPP;
+	return gmm_backing_memfd.frame_fd(gr->memfd, pfn, fd, off);
 }
 
 struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm)

@@ -55,6 +55,9 @@ struct monitor {
 
 	atomic_bool balloon_pending;	/* a BALLOON_CHANGE call is queued */
 	_Atomic uint64_t balloon_actual;
+	atomic_bool vmem_pending;	/* a MEMORY_DEVICE_SIZE_CHANGE call is queued */
+	atomic_uint vmem_changed;	/* devices whose plugged size changed */
+	_Atomic uint64_t vmem_size[VMEM_MAX_DEVICES];
 
 	pthread_mutex_t lock;		/* monitor_vm_stopped()'s handshake */
 	pthread_cond_t cond;
@@ -283,6 +286,54 @@ static void balloon_changed(void *opaque, uint64_t actual)
 		atomic_store(&m->balloon_pending, false);
 }
 
+static void vmem_event(void *opaque, uint32_t events)
+{
+	struct monitor *m = opaque;
+	unsigned int mask;
+	char path[64];
+
+	(void)events;
+	atomic_store(&m->vmem_pending, false);
+	mask = atomic_exchange(&m->vmem_changed, 0);
+	for (unsigned int i = 0; i < m->vm->dev->nr_vmem; i++) {
+		const char *id = vmem_config(m->vm->dev->vmem[i])->id;
+		struct json_object *data;
+
+		if (!(mask & 1u << i))
+			continue;
+		data = json_object_new_object();
+		snprintf(path, sizeof(path), "/machine/peripheral/%s", id);
+		json_object_object_add(data, "id", json_object_new_string(id));
+		json_object_object_add(data, "size",
+				       json_object_new_uint64(atomic_load(&m->vmem_size[i])));
+		json_object_object_add(data, "qom-path", json_object_new_string(path));
+		monitor_event(m, "MEMORY_DEVICE_SIZE_CHANGE", data);
+	}
+	reap(m);
+}
+
+/* A virtio-mem device's listener, its lock held: as for the balloon, one
+ * queued call reports the latest sizes. */
+static void vmem_changed(void *opaque, struct vmem *v, uint64_t plugged)
+{
+	struct monitor *m = opaque;
+
+	for (unsigned int i = 0; i < m->vm->dev->nr_vmem; i++) {
+		if (m->vm->dev->vmem[i] != v)
+			continue;
+		atomic_store(&m->vmem_size[i], plugged);
+		atomic_fetch_or(&m->vmem_changed, 1u << i);
+	}
+	if (!atomic_exchange(&m->vmem_pending, true) && evloop_call(m->loop, vmem_event, m))
+		atomic_store(&m->vmem_pending, false);
+}
+
+static void vmem_listen(struct monitor *m, bool on)
+{
+	for (unsigned int i = 0; m->vm->dev && i < m->vm->dev->nr_vmem; i++)
+		vmem_set_listener(m->vm->dev->vmem[i], on ? vmem_changed : NULL, on ? m : NULL);
+}
+
 /* ---- the socket ---- */
 
 /* A stale socket at path is removed; anything else there is refused. */
@@ -379,6 +430,7 @@ struct monitor *monitor_create(struct vm *vm, struct evloop *loop, const char *p
 		goto fail;
 	}
 	balloon_ctl_listen(vm, balloon_changed, m);
+	vmem_listen(m, true);
 	return m;
 fail:
 	if (m->fd >= 0)
@@ -454,6 +506,7 @@ void monitor_destroy(struct monitor *m)
 	if (!m)
 		return;
 	balloon_ctl_listen(m->vm, NULL, NULL);
+	vmem_listen(m, false);
 	while (m->clients) {
 		struct client *c = m->clients;
 

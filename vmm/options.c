@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #define DEFAULT_MEMORY	(256ULL << 20)
@@ -64,6 +65,14 @@ static const char usage[] =
 "      --x-lose-page        test hook: drop one page the guest touched, behind\n"
 "                           its back (its verify must then fail)\n"
 "Devices:\n"
+"      --virtio-mem OPTS    a virtio-mem device (PCI 1af4:1058, memory from the\n"
+"                           gmm pool); OPTS, comma-separated: id=ID, size=MAX\n"
+"                           (multiple of 128 MiB), node=N (default 0),\n"
+"                           block-size=SZ (power of two >= 2M, default 2M),\n"
+"                           requested-size=SZ (default 0), prealloc=on|off\n"
+"                           (populate plugged blocks at once, default off),\n"
+"                           x-pool-size=SZ (pool memory set aside for it,\n"
+"                           default size); repeatable up to 4 times\n"
 "      --balloon[=OPTS]     a virtio-balloon (PCI 1af4:1045); OPTS, comma-\n"
 "                           separated: deflate-on-oom=on|off (default off),\n"
 "                           free-page-reporting=on|off (default on),\n"
@@ -310,6 +319,80 @@ static int parse_balloon(struct vmm_opts *o, const char *arg)
 	return 0;
 }
 
+static int vmem_size(const char *key, const char *val, uint64_t *v)
+{
+	*v = parse_size(val);
+	if (!*v && strcmp(val, "0"))
+		return fail("--virtio-mem: %s: bad size (try 1G)", key);
+	return 0;
+}
+
+static int vmem_opt(struct vmem_cfg *c, uint64_t *pool, const char *key, const char *val)
+{
+	long n;
+
+	if (!strcmp(key, "id")) {
+		if (!*val || strlen(val) >= sizeof(c->id) || strpbrk(val, "/\" \\"))
+			return fail("--virtio-mem: id must be 1 to 31 characters without / or quotes, got '%s'", val);
+		strcpy(c->id, val);
+		return 0;
+	}
+	if (!strcmp(key, "node")) {
+		n = parse_num(val, 0, GUESTMEM_MAX_NODES - 1);
+		if (n < 0)
+			return fail("--virtio-mem: node takes a guest node number, got '%s'", val);
+		c->node = (unsigned int)n;
+		return 0;
+	}
+	if (!strcmp(key, "prealloc")) {
+		n = on_off(val);
+		if (n < 0)
+			return fail("--virtio-mem: prealloc takes on or off, got '%s'", val);
+		c->prealloc = n;
+		return 0;
+	}
+	if (!strcmp(key, "size"))
+		return vmem_size(key, val, &c->size);
+	if (!strcmp(key, "block-size"))
+		return vmem_size(key, val, &c->block_size);
+	if (!strcmp(key, "requested-size"))
+		return vmem_size(key, val, &c->requested_size);
+	if (!strcmp(key, "x-pool-size"))
+		return vmem_size(key, val, pool);
+	return fail("--virtio-mem: unknown option '%s' (try --help)", key);
+}
+
+static int parse_vmem(struct vmm_opts *o, const char *arg)
+{
+	char buf[256], *save = NULL;
+	struct vmem_cfg *c = &o->vmem[o->nr_vmem];
+	uint64_t *pool = &o->vmem_pool[o->nr_vmem];
+
+	if (o->nr_vmem == VMEM_MAX_DEVICES)
+		return fail("--virtio-mem: at most 4 devices%s", "");
+	if (strlen(arg) >= sizeof(buf))
+		return fail("--virtio-mem: option string too long%s", "");
+	*c = (struct vmem_cfg){ .block_size = VMEM_DEFAULT_BLOCK };
+	*pool = UINT64_MAX;
+	snprintf(c->id, sizeof(c->id), "vmem%u", o->nr_vmem);
+	strcpy(buf, arg);
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+
+		if (!eq)
+			return fail("--virtio-mem: expected KEY=VALUE, got '%s'", kv);
+		*eq = 0;
+		if (vmem_opt(c, pool, kv, eq + 1))
+			return -VMM_EXIT_USAGE;
+	}
+	if (!c->size)
+		return fail("--virtio-mem %s: size=MAX is required", c->id);
+	if (*pool == UINT64_MAX)
+		*pool = c->size;
+	o->nr_vmem++;
+	return 0;
+}
+
 /* --qmp PATH, or QEMU's unix:PATH[,server][,nowait] (-qmp). */
 static int parse_qmp(struct vmm_opts *o, char *arg)
 {
@@ -335,6 +418,7 @@ static int parse_qmp(struct vmm_opts *o, char *arg)
 enum {
 	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
 	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST, OPT_FAULTS, OPT_QMP,
+	OPT_VMEM,
 };
 
 static const struct option longopts[] = {
@@ -355,6 +439,7 @@ static const struct option longopts[] = {
 	{ "dump-dtb", required_argument, NULL, OPT_DTB },
 	{ "x-lose-page", no_argument, NULL, OPT_LOSE },
 	{ "balloon", optional_argument, NULL, OPT_BALLOON },
+	{ "virtio-mem", required_argument, NULL, OPT_VMEM },
 	{ "qtest", required_argument, NULL, OPT_QTEST },
 	{ "qmp", required_argument, NULL, OPT_QMP },
 	{ "paused", no_argument, NULL, 'S' },
@@ -394,6 +479,7 @@ static int parse_one(struct vmm_opts *o, int c, char *arg)
 	case OPT_DTB: o->dump_dtb = arg; return 0;
 	case OPT_LOSE: o->x_lose_page = true; return 0;
 	case OPT_BALLOON: return parse_balloon(o, arg);
+	case OPT_VMEM: return parse_vmem(o, arg);
 	case OPT_QTEST: o->qtest = arg; return 0;
 	case OPT_QMP: return parse_qmp(o, arg);
 	case 'S': o->paused = true; return 0;
@@ -431,6 +517,47 @@ static int check_memory(struct vmm_opts *o)
 	return 0;
 }
 
+/* What the host could ever back: its RAM. */
+static uint64_t host_ram(void)
+{
+	struct sysinfo si;
+
+	return sysinfo(&si) ? UINT64_MAX : (uint64_t)si.totalram * si.mem_unit;
+}
+
+/* virtio-mem devices: one line for the first impossible one; their pool
+ * memory added to their nodes. */
+static int check_vmem(struct vmm_opts *o)
+{
+	uint64_t total = 0;
+
+	for (unsigned int i = 0; i < o->nr_vmem; i++) {
+		const struct vmem_cfg *c = &o->vmem[i];
+
+		for (unsigned int j = 0; j < i; j++)
+			if (!strcmp(o->vmem[j].id, c->id))
+				return fail("--virtio-mem: id '%s' given twice", c->id);
+		if (o->mem.mode != GUESTMEM_GMM)
+			return fail("--virtio-mem %s: needs --memory-mode gmm (its memory comes from the pool)", c->id);
+		if (c->node >= o->mem.nr_nodes)
+			return fail("--virtio-mem %s: node does not exist (see --numa)", c->id);
+		if (c->block_size < (2ULL << 20) || (c->block_size & (c->block_size - 1)) ||
+		    c->block_size < o->mem.page_size)
+			return fail("--virtio-mem %s: block-size must be a power of two, at least the pool's 2 MiB pageblock and the host page", c->id);
+		if (c->size % VMEM_LINUX_BLOCK || c->size % c->block_size)
+			return fail("--virtio-mem %s: size must be a multiple of 128 MiB (Linux's memory block) and of block-size", c->id);
+		if (c->requested_size > c->size || c->requested_size % c->block_size)
+			return fail("--virtio-mem %s: requested-size must be a multiple of block-size up to size", c->id);
+		if (o->vmem_pool[i] % (2ULL << 20))
+			return fail("--virtio-mem %s: x-pool-size must be a multiple of 2 MiB", c->id);
+		total += o->vmem_pool[i];
+		if (total > host_ram())
+			return fail("--virtio-mem %s: the devices' pool memory is more than the host's RAM", c->id);
+		o->mem.node_device_bytes[c->node] += o->vmem_pool[i];
+	}
+	return 0;
+}
+
 static int check_combination(struct vmm_opts *o)
 {
 	if ((o->initrd || o->cmdline) && !o->kernel)
@@ -441,6 +568,8 @@ static int check_combination(struct vmm_opts *o)
 		return fail("--guest-workload and --guest are for the benchmark guest, not --kernel%s", "");
 	if (o->balloon_target > o->memory)
 		return fail("--balloon: target %s is more than the guest's RAM", "SIZE");
+	if (check_vmem(o))
+		return -VMM_EXIT_USAGE;
 	if (o->mem.mode != GUESTMEM_GMM)
 		return 0;
 	if (o->mem.page_size > (2ULL << 20))

@@ -205,6 +205,30 @@ static struct json_object *query_cpus_fast(struct qmp_ctx *c, struct json_object
 	return list;
 }
 
+/* The virtio-mem devices' backings: the pool on their node, their size. */
+static void add_vmem_memdevs(struct qmp_ctx *c, struct json_object *list)
+{
+	const struct vmm_opts *opts = c->vm->opts;
+
+	for (unsigned int i = 0; i < opts->nr_vmem; i++) {
+		struct json_object *o = json_object_new_object();
+		char id[64];
+
+		snprintf(id, sizeof(id), "%s-mem", opts->vmem[i].id);
+		add(o, "id", json_object_new_string(id));
+		add_u64(o, "size", opts->vmem[i].size);
+		add(o, "merge", json_object_new_boolean(false));
+		add(o, "dump", json_object_new_boolean(true));
+		add(o, "prealloc", json_object_new_boolean(opts->vmem[i].prealloc));
+		add(o, "share", json_object_new_boolean(true));
+		add(o, "host-nodes", json_object_new_array());
+		add(o, "policy", json_object_new_string("default"));
+		add_u64(o, "x-gmm-node", opts->vmem[i].node);
+		add_u64(o, "x-gmm-pool-size", opts->vmem_pool[i]);
+		json_object_array_add(list, o);
+	}
+}
+
 /* QEMU's Memdev, one per guest node; x-gmm-* members are gmm's own. */
 static struct json_object *query_memdev(struct qmp_ctx *c, struct json_object *args,
 					struct qmp_error *err)
@@ -234,7 +258,115 @@ static struct json_object *query_memdev(struct qmp_ctx *c, struct json_object *a
 		add(o, "x-gmm-mode", json_object_new_string(guestmem_mode_name(m->mode)));
 		json_object_array_add(list, o);
 	}
+	add_vmem_memdevs(c, list);
 	return list;
+}
+
+/* ---- memory devices (virtio-mem) ---- */
+
+#define PERIPHERAL		"/machine/peripheral/"
+
+static struct vmem *vmem_by_path(struct qmp_ctx *c, const char *path)
+{
+	struct devices *d = c->vm->dev;
+
+	if (strncmp(path, PERIPHERAL, strlen(PERIPHERAL)))
+		return NULL;
+	for (unsigned int i = 0; d && i < d->nr_vmem; i++)
+		if (!strcmp(vmem_config(d->vmem[i])->id, path + strlen(PERIPHERAL)))
+			return d->vmem[i];
+	return NULL;
+}
+
+/* QEMU's VirtioMEMDeviceInfo; the backing is the pool on the device's node. */
+static struct json_object *vmem_info(struct vmem *v)
+{
+	const struct vmem_cfg *cfg = vmem_config(v);
+	struct json_object *o = json_object_new_object();
+	struct vmem_counters k;
+	uint64_t gpa, size;
+	char memdev[64];
+	void *hva;
+
+	vmem_region(v, &gpa, &size, &hva);
+	vmem_counters(v, &k);
+	snprintf(memdev, sizeof(memdev), "/objects/%s-mem", cfg->id);
+	add(o, "id", json_object_new_string(cfg->id));
+	add_u64(o, "memaddr", gpa);
+	add_u64(o, "requested-size", k.requested_bytes);
+	add_u64(o, "size", k.plugged_bytes);
+	add_u64(o, "max-size", size);
+	add_u64(o, "block-size", cfg->block_size);
+	add_u64(o, "node", cfg->node);
+	add(o, "memdev", json_object_new_string(memdev));
+	return o;
+}
+
+static struct json_object *query_memory_devices(struct qmp_ctx *c, struct json_object *args,
+						struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array();
+	struct devices *d = c->vm->dev;
+
+	(void)args, (void)err;
+	for (unsigned int i = 0; d && i < d->nr_vmem; i++) {
+		struct json_object *o = json_object_new_object();
+
+		add(o, "type", json_object_new_string("virtio-mem"));
+		add(o, "data", vmem_info(d->vmem[i]));
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
+/* qom-get of requested-size, size, block-size. */
+static struct json_object *vmem_get(struct vmem *v, const char *prop, struct qmp_error *err)
+{
+	struct vmem_counters k;
+
+	vmem_counters(v, &k);
+	if (!strcmp(prop, "requested-size"))
+		return json_object_new_uint64(k.requested_bytes);
+	if (!strcmp(prop, "size"))
+		return json_object_new_uint64(k.plugged_bytes);
+	if (!strcmp(prop, "block-size"))
+		return json_object_new_uint64(vmem_config(v)->block_size);
+	qmp_error_set(err, QMP_GENERIC_ERROR, "Property 'virtio-mem.%.64s' not found", prop);
+	return NULL;
+}
+
+/* qom-set of requested-size, QEMU's checks and words. */
+static struct json_object *vmem_set(struct vmem *v, const char *prop, struct json_object *val,
+				    struct qmp_error *err)
+{
+	const struct vmem_cfg *cfg = vmem_config(v);
+	int64_t bytes;
+
+	if (strcmp(prop, "requested-size")) {
+		if (!strcmp(prop, "size") || !strcmp(prop, "block-size"))
+			qmp_error_set(err, QMP_GENERIC_ERROR, "Insufficient permission to perform this operation");
+		else
+			qmp_error_set(err, QMP_GENERIC_ERROR, "Property 'virtio-mem.%.64s' not found", prop);
+		return NULL;
+	}
+	if (!json_object_is_type(val, json_type_int) || (bytes = json_object_get_int64(val)) < 0) {
+		qmp_error_set(err, QMP_GENERIC_ERROR,
+			      "Invalid parameter type for 'requested-size', expected: size");
+		return NULL;
+	}
+	if ((uint64_t)bytes > cfg->size) {
+		qmp_error_set(err, QMP_GENERIC_ERROR,
+			      "'requested-size' property exceeds the total size ('size' property)");
+		return NULL;
+	}
+	if ((uint64_t)bytes % cfg->block_size) {
+		qmp_error_set(err, QMP_GENERIC_ERROR,
+			      "'requested-size' property has to be multiple of 'block-size' (0x%llx)",
+			      (unsigned long long)cfg->block_size);
+		return NULL;
+	}
+	vmem_set_requested(v, (uint64_t)bytes);
+	return empty();
 }
 
 /* ---- balloon ---- */
@@ -329,9 +461,14 @@ static struct json_object *guest_stats(struct qmp_ctx *c, struct qmp_error *err)
 static struct json_object *qom_get(struct qmp_ctx *c, struct json_object *args,
 				   struct qmp_error *err)
 {
-	const char *prop = balloon_prop(c, args, err);
+	struct vmem *v = vmem_by_path(c, json_object_get_string(json_object_object_get(args, "path")));
+	const char *prop;
 	int64_t secs;
 
+	if (v)
+		return vmem_get(v, json_object_get_string(json_object_object_get(args, "property")),
+				err);
+	prop = balloon_prop(c, args, err);
 	if (!prop)
 		return NULL;
 	if (!strcmp(prop, PROP_STATS))
@@ -344,10 +481,15 @@ static struct json_object *qom_get(struct qmp_ctx *c, struct json_object *args,
 static struct json_object *qom_set(struct qmp_ctx *c, struct json_object *args,
 				   struct qmp_error *err)
 {
-	const char *prop = balloon_prop(c, args, err);
+	struct vmem *m = vmem_by_path(c, json_object_get_string(json_object_object_get(args, "path")));
 	struct json_object *v = json_object_object_get(args, "value");
+	const char *prop;
 	int64_t secs;
 
+	if (m)
+		return vmem_set(m, json_object_get_string(json_object_object_get(args, "property")),
+				v, err);
+	prop = balloon_prop(c, args, err);
 	if (!prop)
 		return NULL;
 	if (!strcmp(prop, PROP_STATS)) {
@@ -526,6 +668,7 @@ static const struct qmp_cmd commands[] = {
 	{ "query-kvm", query_kvm, NULL },
 	{ "query-cpus-fast", query_cpus_fast, NULL },
 	{ "query-memdev", query_memdev, NULL },
+	{ "query-memory-devices", query_memory_devices, NULL },
 	{ "balloon", balloon, balloon_args },
 	{ "query-balloon", query_balloon, NULL },
 	{ "qom-get", qom_get, qom_get_args },

@@ -18,6 +18,12 @@
  *                                     memfd blocks, guest RAM and pool figures)
  *   balloon-target BYTES | balloon-actual | balloon-stats |
  *   balloon-interval SECONDS | balloon-counters   (balloon_ctl, counters)
+ *   vmem-info N                    -> OK addr= region= usable= plugged=
+ *                                     requested= block= node= plugs= ... (the
+ *                                     N-th --virtio-mem device, counters)
+ *   vmem-requested N BYTES         ask for a new plugged size -> OK
+ *   vmem-poke N OFF BYTE | vmem-peek N OFF   a guest access to device memory
+ *                                     at region offset OFF (ERR unplugged)
  *   quit                           -> OK, and gmm-vmm exits 0
  *
  * Numbers are decimal or 0x-prefixed hex. A malformed or failing command
@@ -394,6 +400,49 @@ static int cmd_balloon(struct qt *q, const char *what)
 	return reply(q, "ERR unknown balloon command");
 }
 
+static int cmd_vmem_info(struct qt *q, struct vmem *m)
+{
+	const struct vmem_cfg *c = vmem_config(m);
+	struct vmem_counters k;
+	uint64_t gpa, size;
+	void *hva;
+
+	vmem_region(m, &gpa, &size, &hva);
+	vmem_counters(m, &k);
+	return reply(q, "OK addr=%llu region=%llu usable=%llu plugged=%llu requested=%llu block=%llu node=%u plugs=%llu unplugs=%llu unplug_alls=%llu states=%llu nacks=%llu errors=%llu broken=%lu plug_ns=%llu unplug_ns=%llu",
+		     (unsigned long long)gpa, (unsigned long long)size,
+		     (unsigned long long)k.usable_bytes, (unsigned long long)k.plugged_bytes,
+		     (unsigned long long)k.requested_bytes, (unsigned long long)c->block_size,
+		     c->node, (unsigned long long)k.plugs, (unsigned long long)k.unplugs,
+		     (unsigned long long)k.unplug_alls, (unsigned long long)k.states,
+		     (unsigned long long)k.nacks, (unsigned long long)k.errors, k.broken,
+		     (unsigned long long)k.plug_ns, (unsigned long long)k.unplug_ns);
+}
+
+static int cmd_vmem(struct qt *q, const char *what)
+{
+	uint64_t n, v, off;
+	struct vmem *m;
+	uint8_t b;
+
+	if (q->argc < 2 || !num(q->argv[1], &n) || n >= q->vm->dev->nr_vmem)
+		return reply(q, "ERR usage: vmem-%s N ... (N: a --virtio-mem device)", what);
+	m = q->vm->dev->vmem[n];
+	if (!strcmp(what, "info") && q->argc == 2)
+		return cmd_vmem_info(q, m);
+	if (!strcmp(what, "requested") && q->argc == 3 && num(q->argv[2], &v))
+		return ctl_result(q, vmem_set_requested(m, v));
+	if (!strcmp(what, "peek") && q->argc == 3 && num(q->argv[2], &off))
+		return vmem_access(m, off, &b, false) ? reply(q, "ERR unplugged") :
+		       reply(q, "OK 0x%x", b);
+	if (!strcmp(what, "poke") && q->argc == 4 && num(q->argv[2], &off) &&
+	    num(q->argv[3], &v) && v < 256) {
+		b = (uint8_t)v;
+		return vmem_access(m, off, &b, true) ? reply(q, "ERR unplugged") : reply(q, "OK");
+	}
+	return reply(q, "ERR bad vmem command or arguments");
+}
+
 /* One command; 1 after quit. */
 static int dispatch(struct qt *q)
 {
@@ -424,6 +473,8 @@ static int dispatch(struct qt *q)
 		return cmd_mem(q);
 	if (!strncmp(c, "balloon-", 8))
 		return cmd_balloon(q, c + 8);
+	if (!strncmp(c, "vmem-", 5))
+		return cmd_vmem(q, c + 5);
 	return reply(q, "ERR unknown command '%.40s'", c);
 }
 

@@ -116,6 +116,24 @@ static int create_machine(struct vm *vm)
 	return 0;
 }
 
+/* Device memory (virtio-mem), each region in its own slot after RAM's. */
+static int register_device_slots(struct vm *vm, unsigned int first)
+{
+	for (unsigned int i = 0; i < devices_nr_regions(vm); i++) {
+		struct kvm_userspace_memory_region r = { .slot = first + i };
+		uint64_t gpa, size;
+		void *hva;
+
+		devices_region(vm, i, &gpa, &size, &hva);
+		r.guest_phys_addr = gpa;
+		r.memory_size = size;
+		r.userspace_addr = (uint64_t)(uintptr_t)hva;
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return kvm_err("KVM_SET_USER_MEMORY_REGION (device memory)");
+	}
+	return 0;
+}
+
 static int register_memslots(struct vm *vm)
 {
 	for (unsigned int i = 0; i < guestmem_nr_slots(vm->gm); i++) {
@@ -130,7 +148,7 @@ static int register_memslots(struct vm *vm)
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 			return kvm_err("KVM_SET_USER_MEMORY_REGION");
 	}
-	return 0;
+	return register_device_slots(vm, guestmem_nr_slots(vm->gm));
 }
 
 static int create_vcpu(struct vm *vm, unsigned int id)

@@ -9,6 +9,7 @@
 
 #include "balloon.h"
 #include "balloon_ctl.h"
+#include "vmem.h"
 #include "devices.h"
 #include "guestmem.h"
 #include "serial.h"
@@ -76,6 +77,9 @@ struct vmm_opts {
 	struct balloon_cfg balloon_cfg;
 	uint64_t balloon_target;	/* bytes asked for at boot, 0: all RAM */
 	const char *qtest;		/* socket to connect to, no vCPUs */
+	unsigned int nr_vmem;		/* --virtio-mem devices */
+	struct vmem_cfg vmem[VMEM_MAX_DEVICES];
+	uint64_t vmem_pool[VMEM_MAX_DEVICES];	/* pool memory for each */
 	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
 	const char *qmp_path;		/* --qmp: the monitor's unix socket */
 	bool paused;			/* -S: vCPUs wait for the monitor's cont */

@@ -6,6 +6,7 @@
  */
 #include "qtest_lib.h"
 #include "virtio_pci.h"
+#include "vmem.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -446,4 +447,47 @@ void vd_cfg_write(struct vdev *d, unsigned int off, unsigned int len,
 		  uint32_t val)
 {
 	qts_writem(d->q, len, d->device + off, val);
+}
+
+/* --- virtio-mem --- */
+
+#define VMEM_QSIZE	64
+
+void vd_vmem_up(struct qts *q, struct vdev *d)
+{
+	vd_probe(q, d, VIRTIO_PCI_DEVICE_BASE + VIRTIO_ID_MEM, 1 << 20, 8 << 20);
+	if (!vd_negotiate(d, 1ULL << VIRTIO_F_VERSION_1 |
+			  1ULL << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE))
+		die(q, "virtio-mem feature negotiation", "refused");
+	vd_queue(d, 0, VMEM_QSIZE);
+	vd_driver_ok(d);
+}
+
+int vd_vmem_request(struct vdev *d, uint64_t req, uint64_t resp, uint16_t type,
+		    uint64_t addr, uint16_t nb_blocks, uint16_t *state)
+{
+	uint8_t r[VMEM_REQ_SIZE] = { 0 }, a[VMEM_RESP_SIZE];
+	struct vd_buf b[2] = { { req, VMEM_REQ_SIZE, false }, { resp, VMEM_RESP_SIZE, true } };
+	uint32_t len = 0;
+	uint16_t t, s;
+	int head;
+
+	memcpy(r, &type, 2);
+	memcpy(r + 8, &addr, 8);
+	memcpy(r + 16, &nb_blocks, 2);
+	qts_memwrite(d->q, req, r, sizeof(r));
+	head = vd_add(d, 0, b, 2);
+	if (vd_used(d, 0, &len) != head || len != VMEM_RESP_SIZE)
+		return -1;
+	qts_memread(d->q, resp, a, sizeof(a));
+	memcpy(&t, a, 2);
+	memcpy(&s, a + 8, 2);
+	if (state)
+		*state = s;
+	return t;
+}
+
+uint64_t vd_cfg64(struct vdev *d, unsigned int off)
+{
+	return vd_cfg_read(d, off, 4) | (uint64_t)vd_cfg_read(d, off + 4, 4) << 32;
 }

@@ -130,4 +130,15 @@ uint32_t vd_cfg_read(struct vdev *d, unsigned int off, unsigned int len);
 void vd_cfg_write(struct vdev *d, unsigned int off, unsigned int len,
 		  uint32_t val);
 
+/* --- virtio-mem's driver (virtio/vmem.h) --- */
+/* Probe the first virtio-mem device, negotiate VERSION_1 and
+ * UNPLUGGED_INACCESSIBLE, set up its queue; fatal on failure. */
+void vd_vmem_up(struct qts *q, struct vdev *d);
+/* One request (VIRTIO_MEM_REQ_*) through buffers at req and resp (from
+ * vd_alloc()); the response type, *state its state (may be NULL); -1 when
+ * the device answered nothing. */
+int vd_vmem_request(struct vdev *d, uint64_t req, uint64_t resp, uint16_t type,
+		    uint64_t addr, uint16_t nb_blocks, uint16_t *state);
+/* A 64-bit field of the device configuration. */
+uint64_t vd_cfg64(struct vdev *d, unsigned int off);
 #endif

@@ -129,6 +129,18 @@ def check_lost_page():
             fail('%s: a lost page went unnoticed' % mode)
 
 
+def check_virtio_mem():
+    # a virtio-mem device: its region in a memslot of its own above RAM (a
+    # failed KVM_SET_USER_MEMORY_REGION stops gmm-vmm) and pool memory on
+    # guest node 1 leave the guest's own RAM as it was
+    p, res, summ = boot('gmm', 1, 'touch=16 verify',
+                        ['--virtio-mem', 'id=vm0,size=256M,node=1,requested-size=64M'])
+    verify = [r for r in res if r.get('workload') == 'verify']
+    print('--- virtio-mem: exit %d, verify %s' % (p.returncode, verify))
+    if p.returncode != 0 or len(verify) != 1 or verify[0]['bad']:
+        fail('virtio-mem: exit %d (%s), verify %s' % (p.returncode, stop_reason(p), verify))
+
+
 def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the KVM boot tests did not run')
@@ -138,6 +150,7 @@ def main():
             check_run(mode, vcpus)
     check_iotest()
     check_lost_page()
+    check_virtio_mem()
     print('%d failures' % failures)
     return 1 if failures else 0
 

@@ -243,7 +243,7 @@ def test_shapes(v, c):
     names = {x['name'] for x in c.ret('query-commands')}
     want = {'qmp_capabilities', 'query-status', 'stop', 'cont', 'quit', 'system_powerdown',
             'system_reset', 'query-version', 'query-commands', 'query-kvm', 'query-cpus-fast',
-            'balloon', 'query-balloon', 'qom-get', 'qom-set', 'query-memdev', 'x-gmm-buddyinfo',
+            'balloon', 'query-balloon', 'qom-get', 'qom-set', 'query-memdev', 'query-memory-devices', 'x-gmm-buddyinfo',
             'x-gmm-pagetypeinfo', 'x-gmm-zoneinfo', 'x-gmm-extfrag', 'x-gmm-pcp-stats',
             'x-gmm-report-stats', 'x-gmm-guest-stats'}
     check(names == want, 'query-commands: missing %s, extra %s' % (want - names, names - want))
@@ -571,12 +571,35 @@ def test_gmmctl():
     check(p.returncode == 3, 'gmmctl without a monitor: exit %d' % p.returncode)
 
 
+def test_virtio_mem():
+    v = Vmm(VMM, base_args(['-S', '--virtio-mem', 'id=vm0,size=256M,requested-size=32M']))
+    c = v.client()
+    devs = c.ret('query-memory-devices')
+    check(len(devs) == 1 and devs[0]['type'] == 'virtio-mem' and
+          set(devs[0]['data']) == {'id', 'memaddr', 'node', 'requested-size', 'size', 'max-size',
+                                   'block-size', 'memdev'} and
+          devs[0]['data']['requested-size'] == 32 << 20, 'query-memory-devices %r' % devs)
+    p = gmmctl(v, 'virtio-mem', 'vm0', '128M')
+    check(p.returncode == 0, 'gmmctl virtio-mem vm0 128M: %d %r' % (p.returncode, p.stderr))
+    r = c.ret('qom-get', {'path': '/machine/peripheral/vm0', 'property': 'requested-size'})
+    check(r == 128 << 20, 'requested-size after gmmctl: %r' % r)
+    p = gmmctl(v, 'memory-devices')
+    check(p.returncode == 0 and 'vm0: virtio-mem at 0x' in p.stdout and
+          'requested 128 MiB, max 256 MiB' in p.stdout, 'gmmctl memory-devices: %r' % p.stdout)
+    p = gmmctl(v, 'virtio-mem', 'vm0', '3M')
+    check(p.returncode == 1 and 'block-size' in p.stderr, 'gmmctl virtio-mem 3M: %r' % p.stderr)
+    p = gmmctl(v, 'virtio-mem', 'vm0', 'lots')
+    check(p.returncode == 2, 'gmmctl virtio-mem lots: exit %d' % p.returncode)
+    c.ret('quit')
+    check(v.wait() == 0, 'quit with a virtio-mem device')
+
+
 def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the monitor tests need a running gmm-vmm')
         return 77
     for t in (test_socket, test_protocol, test_balloon, test_pause, test_pause_benchmark_guest,
-              test_gmmctl):
+              test_gmmctl, test_virtio_mem):
         print('--- ' + t.__name__, flush=True)
         t()
     print('%d failures' % failures)

@@ -35,7 +35,7 @@ def main():
     if rc != 0 or any(w not in out for w in ('--memory', '--numa', 'Exit status', 'gmm|lazy|plain',
                                              '--report-delay-ms', '--device-memory',
                                              '--balloon', 'free-page-reporting', '--qtest',
-                                             '--qmp', '--paused')):
+                                             '--qmp', '--paused', '--virtio-mem')):
         print('FAIL --help: exit %d' % rc)
         failures += 1
 
@@ -58,6 +58,22 @@ def main():
     expect_error(['--numa', 'mem=64M', '--numa', 'mem=64M', '--memory', '256M'], 2,
                  ['does not match'])
     expect_error(['--balloon=stats-period=soon'], 2, ['--balloon', 'stats-period'])
+    expect_error(['--virtio-mem', 'id=a'], 2, ['--virtio-mem', 'size=MAX is required'])
+    expect_error(['--virtio-mem', 'size=100M'], 2, ['--virtio-mem', '128 MiB'])
+    expect_error(['--virtio-mem', 'size=128M,block-size=1M'], 2, ['--virtio-mem', 'block-size'])
+    expect_error(['--virtio-mem', 'size=128M,block-size=6M'], 2, ['--virtio-mem', 'block-size'])
+    expect_error(['--virtio-mem', 'size=128M,requested-size=256M'], 2,
+                 ['--virtio-mem', 'requested-size'])
+    expect_error(['--virtio-mem', 'size=128M,requested-size=3M'], 2,
+                 ['--virtio-mem', 'requested-size'])
+    expect_error(['--virtio-mem', 'size=128M,node=1'], 2, ['--virtio-mem', 'node'])
+    expect_error(['--virtio-mem', 'size=128M,prealloc=yes'], 2, ['--virtio-mem', 'prealloc'])
+    expect_error(['--virtio-mem', 'size=128M,colour=red'], 2, ['--virtio-mem', 'colour'])
+    expect_error(['--virtio-mem', 'size=128M', '--memory-mode', 'plain'], 2,
+                 ['--virtio-mem', 'memory-mode gmm'])
+    expect_error(['--virtio-mem', 'id=a,size=128M', '--virtio-mem', 'id=a,size=128M'], 2,
+                 ['--virtio-mem', 'twice'])
+    expect_error(['--virtio-mem', 'size=64T'], 2, ['--virtio-mem', "host's RAM"])
     expect_error(['--balloon=deflate-on-oom=maybe'], 2, ['--balloon', 'on or off'])
     expect_error(['--balloon=x-track=page'], 2, ['--balloon', 'unit or element'])
     expect_error(['--balloon=size=1G'], 2, ['--balloon', 'unknown option'])
