@@ -30,6 +30,19 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* Make every running vCPU leave KVM_RUN soon (immediate_exit and a signal). */
+static void kick_vcpus(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		v->run->immediate_exit = 1;
+		pthread_kill(v->thread, SIGUSR1);
+	}
+}
+
 void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -48,14 +61,7 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	pthread_mutex_lock(&vm->pause_lock);
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-
-		if (!v->started)
-			continue;
-		v->run->immediate_exit = 1;
-		pthread_kill(v->thread, SIGUSR1);
-	}
+	kick_vcpus(vm);
 	kill(getpid(), SIGUSR2);
 }
 
@@ -432,14 +438,7 @@ void vm_pause(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->pause_lock);
 	atomic_store(&vm->pause_req, true);
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-
-		if (!v->started)
-			continue;
-		v->run->immediate_exit = 1;
-		pthread_kill(v->thread, SIGUSR1);
-	}
+	kick_vcpus(vm);
 	while (vm->parked < vm->nr_vcpus && !atomic_load(&vm->stopping))
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 	pthread_mutex_unlock(&vm->pause_lock);
