@@ -11,7 +11,8 @@ APT_LOCK_WAIT=900
 
 pkgs=(meson ninja-build pkg-config gcc libc6-dev python3
       liburcu-dev libfdt-dev libjson-c-dev libnuma-dev
-      qemu-system-x86 linux-image-amd64 busybox-static)
+      qemu-system-x86 linux-image-amd64 busybox-static
+      clang libclang-rt-14-dev socat strace)
 
 # apt-get with its arguments, waiting while another apt or dpkg holds a lock.
 apt_get() {
