@@ -157,6 +157,11 @@ static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, u
 	pfn = get_page_from_freelist(ac, af);
 	if (pfn != GMM_PFN_NONE)
 		return pfn;
+	if (flags & GMM_LIGHT) {	/* wake kcompactd only */
+		compact_direct(ac->pref, ac->order, ac->mt, ac->movable, ac->highest_zoneidx,
+			       ac->nodemask, true);
+		return GMM_PFN_NONE;
+	}
 	if (p->drain_all) {
 		p->drain_all(p);
 		pfn = get_page_from_freelist(ac, af);

@@ -555,7 +555,7 @@ static int back_page(struct gmm_guest *g, struct region *r, uint64_t idx)
 		return 0;
 	if (!u && g->cfg.huge_fault && range_unbacked(r, idx & ~(HUGE_PAGES - 1), HUGE_PAGES)) {
 		order = HUGE_ORDER;
-		pfn = gmm_alloc(g->pool, order, GMM_MOVABLE | GMM_ZERO, r->node);
+		pfn = gmm_alloc(g->pool, order, GMM_MOVABLE | GMM_ZERO | GMM_LIGHT, r->node);
 	}
 	if (pfn == GMM_PFN_NONE) {
 		order = u;

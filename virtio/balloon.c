@@ -410,6 +410,8 @@ static void cfg_write(struct virtio_dev *vd, unsigned int off, const void *data,
 
 	memcpy((uint8_t *)cfg + off, data, len);
 	b->actual = cfg[BALLOON_CFG_ACTUAL / 4];
+	if ((uint64_t)b->actual * PAGE_4K > b->ram_bytes)	/* a guest's claim, bounded */
+		b->actual = (uint32_t)(b->ram_bytes / PAGE_4K);
 	if (b->vd.host_features & (1ULL << VIRTIO_BALLOON_F_PAGE_POISON))
 		b->poison_val = cfg[BALLOON_CFG_POISON / 4];
 	if (b->actual != old)

@@ -77,8 +77,15 @@ static void unplug_chunk(struct vmem *m, uint64_t c)
 {
 	if (m->pfn[c] == GMM_PFN_NONE)
 		return;
-	mmap(chunk_hva(m, c), VMEM_CHUNK, PROT_NONE,
-	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	/* the guest must lose the frames before the pool may hand them out:
+	 * if they cannot be unmapped, they stay this device's (leaked) */
+	if (mmap(chunk_hva(m, c), VMEM_CHUNK, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+		fprintf(stderr, "gmm-vmm: virtio-mem: cannot unmap a chunk (%s): its frames stay out of the pool\n",
+			strerror(errno));
+		m->pfn[c] = GMM_PFN_NONE;
+		return;
+	}
 	gmm_free(m->pool, m->pfn[c], CHUNK_ORDER);
 	m->pfn[c] = GMM_PFN_NONE;
 }

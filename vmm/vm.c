@@ -523,8 +523,6 @@ int vm_run(struct vm *vm)
 
 	block_signals(&waitset);
 	pthread_mutex_lock(&vm->pause_lock);	/* vm_pause() reads started */
-	if (evloop_start(vm->loop))
-		vm_stop(vm, VMM_EXIT_HOST, "cannot start the event loop thread");
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 

@@ -105,7 +105,13 @@ enum gmm_zone_type {
 #define GMM_THISNODE (1u << 6)
 /** A movable allocation that must not be placed in ZONE_MOVABLE. */
 #define GMM_NO_MOVABLE_ZONE (1u << 7)
-#define GMM_FLAGS_ALL ((1u << 8) - 1)
+/**
+ * An opportunistic order > 0 request (the kernel's GFP_TRANSHUGE_LIGHT, as
+ * for a guest's 2 MiB fault): fail rather than drain the per-thread caches
+ * or compact; kcompactd is still woken to make such blocks for later.
+ */
+#define GMM_LIGHT (1u << 8)
+#define GMM_FLAGS_ALL ((1u << 9) - 1)
 
 /** Node policies, as in set_mempolicy(2). */
 enum gmm_policy_mode {

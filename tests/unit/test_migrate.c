@@ -227,6 +227,18 @@ static void test_compact_table(void)
 	table_init(&t, p, n);
 	fragment(&t);
 	CHECK(huge_nowait(p) == GMM_PFN_NONE);
+	/* GMM_LIGHT (a guest's opportunistic 2 MiB fault) fails without compacting */
+	CHECK(gmm_compact_stats(p, &ev) == 0);
+	{
+		uint64_t stalls = ev.compact_stall, migrated = ev.pgmigrate_success;
+
+		CHECK(gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE | GMM_LIGHT, GMM_NO_NODE) ==
+		      GMM_PFN_NONE);
+		CHECK(gmm_errno() == -ENOMEM);
+		CHECK(gmm_compact_stats(p, &ev) == 0);
+		CHECK_EQ(ev.compact_stall, stalls);
+		CHECK_EQ(ev.pgmigrate_success, migrated);
+	}
 	pfn = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, GMM_NO_NODE);
 	CHECK(pfn != GMM_PFN_NONE);
 	CHECK(gmm_compact_stats(p, &ev) == 0);
