@@ -182,6 +182,7 @@ struct guestmem *guestmem_create(const struct guestmem_cfg *cfg, char *err, size
 	for (int i = 0; i < GUESTMEM_STRIPES; i++)
 		pthread_mutex_init(&gm->lock[i], NULL);
 	pthread_mutex_init(&gm->pin_lock, NULL);
+	pthread_mutex_init(&gm->why_lock, NULL);
 	if (setup(gm, err, errlen)) {
 		guestmem_destroy(gm);
 		return NULL;
@@ -391,7 +392,9 @@ int guestmem_efault(struct guestmem_vcpu *v, char *why, size_t whylen)
 		return 0;
 	}
 	if (atomic_load(&gm->uffd_err)) {
+		pthread_mutex_lock(&gm->why_lock);
 		snprintf(why, whylen, "%s", gm->uffd_why);
+		pthread_mutex_unlock(&gm->why_lock);
 		return 0;
 	}
 	seq = atomic_load(&gm->discard_seq);

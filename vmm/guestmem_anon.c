@@ -83,7 +83,9 @@ static int reserve(struct guestmem *gm, struct region *r, char *err, size_t errl
 	a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
 	r->slot.hva = (void *)a;
 	if (gm->uffd >= 0 && guestmem_uffd_placeholder(gm, r->slot.hva, r->slot.size)) {
+		pthread_mutex_lock(&gm->why_lock);
 		snprintf(err, errlen, "%s", gm->uffd_why);
+		pthread_mutex_unlock(&gm->why_lock);
 		return -1;
 	}
 	return 0;

@@ -76,6 +76,7 @@ struct guestmem {
 	pthread_t handlers[GUESTMEM_UFFD_MAX_HANDLERS];
 	_Atomic uint64_t uffd_faults;
 	_Atomic int uffd_err;		/* first failure of a handler, 0 if none */
+	pthread_mutex_t why_lock;	/* guards uffd_why (taken under any other lock) */
 	char uffd_why[192];
 };
 

@@ -99,13 +99,14 @@ static int fail(struct guestmem *gm, int ret, const char *fmt, ...)
 	int none = 0;
 	va_list ap;
 
-	pthread_mutex_lock(&gm->pin_lock);
+	/* why_lock, not pin_lock: a discard holding pin_lock may fail here */
+	pthread_mutex_lock(&gm->why_lock);
 	if (atomic_compare_exchange_strong(&gm->uffd_err, &none, ret)) {
 		va_start(ap, fmt);
 		vsnprintf(gm->uffd_why, sizeof(gm->uffd_why), fmt, ap);
 		va_end(ap);
 	}
-	pthread_mutex_unlock(&gm->pin_lock);
+	pthread_mutex_unlock(&gm->why_lock);
 	return ret;
 }
 
