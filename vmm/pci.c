@@ -119,10 +119,27 @@ static int update_bars(struct pci_dev *d)
 	return ret;
 }
 
-/* Under the host's intx_lock. */
+static bool intx_asserted(const struct pci_dev *d)
+{
+	return d->intx && !d->intx_masked && !d->msix_enabled;
+}
+
+/*
+ * Under the host's intx_lock.  Devices on slots of the same parity share a
+ * GSI (wired-OR, as PCI INTx lines are): the line is up while any of them
+ * asserts it.
+ */
 static void update_intx(struct pci_dev *d)
 {
-	irq_set_line(d->host->irq, d->gsi, d->intx && !d->intx_masked && !d->msix_enabled);
+	struct pci_host *h = d->host;
+	bool level = false;
+
+	for (unsigned int i = 0; i < PCI_MAX_SLOTS && !level; i++) {
+		const struct pci_dev *o = h->dev[i];
+
+		level = o && o->gsi == d->gsi && intx_asserted(o);
+	}
+	irq_set_line(h->irq, d->gsi, level || intx_asserted(d));
 }
 
 /*
