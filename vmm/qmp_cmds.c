@@ -576,8 +576,12 @@ static struct json_object *x_pcp_stats(struct qmp_ctx *c, struct json_object *ar
 	struct json_object *o;
 
 	(void)args;
-	if (!pool || gmm_pcp_stats(pool, &st))
+	if (!pool)
+		return NULL;	/* pool_of() said why */
+	if (gmm_pcp_stats(pool, &st)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "%s", gmm_last_error());
 		return NULL;
+	}
 	o = json_object_new_object();
 	add_u64(o, "threads", st.threads);
 	add_u64(o, "cached", st.cached);
@@ -605,8 +609,12 @@ static struct json_object *x_report_stats(struct qmp_ctx *c, struct json_object 
 	struct json_object *o;
 
 	(void)args;
-	if (!pool || gmm_report_stats(pool, &st))
+	if (!pool)
+		return NULL;	/* pool_of() said why */
+	if (gmm_report_stats(pool, &st)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "%s", gmm_last_error());
 		return NULL;
+	}
 	o = json_object_new_object();
 	add_u64(o, "free-reported", st.free_reported);
 	add_u64(o, "free-unreported", st.free_unreported);
