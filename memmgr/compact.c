@@ -47,6 +47,18 @@ struct compact_control {
 	struct gmm_compact_result res;
 };
 
+/* A run over @z for @order (-1: the whole zone) of movable frames, nothing captured. */
+static void cc_init(struct compact_control *cc, struct gmm_zone *z, int order,
+		    enum gmm_migrate_mode mode)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->z = z;
+	cc->order = order;
+	cc->mode = mode;
+	cc->mt = GMM_MT_MOVABLE;
+	cc->captured = GMM_PFN_NONE;
+}
+
 /* --- per-zone state: deferral and the cached scanner positions --------- */
 
 /* The kernel's defer_compaction(): after a failure, skip the next 2^shift tries. */
@@ -523,14 +535,10 @@ static uint64_t direct_zone(struct gmm_zone *z, unsigned int order, int mt, bool
 	pthread_mutex_unlock(&z->lock);
 	if (deferred || !compaction_suitable(z, order, hz))
 		return GMM_PFN_NONE;
-	memset(&cc, 0, sizeof(cc));
-	cc.z = z;
-	cc.order = (int)order;
-	cc.mode = mode;
+	cc_init(&cc, z, (int)order, mode);
 	cc.capture = true;
 	cc.mt = mt;
 	cc.movable = movable;
-	cc.captured = GMM_PFN_NONE;
 	compact_zone(&cc, false);
 	pthread_mutex_lock(&z->lock);
 	z->compact.ev.compact_stall++;
@@ -635,13 +643,9 @@ int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiven
 
 		if (!z->present || zone_frag_score(z) <= (int)low)
 			continue;
-		memset(&cc, 0, sizeof(cc));
-		cc.z = z;
-		cc.order = -1;
-		cc.mode = GMM_MIGRATE_SYNC_LIGHT;
+		cc_init(&cc, z, -1, GMM_MIGRATE_SYNC_LIGHT);
 		cc.proactive = true;
 		cc.score_low = low;
-		cc.mt = GMM_MT_MOVABLE;
 		compact_zone(&cc, true);
 		ran = 1;
 	}
@@ -665,12 +669,7 @@ void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64
 		pthread_mutex_unlock(&z->lock);
 		if (deferred || !compaction_suitable(z, order, zt))
 			continue;
-		memset(&cc, 0, sizeof(cc));
-		cc.z = z;
-		cc.order = (int)order;
-		cc.mode = GMM_MIGRATE_SYNC_LIGHT;
-		cc.mt = GMM_MT_MOVABLE;
-		cc.captured = GMM_PFN_NONE;
+		cc_init(&cc, z, (int)order, GMM_MIGRATE_SYNC_LIGHT);
 		cc.target = target;
 		err = compact_zone(&cc, true);
 		pthread_mutex_lock(&z->lock);
@@ -698,13 +697,8 @@ int gmm_compact_zone(struct gmm_pool *p, int node, enum gmm_zone_type zone, int 
 	z = &p->nodes[node].zones[zone];
 	if (!z->present)
 		return gmm_set_error(-ENOENT, "node %d has no zone %d", node, zone);
-	memset(&cc, 0, sizeof(cc));
-	cc.z = z;
-	cc.order = order;
-	cc.mode = (enum gmm_migrate_mode)mode;
+	cc_init(&cc, z, order, (enum gmm_migrate_mode)mode);
 	cc.ignore_skip = true;
-	cc.mt = GMM_MT_MOVABLE;
-	cc.captured = GMM_PFN_NONE;
 	err = compact_zone(&cc, false);
 	if (res)
 		*res = cc.res;
