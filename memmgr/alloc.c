@@ -78,11 +78,16 @@ static bool zone_eligible(const struct gmm_zone *z, const struct alloc_ctx *ac)
 	return (int)z->type <= ac->highest_zoneidx && (ac->nodemask >> z->node) & 1;
 }
 
-/* The kernel's get_page_from_freelist(). */
+/*
+ * The kernel's get_page_from_freelist().  ALLOC_NOFRAGMENT is dropped for
+ * a remote zone and for a second pass, except in defrag mode, where only
+ * the slow path's last resort drops it.
+ */
 static uint64_t get_page_from_freelist(const struct alloc_ctx *ac,
 				       unsigned int alloc_flags)
 {
 	struct gmm_node *nd = ac->pref;
+	bool defrag = pool_defrag_mode(nd->zonelist[0]->pool);
 	int local = -1;
 
 retry:
@@ -95,7 +100,7 @@ retry:
 		if (local < 0)
 			local = z->node;
 		/* locality beats fragmentation avoidance: going remote, allow fallbacks */
-		if ((alloc_flags & ALLOC_NOFRAGMENT) && z->node != local) {
+		if ((alloc_flags & ALLOC_NOFRAGMENT) && !defrag && z->node != local) {
 			alloc_flags &= ~ALLOC_NOFRAGMENT;
 			zone_count_event(z, &z->ev.nofragment_retry);
 			goto retry;
@@ -104,7 +109,7 @@ retry:
 		if (pfn != GMM_PFN_NONE)
 			return pfn;
 	}
-	if (alloc_flags & ALLOC_NOFRAGMENT) {
+	if ((alloc_flags & ALLOC_NOFRAGMENT) && !defrag) {
 		alloc_flags &= ~ALLOC_NOFRAGMENT;
 		goto retry;
 	}
@@ -149,18 +154,33 @@ static unsigned int slow_alloc_flags(unsigned int flags, unsigned int order, int
 	return af;
 }
 
+/*
+ * Defrag mode's last resort (the kernel's "reclaim/compaction failed to
+ * prevent the fallback"): the same request with fragmenting fallbacks,
+ * which count as defrag_fallback.
+ */
+static uint64_t defrag_last_resort(const struct alloc_ctx *ac, unsigned int af)
+{
+	if (!(af & ALLOC_NOFRAGMENT))
+		return GMM_PFN_NONE;
+	return get_page_from_freelist(ac, (af & ~ALLOC_NOFRAGMENT) | ALLOC_DEFRAG_LAST);
+}
+
 static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, unsigned int flags)
 {
 	unsigned int af = slow_alloc_flags(flags, ac->order, ac->mt);
+	bool defrag = pool_defrag_mode(p);
 	uint64_t pfn;
 
+	if (defrag)
+		af |= ALLOC_NOFRAGMENT;
 	pfn = get_page_from_freelist(ac, af);
 	if (pfn != GMM_PFN_NONE)
 		return pfn;
 	if (flags & GMM_LIGHT) {	/* wake kcompactd only */
 		compact_direct(ac->pref, ac->order, ac->mt, ac->movable, ac->highest_zoneidx,
-			       ac->nodemask, true);
-		return GMM_PFN_NONE;
+			       ac->nodemask, true, defrag);
+		return defrag_last_resort(ac, af);
 	}
 	if (p->drain_all) {
 		p->drain_all(p);
@@ -169,7 +189,7 @@ static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, u
 			return pfn;
 	}
 	pfn = compact_direct(ac->pref, ac->order, ac->mt, ac->movable, ac->highest_zoneidx,
-			     ac->nodemask, flags & GMM_NOWAIT);
+			     ac->nodemask, flags & GMM_NOWAIT, defrag);
 	if (pfn != GMM_PFN_NONE)
 		return pfn;
 	for (int force = 0; force < 2; force++) {
@@ -179,7 +199,7 @@ static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, u
 				return pfn;
 		}
 	}
-	return GMM_PFN_NONE;
+	return defrag_last_resort(ac, af);
 }
 
 static int flags_migratetype(const struct gmm_pool *p, unsigned int flags)
@@ -246,7 +266,7 @@ static uint64_t alloc_ctx_run(struct gmm_pool *p, struct alloc_ctx *ac, unsigned
 
 	if (ac->mt == GMM_MT_MOVABLE)
 		af |= ALLOC_CMA;
-	if (p->cfg.nofragment && p->cfg.mobility_grouping)
+	if ((p->cfg.nofragment && p->cfg.mobility_grouping) || pool_defrag_mode(p))
 		af |= ALLOC_NOFRAGMENT;
 	took_reported = false;
 	pfn = get_page_from_freelist(ac, af);

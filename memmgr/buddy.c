@@ -365,9 +365,12 @@ static uint64_t try_to_claim_block(struct gmm_zone *z, uint64_t pfn, unsigned in
 	return rmqueue_smallest(z, order, start_mt, reported);
 }
 
-/* The kernel's __rmqueue_claim(): the largest block of another type, claimed. */
+/*
+ * The kernel's __rmqueue_claim(): the largest block of another type,
+ * claimed; *@whole: it was a whole free pageblock (no pollution).
+ */
 static uint64_t rmqueue_claim(struct gmm_zone *z, unsigned int order, int mt,
-			      unsigned int alloc_flags, bool *reported)
+			      unsigned int alloc_flags, bool *reported, bool *whole)
 {
 	unsigned int min_order = order;
 
@@ -383,6 +386,7 @@ static uint64_t rmqueue_claim(struct gmm_zone *z, unsigned int order, int mt,
 			break;
 		pfn = try_to_claim_block(z, z->area[o][fb].list.head, (unsigned int)o, order, mt,
 					 fb, reported);
+		*whole = o >= GMM_PAGEBLOCK_ORDER;
 		if (pfn != GMM_PFN_NONE)
 			return pfn;
 	}
@@ -410,6 +414,7 @@ static uint64_t rmqueue_steal(struct gmm_zone *z, unsigned int order, int mt, bo
 static uint64_t rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned int alloc_flags,
 		       bool *reported)
 {
+	bool claimed_whole = false;
 	uint64_t pfn;
 
 	/* balance CMA: use it first when it holds more than half the free memory */
@@ -428,16 +433,22 @@ static uint64_t rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned
 	}
 	if (mt >= MT_PCPTYPES)
 		return GMM_PFN_NONE;
-	pfn = rmqueue_claim(z, order, mt, alloc_flags, reported);
+	pfn = rmqueue_claim(z, order, mt, alloc_flags, reported, &claimed_whole);
 	if (pfn != GMM_PFN_NONE) {
 		z->ev.fallback++;
+		if (!claimed_whole && (alloc_flags & ALLOC_DEFRAG_LAST))
+			z->ev.defrag_fallback++;
 		return pfn;
 	}
+	/* ALLOC_NOFRAGMENT: no single-frame steal from another type's pageblock */
 	if (alloc_flags & ALLOC_NOFRAGMENT)
 		return GMM_PFN_NONE;
 	pfn = rmqueue_steal(z, order, mt, reported);
-	if (pfn != GMM_PFN_NONE)
+	if (pfn != GMM_PFN_NONE) {
 		z->ev.fallback++;
+		if (alloc_flags & ALLOC_DEFRAG_LAST)
+			z->ev.defrag_fallback++;
+	}
 	return pfn;
 }
 

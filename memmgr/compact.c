@@ -36,6 +36,7 @@ struct compact_control {
 	bool capture;             /* take the produced block for the requester */
 	int mt;                   /* ... of this migratetype */
 	bool movable;             /* ... declared movable */
+	bool nofragment;          /* ... without a fragmenting fallback (defrag mode) */
 	uint64_t captured;
 	bool captured_reported;   /* its host memory was discarded */
 	uint64_t migrate_pfn, free_pfn, end_pfn;
@@ -392,8 +393,9 @@ static void capture_block(struct compact_control *cc)
 {
 	struct gmm_zone *z = cc->z;
 	bool reported = false;
-	uint64_t pfn = buddy_rmqueue(z, (unsigned int)cc->order, cc->mt,
-				     cc->mt == GMM_MT_MOVABLE ? ALLOC_CMA : 0, &reported);
+	unsigned int af = (cc->mt == GMM_MT_MOVABLE ? ALLOC_CMA : 0) |
+			  (cc->nofragment ? ALLOC_NOFRAGMENT : 0);
+	uint64_t pfn = buddy_rmqueue(z, (unsigned int)cc->order, cc->mt, af, &reported);
 
 	if (pfn == GMM_PFN_NONE)
 		return;
@@ -498,15 +500,22 @@ static int zone_fragindex(struct gmm_zone *z, unsigned int order)
 	return gmm_fragmentation_index(&st, order);
 }
 
-/* The kernel's compaction_suitable(): enough free memory, and failure from
- * fragmentation rather than from lack of memory (extfrag_threshold). */
-static bool compaction_suitable(struct gmm_zone *z, unsigned int order, int hz)
+/*
+ * The kernel's compaction_suitable(): enough free memory, and failure from
+ * fragmentation rather than from lack of memory (extfrag_threshold).
+ * @defrag: a defrag-mode run for a small order, which must free a whole
+ * pageblock: the gap is a pageblock's (compact_gap(pageblock_order)), and
+ * the fragmentation index is not asked (the request failed for want of a
+ * pageblock, not of frames).
+ */
+static bool compaction_suitable(struct gmm_zone *z, unsigned int order, int hz, bool defrag)
 {
+	unsigned int gap = defrag && order < GMM_PAGEBLOCK_ORDER ? GMM_PAGEBLOCK_ORDER : order;
 	uint64_t mark;
 	bool ok;
 
 	pthread_mutex_lock(&z->lock);
-	mark = (order > GMM_COSTLY_ORDER ? z->wmark[WMARK_LOW] : z->wmark[WMARK_MIN]) + (2ull << order);
+	mark = (order > GMM_COSTLY_ORDER ? z->wmark[WMARK_LOW] : z->wmark[WMARK_MIN]) + (2ull << gap);
 	ok = z->nr_free > mark + z->lowmem_reserve[hz];
 	pthread_mutex_unlock(&z->lock);
 	if (!ok)
@@ -522,33 +531,40 @@ static bool compaction_suitable(struct gmm_zone *z, unsigned int order, int hz)
 
 /* --- direct compaction --------------------------------------------------------- */
 
+/*
+ * One zone's direct compaction.  @defrag: the run frees a whole pageblock
+ * (order_free() counts one of any type as done) and the capture may only
+ * take it whole; its deferral is the pageblock order's, as the goal is.
+ */
 static uint64_t direct_zone(struct gmm_zone *z, unsigned int order, int mt, bool movable,
-			    int hz, enum gmm_migrate_mode mode)
+			    int hz, enum gmm_migrate_mode mode, bool defrag)
 {
+	int defer_order = defrag && order < GMM_PAGEBLOCK_ORDER ? GMM_PAGEBLOCK_ORDER : (int)order;
 	struct compact_control cc;
 	bool deferred;
 
 	pthread_mutex_lock(&z->lock);
-	deferred = compaction_deferred(z, (int)order);
+	deferred = compaction_deferred(z, defer_order);
 	if (deferred)
 		z->compact.ev.compact_deferred++;
 	pthread_mutex_unlock(&z->lock);
-	if (deferred || !compaction_suitable(z, order, hz))
+	if (deferred || !compaction_suitable(z, order, hz, defrag))
 		return GMM_PFN_NONE;
 	cc_init(&cc, z, (int)order, mode);
 	cc.capture = true;
 	cc.mt = mt;
 	cc.movable = movable;
+	cc.nofragment = defrag;
 	compact_zone(&cc, false);
 	pthread_mutex_lock(&z->lock);
 	z->compact.ev.compact_stall++;
 	if (cc.captured != GMM_PFN_NONE) {
 		z->compact.ev.compact_success++;
-		defer_reset(z, (int)order);
+		defer_reset(z, defer_order);
 	} else {
 		z->compact.ev.compact_fail++;
 		if (mode != GMM_MIGRATE_ASYNC)
-			defer_compaction(z, (int)order);
+			defer_compaction(z, defer_order);
 	}
 	pthread_mutex_unlock(&z->lock);
 	if (cc.captured != GMM_PFN_NONE && cc.captured_reported &&
@@ -560,17 +576,19 @@ static uint64_t direct_zone(struct gmm_zone *z, unsigned int order, int mt, bool
 }
 
 uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool movable,
-			int highest_zoneidx, uint64_t nodemask, bool nowait)
+			int highest_zoneidx, uint64_t nodemask, bool nowait, bool defrag)
 {
 	void (*wake)(struct gmm_pool *, int, unsigned int);
 	struct gmm_pool *p;
 
-	if (!order || !pref->nr_zonelist)
+	if ((!order && !defrag) || !pref->nr_zonelist)
 		return GMM_PFN_NONE;
 	p = pref->zonelist[0]->pool;
 	wake = __atomic_load_n(&p->kcompactd_wake, __ATOMIC_ACQUIRE);
+	/* defrag mode: kcompactd's job is whole pageblocks (the kernel wakes
+	 * kswapd and kcompactd for pageblock_order) */
 	if (wake)
-		wake(p, pref->id, order);
+		wake(p, pref->id, defrag && order < GMM_PAGEBLOCK_ORDER ? GMM_PAGEBLOCK_ORDER : order);
 	if (nowait)
 		return GMM_PFN_NONE;
 	for (int mode = GMM_MIGRATE_ASYNC; mode <= GMM_MIGRATE_SYNC_LIGHT; mode++) {
@@ -581,7 +599,7 @@ uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool 
 			if ((int)z->type > highest_zoneidx || !((nodemask >> z->node) & 1))
 				continue;
 			pfn = direct_zone(z, order, mt, movable, highest_zoneidx,
-					  (enum gmm_migrate_mode)mode);
+					  (enum gmm_migrate_mode)mode, defrag);
 			if (pfn != GMM_PFN_NONE)
 				return pfn;
 		}
@@ -652,33 +670,51 @@ int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiven
 	return ran;
 }
 
-/* kcompactd's work for @order on one node (the kernel's kcompactd_do_work);
+/* kcompactd's work for @order on one zone (the kernel's kcompactd_do_work);
  * @target > 0: go on until that many frames are free in whole pageblocks. */
+void compact_zone_order(struct gmm_zone *z, unsigned int order, uint64_t target)
+{
+	struct compact_control cc;
+	bool deferred;
+	int err;
+
+	if (!z->present)
+		return;
+	pthread_mutex_lock(&z->lock);
+	deferred = compaction_deferred(z, (int)order);
+	pthread_mutex_unlock(&z->lock);
+	if (deferred || !compaction_suitable(z, order, (int)z->type, false))
+		return;
+	cc_init(&cc, z, (int)order, GMM_MIGRATE_SYNC_LIGHT);
+	cc.target = target;
+	err = compact_zone(&cc, true);
+	pthread_mutex_lock(&z->lock);
+	if (err)
+		defer_compaction(z, (int)order);
+	else
+		defer_reset(z, (int)order);
+	pthread_mutex_unlock(&z->lock);
+}
+
 void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64_t target)
 {
-	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
-		struct gmm_zone *z = &p->nodes[node].zones[zt];
-		struct compact_control cc;
-		bool deferred;
-		int err;
+	for (int zt = 0; zt < GMM_NR_ZONES; zt++)
+		compact_zone_order(&p->nodes[node].zones[zt], order, target);
+}
 
-		if (!z->present)
-			continue;
-		pthread_mutex_lock(&z->lock);
-		deferred = compaction_deferred(z, (int)order);
-		pthread_mutex_unlock(&z->lock);
-		if (deferred || !compaction_suitable(z, order, zt))
-			continue;
-		cc_init(&cc, z, (int)order, GMM_MIGRATE_SYNC_LIGHT);
-		cc.target = target;
-		err = compact_zone(&cc, true);
-		pthread_mutex_lock(&z->lock);
-		if (err)
-			defer_compaction(z, (int)order);
-		else
-			defer_reset(z, (int)order);
-		pthread_mutex_unlock(&z->lock);
-	}
+/* --- defrag mode (vm.defrag_mode) -------------------------------------------- */
+
+int gmm_pool_set_defrag_mode(struct gmm_pool *p, bool on)
+{
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_pool_set_defrag_mode: NULL pool");
+	__atomic_store_n(&p->cfg.defrag_mode, on, __ATOMIC_RELAXED);
+	return 0;
+}
+
+bool gmm_pool_defrag_mode(struct gmm_pool *p)
+{
+	return pool_defrag_mode(p);
 }
 
 /* --- the public entry points ---------------------------------------------------- */

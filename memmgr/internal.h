@@ -71,6 +71,8 @@
 #define ALLOC_HIGHATOMIC 0x20u
 #define ALLOC_CMA 0x40u
 #define ALLOC_NOFRAGMENT 0x80u
+/* defrag mode's last resort: a fragmenting fallback counts as defrag_fallback */
+#define ALLOC_DEFRAG_LAST 0x100u
 #define ALLOC_RESERVES (ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC)
 
 enum { WMARK_MIN = 0, WMARK_LOW = 1, WMARK_HIGH = 2, NR_WMARK = 3 };
@@ -280,6 +282,12 @@ static inline void pb_set_type(struct gmm_pool *p, uint64_t pfn, int mt)
 	pb_store(p, pfn, (uint8_t)((*b & ~PB_MT_MASK) | (unsigned int)mt));
 }
 
+/* vm.defrag_mode: changed at run time by gmm_pool_set_defrag_mode() (compact.c) */
+static inline bool pool_defrag_mode(const struct gmm_pool *p)
+{
+	return p->cfg.mobility_grouping && __atomic_load_n(&p->cfg.defrag_mode, __ATOMIC_RELAXED);
+}
+
 static inline bool mt_mergeable(int mt)
 {
 	return mt < MT_PCPTYPES;
@@ -487,15 +495,22 @@ int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned in
 /* Free a block compaction holds straight into the buddy (not a cache). */
 void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 /* Direct compaction in the allocator's slow path: a block of @order taken
- * for the caller (captured), or GMM_PFN_NONE. */
+ * for the caller (captured), or GMM_PFN_NONE.  @defrag (defrag mode): any
+ * order, compacting until a whole pageblock is free, captured without a
+ * fragmenting fallback.  Wakes @pref's kcompactd first. */
 uint64_t compact_direct(struct gmm_node *pref, unsigned int order, int mt, bool movable,
-			int highest_zoneidx, uint64_t nodemask, bool nowait);
-/* A high-order allocation failed on @node: wake its kcompactd (if running). */
+			int highest_zoneidx, uint64_t nodemask, bool nowait, bool defrag);
+/* Stop the kcompactd threads and free their control block (pool teardown). */
 void kcompactd_stop_all(struct gmm_pool *p);
-/* kcompactd's work on @node: compact for @order (and until @target frames
- * are free in whole pageblocks, when not 0); proactive compaction when the
- * node's score is above the high mark (returns whether it ran). */
+/* Waits of @node's kcompactd thread ended by a wake-up since its start (tests). */
+uint64_t kcompactd_signalled(struct gmm_pool *p, int node);
+/* kcompactd's work on one zone: compact for @order (and until @target frames
+ * are free in whole pageblocks, when not 0). */
+void compact_zone_order(struct gmm_zone *z, unsigned int order, uint64_t target);
+/* kcompactd's work on @node: compact_zone_order() on each of its zones. */
 void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64_t target);
+/* Proactive compaction when the node's score is above the high mark
+ * (returns whether it ran). */
 int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiveness);
 
 /* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */

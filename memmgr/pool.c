@@ -37,6 +37,7 @@ void gmm_pool_config_init(struct gmm_pool_config *cfg, uint64_t bytes)
 	cfg->block_bytes = DEFAULT_BLOCK_BYTES;
 	cfg->mobility_grouping = true;
 	cfg->nofragment = true;
+	cfg->defrag_mode = true;
 }
 
 static bool is_pow2(uint64_t x)

@@ -290,7 +290,8 @@ int gmm_stat_pagetypeinfo(struct gmm_pool *p, enum gmm_stat_format fmt, char **o
 	X("nofragment_retry", st->events.nofragment_retry)    \
 	X("watermark_boost", st->events.boost)                \
 	X("highatomic_reserve", st->events.highatomic_reserve) \
-	X("highatomic_unreserve", st->events.highatomic_unreserve)
+	X("highatomic_unreserve", st->events.highatomic_unreserve) \
+	X("defrag_fallback", st->events.defrag_fallback)
 
 static void zoneinfo_text(FILE *f, const struct gmm_zone_stats *st)
 {

@@ -21,6 +21,7 @@
  * Usage: bench-alloc [pair|frag|compact|scale|all] [--quick]
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@
 #define GIB ((uint64_t)1 << 30)
 
 static bool quick;
+static uint64_t frag_steps; /* --steps N: one frag report of N steps */
 
 static double now_ns(void)
 {
@@ -143,62 +145,85 @@ static void bench_pair(void)
 
 /* --- frag ------------------------------------------------------------------ */
 
+/*
+ * The configurations compared in one run: defrag mode with compaction (the
+ * default), compaction without defrag mode, grouping without compaction
+ * (the kernel's defaults before defrag mode), and grouping off.
+ */
+enum frag_cfg { FRAG_DEFRAG, FRAG_COMPACT, FRAG_GROUPING, FRAG_OFF, FRAG_NR_CFG };
+
+static const char *const frag_cfg_name[FRAG_NR_CFG] = { "defrag", "compact", "grouping", "off" };
+
 struct frag_result {
 	double secs;
 	struct gmm_compact_events ev;
-	double free_in_pageblocks; /* (a) share of free memory in free order>=9 blocks */
-	double polluted;           /* (b) share of pageblocks with unmovable/reclaimable frames */
-	double compactable;        /* (c) share of memory in blocks of only movable frames or free */
-	double hugepages_at_rest;  /* share of memory allocatable as 2 MiB after movable is freed */
+	uint64_t blocks;           /* pageblocks in the pool */
+	uint64_t nonmovable;       /* unmovable + reclaimable frames held at the end */
+	uint64_t clean;            /* pageblocks holding no unmovable/reclaimable frame */
+	uint64_t at_rest;          /* order-9 allocations after freeing the movable memory */
+	uint64_t steals, claims, defrag_fallbacks;
 };
+
+/*
+ * The theoretical maximum of order-9 blocks: the pageblocks that would be
+ * free of unmovable/reclaimable frames if those frames were packed
+ * perfectly, total - ceil(non-movable frames / 512).
+ */
+static uint64_t frag_max(const struct frag_result *r)
+{
+	uint64_t used = (r->nonmovable + GMM_PAGEBLOCK_PAGES - 1) / GMM_PAGEBLOCK_PAGES;
+
+	return r->blocks > used ? r->blocks - used : 0;
+}
 
 static void frag_measure(struct fragload *f, struct frag_result *r)
 {
-	uint64_t blocks = gmm_pool_nr_pages(f->pool) / GMM_PAGEBLOCK_PAGES, nfree = 0, big = 0, bad = 0;
-	uint8_t *dirty = calloc(blocks, 1);
+	uint8_t *dirty = calloc(r->blocks, 1);
 	struct gmm_zone_stats st;
 
+	if (!dirty)
+		exit(1);
+	r->nonmovable = f->frames[FRAG_UNMOVABLE] + f->frames[FRAG_RECLAIMABLE];
 	for (uint64_t i = 0; i < f->n; i++) {
+		uint64_t first = f->a[i].pfn, last = first + (1ull << f->a[i].order) - 1;
+
 		if (f->a[i].mob == FRAG_MOVABLE)
 			continue;
-		for (uint64_t b = f->a[i].pfn / 512; b <= (f->a[i].pfn + (1ull << f->a[i].order) - 1) / 512;
-		     b++)
+		for (uint64_t b = first / GMM_PAGEBLOCK_PAGES; b <= last / GMM_PAGEBLOCK_PAGES; b++)
 			dirty[b] = 1;
 	}
-	for (uint64_t b = 0; b < blocks; b++)
-		bad += dirty[b];
+	r->clean = r->blocks;
+	for (uint64_t b = 0; b < r->blocks; b++)
+		r->clean -= dirty[b];
 	gmm_zone_stats(f->pool, 0, GMM_ZONE_NORMAL, &st);
-	for (unsigned int o = 0; o <= st.max_order; o++) {
-		for (int mt = 0; mt < GMM_MT_NR; mt++) {
-			nfree += st.nr_free[o][mt] << o;
-			if (o >= GMM_PAGEBLOCK_ORDER)
-				big += st.nr_free[o][mt] << o;
-		}
-	}
-	r->free_in_pageblocks = nfree ? (double)big / (double)nfree : 0;
-	r->polluted = (double)bad / (double)blocks;
-	r->compactable = (double)(blocks - bad) / (double)blocks;
+	r->steals = st.events.steal;
+	r->claims = st.events.claim;
+	r->defrag_fallbacks = st.events.defrag_fallback;
 	free(dirty);
 }
 
 /* After the churn: free all movable memory, count order-9 allocations that succeed. */
-static double frag_at_rest(struct fragload *f)
+static uint64_t frag_at_rest(struct fragload *f)
 {
-	uint64_t got = 0, blocks = gmm_pool_nr_pages(f->pool) / GMM_PAGEBLOCK_PAGES;
+	uint64_t got = 0;
 
 	fragload_free_mobility(f, FRAG_MOVABLE);
 	while (gmm_alloc(f->pool, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE | GMM_HIGH, GMM_NO_NODE) !=
 	       GMM_PFN_NONE)
 		got++;
-	return (double)got / (double)blocks;
+	return got;
 }
 
-static void frag_run(bool grouping, bool compaction, uint64_t steps, struct frag_result *r)
+static void frag_run(enum frag_cfg cfg, uint64_t steps, struct frag_result *r)
 {
-	struct gmm_pool *p = pool_of(GIB, grouping);
+	struct gmm_pool *p = pool_of(GIB, cfg != FRAG_OFF);
+	bool compaction = cfg == FRAG_DEFRAG || cfg == FRAG_COMPACT;
 	struct fragload f;
 	double t0 = now_ns();
 
+	memset(r, 0, sizeof(*r));
+	r->blocks = gmm_pool_nr_pages(p) / GMM_PAGEBLOCK_PAGES;
+	gmm_pool_set_defrag_mode(p, cfg == FRAG_DEFRAG);
 	if (fragload_init(&f, p, 0x2545f4914f6cdd1dull))
 		exit(1);
 	if (compaction && (fragload_own(&f) || gmm_kcompactd_start(p, 20))) {
@@ -210,7 +235,7 @@ static void frag_run(bool grouping, bool compaction, uint64_t steps, struct frag
 	r->secs = (now_ns() - t0) / 1e9;
 	gmm_compact_stats(p, &r->ev);
 	frag_measure(&f, r);
-	r->hugepages_at_rest = frag_at_rest(&f);
+	r->at_rest = frag_at_rest(&f);
 	if (gmm_pool_check(p))
 		printf("POOL CHECK FAILED: %s\n", gmm_last_error());
 	fragload_release(&f);
@@ -222,54 +247,76 @@ static double ratio(double a, double b)
 	return a / (b > 0 ? b : 1e-9);
 }
 
-static void frag_line(const char *what, double a, double b, double c)
+/* One figure in pageblocks: share of the pool and ratio to the maximum, per configuration. */
+static void frag_line(const char *what, const struct frag_result *r, size_t field)
 {
-	printf("%-46s %8.1f%% %8.1f%% %8.1f%%", what, 100 * a, 100 * b, 100 * c);
-	for (int i = 0; i < 2; i++) {
-		double d = i ? c : b;
+	printf("%-44s", what);
+	for (int c = 0; c < FRAG_NR_CFG; c++) {
+		uint64_t v = *(const uint64_t *)((const char *)&r[c] + field);
 
-		if (d > 0)
-			printf(" %7.2fx", a / d);
-		else
-			printf(" %8s", "(0)");
+		printf(" %5.1f%% %5.1f%%", 100.0 * (double)v / (double)r[c].blocks,
+		       100.0 * ratio((double)v, (double)frag_max(&r[c])));
 	}
 	printf("\n");
 }
 
 static void frag_report(uint64_t steps)
 {
-	struct frag_result cmp, on, off;
+	struct frag_result r[FRAG_NR_CFG];
 	uint64_t scanned;
 
-	frag_run(true, true, steps, &cmp);
-	frag_run(true, false, steps, &on);
-	frag_run(false, false, steps, &off);
-	printf("-- after %" PRIu64 " workload steps\n", steps);
-	printf("%-46s %9s %9s %9s %8s %8s\n", "", "compact", "grouping", "off", "/group", "/off");
-	frag_line("(a) free memory in free order>=9 blocks", cmp.free_in_pageblocks,
-		  on.free_in_pageblocks, off.free_in_pageblocks);
-	frag_line("(b) pageblocks polluted by unmovable/reclaimable", cmp.polluted, on.polluted,
-		  off.polluted);
-	frag_line("(c) theoretical maximum: unpolluted pageblocks", cmp.compactable,
-		  on.compactable, off.compactable);
-	frag_line("(d) order-9 allocatable after freeing movable", cmp.hugepages_at_rest,
-		  on.hugepages_at_rest, off.hugepages_at_rest);
-	frag_line("    (d) as a share of (c)", ratio(cmp.hugepages_at_rest, cmp.compactable),
-		  ratio(on.hugepages_at_rest, on.compactable),
-		  ratio(off.hugepages_at_rest, off.compactable));
-	scanned = cmp.ev.compact_migrate_scanned + cmp.ev.compact_free_scanned;
-	printf("    run time %.1f s vs %.1f s vs %.1f s; compaction: %" PRIu64 " frames migrated, "
-	       "%.2f scanned per migrated, %" PRIu64 " stalls (%" PRIu64 " captured), %" PRIu64
-	       " kcompactd wakes\n", cmp.secs, on.secs, off.secs, cmp.ev.pgmigrate_success,
-	       ratio((double)scanned, (double)cmp.ev.pgmigrate_success), cmp.ev.compact_stall,
-	       cmp.ev.compact_capture, cmp.ev.compact_daemon_wake);
+	for (int c = 0; c < FRAG_NR_CFG; c++)
+		frag_run((enum frag_cfg)c, steps, &r[c]);
+	printf("-- after %" PRIu64 " workload steps (per configuration: share of the pool's "
+	       "pageblocks, ratio to the theoretical maximum)\n", steps);
+	printf("%-44s", "");
+	for (int c = 0; c < FRAG_NR_CFG; c++)
+		printf(" %13s", frag_cfg_name[c]);
+	printf("\n");
+	printf("%-44s", "theoretical maximum (pageblocks)");
+	for (int c = 0; c < FRAG_NR_CFG; c++)
+		printf(" %5" PRIu64 " %5.1f%%", frag_max(&r[c]),
+		       100.0 * (double)frag_max(&r[c]) / (double)r[c].blocks);
+	printf("\n");
+	frag_line("pageblocks holding no unmovable/reclaimable frame", r,
+		  offsetof(struct frag_result, clean));
+	frag_line("order-9 allocatable after freeing movable", r,
+		  offsetof(struct frag_result, at_rest));
+	printf("%-44s", "fallbacks: steals / claims / defrag last resort");
+	for (int c = 0; c < FRAG_NR_CFG; c++)
+		printf(" %" PRIu64 "/%" PRIu64 "/%" PRIu64, r[c].steals, r[c].claims,
+		       r[c].defrag_fallbacks);
+	printf("\n");
+	printf("    order-9 allocatable, defrag vs each baseline in this run: %.2fx compact, "
+	       "%.2fx grouping, %.2fx off\n",
+	       ratio((double)r[FRAG_DEFRAG].at_rest, (double)r[FRAG_COMPACT].at_rest),
+	       ratio((double)r[FRAG_DEFRAG].at_rest, (double)r[FRAG_GROUPING].at_rest),
+	       ratio((double)r[FRAG_DEFRAG].at_rest, (double)r[FRAG_OFF].at_rest));
+	printf("    run time");
+	for (int c = 0; c < FRAG_NR_CFG; c++)
+		printf(" %s %.1f s%s", frag_cfg_name[c], r[c].secs, c + 1 < FRAG_NR_CFG ? "," : "\n");
+	for (int c = FRAG_DEFRAG; c <= FRAG_COMPACT; c++) {
+		scanned = r[c].ev.compact_migrate_scanned + r[c].ev.compact_free_scanned;
+		printf("    %s: %" PRIu64 " frames migrated, %.2f scanned per migrated, %" PRIu64
+		       " stalls (%" PRIu64 " captured), %" PRIu64 " kcompactd wakes\n",
+		       frag_cfg_name[c], r[c].ev.pgmigrate_success,
+		       ratio((double)scanned, (double)r[c].ev.pgmigrate_success),
+		       r[c].ev.compact_stall, r[c].ev.compact_capture, r[c].ev.compact_daemon_wake);
+	}
 }
 
 static void bench_frag(void)
 {
 	printf("== frag: 1 GiB, ~10%% long-lived unmovable, ~15%% reclaimable churn, movable churn to 92%%\n");
-	printf("   compact: grouping + compaction (kcompactd, proactiveness 20, direct); baselines in\n"
-	       "   the same run: grouping without compaction, grouping off\n");
+	printf("   defrag: defrag mode + compaction (kcompactd, proactiveness 20, direct); baselines in\n"
+	       "   the same run: compact = compaction without defrag mode, grouping = neither,\n"
+	       "   off = mobility grouping off.  Theoretical maximum of order-9 blocks: total\n"
+	       "   pageblocks - ceil(unmovable+reclaimable frames / 512), the pageblocks free of\n"
+	       "   them were they packed perfectly.  Goal: order-9 allocatable >= 97%% of it.\n");
+	if (frag_steps) {
+		frag_report(frag_steps);
+		return;
+	}
 	frag_report(quick ? 400000 : 4000000);
 	frag_report(quick ? 4000000 : 40000000);
 }
@@ -435,6 +482,7 @@ static void usage(FILE *f)
 		"  scale  metadata and costs of 1 GiB, 64 GiB and 1 TiB pools vs 1 GiB\n"
 		"  all    all three (the default)\n"
 		"  --quick  fewer iterations\n"
+		"  --steps N  frag: one report after N workload steps\n"
 		"  --help   this text\n");
 }
 
@@ -452,6 +500,16 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--quick")) {
 			quick = true;
+			continue;
+		}
+		if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+			char *end;
+
+			frag_steps = strtoull(argv[++i], &end, 10);
+			if (*end || !frag_steps) {
+				fprintf(stderr, "bench-alloc: --steps wants a positive number\n");
+				return 2;
+			}
 			continue;
 		}
 		for (int b = 0; b < 4; b++)

@@ -20,6 +20,7 @@
 #ifndef GMM_COMPACT_H
 #define GMM_COMPACT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -126,6 +127,45 @@ int gmm_kcompactd_start(struct gmm_pool *pool, unsigned int proactiveness);
  * @pool: the pool
  */
 void gmm_kcompactd_stop(struct gmm_pool *pool);
+
+/**
+ * gmm_pool_set_defrag_mode() - turn defrag mode on or off (vm.defrag_mode).
+ * @pool: the pool
+ * @on:   true: fallbacks take only whole pageblocks until compaction has
+ *        failed to free one (the default); false: the kernel's default
+ *        rules (steal single frames from other types' pageblocks when no
+ *        block can be claimed)
+ *
+ * Any thread, at any time: allocations running at that moment follow the
+ * old or the new setting.  Defrag mode has no effect on a pool created
+ * without mobility grouping.
+ *
+ * Defrag mode on, a request that finds no free frame of its migratetype:
+ *  1. claims a whole free pageblock of another type (ALLOC_NOFRAGMENT: no
+ *     single-frame steal, no claim of a partly used block, on every node of
+ *     the zonelist, including remote ones);
+ *  2. otherwise, unless GMM_NOWAIT or GMM_LIGHT, compacts (async, then
+ *     sync-light) until a whole pageblock is free, and takes its frames
+ *     from it, whatever the order (order 0 included);
+ *  3. otherwise falls back as without defrag mode (the last resort: no
+ *     allocation fails for defrag mode's sake), counted in the zone's
+ *     `defrag_fallback` event, and wakes kcompactd.
+ * kcompactd (when started) compacts each zone every round until its free
+ * frames in whole pageblocks reach the high watermark.
+ * The price: a request that would have stolen a frame may stall for a
+ * compaction run (bounded by the usual deferral after failures).
+ *
+ * Return: 0, or -EINVAL for a NULL pool.
+ */
+int gmm_pool_set_defrag_mode(struct gmm_pool *pool, bool on);
+
+/**
+ * gmm_pool_defrag_mode() - is defrag mode on?
+ * @pool: the pool (not NULL)
+ *
+ * Return: true when on (and the pool groups by mobility).
+ */
+bool gmm_pool_defrag_mode(struct gmm_pool *pool);
 
 /**
  * gmm_pageblock_map() - a picture of the pageblocks, one character each.

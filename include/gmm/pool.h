@@ -140,6 +140,16 @@ struct gmm_pool_config {
 	uint64_t block_bytes;      /* memory block (hotplug unit), default 128 MiB */
 	bool mobility_grouping;    /* false: one free list for everything */
 	bool nofragment;           /* try ALLOC_NOFRAGMENT first, default true */
+	/*
+	 * The kernel's vm.defrag_mode (default true; gmm_pool_set_defrag_mode()
+	 * changes it at run time): a fallback to another migratetype may only
+	 * take a whole free pageblock; before a request takes part of another
+	 * type's pageblock, the slow path compacts to free a whole one, and only
+	 * when that fails (or for GMM_NOWAIT) does the fragmenting fallback
+	 * happen, as the last resort; kcompactd keeps the high watermark free in
+	 * whole pageblocks.  See gmm/compact.h.
+	 */
+	bool defrag_mode;
 	/* Backing; NULL = anonymous private memory (gmm/backing.h). */
 	const struct gmm_backing_ops *backing;
 	void *backing_ctx;

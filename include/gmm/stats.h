@@ -29,6 +29,9 @@ struct gmm_zone_events {
 	uint64_t boost;            /* watermark boosts */
 	uint64_t highatomic_reserve;
 	uint64_t highatomic_unreserve;
+	/* defrag mode: fallbacks into part of another type's pageblock, taken as
+	 * the last resort after compaction failed to free a whole pageblock */
+	uint64_t defrag_fallback;
 };
 
 /** A zone's state.  Counts are in frames. */
