@@ -11,7 +11,10 @@
  * pool with MOVABLE zones and CMA, checked against a reference model that
  * knows which frames are allocated.  Every allocated frame carries a tag in
  * its memory that must survive until it is freed.  The full invariant check
- * (gmm_pool_check) runs at intervals and at the end.
+ * (gmm_pool_check) runs at intervals and at the end.  Defrag mode is
+ * switched on and off at random; while it is on, no allocation may steal a
+ * single frame from another type's pageblock in a zone that held a whole
+ * free pageblock it could have claimed (the ALLOC_NOFRAGMENT rule).
  *
  * Usage: test_model [--ops N] [--seed S] [--check-every N]
  */
@@ -48,6 +51,16 @@ struct model {
 	uint64_t allocs, alloc_fails, frees;
 	unsigned int owner_id;
 	uint64_t moves, refusals, compactions;
+	uint64_t defrag_allocs, defrag_steals; /* allocations / steals in defrag mode */
+};
+
+#define NR_ZONES_ALL (NODES * GMM_NR_ZONES)
+
+/* Per zone before an allocation: its steals, and a claimable whole free pageblock. */
+struct zone_snap {
+	bool present;
+	uint64_t steal;
+	bool free_block;
 };
 
 static uint64_t opt_ops = 1000000, opt_seed = 1, opt_check_every = 20000;
@@ -158,9 +171,46 @@ static void check_failure(struct model *m, unsigned int f, int node)
 	}
 }
 
+static void snap_zones(struct model *m, struct zone_snap *s)
+{
+	for (int i = 0; i < NR_ZONES_ALL; i++) {
+		struct gmm_zone_stats st;
+
+		s[i].present = !gmm_zone_stats(m->pool, i / GMM_NR_ZONES, i % GMM_NR_ZONES, &st);
+		if (!s[i].present)
+			continue;
+		s[i].steal = st.events.steal;
+		s[i].free_block = false;
+		for (unsigned int o = GMM_PAGEBLOCK_ORDER; o <= st.max_order; o++)
+			s[i].free_block |= st.nr_free[o][GMM_MT_UNMOVABLE] ||
+					   st.nr_free[o][GMM_MT_MOVABLE] ||
+					   st.nr_free[o][GMM_MT_RECLAIMABLE];
+	}
+}
+
+/* Defrag mode: a steal only in a zone that had no whole free pageblock to claim. */
+static void check_nofragment(struct model *m, const struct zone_snap *before)
+{
+	struct zone_snap after[NR_ZONES_ALL];
+
+	snap_zones(m, after);
+	for (int i = 0; i < NR_ZONES_ALL; i++) {
+		if (!before[i].present || after[i].steal == before[i].steal)
+			continue;
+		m->defrag_steals++;
+		if (before[i].free_block) {
+			fprintf(stderr, "  defrag mode: node %d zone %d stole a frame while it held a "
+				"whole free pageblock\n", i / GMM_NR_ZONES, i % GMM_NR_ZONES);
+			harness_failed_checks++;
+		}
+	}
+}
+
 static void op_alloc(struct model *m)
 {
 	unsigned int order = pick_order(m), f = pick_flags(m);
+	struct zone_snap before[NR_ZONES_ALL];
+	bool defrag = gmm_pool_defrag_mode(m->pool);
 	int node = GMM_NO_NODE;
 	uint64_t pfn;
 
@@ -169,7 +219,13 @@ static void op_alloc(struct model *m)
 		if (rnd(m) % 5 == 0)
 			f |= GMM_THISNODE;
 	}
+	if (defrag)
+		snap_zones(m, before);
 	pfn = gmm_alloc(m->pool, order, f, node);
+	if (defrag) {
+		m->defrag_allocs++;
+		check_nofragment(m, before);
+	}
 	if (pfn == GMM_PFN_NONE) {
 		m->alloc_fails++;
 		if (!order && (f & GMM_NO_WATERMARKS))
@@ -371,6 +427,8 @@ static void test_random_ops(void)
 			op_bad_free(&m);
 		else if (r < 993)
 			op_migrate(&m);
+		else if (r == 993 && rnd(&m) % 8 == 0)
+			CHECK_EQ(gmm_pool_set_defrag_mode(m.pool, !gmm_pool_defrag_mode(m.pool)), 0);
 		else
 			op_isolate(&m);
 		if (i % 128 == 0)
@@ -385,6 +443,9 @@ static void test_random_ops(void)
 	       m.moves, m.refusals, m.compactions);
 	CHECK(m.allocs > opt_ops / 4 && m.alloc_fails > 0);
 	CHECK(m.moves > 0 && m.refusals > 0 && m.compactions > 0);
+	printf("  defrag mode: %" PRIu64 " allocations, %" PRIu64 " with a (last resort) steal\n",
+	       m.defrag_allocs, m.defrag_steals);
+	CHECK(m.defrag_allocs > 0 && m.defrag_allocs < m.allocs + m.alloc_fails);
 	/* give everything back: every zone must be whole again */
 	if (m.iso_start != m.iso_end)
 		CHECK_EQ(gmm_undo_isolate_range(m.pool, m.iso_start, m.iso_end), 0);

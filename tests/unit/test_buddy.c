@@ -240,25 +240,34 @@ static void test_claim_vs_steal(void)
 	gmm_pool_destroy(p);
 }
 
-static void test_nofragment_locality(void)
+/* Two nodes of 8 MiB; node 0 holds only scattered movable free frames. */
+static struct gmm_pool *scattered_node0(bool nofragment, bool defrag)
 {
 	struct gmm_pool_config c;
 	struct gmm_pool *p;
 
+	gmm_pool_config_init(&c, 8 * MIB);
+	c.nr_nodes = 2;
+	c.nodes[1].normal_bytes = 8 * MIB;
+	c.block_bytes = 4 * MIB;
+	c.nofragment = nofragment;
+	c.defrag_mode = defrag;
+	p = make_pool(&c);
+	if (!p)
+		return NULL;
+	while (gmm_alloc(p, 0, GMM_MOVABLE | GMM_NO_WATERMARKS | GMM_THISNODE, 0) != GMM_PFN_NONE)
+		;
+	for (uint64_t i = 0; i < 600; i++)
+		CHECK_EQ(gmm_free(p, 3 * i, 0), 0);
+	return p;
+}
+
+static void test_nofragment_locality(void)
+{
 	for (int nf = 0; nf < 2; nf++) {
-		gmm_pool_config_init(&c, 8 * MIB);
-		c.nr_nodes = 2;
-		c.nodes[1].normal_bytes = 8 * MIB;
-		c.block_bytes = 4 * MIB;
-		c.nofragment = nf;
-		p = make_pool(&c);
+		struct gmm_pool *p = scattered_node0(nf, false);
+
 		REQUIRE(p);
-		/* node 0: only scattered movable free frames, no free pageblock */
-		while (gmm_alloc(p, 0, GMM_MOVABLE | GMM_NO_WATERMARKS | GMM_THISNODE, 0) !=
-		       GMM_PFN_NONE)
-			;
-		for (uint64_t i = 0; i < 600; i++)
-			CHECK_EQ(gmm_free(p, 3 * i, 0), 0);
 		/* locality beats fragmentation avoidance: stays on node 0, stealing */
 		uint64_t pfn = gmm_alloc(p, 0, 0, 0);
 		CHECK_EQ(gmm_pfn_node(p, pfn), 0);
@@ -266,6 +275,35 @@ static void test_nofragment_locality(void)
 		check_pool(p);
 		gmm_pool_destroy(p);
 	}
+}
+
+/*
+ * Defrag mode keeps ALLOC_NOFRAGMENT on remote nodes too: the request takes
+ * node 1's whole free pageblock rather than a frame of node 0's movable
+ * blocks (nothing there can be compacted: no owner).  Turned off at run
+ * time, the same request steals on node 0.
+ */
+static void test_defrag_mode_remote(void)
+{
+	struct gmm_pool *p = scattered_node0(true, true);
+	uint64_t pfn;
+
+	REQUIRE(p);
+	CHECK(gmm_pool_defrag_mode(p));
+	pfn = gmm_alloc(p, 0, 0, 0);
+	CHECK_EQ(gmm_pfn_node(p, pfn), 1);
+	CHECK_EQ(p->nodes[0].zones[0].ev.steal, 0);
+	CHECK_EQ(p->nodes[1].zones[0].ev.claim, 1);
+	CHECK_EQ(p->nodes[1].zones[0].ev.nofragment_retry, 0);
+	CHECK_EQ(gmm_pool_set_defrag_mode(p, false), 0);
+	CHECK(!gmm_pool_defrag_mode(p));
+	CHECK_EQ(gmm_free(p, pfn, 0), 0);
+	pfn = gmm_alloc(p, 0, 0, 0);
+	CHECK_EQ(gmm_pfn_node(p, pfn), 0);
+	CHECK_EQ(p->nodes[0].zones[0].ev.steal, 1);
+	check_pool(p);
+	gmm_pool_destroy(p);
+	CHECK_EQ(gmm_pool_set_defrag_mode(NULL, true), -EINVAL);
 }
 
 static void test_watermarks(void)
@@ -709,7 +747,7 @@ static void test_big_orders(void)
 }
 
 TEST_MAIN(T(test_split), T(test_merge), T(test_no_merge_across_types), T(test_tail_placement),
-	  T(test_fallback_order), T(test_claim_vs_steal), T(test_nofragment_locality),
+	  T(test_fallback_order), T(test_claim_vs_steal), T(test_nofragment_locality), T(test_defrag_mode_remote),
 	  T(test_watermarks), T(test_highatomic), T(test_highatomic_release_merges),
 	  T(test_nested_error), T(test_policy_preferred_and_fallback),
 	  T(test_policy_bind_interleave), T(test_bad_config), T(test_bad_calls),

@@ -271,6 +271,64 @@ static void test_compact_table(void)
 	printf("compaction of owned frames: ok\n");
 }
 
+static struct gmm_zone_events zone_events(struct gmm_pool *p)
+{
+	struct gmm_zone_stats st;
+
+	CHECK(gmm_zone_stats(p, 0, GMM_ZONE_NORMAL, &st) == 0);
+	return st.events;
+}
+
+/*
+ * Defrag mode: an unmovable order-0 request in a pool whose pageblocks are
+ * all movable and three quarters free (each could be claimed, polluted)
+ * compacts until a pageblock is free and takes it whole; when the owner
+ * refuses every move, it falls back as the last resort (defrag_fallback).
+ */
+static void test_defrag_mode(void)
+{
+	struct gmm_pool *p = plain_pool(64 * MIB);
+	uint64_t n = gmm_pool_nr_pages(p), pfn, pfn2, stalls;
+	struct gmm_zone_events e0, e1;
+	struct gmm_compact_events ev;
+	struct table t;
+
+	CHECK(gmm_pool_defrag_mode(p));
+	table_init(&t, p, n);
+	fragment(&t);
+	e0 = zone_events(p);
+	CHECK(gmm_compact_stats(p, &ev) == 0);
+	stalls = ev.compact_stall;
+	pfn = gmm_alloc(p, 0, 0, GMM_NO_NODE);
+	CHECK(pfn != GMM_PFN_NONE);
+	e1 = zone_events(p);
+	CHECK(gmm_compact_stats(p, &ev) == 0);
+	CHECK(ev.compact_stall > stalls && ev.pgmigrate_success > 0);
+	CHECK_EQ(e1.steal, e0.steal);
+	CHECK_EQ(e1.defrag_fallback, 0);
+	CHECK_EQ(e1.claim, e0.claim + 1);
+	table_check(&t);
+
+	/* the owner refuses: compaction frees nothing, the last resort falls back */
+	table_fini(&t);
+	table_init(&t, p, n);
+	fragment(&t);
+	for (uint64_t k = 0; k < t.n; k++)
+		t.refuse[k] = 1;
+	e0 = zone_events(p);
+	pfn2 = gmm_alloc(p, 0, GMM_RECLAIMABLE, GMM_NO_NODE);
+	CHECK(pfn2 != GMM_PFN_NONE);
+	e1 = zone_events(p);
+	CHECK_EQ(e1.defrag_fallback, e0.defrag_fallback + 1);
+	CHECK_EQ(e1.fallback, e0.fallback + 1);
+	CHECK(gmm_free(p, pfn2, 0) == 0);
+	CHECK(gmm_free(p, pfn, 0) == 0);
+	table_check(&t);
+	table_fini(&t);
+	gmm_pool_destroy(p);
+	printf("defrag mode: ok\n");
+}
+
 /* alloc_contig_range by migration: 2 MiB and 16 MiB out of a full pool */
 static void test_contig(void)
 {
@@ -588,6 +646,7 @@ int main(int argc, char **argv)
 	sigaction(SIGSEGV, &sa, NULL);
 	test_owner_api();
 	test_compact_table();
+	test_defrag_mode();
 	test_contig();
 	test_guest_shmem(pages);
 	test_guest_hugetlb(pages);

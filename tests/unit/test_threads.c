@@ -4,15 +4,21 @@
  * threads allocating and freeing on a 2-node pool (frees of frames that
  * other threads allocated included) while another thread reads statistics,
  * isolates ranges and changes the default node policy; afterwards every
- * frame is accounted for and the invariant check passes.  Meant for the TSan
- * setup as much as the plain one.
+ * frame is accounted for and the invariant check passes.  Also kcompactd's
+ * threads: a wake for one node wakes that node's thread alone, and start,
+ * stop and wakes racing from several threads.  Meant for the TSan setup as
+ * much as the plain one.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <unistd.h>
+
+#include <gmm/compact.h>
 #include <gmm/gmm.h>
 
+#include "../../memmgr/internal.h"
 #include "../harness.h"
 
 #define MIB (1ull << 20)
@@ -139,4 +145,97 @@ static void test_concurrent_alloc_free(void)
 	gmm_pool_destroy(pool);
 }
 
-TEST_MAIN(T(test_concurrent_alloc_free))
+static struct gmm_pool *two_nodes(void)
+{
+	struct gmm_pool_config c;
+	struct gmm_pool *p = NULL;
+
+	gmm_pool_config_init(&c, 8 * MIB);
+	c.nr_nodes = 2;
+	c.nodes[1].normal_bytes = 8 * MIB;
+	c.block_bytes = 4 * MIB;
+	CHECK_EQ(gmm_pool_create(&c, &p), 0);
+	return p;
+}
+
+/* kcompactd_wake for node 0 only: node 1's thread must sleep on. */
+static void test_kcompactd_wake_per_node(void)
+{
+	struct gmm_pool *p = two_nodes();
+
+	REQUIRE(p);
+	CHECK_EQ(gmm_kcompactd_start(p, 0), 0);
+	for (int i = 0; i < 200; i++) {
+		p->kcompactd_wake(p, 0, 1);
+		usleep(200);
+	}
+	CHECK(kcompactd_signalled(p, 0) >= 1);
+	CHECK_EQ(kcompactd_signalled(p, 1), 0);
+	gmm_kcompactd_stop(p);
+	gmm_pool_destroy(p);
+}
+
+static atomic_int starts;
+
+static void *start_stop(void *arg)
+{
+	struct gmm_pool *p = arg;
+
+	for (int i = 0; i < 100; i++) {
+		int err = gmm_kcompactd_start(p, (unsigned int)i % 2 * 20);
+
+		if (err && err != -EBUSY)
+			atomic_fetch_add(&errors, 1);
+		if (!err)
+			atomic_fetch_add(&starts, 1);
+		gmm_kcompactd_stop(p);
+	}
+	return NULL;
+}
+
+static void *waker(void *arg)
+{
+	struct gmm_pool *p = arg;
+
+	while (!atomic_load(&stop)) {
+		void (*wake)(struct gmm_pool *, int, unsigned int) =
+			__atomic_load_n(&p->kcompactd_wake, __ATOMIC_ACQUIRE);
+
+		if (wake) {
+			wake(p, 0, GMM_PAGEBLOCK_ORDER);
+			wake(p, 1, 1);
+		}
+		/* an allocation's own wake: order 9 fails on a full pool */
+		gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE | GMM_NOWAIT, GMM_NO_NODE);
+	}
+	return NULL;
+}
+
+/* Start and stop from two threads at once while a third wakes the nodes. */
+static void test_kcompactd_start_stop_race(void)
+{
+	struct gmm_pool *p = two_nodes();
+	pthread_t t[3];
+	uint64_t pfn;
+
+	REQUIRE(p);
+	while ((pfn = gmm_alloc(p, 0, GMM_MOVABLE | GMM_NO_WATERMARKS, GMM_NO_NODE)) != GMM_PFN_NONE)
+		;
+	atomic_store(&stop, false);
+	atomic_store(&errors, 0);
+	REQUIRE(pthread_create(&t[0], NULL, start_stop, p) == 0);
+	REQUIRE(pthread_create(&t[1], NULL, start_stop, p) == 0);
+	REQUIRE(pthread_create(&t[2], NULL, waker, p) == 0);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	atomic_store(&stop, true);
+	pthread_join(t[2], NULL);
+	CHECK_EQ(atomic_load(&errors), 0);
+	CHECK(atomic_load(&starts) >= 1);
+	gmm_kcompactd_stop(p);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	gmm_pool_destroy(p);
+}
+
+TEST_MAIN(T(test_concurrent_alloc_free), T(test_kcompactd_wake_per_node),
+	  T(test_kcompactd_start_stop_race))
