@@ -250,7 +250,7 @@ static double ratio(double a, double b)
 /* One figure in pageblocks: share of the pool and ratio to the maximum, per configuration. */
 static void frag_line(const char *what, const struct frag_result *r, size_t field)
 {
-	printf("%-44s", what);
+	printf("%-50s", what);
 	for (int c = 0; c < FRAG_NR_CFG; c++) {
 		uint64_t v = *(const uint64_t *)((const char *)&r[c] + field);
 
@@ -269,29 +269,35 @@ static void frag_report(uint64_t steps)
 		frag_run((enum frag_cfg)c, steps, &r[c]);
 	printf("-- after %" PRIu64 " workload steps (per configuration: share of the pool's "
 	       "pageblocks, ratio to the theoretical maximum)\n", steps);
-	printf("%-44s", "");
+	printf("%-50s", "");
 	for (int c = 0; c < FRAG_NR_CFG; c++)
 		printf(" %13s", frag_cfg_name[c]);
-	printf("\n");
-	printf("%-44s", "theoretical maximum (pageblocks)");
+	printf("\n%-50s", "");
 	for (int c = 0; c < FRAG_NR_CFG; c++)
-		printf(" %5" PRIu64 " %5.1f%%", frag_max(&r[c]),
+		printf(" %6s %6s", "pool", "/max");
+	printf("\n");
+	printf("%-50s", "theoretical maximum (pageblocks)");
+	for (int c = 0; c < FRAG_NR_CFG; c++)
+		printf(" %6" PRIu64 " %5.1f%%", frag_max(&r[c]),
 		       100.0 * (double)frag_max(&r[c]) / (double)r[c].blocks);
 	printf("\n");
 	frag_line("pageblocks holding no unmovable/reclaimable frame", r,
 		  offsetof(struct frag_result, clean));
 	frag_line("order-9 allocatable after freeing movable", r,
 		  offsetof(struct frag_result, at_rest));
-	printf("%-44s", "fallbacks: steals / claims / defrag last resort");
+	printf("    fallbacks (steals of a frame / claims of a pageblock / defrag last resort):");
 	for (int c = 0; c < FRAG_NR_CFG; c++)
-		printf(" %" PRIu64 "/%" PRIu64 "/%" PRIu64, r[c].steals, r[c].claims,
-		       r[c].defrag_fallbacks);
-	printf("\n");
-	printf("    order-9 allocatable, defrag vs each baseline in this run: %.2fx compact, "
-	       "%.2fx grouping, %.2fx off\n",
-	       ratio((double)r[FRAG_DEFRAG].at_rest, (double)r[FRAG_COMPACT].at_rest),
-	       ratio((double)r[FRAG_DEFRAG].at_rest, (double)r[FRAG_GROUPING].at_rest),
-	       ratio((double)r[FRAG_DEFRAG].at_rest, (double)r[FRAG_OFF].at_rest));
+		printf(" %s %" PRIu64 "/%" PRIu64 "/%" PRIu64 "%s", frag_cfg_name[c], r[c].steals,
+		       r[c].claims, r[c].defrag_fallbacks, c + 1 < FRAG_NR_CFG ? "," : "\n");
+	printf("    order-9 allocatable, defrag vs each baseline in this run:");
+	for (int c = FRAG_COMPACT; c < FRAG_NR_CFG; c++) {
+		if (r[c].at_rest)
+			printf(" %.2fx %s", (double)r[FRAG_DEFRAG].at_rest / (double)r[c].at_rest,
+			       frag_cfg_name[c]);
+		else
+			printf(" %" PRIu64 " vs 0 %s", r[FRAG_DEFRAG].at_rest, frag_cfg_name[c]);
+		printf("%s", c + 1 < FRAG_NR_CFG ? "," : "\n");
+	}
 	printf("    run time");
 	for (int c = 0; c < FRAG_NR_CFG; c++)
 		printf(" %s %.1f s%s", frag_cfg_name[c], r[c].secs, c + 1 < FRAG_NR_CFG ? "," : "\n");
