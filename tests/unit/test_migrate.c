@@ -329,6 +329,55 @@ static void test_defrag_mode(void)
 	printf("defrag mode: ok\n");
 }
 
+/* Frames free in whole pageblocks, and the zone's high watermark. */
+static uint64_t free_in_blocks(struct gmm_pool *p, uint64_t *high)
+{
+	struct gmm_zone_stats st;
+	uint64_t n = 0;
+
+	CHECK(gmm_zone_stats(p, 0, GMM_ZONE_NORMAL, &st) == 0);
+	for (unsigned int o = GMM_PAGEBLOCK_ORDER; o <= st.max_order; o++)
+		for (int mt = 0; mt < GMM_MT_NR; mt++)
+			n += st.nr_free[o][mt] << o;
+	*high = st.wmark_high;
+	return n;
+}
+
+/*
+ * kcompactd's pageblock watermark: with no allocation asking, defrag mode
+ * makes it compact until the high watermark (at least a pageblock) is free
+ * in whole pageblocks; without defrag mode (no boost, proactiveness 0) it
+ * leaves the pool as it is.
+ */
+static void test_defrag_kcompactd(void)
+{
+	struct gmm_pool *p = plain_pool(64 * MIB);
+	uint64_t high, target, got = 0;
+	struct table t;
+
+	table_init(&t, p, gmm_pool_nr_pages(p));
+	fragment(&t);
+	CHECK(gmm_pool_set_defrag_mode(p, false) == 0);
+	CHECK(gmm_kcompactd_start(p, 0) == 0);
+	usleep(350000);
+	gmm_kcompactd_stop(p);
+	CHECK_EQ(free_in_blocks(p, &high), 0);
+	target = high > GMM_PAGEBLOCK_PAGES ? high : GMM_PAGEBLOCK_PAGES;
+	CHECK(gmm_pool_set_defrag_mode(p, true) == 0);
+	CHECK(gmm_kcompactd_start(p, 0) == 0);
+	for (int i = 0; i < 2000 && got < target; i++) {
+		usleep(5000);
+		got = free_in_blocks(p, &high);
+	}
+	gmm_kcompactd_stop(p);
+	CHECK(got >= target);
+	table_check(&t);
+	table_fini(&t);
+	gmm_pool_destroy(p);
+	printf("defrag mode kcompactd: %llu frames free in pageblocks (target %llu): ok\n",
+	       (unsigned long long)got, (unsigned long long)target);
+}
+
 /* alloc_contig_range by migration: 2 MiB and 16 MiB out of a full pool */
 static void test_contig(void)
 {
@@ -647,6 +696,7 @@ int main(int argc, char **argv)
 	test_owner_api();
 	test_compact_table();
 	test_defrag_mode();
+	test_defrag_kcompactd();
 	test_contig();
 	test_guest_shmem(pages);
 	test_guest_hugetlb(pages);
