@@ -7,9 +7,12 @@
  *          stack of frame numbers measured in the same run (the cheapest
  *          possible locked allocator: the ratio is the buddy's overhead);
  *   frag   fragmentation stress with mixed mobility (stress-highalloc in
- *          spirit): grouping on with compaction (the movable frames owned
- *          and movable, kcompactd running, direct compaction), grouping on
- *          without compaction, and grouping off (the baselines);
+ *          spirit): defrag mode with compaction (the movable frames owned
+ *          and movable, kcompactd running, direct compaction), and as
+ *          baselines compaction without defrag mode, grouping alone, and
+ *          grouping off; order-9 blocks allocatable at rest and clean
+ *          pageblocks against the theoretical maximum, total pageblocks -
+ *          ceil(unmovable+reclaimable frames / 512);
  *   compact compaction throughput: a fragmented 1 GiB pool compacted whole,
  *          and alloc_contig_range of 2 MiB on a full pool (success, latency),
  *          GiB/s migrated against memcpy of the same bytes in the same run,
@@ -18,7 +21,7 @@
  *          costs for pools of 1 GiB, 64 GiB and 1 TiB (memory reserved,
  *          never touched), as ratios to the 1 GiB pool.
  *
- * Usage: bench-alloc [pair|frag|compact|scale|all] [--quick]
+ * Usage: bench-alloc [pair|frag|compact|scale|all] [--quick] [--steps N]
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -481,10 +484,11 @@ static void bench_scale(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench-alloc [pair|frag|scale|all] [--quick]\n"
+	fprintf(f, "usage: bench-alloc [pair|frag|scale|all] [--quick] [--steps N]\n"
 		"Benchmarks of the allocator core, each against a baseline of the same run:\n"
 		"  pair   order-0 alloc+free pairs vs a mutex-protected LIFO stack\n"
-		"  frag   mixed-mobility fragmentation, grouping on vs off\n"
+		"  frag   mixed-mobility fragmentation: defrag mode vs compaction alone,\n"
+		"         grouping alone and grouping off\n"
 		"  scale  metadata and costs of 1 GiB, 64 GiB and 1 TiB pools vs 1 GiB\n"
 		"  all    all three (the default)\n"
 		"  --quick  fewer iterations\n"

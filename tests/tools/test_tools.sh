@@ -40,6 +40,8 @@ assert set(d) == {"buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag", "compact",
 
 expect 0 "usage: bench-alloc" "$build/tools/bench-alloc" --help
 expect 2 "unknown argument" "$build/tools/bench-alloc" --bogus
+expect 2 "positive number" "$build/tools/bench-alloc" frag --steps 0
+expect 0 "theoretical maximum" "$build/tools/bench-alloc" frag --steps 20000
 expect 0 "usage: bench-backing" "$build/tools/bench-backing" --help
 grep -q prealloc "$tmp/out" && fail "bench-backing --help ran a benchmark"
 expect 2 "bad argument" "$build/tools/bench-backing" --bogus
