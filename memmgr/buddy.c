@@ -433,6 +433,10 @@ static uint64_t rmqueue(struct gmm_zone *z, unsigned int order, int mt, unsigned
 	}
 	if (mt >= MT_PCPTYPES)
 		return GMM_PFN_NONE;
+	/* defrag mode: only the slow path's last resort may fragment, whoever asks
+	 * (the per-thread caches' refills and bulk requests included) */
+	if (!(alloc_flags & ALLOC_DEFRAG_LAST) && pool_defrag_mode(z->pool))
+		alloc_flags |= ALLOC_NOFRAGMENT;
 	pfn = rmqueue_claim(z, order, mt, alloc_flags, reported, &claimed_whole);
 	if (pfn != GMM_PFN_NONE) {
 		z->ev.fallback++;

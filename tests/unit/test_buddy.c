@@ -306,6 +306,27 @@ static void test_defrag_mode_remote(void)
 	CHECK_EQ(gmm_pool_set_defrag_mode(NULL, true), -EINVAL);
 }
 
+/*
+ * Defrag mode holds whoever asks the buddy, even with the `nofragment`
+ * configuration off: a bulk request on node 0 (no whole free pageblock,
+ * nothing to compact) falls back only as the slow path's last resort.
+ */
+static void test_defrag_mode_bulk(void)
+{
+	struct gmm_pool *p = scattered_node0(false, true);
+	struct gmm_zone *z;
+	uint64_t pfn;
+
+	REQUIRE(p);
+	z = &p->nodes[0].zones[0];
+	CHECK_EQ(gmm_alloc_bulk(p, GMM_THISNODE, 0, 1, &pfn), 1);
+	CHECK_EQ(gmm_pfn_node(p, pfn), 0);
+	CHECK_EQ(z->ev.steal, 1);
+	CHECK_EQ(z->ev.defrag_fallback, 1);
+	check_pool(p);
+	gmm_pool_destroy(p);
+}
+
 static void test_watermarks(void)
 {
 	struct gmm_pool *p = small_pool(1024, true);
@@ -747,7 +768,7 @@ static void test_big_orders(void)
 }
 
 TEST_MAIN(T(test_split), T(test_merge), T(test_no_merge_across_types), T(test_tail_placement),
-	  T(test_fallback_order), T(test_claim_vs_steal), T(test_nofragment_locality), T(test_defrag_mode_remote),
+	  T(test_fallback_order), T(test_claim_vs_steal), T(test_nofragment_locality), T(test_defrag_mode_remote), T(test_defrag_mode_bulk),
 	  T(test_watermarks), T(test_highatomic), T(test_highatomic_release_merges),
 	  T(test_nested_error), T(test_policy_preferred_and_fallback),
 	  T(test_policy_bind_interleave), T(test_bad_config), T(test_bad_calls),
