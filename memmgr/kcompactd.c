@@ -25,7 +25,6 @@
  * it freed; start and stop only start and join the threads.
  */
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -117,6 +116,20 @@ static void handle_boost(struct kcompactd_node *kn)
 	}
 }
 
+/* The zones' boost events when the thread starts: only later ones are news. */
+static void snapshot_boosts(struct kcompactd_node *kn)
+{
+	for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+		struct gmm_zone *z = &kn->kc->pool->nodes[kn->node].zones[zt];
+
+		if (!z->present)
+			continue;
+		pthread_mutex_lock(&z->lock);
+		kn->boosts[zt] = z->ev.boost;
+		pthread_mutex_unlock(&z->lock);
+	}
+}
+
 static void tick_deadline(struct timespec *ts)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
@@ -133,6 +146,7 @@ static void *kcompactd_main(void *arg)
 	struct kcompactd *kc = kn->kc;
 	unsigned int ticks = 0;
 
+	snapshot_boosts(kn);
 	pthread_mutex_lock(&kc->lock);
 	while (!kc->stop) {
 		struct timespec ts;
@@ -239,7 +253,6 @@ static void reset_nodes(struct kcompactd *kc)
 		kn->order = 0;
 		kn->pending = false;
 		kn->signalled = 0;
-		memset(kn->boosts, 0, sizeof(kn->boosts));
 	}
 }
 
