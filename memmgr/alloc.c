@@ -157,11 +157,13 @@ static unsigned int slow_alloc_flags(unsigned int flags, unsigned int order, int
 /*
  * Defrag mode's last resort (the kernel's "reclaim/compaction failed to
  * prevent the fallback"): the same request with fragmenting fallbacks,
- * which count as defrag_fallback.
+ * which count as defrag_fallback.  Also when defrag mode was turned on
+ * while this request ran (the buddy applied it to the passes before).
  */
-static uint64_t defrag_last_resort(const struct alloc_ctx *ac, unsigned int af)
+static uint64_t defrag_last_resort(struct gmm_pool *p, const struct alloc_ctx *ac,
+				   unsigned int af)
 {
-	if (!(af & ALLOC_NOFRAGMENT))
+	if (!(af & ALLOC_NOFRAGMENT) && !pool_defrag_mode(p))
 		return GMM_PFN_NONE;
 	return get_page_from_freelist(ac, (af & ~ALLOC_NOFRAGMENT) | ALLOC_DEFRAG_LAST);
 }
@@ -180,7 +182,7 @@ static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, u
 	if (flags & GMM_LIGHT) {	/* wake kcompactd only */
 		compact_direct(ac->pref, ac->order, ac->mt, ac->movable, ac->highest_zoneidx,
 			       ac->nodemask, true, defrag);
-		return defrag_last_resort(ac, af);
+		return defrag_last_resort(p, ac, af);
 	}
 	if (p->drain_all) {
 		p->drain_all(p);
@@ -199,7 +201,7 @@ static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, u
 				return pfn;
 		}
 	}
-	return defrag_last_resort(ac, af);
+	return defrag_last_resort(p, ac, af);
 }
 
 static int flags_migratetype(const struct gmm_pool *p, unsigned int flags)
