@@ -154,6 +154,10 @@ void gmm_kcompactd_stop(struct gmm_pool *pool);
  * frames in whole pageblocks reach the high watermark.
  * The price: a request that would have stolen a frame may stall for a
  * compaction run (bounded by the usual deferral after failures).
+ * On by default (off in the kernel): a host that packs guests tightly runs
+ * its pool full, where single-frame fallbacks pollute a new pageblock each
+ * time and guest THP backing, collapse and contiguous allocations lose the
+ * free pageblocks they need (docs/compaction.md, "Defrag mode").
  *
  * Return: 0, or -EINVAL for a NULL pool.
  */
