@@ -714,6 +714,10 @@ int gmm_pool_set_defrag_mode(struct gmm_pool *p, bool on)
 
 bool gmm_pool_defrag_mode(struct gmm_pool *p)
 {
+	if (!p) {
+		gmm_set_error(-EINVAL, "gmm_pool_defrag_mode: NULL pool");
+		return false;
+	}
 	return pool_defrag_mode(p);
 }
 

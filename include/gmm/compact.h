@@ -165,9 +165,10 @@ int gmm_pool_set_defrag_mode(struct gmm_pool *pool, bool on);
 
 /**
  * gmm_pool_defrag_mode() - is defrag mode on?
- * @pool: the pool (not NULL)
+ * @pool: the pool
  *
- * Return: true when on (and the pool groups by mobility).
+ * Return: true when on (and the pool groups by mobility); false for a NULL
+ * pool (gmm_errno() -EINVAL).
  */
 bool gmm_pool_defrag_mode(struct gmm_pool *pool);
 

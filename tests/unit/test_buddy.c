@@ -304,6 +304,8 @@ static void test_defrag_mode_remote(void)
 	check_pool(p);
 	gmm_pool_destroy(p);
 	CHECK_EQ(gmm_pool_set_defrag_mode(NULL, true), -EINVAL);
+	CHECK(!gmm_pool_defrag_mode(NULL));
+	CHECK_EQ(gmm_errno(), -EINVAL);
 }
 
 /*
