@@ -158,6 +158,7 @@ struct gmm_pool {
 	uint64_t *link;
 	uint8_t *state;
 	uint8_t *pb;
+	uint16_t *pb_nfree;       /* per pageblock: frames on the buddy's free lists */
 	size_t meta_bytes;        /* size of the metadata mapping */
 	void *meta;
 	struct gmm_node nodes[GMM_MAX_NODES];
@@ -231,6 +232,29 @@ static inline struct gmm_zone *pfn_zone(const struct gmm_pool *p, uint64_t pfn)
 	if (pfn >= p->nr_pfns)
 		return NULL;
 	return pfn_mblock(p, pfn)->zone;
+}
+
+/*
+ * Count @order's frames at @pfn in (@add) or out of the free frames of their
+ * pageblocks; a block of a pageblock or more fills each one it spans.  Under
+ * the zone lock, by freelist_add_flag() and freelist_del() only; compaction
+ * reads it under the same lock to skip full and empty pageblocks without
+ * scanning their frames.
+ */
+static inline void pb_nfree_account(struct gmm_pool *p, uint64_t pfn, unsigned int order,
+				    bool add)
+{
+	uint64_t b = pfn >> GMM_PAGEBLOCK_ORDER;
+
+	if (order < GMM_PAGEBLOCK_ORDER) {
+		if (add)
+			p->pb_nfree[b] += (uint16_t)(1u << order);
+		else
+			p->pb_nfree[b] -= (uint16_t)(1u << order);
+		return;
+	}
+	for (uint64_t n = 1ull << (order - GMM_PAGEBLOCK_ORDER); n--; b++)
+		p->pb_nfree[b] = add ? GMM_PAGEBLOCK_PAGES : 0;
 }
 
 static inline uint8_t *pb_byte(const struct gmm_pool *p, uint64_t pfn)

@@ -510,7 +510,7 @@ static void bench_scale(void)
 	struct scale_result r[3];
 
 	printf("== scale: pools reserved, never touched (only metadata is real)\n");
-	printf("   metadata: %u bytes per 4 KiB frame + 1 byte per pageblock\n",
+	printf("   metadata: %u bytes per 4 KiB frame + 3 bytes per pageblock\n",
 	       gmm_metadata_bytes_per_frame());
 	printf("   baseline: the 1 GiB pool, same run\n");
 	printf("%8s %14s %12s %12s %12s %10s %10s %10s\n", "pool", "meta MiB/GiB", "create ms",
