@@ -508,6 +508,21 @@ void report_fini(struct gmm_pool *p);
  * block @new; on success @old is freed.  0 or the owner's error. */
 int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned int order,
 		     enum gmm_migrate_mode mode);
+/* One move of a batch: the owned block @old into the held block @new. */
+struct migrate_req {
+	uint64_t old, new;
+	unsigned int order;
+	bool keep_target; /* on failure leave @new to the caller (else it is freed) */
+	bool target_reported; /* compaction's: @new was discarded (pool_prepare_reported) */
+	uint64_t rmap;    /* out: @old's rmap as read */
+	int err;          /* in: 0, or an error to skip the move; out: 0 (moved, @old freed),
+			   * -ENOENT (not owned), or the owner's */
+};
+/* Move a batch: the rmaps read in one zone lock round, one owner reference
+ * per run of the same owner, the freed blocks in one more lock round.  No
+ * lock held by the caller. */
+void migrate_batch(struct gmm_pool *p, struct migrate_req *r, unsigned int n,
+		   enum gmm_migrate_mode mode);
 /* Free a block compaction holds straight into the buddy (not a cache). */
 void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 /* Direct compaction in the allocator's slow path: a block of @order taken
