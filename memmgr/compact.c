@@ -18,7 +18,7 @@
 #define COMPACT_MAX_DEFER_SHIFT 6
 #define EXTFRAG_THRESHOLD 500    /* vm.extfrag_threshold */
 #define COMPACTION_HPAGE_ORDER GMM_PAGEBLOCK_ORDER
-#define LARGE_TARGET_SEARCH 64   /* free list entries looked at per order for a larger source */
+#define COMPACT_MOVED_MAX (2 * GMM_PAGEBLOCK_PAGES) /* moved-out blocks held, two pageblocks' worth */
 #define COMPACT_FREE_MAX (COMPACT_CLUSTER_MAX * 2) /* isolated targets and their split halves */
 
 struct blk {
@@ -44,6 +44,13 @@ struct compact_control {
 	struct blk mig[COMPACT_CLUSTER_MAX];
 	unsigned int nr_mig;
 	uint64_t cluster_block;   /* pageblock of the cluster's first source */
+	uint64_t nr_fr_frames;    /* frames in fr[] */
+	unsigned int dry;         /* orders whose free lists held no target at the last search */
+	/* moved-out blocks of the pageblocks being emptied, freed once the migrate
+	 * scanner has left them (so they merge at once, never sit on the lists
+	 * that the free scanner searches) */
+	uint32_t moved[COMPACT_MOVED_MAX];
+	unsigned int nr_moved;
 	struct blk fr[COMPACT_FREE_MAX];
 	unsigned int nr_fr;
 	struct gmm_compact_result res;
@@ -185,12 +192,34 @@ static unsigned int block_nfree(const struct gmm_pool *p, uint64_t b)
  * byte and free count, reading no frame (the kernel's skip bits and
  * fast_find_migrateblock() spare it the same reads).
  */
+/* Free the moved-out blocks below @below.  Under the lock. */
+static void free_moved(struct compact_control *cc, uint64_t below)
+{
+	struct gmm_zone *z = cc->z;
+	unsigned int left = 0;
+
+	for (unsigned int i = 0; i < cc->nr_moved; i++) {
+		uint64_t pfn = cc->moved[i];
+
+		if (pfn >= below) {
+			cc->moved[left++] = cc->moved[i];
+			continue;
+		}
+		buddy_free_range(z, pfn, fr_order(z->pool, pfn));
+		z->ev.free++;
+	}
+	if (left < cc->nr_moved)
+		zone_maybe_clear_boost(z);
+	cc->nr_moved = left;
+}
+
 static void isolate_migrate(struct compact_control *cc)
 {
 	struct gmm_zone *z = cc->z;
 	struct gmm_pool *p = z->pool;
 
 	pthread_mutex_lock(&z->lock);
+	free_moved(cc, cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1));
 	while (!cc->nr_mig && cc->migrate_pfn < cc->free_pfn) {
 		uint64_t b = cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
 		uint64_t end = b + GMM_PAGEBLOCK_PAGES;
@@ -277,11 +306,23 @@ static void isolate_target(struct compact_control *cc, uint64_t pfn, unsigned in
 	struct gmm_pool *p = cc->z->pool;
 	bool reported = fr_reported(p, pfn);
 
+	cc->nr_fr_frames += 1ull << o;
 	freelist_del(cc->z, pfn, o, mt);
 	for (uint64_t f = 0; f < 1ull << o; f++)
 		rmap_store(p, pfn + f, 0);
 	fr_set(p, pfn, FR_ALLOC, o, true);
 	cc->fr[cc->nr_fr++] = (struct blk){ pfn, o, reported };
+}
+
+static uint64_t fr_frames(const struct compact_control *cc)
+{
+	return cc->nr_fr_frames;
+}
+
+/* The bit of cc->dry for the free list of @o and @mt (MOVABLE or CMA). */
+static unsigned int dry_bit(unsigned int o, int mt)
+{
+	return 1u << (2 * o + (mt == GMM_MT_CMA));
 }
 
 /*
@@ -301,32 +342,37 @@ static bool target_block_ok(const struct compact_control *cc, uint64_t b)
 }
 
 /*
- * Take targets from one free list, looking at @limit entries at most.
- * Each entry looked at counts as scanned (the kernel's
- * fast_isolate_freepages() counts so); the others go to the tail (its
- * move_freelist_tail()), so the next search starts with entries not seen.
+ * Take targets from one free list until @need frames are isolated, looking
+ * at each entry once at most.  Each entry looked at counts as scanned (the
+ * kernel's fast_isolate_freepages() counts so); the others go to the tail
+ * (its move_freelist_tail()), so the next search starts with entries not
+ * seen.  A list where no entry would do is not searched again until the
+ * free scanner's territory grows (cc->dry).
  */
 static void search_free_list(struct compact_control *cc, unsigned int o, int mt,
-			     unsigned int want, uint64_t limit)
+			     uint64_t need)
 {
 	struct gmm_pool *p = cc->z->pool;
 	struct freelist *fl = &cc->z->area[o][mt];
 	uint32_t pfn = fl->list.head;
+	bool took = false;
 
-	if (limit > fl->nr)
-		limit = fl->nr;
-	for (; limit && pfn != PFN_NIL && cc->nr_fr < want; limit--) {
+	for (uint64_t left = fl->nr; left && pfn != PFN_NIL && cc->nr_fr < COMPACT_FREE_MAX && fr_frames(cc) < need;
+	     left--) {
 		uint32_t next = pl_next(p, pfn);
 
 		cc->res.free_scanned++;
 		if (target_block_ok(cc, pfn & ~(GMM_PAGEBLOCK_PAGES - 1))) {
 			isolate_target(cc, pfn, o, mt);
+			took = true;
 		} else if (next != PFN_NIL) {
 			pl_del(p, &fl->list, pfn);
 			pl_add_tail(p, &fl->list, pfn);
 		}
 		pfn = next;
 	}
+	if (!took)
+		cc->dry |= dry_bit(o, mt); /* looked at every entry */
 }
 
 /*
@@ -337,28 +383,31 @@ static void search_free_list(struct compact_control *cc, unsigned int o, int mt,
  * meeting point of what is left (at least a pageblock); for larger sources
  * it does not (those stay where they are).
  */
-static void isolate_free(struct compact_control *cc, unsigned int min_order)
+static void isolate_free(struct compact_control *cc, unsigned int min_order, uint64_t need)
 {
 	struct gmm_zone *z = cc->z;
 	int top = target_top_order(cc);
-	unsigned int had = cc->nr_fr, want = had + COMPACT_CLUSTER_MAX;
+	unsigned int had = cc->nr_fr;
+	/* @need frames more than those isolated already */
+	uint64_t want = fr_frames(cc) + need;
 
 	pthread_mutex_lock(&z->lock);
 	for (;;) {
 		uint64_t lower;
 
-		/* a bounded search for larger blocks (fast_isolate_freepages()'s limit) */
-		uint64_t limit = min_order ? LARGE_TARGET_SEARCH : UINT64_MAX;
-
-		for (int o = top - 1; o >= (int)min_order && cc->nr_fr < want; o--) {
-			search_free_list(cc, (unsigned int)o, GMM_MT_MOVABLE, want, limit);
-			search_free_list(cc, (unsigned int)o, GMM_MT_CMA, want, limit);
+		/* the best fit first: a larger block is split only when none fits */
+		for (int o = (int)min_order; o < top && fr_frames(cc) < want; o++) {
+			if (!(cc->dry & dry_bit((unsigned int)o, GMM_MT_MOVABLE)))
+				search_free_list(cc, (unsigned int)o, GMM_MT_MOVABLE, want);
+			if (!(cc->dry & dry_bit((unsigned int)o, GMM_MT_CMA)))
+				search_free_list(cc, (unsigned int)o, GMM_MT_CMA, want);
 		}
 		if (cc->nr_fr > had || cc->free_pfn <= cc->migrate_pfn || min_order)
 			break;
 		/* nothing above: the scanners meet lower than counted (targets were taken) */
 		lower = meeting_point(cc);
 		cc->free_pfn = lower < cc->free_pfn ? lower : cc->free_pfn - GMM_PAGEBLOCK_PAGES;
+		cc->dry = 0;
 	}
 	pthread_mutex_unlock(&z->lock);
 }
@@ -374,6 +423,7 @@ static void keep_half(struct compact_control *cc, struct blk h)
 	}
 	fr_set(p, h.pfn, FR_ALLOC, h.order, true);
 	cc->fr[cc->nr_fr++] = h;
+	cc->nr_fr_frames += 1ull << h.order;
 }
 
 /* The smallest isolated block of at least @order, or -1. */
@@ -409,6 +459,7 @@ static void assign_targets(struct compact_control *cc, struct migrate_req *r, un
 		}
 		b = cc->fr[i];
 		cc->fr[i] = cc->fr[--cc->nr_fr];
+		cc->nr_fr_frames -= 1ull << b.order;
 		while (b.order > order) {
 			b.order--;
 			keep_half(cc, (struct blk){ b.pfn + (1ull << b.order), b.order, b.reported });
@@ -416,6 +467,31 @@ static void assign_targets(struct compact_control *cc, struct migrate_req *r, un
 		fr_set(p, b.pfn, FR_ALLOC, order, true);
 		r[(*nr)++] = (struct migrate_req){ .old = cc->mig[m].pfn, .new = b.pfn,
 						   .order = order, .target_reported = b.reported };
+	}
+	cc->nr_mig = left;
+}
+
+/* Frames the sources of @order left without a target need. */
+static uint64_t frames_left(const struct compact_control *cc, unsigned int order)
+{
+	uint64_t n = 0;
+
+	for (unsigned int m = 0; m < cc->nr_mig; m++)
+		if (cc->mig[m].order == order)
+			n += 1ull << order;
+	return n;
+}
+
+/* Leave the sources of @order where they are (counted as failed). */
+static void drop_sources(struct compact_control *cc, unsigned int order)
+{
+	unsigned int left = 0;
+
+	for (unsigned int m = 0; m < cc->nr_mig; m++) {
+		if (cc->mig[m].order == order)
+			cc->res.failed += 1ull << order;
+		else
+			cc->mig[left++] = cc->mig[m];
 	}
 	cc->nr_mig = left;
 }
@@ -446,6 +522,7 @@ static void release_free(struct compact_control *cc)
 		z->ev.free++;
 	}
 	cc->nr_fr = 0;
+	cc->nr_fr_frames = 0;
 	zone_maybe_clear_boost(z);
 	pthread_mutex_unlock(&z->lock);
 }
@@ -466,18 +543,21 @@ static unsigned int cluster_targets(struct compact_control *cc, struct migrate_r
 	pthread_mutex_lock(&z->lock);
 	assign_targets(cc, r, &n);
 	pthread_mutex_unlock(&z->lock);
-	if (cc->nr_mig) {
+	while (cc->nr_mig) {
+		unsigned int before = cc->nr_mig, o = min_source_order(cc);
+
 		if (cc->nr_fr > COMPACT_FREE_MAX - COMPACT_CLUSTER_MAX)
 			release_free(cc); /* all too small for what is left */
-		isolate_free(cc, min_source_order(cc));
+		isolate_free(cc, o, frames_left(cc, o));
 		pthread_mutex_lock(&z->lock);
 		assign_targets(cc, r, &n);
 		pthread_mutex_unlock(&z->lock);
+		if (cc->nr_mig < before)
+			continue;
+		if (!o)
+			break; /* the scanners met: the sources left wait for the next pass */
+		drop_sources(cc, o); /* no free block that large: they stay */
 	}
-	if (cc->nr_mig && cc->free_pfn <= cc->migrate_pfn)
-		return n; /* the scanners met: the sources left wait for the next pass */
-	for (unsigned int m = 0; m < cc->nr_mig; m++)
-		cc->res.failed += 1ull << cc->mig[m].order;
 	return n;
 }
 
@@ -506,13 +586,27 @@ static void migrate_cluster(struct compact_control *cc)
 	struct migrate_req r[COMPACT_CLUSTER_MAX];
 	unsigned int n = cluster_targets(cc, r);
 
+	/* a pass producing pageblocks frees what it moved out once past them */
+	bool defer = cc->order < 0 || cc->order >= GMM_PAGEBLOCK_ORDER || cc->proactive;
+
+	for (unsigned int i = 0; i < n; i++)
+		r[i].keep_old = defer;
 	prepare_targets(cc, r, n);
 	migrate_batch(cc->z->pool, r, n, cc->mode);
 	for (unsigned int i = 0; i < n; i++) {
-		if (r[i].err)
+		if (r[i].err) {
 			cc->res.failed += 1ull << r[i].order;
-		else
-			cc->res.migrated += 1ull << r[i].order;
+			continue;
+		}
+		cc->res.migrated += 1ull << r[i].order;
+		if (!defer)
+			continue;
+		if (cc->nr_moved == COMPACT_MOVED_MAX) {
+			pthread_mutex_lock(&cc->z->lock);
+			free_moved(cc, UINT64_MAX);
+			pthread_mutex_unlock(&cc->z->lock);
+		}
+		cc->moved[cc->nr_moved++] = (uint32_t)r[i].old;
 	}
 	cc->nr_mig = 0;
 }
@@ -634,6 +728,7 @@ static int compact_zone(struct compact_control *cc, bool daemon)
 	}
 	release_free(cc);
 	pthread_mutex_lock(&z->lock);
+	free_moved(cc, UINT64_MAX);
 	if (!done && !cc->captured && cc->order >= 0 && !cc->proactive)
 		done = order_free(cc);
 	cc->res.complete = cc->migrate_pfn >= cc->free_pfn;

@@ -513,6 +513,7 @@ struct migrate_req {
 	uint64_t old, new;
 	unsigned int order;
 	bool keep_target; /* on failure leave @new to the caller (else it is freed) */
+	bool keep_old;    /* on success leave @old allocated, its rmap cleared, to the caller */
 	bool target_reported; /* compaction's: @new was discarded (pool_prepare_reported) */
 	uint64_t rmap;    /* out: @old's rmap as read */
 	int err;          /* in: 0, or an error to skip the move; out: 0 (moved, @old freed),

@@ -198,6 +198,8 @@ static void batch_free(struct gmm_pool *p, struct migrate_req *r, unsigned int n
 		held = relock(p, held, pfn);
 		for (uint64_t f = 0; f < 1ull << r[i].order; f++)
 			rmap_store(p, pfn + f, 0);
+		if (!r[i].err && r[i].keep_old)
+			continue;
 		buddy_free_range(held, pfn, r[i].order);
 		held->ev.free++;
 		zone_maybe_clear_boost(held);
