@@ -330,12 +330,17 @@ static void bench_contig(void)
 /* hugepages this run adds to the host's reservation: the pool and a margin */
 #define COMPACT_HUGEPAGES ((long)(COMPACT_POOL >> 21) + 8)
 
-static long saved_hugepages = -1;
+static bool raised_hugepages;
 
+/* Give back what this run added (relative: other users may have changed it meanwhile). */
 static void restore_hugepages(void)
 {
-	if (saved_hugepages >= 0 && write_long(NR_HUGEPAGES, saved_hugepages) == 0)
-		saved_hugepages = -1;
+	long now = read_long(NR_HUGEPAGES);
+
+	if (!raised_hugepages || now < 0)
+		return;
+	raised_hugepages = false;
+	write_long(NR_HUGEPAGES, now > COMPACT_HUGEPAGES ? now - COMPACT_HUGEPAGES : 0);
 }
 
 /*
@@ -373,7 +378,7 @@ static struct gmm_pool *resident_pool(const char **what)
 	long old = read_long(NR_HUGEPAGES);
 
 	if (old >= 0 && write_long(NR_HUGEPAGES, old + COMPACT_HUGEPAGES) == 0) {
-		saved_hugepages = old;
+		raised_hugepages = true;
 		atexit(restore_hugepages);
 		if (gmm_hugepages_free(GMM_HUGEPAGE_2M, -1) >= COMPACT_HUGEPAGES - 8)
 			mc.page_size = GMM_HUGEPAGE_2M;
@@ -415,36 +420,43 @@ static long minor_faults(void)
 	return ru.ru_minflt + ru.ru_majflt;
 }
 
-#define BASELINE_FRAMES 4096 /* 16 MiB copied to 16 MiB, round and round */
-
 /*
- * The baseline: memcpy of @bytes, 4 KiB at a time, between resident frames
- * of the same pool through the pool's own mapping (what a migration copies
- * with).  Returns ns.
+ * The baseline: memcpy of @frames frames, 4 KiB at a time, between resident
+ * frames of the same pool through the pool's own mapping (what a migration
+ * copies with), each frame copied once from a distinct source to a distinct
+ * destination as a migration does (fewer pairs, reused, if the pool has not
+ * that many free).  Returns ns.
  */
-static double memcpy_frames(struct gmm_pool *p, uint64_t bytes)
+static double memcpy_frames(struct gmm_pool *p, uint64_t frames)
 {
-	uint64_t *src = malloc(BASELINE_FRAMES * sizeof(*src));
-	uint64_t *dst = malloc(BASELINE_FRAMES * sizeof(*dst));
+	uint64_t *src = malloc(frames * sizeof(*src)), *dst = malloc(frames * sizeof(*dst));
+	uint64_t pairs = 0;
 	double t;
 
-	for (int i = 0; i < BASELINE_FRAMES; i++) {
-		src[i] = gmm_alloc(p, 0, GMM_MOVABLE, GMM_NO_NODE);
-		dst[i] = gmm_alloc(p, 0, GMM_MOVABLE, GMM_NO_NODE);
-		if (src[i] == GMM_PFN_NONE || dst[i] == GMM_PFN_NONE) {
-			fprintf(stderr, "bench-alloc: no frames for the memcpy baseline\n");
-			exit(1);
+	while (pairs < frames) {
+		src[pairs] = gmm_alloc(p, 0, GMM_MOVABLE | GMM_NOWAIT, GMM_NO_NODE);
+		dst[pairs] = gmm_alloc(p, 0, GMM_MOVABLE | GMM_NOWAIT, GMM_NO_NODE);
+		if (src[pairs] == GMM_PFN_NONE || dst[pairs] == GMM_PFN_NONE) {
+			if (src[pairs] != GMM_PFN_NONE)
+				gmm_free(p, src[pairs], 0);
+			if (dst[pairs] != GMM_PFN_NONE)
+				gmm_free(p, dst[pairs], 0);
+			break;
 		}
-		memset(gmm_pfn_to_host(p, src[i]), i, GMM_PAGE_SIZE);
-		memset(gmm_pfn_to_host(p, dst[i]), ~i, GMM_PAGE_SIZE);
+		memset(gmm_pfn_to_host(p, src[pairs]), (int)pairs, GMM_PAGE_SIZE);
+		memset(gmm_pfn_to_host(p, dst[pairs]), ~(int)pairs, GMM_PAGE_SIZE);
+		pairs++;
+	}
+	if (!pairs) {
+		fprintf(stderr, "bench-alloc: no frames for the memcpy baseline\n");
+		exit(1);
 	}
 	t = now_ns();
-	for (uint64_t done = 0, i = 0; done < bytes; done += GMM_PAGE_SIZE) {
-		memcpy(gmm_pfn_to_host(p, dst[i]), gmm_pfn_to_host(p, src[i]), GMM_PAGE_SIZE);
-		i = i + 1 == BASELINE_FRAMES ? 0 : i + 1;
-	}
+	for (uint64_t i = 0; i < frames; i++)
+		memcpy(gmm_pfn_to_host(p, dst[i % pairs]), gmm_pfn_to_host(p, src[i % pairs]),
+		       GMM_PAGE_SIZE);
 	t = now_ns() - t;
-	for (int i = 0; i < BASELINE_FRAMES; i++) {
+	for (uint64_t i = 0; i < pairs; i++) {
 		gmm_free(p, src[i], 0);
 		gmm_free(p, dst[i], 0);
 	}
@@ -453,10 +465,12 @@ static double memcpy_frames(struct gmm_pool *p, uint64_t bytes)
 	return t;
 }
 
-static void bench_compact(void)
+/*
+ * One whole-zone sync pass over the pool the frag workload left, with the
+ * reclaimable memory freed and, if @nth, every @nth movable allocation too.
+ */
+static void compact_case(struct gmm_pool *p, unsigned int nth)
 {
-	const char *backing;
-	struct gmm_pool *p = resident_pool(&backing);
 	struct gmm_compact_result res;
 	uint64_t before, produced, scanned;
 	struct fragload f;
@@ -467,7 +481,11 @@ static void bench_compact(void)
 		exit(1);
 	fragload_run(&f, quick ? 400000 : 2000000);
 	fragload_free_mobility(&f, FRAG_RECLAIMABLE);
-	fragload_free_every(&f, FRAG_MOVABLE, 2);
+	if (nth)
+		fragload_free_every(&f, FRAG_MOVABLE, nth);
+	printf("-- reclaimable%s freed, pool %.0f%% full\n", nth == 2 ?
+	       " and every other movable allocation" : "",
+	       100.0 - 100.0 * (double)gmm_pool_nr_free(p) / (double)gmm_pool_nr_pages(p));
 	before = free_in_pageblocks(p);
 	faults = minor_faults();
 	t = now_ns();
@@ -477,10 +495,7 @@ static void bench_compact(void)
 	produced = free_in_pageblocks(p) - before;
 	scanned = res.migrate_scanned + res.free_scanned;
 	gib = (double)(res.migrated * GMM_PAGE_SIZE) / GIB;
-	tc = memcpy_frames(p, res.migrated * GMM_PAGE_SIZE);
-	printf("== compact: 1 GiB pool on %s, populated; after the frag workload,\n"
-	       "   reclaimable and every other movable allocation freed: one whole-zone sync pass\n",
-	       backing);
+	tc = memcpy_frames(p, res.migrated);
 	printf("   migrated %.3f GiB in %.1f ms: %.2f GiB/s; baseline memcpy of the same bytes "
 	       "4 KiB at a time\n   between resident frames of the pool %.2f GiB/s "
 	       "(migration at %.2fx of memcpy)\n", gib, t / 1e6, gib / (t / 1e9),
@@ -497,6 +512,18 @@ static void bench_compact(void)
 	if (gmm_pool_check(p))
 		printf("POOL CHECK FAILED: %s\n", gmm_last_error());
 	fragload_release(&f);
+}
+
+static void bench_compact(void)
+{
+	const char *backing;
+	struct gmm_pool *p = resident_pool(&backing);
+
+	printf("== compact: 1 GiB pool on %s, populated; the frag workload (%s steps),\n"
+	       "   then one whole-zone sync compaction pass\n", backing, quick ? "400 000" :
+	       "2 000 000");
+	compact_case(p, 0);
+	compact_case(p, 2);
 	gmm_pool_destroy(p);
 	restore_hugepages();
 	bench_contig();
