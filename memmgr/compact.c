@@ -608,6 +608,13 @@ static void migrate_cluster(struct compact_control *cc)
 		}
 		cc->moved[cc->nr_moved++] = (uint32_t)r[i].old;
 	}
+	/* past a pageblock: free what was moved out of it now, so that the
+	 * next check of the stop condition sees the block it produced */
+	if (cc->nr_moved && cc->moved[0] < (cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1))) {
+		pthread_mutex_lock(&cc->z->lock);
+		free_moved(cc, cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1));
+		pthread_mutex_unlock(&cc->z->lock);
+	}
 	cc->nr_mig = 0;
 }
 
