@@ -18,7 +18,7 @@
 #define COMPACT_MAX_DEFER_SHIFT 6
 #define EXTFRAG_THRESHOLD 500    /* vm.extfrag_threshold */
 #define COMPACTION_HPAGE_ORDER GMM_PAGEBLOCK_ORDER
-#define COMPACT_MOVED_MAX (2 * GMM_PAGEBLOCK_PAGES) /* moved-out blocks held, two pageblocks' worth */
+#define COMPACT_MOVED_MAX (GMM_PAGEBLOCK_PAGES + COMPACT_CLUSTER_MAX) /* moved-out blocks held */
 #define COMPACT_FREE_MAX (COMPACT_CLUSTER_MAX * 2) /* isolated targets and their split halves */
 
 struct blk {
