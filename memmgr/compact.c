@@ -192,7 +192,14 @@ static unsigned int block_nfree(const struct gmm_pool *p, uint64_t b)
  * byte and free count, reading no frame (the kernel's skip bits and
  * fast_find_migrateblock() spare it the same reads).
  */
-/* Free the moved-out blocks below @below.  Under the lock. */
+/* The bit of cc->dry for the free list of @o and @mt (MOVABLE or CMA). */
+static unsigned int dry_bit(unsigned int o, int mt)
+{
+	return 1u << (2 * o + (mt == GMM_MT_CMA));
+}
+
+/* Free the moved-out blocks below @below; the pageblocks left behind may
+ * offer blocks larger than a frame again.  Under the lock. */
 static void free_moved(struct compact_control *cc, uint64_t below)
 {
 	struct gmm_zone *z = cc->z;
@@ -208,8 +215,10 @@ static void free_moved(struct compact_control *cc, uint64_t below)
 		buddy_free_range(z, pfn, fr_order(z->pool, pfn));
 		z->ev.free++;
 	}
-	if (left < cc->nr_moved)
+	if (left < cc->nr_moved) {
 		zone_maybe_clear_boost(z);
+		cc->dry &= dry_bit(0, GMM_MT_MOVABLE) | dry_bit(0, GMM_MT_CMA);
+	}
 	cc->nr_moved = left;
 }
 
@@ -317,12 +326,6 @@ static void isolate_target(struct compact_control *cc, uint64_t pfn, unsigned in
 static uint64_t fr_frames(const struct compact_control *cc)
 {
 	return cc->nr_fr_frames;
-}
-
-/* The bit of cc->dry for the free list of @o and @mt (MOVABLE or CMA). */
-static unsigned int dry_bit(unsigned int o, int mt)
-{
-	return 1u << (2 * o + (mt == GMM_MT_CMA));
 }
 
 /*
