@@ -145,26 +145,63 @@ static bool migrate_source_ok(const struct compact_control *cc, uint64_t b)
 }
 
 /*
+ * The aligned chunk a pass must empty whole to produce anything: a
+ * pageblock for a whole-zone pass or pageblock orders, else the order
+ * asked for.
+ */
+static unsigned int goal_order(const struct compact_control *cc)
+{
+	return cc->order < 0 || cc->order >= GMM_PAGEBLOCK_ORDER ? GMM_PAGEBLOCK_ORDER :
+								  (unsigned int)cc->order;
+}
+
+/*
+ * An unmovable frame at @pfn of a MOVABLE or CMA pageblock: the aligned
+ * chunk around it cannot be emptied, so moving anything else out of it is
+ * wasted (the kernel's skip_on_failure, which it applies to async direct
+ * compaction).  Drop the sources already taken from the chunk; returns
+ * where the scan goes on.  Pageblocks of other types are still emptied of
+ * their movable frames in the sync modes (they make room there for their
+ * own type), so this is not applied to them.
+ */
+static uint64_t abandon_chunk(struct compact_control *cc, uint64_t pfn)
+{
+	uint64_t chunk = 1ull << goal_order(cc), from = pfn & ~(chunk - 1);
+
+	while (cc->nr_mig && cc->mig[cc->nr_mig - 1].pfn >= from)
+		cc->nr_mig--;
+	if (chunk == GMM_PAGEBLOCK_PAGES)
+		set_skip(cc->z, from);
+	return from + chunk;
+}
+
+/*
  * Scan one pageblock from cc->migrate_pfn, collecting owned movable blocks
  * (the kernel's isolate_migratepages_block).  Every frame whose state it
- * reads counts as scanned, a free block as all its frames (as the kernel).
+ * reads counts as scanned, a free or allocated block as all its frames (as
+ * the kernel); the frames of an abandoned chunk after the unmovable frame
+ * are not read and not counted.
  */
 static void scan_migrate_block(struct compact_control *cc, uint64_t end)
 {
 	struct gmm_pool *p = cc->z->pool;
-	uint64_t pfn = cc->migrate_pfn, start = pfn;
-	bool movable = false;
+	uint64_t pfn = cc->migrate_pfn, start = pfn, scanned = 0;
+	int mt = pb_mt(p, start);
+	bool movable = false, abandon = mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA;
 
 	while (pfn < end && cc->nr_mig < COMPACT_CLUSTER_MAX) {
 		uint8_t s = fr_state(p, pfn);
 		unsigned int o = (s & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
+		uint64_t n = (s & FR_KIND_MASK) == FR_FREE || (s & FR_KIND_MASK) == FR_ALLOC ?
+				     1ull << o : 1;
 
-		if ((s & FR_KIND_MASK) == FR_FREE) {
-			pfn += 1ull << o;
+		scanned += n;
+		if ((s & FR_KIND_MASK) != FR_ALLOC) {
+			pfn += n;
 			continue;
 		}
-		if ((s & FR_KIND_MASK) != FR_ALLOC) {
-			pfn++;
+		if (!(s & FR_FLAG) && abandon) {
+			pfn = abandon_chunk(cc, pfn);
 			continue;
 		}
 		if ((s & FR_FLAG) && o < GMM_PAGEBLOCK_ORDER && (rmap_load(p, pfn) & RMAP_OWNED)) {
@@ -173,9 +210,9 @@ static void scan_migrate_block(struct compact_control *cc, uint64_t end)
 			cc->mig[cc->nr_mig++] = (struct blk){ pfn, o, false };
 			movable = true;
 		}
-		pfn += 1ull << o;
+		pfn += n;
 	}
-	cc->res.migrate_scanned += pfn - start;
+	cc->res.migrate_scanned += scanned;
 	cc->migrate_pfn = pfn;
 	if (!movable && start == (start & ~(GMM_PAGEBLOCK_PAGES - 1)) && pfn >= end)
 		set_skip(cc->z, start);
