@@ -156,13 +156,13 @@ static unsigned int goal_order(const struct compact_control *cc)
 }
 
 /*
- * An unmovable frame at @pfn of a MOVABLE or CMA pageblock: the aligned
- * chunk around it cannot be emptied, so moving anything else out of it is
- * wasted (the kernel's skip_on_failure, which it applies to async direct
- * compaction).  Drop the sources already taken from the chunk; returns
- * where the scan goes on.  Pageblocks of other types are still emptied of
- * their movable frames in the sync modes (they make room there for their
- * own type), so this is not applied to them.
+ * Async mode, an unmovable frame at @pfn of a MOVABLE or CMA pageblock: the
+ * aligned chunk around it cannot be emptied, so moving anything else out of
+ * it is wasted (the kernel's skip_on_failure).  Drop the sources already
+ * taken from the chunk; returns where the scan goes on.  The sync modes
+ * still empty such chunks, as the kernel's: a pageblock emptied of all but
+ * its few foreign frames can be claimed whole by their type later, which
+ * keeps the long-run grouping (bench-alloc frag) where it was.
  */
 static uint64_t abandon_chunk(struct compact_control *cc, uint64_t pfn)
 {
@@ -170,8 +170,6 @@ static uint64_t abandon_chunk(struct compact_control *cc, uint64_t pfn)
 
 	while (cc->nr_mig && cc->mig[cc->nr_mig - 1].pfn >= from)
 		cc->nr_mig--;
-	if (chunk == GMM_PAGEBLOCK_PAGES)
-		set_skip(cc->z, from);
 	return from + chunk;
 }
 
@@ -187,7 +185,8 @@ static void scan_migrate_block(struct compact_control *cc, uint64_t end)
 	struct gmm_pool *p = cc->z->pool;
 	uint64_t pfn = cc->migrate_pfn, start = pfn, scanned = 0;
 	int mt = pb_mt(p, start);
-	bool movable = false, abandon = mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA;
+	bool movable = false;
+	bool abandon = cc->mode == GMM_MIGRATE_ASYNC && (mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA);
 
 	while (pfn < end && cc->nr_mig < COMPACT_CLUSTER_MAX) {
 		uint8_t s = fr_state(p, pfn);
