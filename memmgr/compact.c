@@ -3,10 +3,12 @@
  * memmgr/compact.c - compaction of a zone (the kernel's mm/compaction.c).
  *
  * A migrate scanner walks up from the zone's start and collects owned
- * movable blocks (up to COMPACT_CLUSTER_MAX frames at a time); a free
- * scanner walks down from the zone's end and takes free blocks out of the
- * buddy as targets.  Both work under the zone lock; the moves themselves
- * (the owners' callbacks) run without it.  Suitability (watermark and
+ * movable blocks (up to COMPACT_CLUSTER_MAX at a time); a free scanner
+ * takes free blocks out of the buddy's free lists as targets, above the
+ * point where the two would meet (found from the per-pageblock free counts)
+ * and in pageblocks the migrate scanner left behind.  Both work under the
+ * zone lock; the moves themselves (the owners' callbacks, in batches) run
+ * without it.  Suitability (watermark and
  * fragmentation index), pageblock skip bits, deferral, capture and the
  * fragmentation score follow the kernel; differences are noted in place.
  */
@@ -14,7 +16,7 @@
 
 #include "internal.h"
 
-#define COMPACT_CLUSTER_MAX 32   /* frames isolated per round (the kernel's) */
+#define COMPACT_CLUSTER_MAX 32   /* blocks isolated per round (the kernel's) */
 #define COMPACT_MAX_DEFER_SHIFT 6
 #define EXTFRAG_THRESHOLD 500    /* vm.extfrag_threshold */
 #define COMPACTION_HPAGE_ORDER GMM_PAGEBLOCK_ORDER
