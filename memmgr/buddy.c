@@ -44,6 +44,7 @@ void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int
 	fl->nr++;
 	z->area_nr[order]++;
 	account_free(z, mt, (int64_t)1 << order, reported);
+	pb_nfree_account(p, pfn, order, true);
 }
 
 /* Take a free block off its list; its head becomes a plain tail frame. */
@@ -58,6 +59,7 @@ void freelist_del(struct gmm_zone *z, uint64_t pfn, unsigned int order, int mt)
 	fl->nr--;
 	z->area_nr[order]--;
 	account_free(z, mt, -((int64_t)1 << order), reported);
+	pb_nfree_account(p, pfn, order, false);
 }
 
 static void freelist_move_tail(struct gmm_zone *z, uint64_t pfn, unsigned int order,

@@ -46,6 +46,29 @@ static int check_free_head(struct gmm_zone *z, uint64_t pfn, unsigned int o, uin
 	return 0;
 }
 
+/* The free frames of pageblock @b, walked head by head, against pb_nfree. */
+static int check_pb_nfree(struct gmm_pool *p, uint64_t b)
+{
+	uint64_t h = buddy_find_head(p, b), n = 0, pfn = b;
+
+	if (h != GMM_PFN_NONE && h < b && fr_kind(p, h) == FR_FREE) {
+		n = GMM_PAGEBLOCK_PAGES; /* inside a free block larger than a pageblock */
+		pfn += GMM_PAGEBLOCK_PAGES;
+	}
+	while (pfn < b + GMM_PAGEBLOCK_PAGES) {
+		unsigned int kind = fr_kind(p, pfn), o = fr_order(p, pfn);
+
+		if (kind == FR_FREE)
+			n += o < GMM_PAGEBLOCK_ORDER ? 1ull << o : GMM_PAGEBLOCK_PAGES;
+		pfn += kind == FR_TAIL ? 1 : 1ull << o;
+	}
+	if (n != p->pb_nfree[b >> GMM_PAGEBLOCK_ORDER])
+		return gmm_set_error(-EUCLEAN, "pageblock %llu: %llu frames free, its count says %u",
+				     (unsigned long long)b, (unsigned long long)n,
+				     p->pb_nfree[b >> GMM_PAGEBLOCK_ORDER]);
+	return 0;
+}
+
 /* Walk one memory block head by head; every other frame must be a tail. */
 static int check_mblock(struct gmm_zone *z, uint64_t start, struct tally *t)
 {
@@ -80,6 +103,12 @@ static int check_mblock(struct gmm_zone *z, uint64_t start, struct tally *t)
 				return gmm_set_error(-EUCLEAN, "frame %llu inside block %llu is a head",
 						     (unsigned long long)i, (unsigned long long)pfn);
 		pfn += 1ull << o;
+	}
+	for (uint64_t b = start; b < end; b += GMM_PAGEBLOCK_PAGES) {
+		int err = check_pb_nfree(p, b);
+
+		if (err)
+			return err;
 	}
 	return 0;
 }

@@ -3,10 +3,12 @@
  * memmgr/compact.c - compaction of a zone (the kernel's mm/compaction.c).
  *
  * A migrate scanner walks up from the zone's start and collects owned
- * movable blocks (up to COMPACT_CLUSTER_MAX frames at a time); a free
- * scanner walks down from the zone's end and takes free blocks out of the
- * buddy as targets.  Both work under the zone lock; the moves themselves
- * (the owners' callbacks) run without it.  Suitability (watermark and
+ * movable blocks (up to COMPACT_CLUSTER_MAX at a time); a free scanner
+ * takes free blocks out of the buddy's free lists as targets, above the
+ * point where the two would meet (found from the per-pageblock free counts)
+ * and in pageblocks the migrate scanner left behind.  Both work under the
+ * zone lock; the moves themselves (the owners' callbacks, in batches) run
+ * without it.  Suitability (watermark and
  * fragmentation index), pageblock skip bits, deferral, capture and the
  * fragmentation score follow the kernel; differences are noted in place.
  */
@@ -14,15 +16,17 @@
 
 #include "internal.h"
 
-#define COMPACT_CLUSTER_MAX 32   /* frames isolated per round (the kernel's) */
+#define COMPACT_CLUSTER_MAX 32   /* blocks isolated per round (the kernel's) */
 #define COMPACT_MAX_DEFER_SHIFT 6
 #define EXTFRAG_THRESHOLD 500    /* vm.extfrag_threshold */
 #define COMPACTION_HPAGE_ORDER GMM_PAGEBLOCK_ORDER
-#define FAST_SEARCH_MAX 32       /* free list entries looked at per order */
+#define COMPACT_MOVED_MAX (GMM_PAGEBLOCK_PAGES + COMPACT_CLUSTER_MAX) /* moved-out blocks held */
+#define COMPACT_FREE_MAX (COMPACT_CLUSTER_MAX * 2) /* isolated targets and their split halves */
 
 struct blk {
 	uint64_t pfn;
 	unsigned int order;
+	bool reported;   /* a target: its host memory was discarded */
 };
 
 struct compact_control {
@@ -40,10 +44,17 @@ struct compact_control {
 	uint64_t captured;
 	bool captured_reported;   /* its host memory was discarded */
 	uint64_t migrate_pfn, free_pfn, end_pfn;
-	uint64_t free_pos;        /* resume point inside the block at free_pfn, or 0 */
 	struct blk mig[COMPACT_CLUSTER_MAX];
 	unsigned int nr_mig;
-	struct blk fr[COMPACT_CLUSTER_MAX * 2];
+	uint64_t cluster_block;   /* pageblock of the cluster's first source */
+	uint64_t nr_fr_frames;    /* frames in fr[] */
+	unsigned int dry;         /* orders whose free lists held no target at the last search */
+	/* moved-out blocks of the pageblocks being emptied, freed once the migrate
+	 * scanner has left them (so they merge at once, never sit on the lists
+	 * that the free scanner searches) */
+	uint32_t moved[COMPACT_MOVED_MAX];
+	unsigned int nr_moved;
+	struct blk fr[COMPACT_FREE_MAX];
 	unsigned int nr_fr;
 	struct gmm_compact_result res;
 };
@@ -136,49 +147,133 @@ static bool migrate_source_ok(const struct compact_control *cc, uint64_t b)
 	return true;
 }
 
-/* Scan one pageblock from cc->migrate_pfn, collecting owned movable blocks. */
+/*
+ * The aligned chunk a pass must empty whole to produce anything: a
+ * pageblock for a whole-zone pass or pageblock orders, else the order
+ * asked for.
+ */
+static unsigned int goal_order(const struct compact_control *cc)
+{
+	return cc->order < 0 || cc->order >= GMM_PAGEBLOCK_ORDER ? GMM_PAGEBLOCK_ORDER :
+								  (unsigned int)cc->order;
+}
+
+/*
+ * Async mode, an unmovable frame at @pfn of a MOVABLE or CMA pageblock: the
+ * aligned chunk around it cannot be emptied, so moving anything else out of
+ * it is wasted (the kernel's skip_on_failure).  Drop the sources already
+ * taken from the chunk; returns where the scan goes on.  The sync modes
+ * still empty such chunks, as the kernel's: a pageblock emptied of all but
+ * its few foreign frames can be claimed whole by their type later, which
+ * keeps the long-run grouping (bench-alloc frag) where it was.
+ */
+static uint64_t abandon_chunk(struct compact_control *cc, uint64_t pfn)
+{
+	uint64_t chunk = 1ull << goal_order(cc), from = pfn & ~(chunk - 1);
+
+	while (cc->nr_mig && cc->mig[cc->nr_mig - 1].pfn >= from)
+		cc->nr_mig--;
+	return from + chunk;
+}
+
+/*
+ * Scan one pageblock from cc->migrate_pfn, collecting owned movable blocks
+ * (the kernel's isolate_migratepages_block).  Every frame whose state it
+ * reads counts as scanned, a free or allocated block as all its frames (as
+ * the kernel); the frames of an abandoned chunk after the unmovable frame
+ * are not read and not counted.
+ */
 static void scan_migrate_block(struct compact_control *cc, uint64_t end)
 {
 	struct gmm_pool *p = cc->z->pool;
-	uint64_t pfn = cc->migrate_pfn, start = pfn;
+	uint64_t pfn = cc->migrate_pfn, start = pfn, scanned = 0;
+	int mt = pb_mt(p, start);
 	bool movable = false;
+	bool abandon = cc->mode == GMM_MIGRATE_ASYNC && (mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA);
 
 	while (pfn < end && cc->nr_mig < COMPACT_CLUSTER_MAX) {
 		uint8_t s = fr_state(p, pfn);
 		unsigned int o = (s & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
+		uint64_t n = (s & FR_KIND_MASK) == FR_FREE || (s & FR_KIND_MASK) == FR_ALLOC ?
+				     1ull << o : 1;
 
-		if ((s & FR_KIND_MASK) == FR_FREE) {
-			pfn += 1ull << o;
+		scanned += n;
+		if ((s & FR_KIND_MASK) != FR_ALLOC) {
+			pfn += n;
 			continue;
 		}
-		if ((s & FR_KIND_MASK) != FR_ALLOC) {
-			pfn++;
+		if (!(s & FR_FLAG) && abandon) {
+			pfn = abandon_chunk(cc, pfn);
 			continue;
 		}
 		if ((s & FR_FLAG) && o < GMM_PAGEBLOCK_ORDER && (rmap_load(p, pfn) & RMAP_OWNED)) {
-			cc->mig[cc->nr_mig++] = (struct blk){ pfn, o };
+			if (!cc->nr_mig)
+				cc->cluster_block = pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
+			cc->mig[cc->nr_mig++] = (struct blk){ pfn, o, false };
 			movable = true;
 		}
-		pfn += 1ull << o;
+		pfn += n;
 	}
-	cc->res.migrate_scanned += pfn - start;
+	cc->res.migrate_scanned += scanned;
 	cc->migrate_pfn = pfn;
 	if (!movable && start == (start & ~(GMM_PAGEBLOCK_PAGES - 1)) && pfn >= end)
 		set_skip(cc->z, start);
 }
 
-/* The kernel's isolate_migratepages(): fill cc->mig from the next blocks. */
+static unsigned int block_nfree(const struct gmm_pool *p, uint64_t b)
+{
+	return p->pb_nfree[b >> GMM_PAGEBLOCK_ORDER];
+}
+
+/*
+ * The kernel's isolate_migratepages(): fill cc->mig from the next blocks.
+ * Unsuitable pageblocks and wholly free ones are passed by their pageblock
+ * byte and free count, reading no frame (the kernel's skip bits and
+ * fast_find_migrateblock() spare it the same reads).
+ */
+/* The bit of cc->dry for the free list of @o and @mt (MOVABLE or CMA). */
+static unsigned int dry_bit(unsigned int o, int mt)
+{
+	return 1u << (2 * o + (mt == GMM_MT_CMA));
+}
+
+/* Free the moved-out blocks below @below; the pageblocks left behind may
+ * offer blocks larger than a frame again.  Under the lock. */
+static void free_moved(struct compact_control *cc, uint64_t below)
+{
+	struct gmm_zone *z = cc->z;
+	unsigned int left = 0;
+
+	for (unsigned int i = 0; i < cc->nr_moved; i++) {
+		uint64_t pfn = cc->moved[i];
+
+		if (pfn >= below) {
+			cc->moved[left++] = cc->moved[i];
+			continue;
+		}
+		buddy_free_range(z, pfn, fr_order(z->pool, pfn));
+		z->ev.free++;
+	}
+	if (left < cc->nr_moved) {
+		zone_maybe_clear_boost(z);
+		cc->dry &= dry_bit(0, GMM_MT_MOVABLE) | dry_bit(0, GMM_MT_CMA);
+	}
+	cc->nr_moved = left;
+}
+
 static void isolate_migrate(struct compact_control *cc)
 {
 	struct gmm_zone *z = cc->z;
+	struct gmm_pool *p = z->pool;
 
 	pthread_mutex_lock(&z->lock);
+	free_moved(cc, cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1));
 	while (!cc->nr_mig && cc->migrate_pfn < cc->free_pfn) {
 		uint64_t b = cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1);
 		uint64_t end = b + GMM_PAGEBLOCK_PAGES;
 
-		if (pfn_zone(z->pool, b) != z || !migrate_source_ok(cc, b)) {
-			cc->res.migrate_scanned += end - cc->migrate_pfn;
+		if (pfn_zone(p, b) != z || !migrate_source_ok(cc, b) ||
+		    block_nfree(p, b) == GMM_PAGEBLOCK_PAGES) {
 			cc->migrate_pfn = end;
 			continue;
 		}
@@ -202,154 +297,365 @@ static bool free_target_ok(const struct compact_control *cc, uint64_t b)
 	return mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA;
 }
 
-/*
- * Take the free blocks of pageblock @b from @pfn on (unreported ones: they
- * hold host memory).  Returns the frame where it stopped (the block's end
- * when it scanned it all).
- */
-static uint64_t take_free_block(struct compact_control *cc, uint64_t b, uint64_t pfn,
-				unsigned int *got)
+/* Frames a target pageblock offers: its free frames unless it is wholly free
+ * (a produced block is not broken up again). */
+static uint64_t target_supply(const struct compact_control *cc, uint64_t b)
 {
-	struct gmm_zone *z = cc->z;
-	struct gmm_pool *p = z->pool;
-	uint64_t end = b + GMM_PAGEBLOCK_PAGES, start = pfn;
+	unsigned int n = block_nfree(cc->z->pool, b);
 
-	while (pfn < end && cc->nr_fr < COMPACT_CLUSTER_MAX * 2) {
-		uint8_t s = fr_state(p, pfn);
-		unsigned int o = (s & FR_ORDER_MASK) >> FR_ORDER_SHIFT;
-
-		if ((s & FR_KIND_MASK) == FR_FREE && o <= GMM_PAGEBLOCK_ORDER &&
-		    !fr_reported(p, pfn)) {
-			freelist_del(z, pfn, o, pb_mt(p, pfn));
-			fr_set(p, pfn, FR_ALLOC, o, true);
-			cc->fr[cc->nr_fr++] = (struct blk){ pfn, o };
-			(*got)++;
-		}
-		pfn += (s & FR_KIND_MASK) == FR_FREE || (s & FR_KIND_MASK) == FR_ALLOC ? 1ull << o : 1;
-	}
-	cc->res.free_scanned += pfn - start;
-	return pfn;
+	if (pfn_zone(cc->z->pool, b) != cc->z || !free_target_ok(cc, b))
+		return 0;
+	return n < GMM_PAGEBLOCK_PAGES ? n : 0;
 }
 
 /*
- * The kernel's fast_isolate_freepages(), simplified: take targets straight
- * from the MOVABLE free lists, orders below the one being produced (below
- * a pageblock for a whole-zone pass), when they lie in the upper half of
- * what the scanners have left; at most FAST_SEARCH_MAX entries per order.
+ * Where the free scanner's territory begins: walking pageblocks inward from
+ * cc->migrate_pfn and cc->free_pfn, the frames allocated in the source
+ * blocks below against the free frames of the target blocks above, from the
+ * per-pageblock free counts (no frame is read).  It is where the kernel's
+ * two scanners would meet; the free scanner then takes its targets from the
+ * free lists instead of reading every frame of the (mostly full) pageblocks
+ * above it.  Under the zone lock.
  */
-static void fast_isolate_free(struct compact_control *cc, uint64_t low)
+static uint64_t meeting_point(const struct compact_control *cc)
 {
-	struct gmm_zone *z = cc->z;
-	struct gmm_pool *p = z->pool;
-	int top = cc->order > 0 && cc->order < GMM_PAGEBLOCK_ORDER ? cc->order : GMM_PAGEBLOCK_ORDER;
-	uint64_t mid = low + (cc->free_pfn > low ? (cc->free_pfn - low) / 2 : 0);
+	struct gmm_pool *p = cc->z->pool;
+	uint64_t lo = cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1), hi = cc->free_pfn;
+	uint64_t demand = 0, supply = 0;
 
-	for (int o = top - 1; o >= 0 && cc->nr_fr < COMPACT_CLUSTER_MAX; o--) {
-		uint32_t pfn = z->area[o][GMM_MT_MOVABLE].list.head;
-		unsigned int seen = 0;
-
-		while (pfn != PFN_NIL && seen < FAST_SEARCH_MAX && cc->nr_fr < COMPACT_CLUSTER_MAX) {
-			uint32_t next = pl_next(p, pfn);
-			uint8_t v = *pb_byte(p, pfn);
-
-			seen++;
-			if (pfn >= mid && !fr_reported(p, pfn) && !(v & PB_ISOLATE) &&
-			    (cc->ignore_skip || !(v & PB_SKIP))) {
-				freelist_del(z, pfn, (unsigned int)o, GMM_MT_MOVABLE);
-				fr_set(p, pfn, FR_ALLOC, (unsigned int)o, true);
-				cc->fr[cc->nr_fr++] = (struct blk){ pfn, (unsigned int)o };
-			}
-			pfn = next;
+	while (lo < hi) {
+		if (demand <= supply) {
+			if (pfn_zone(p, lo) == cc->z && migrate_source_ok(cc, lo))
+				demand += GMM_PAGEBLOCK_PAGES - block_nfree(p, lo);
+			lo += GMM_PAGEBLOCK_PAGES;
+		} else {
+			hi -= GMM_PAGEBLOCK_PAGES;
+			supply += target_supply(cc, hi);
 		}
-		cc->res.free_scanned += seen;
 	}
+	return hi;
 }
 
-/* The kernel's isolate_freepages(): pageblocks from the top, above the migrate scanner. */
-static void isolate_free(struct compact_control *cc)
+/* The orders compaction takes targets from: below the one it produces. */
+static int target_top_order(const struct compact_control *cc)
+{
+	return cc->order > 0 && cc->order < GMM_PAGEBLOCK_ORDER ? cc->order : GMM_PAGEBLOCK_ORDER;
+}
+
+/*
+ * Isolate the free block at @pfn as a target: off its list, allocated but
+ * not yet owned.  Under the lock.  Every frame's link word is cleared: an
+ * isolated target reads as an allocated movable block, and no reader (the
+ * migrate scanners of other compactions, gmm_frame_owner()) may take what a
+ * free list or an earlier owner left in those words for an rmap.
+ */
+static void isolate_target(struct compact_control *cc, uint64_t pfn, unsigned int o, int mt)
+{
+	struct gmm_pool *p = cc->z->pool;
+	bool reported = fr_reported(p, pfn);
+
+	cc->nr_fr_frames += 1ull << o;
+	freelist_del(cc->z, pfn, o, mt);
+	for (uint64_t f = 0; f < 1ull << o; f++)
+		rmap_store(p, pfn + f, 0);
+	fr_set(p, pfn, FR_ALLOC, o, true);
+	cc->fr[cc->nr_fr++] = (struct blk){ pfn, o, reported };
+}
+
+static uint64_t fr_frames(const struct compact_control *cc)
+{
+	return cc->nr_fr_frames;
+}
+
+/*
+ * May a free block in pageblock @b be a target?  Above the free scanner's
+ * boundary (the kernel's rule), or in a pageblock the migrate scanner has
+ * left behind in this pass: a block it did not empty (an unmovable frame, a
+ * refused move) produces nothing, and filling its holes costs nothing.
+ * Never in the pageblocks between, which the migrate scanner still empties.
+ */
+static bool target_block_ok(const struct compact_control *cc, uint64_t b)
+{
+	if (b >= cc->end_pfn)
+		return false;
+	if (b < cc->free_pfn && (!cc->nr_mig || b + GMM_PAGEBLOCK_PAGES > cc->cluster_block))
+		return false;
+	return free_target_ok(cc, b);
+}
+
+/*
+ * Take targets from one free list until @need frames are isolated, looking
+ * at each entry once at most.  Each entry looked at counts as scanned (the
+ * kernel's fast_isolate_freepages() counts so); the others go to the tail
+ * (its move_freelist_tail()), so the next search starts with entries not
+ * seen.  A list where no entry would do is not searched again until the
+ * free scanner's territory grows (cc->dry).
+ */
+static void search_free_list(struct compact_control *cc, unsigned int o, int mt,
+			     uint64_t need)
+{
+	struct gmm_pool *p = cc->z->pool;
+	struct freelist *fl = &cc->z->area[o][mt];
+	uint32_t pfn = fl->list.head;
+	bool took = false;
+
+	for (uint64_t left = fl->nr; left && pfn != PFN_NIL && cc->nr_fr < COMPACT_FREE_MAX && fr_frames(cc) < need;
+	     left--) {
+		uint32_t next = pl_next(p, pfn);
+
+		cc->res.free_scanned++;
+		if (target_block_ok(cc, pfn & ~(GMM_PAGEBLOCK_PAGES - 1))) {
+			isolate_target(cc, pfn, o, mt);
+			took = true;
+		} else if (next != PFN_NIL) {
+			pl_del(p, &fl->list, pfn);
+			pl_add_tail(p, &fl->list, pfn);
+		}
+		pfn = next;
+	}
+	if (!took)
+		cc->dry |= dry_bit(o, mt); /* looked at every entry */
+}
+
+/*
+ * The kernel's isolate_freepages() with fast_isolate_freepages() as the only
+ * way in: targets of at least @min_order come from the free lists (orders
+ * below the one being produced), inside the territory above cc->free_pfn.
+ * When there is none for order-0 sources, the territory grows down to the
+ * meeting point of what is left (at least a pageblock); for larger sources
+ * it does not (those stay where they are).
+ */
+static void isolate_free(struct compact_control *cc, unsigned int min_order, uint64_t need)
 {
 	struct gmm_zone *z = cc->z;
-	uint64_t low = (cc->migrate_pfn + GMM_PAGEBLOCK_PAGES - 1) & ~(GMM_PAGEBLOCK_PAGES - 1);
+	int top = target_top_order(cc);
+	unsigned int had = cc->nr_fr;
+	/* @need frames more than those isolated already */
+	uint64_t want = fr_frames(cc) + need;
 
 	pthread_mutex_lock(&z->lock);
-	fast_isolate_free(cc, low);
-	while (cc->nr_fr < COMPACT_CLUSTER_MAX && cc->free_pfn > low) {
-		uint64_t b = cc->free_pfn - GMM_PAGEBLOCK_PAGES, pos = cc->free_pos ? cc->free_pos : b;
-		unsigned int got = 0;
+	for (;;) {
+		uint64_t lower;
 
-		cc->free_pfn = b;
-		cc->free_pos = 0;
-		if (pfn_zone(z->pool, b) != z || !free_target_ok(cc, b))
-			continue;
-		pos = take_free_block(cc, b, pos, &got);
-		if (pos < b + GMM_PAGEBLOCK_PAGES) {
-			/* the list is full: come back to the rest of this block */
-			cc->free_pfn = b + GMM_PAGEBLOCK_PAGES;
-			cc->free_pos = pos;
-			break;
+		/* the best fit first: a larger block is split only when none fits */
+		for (int o = (int)min_order; o < top && fr_frames(cc) < want; o++) {
+			if (!(cc->dry & dry_bit((unsigned int)o, GMM_MT_MOVABLE)))
+				search_free_list(cc, (unsigned int)o, GMM_MT_MOVABLE, want);
+			if (!(cc->dry & dry_bit((unsigned int)o, GMM_MT_CMA)))
+				search_free_list(cc, (unsigned int)o, GMM_MT_CMA, want);
 		}
-		if (!got && pos == b + GMM_PAGEBLOCK_PAGES)
-			set_skip(z, b);
+		if (cc->nr_fr > had || cc->free_pfn <= cc->migrate_pfn || min_order)
+			break;
+		/* nothing above: the scanners meet lower than counted (targets were taken) */
+		lower = meeting_point(cc);
+		cc->free_pfn = lower < cc->free_pfn ? lower : cc->free_pfn - GMM_PAGEBLOCK_PAGES;
+		cc->dry = 0;
 	}
 	pthread_mutex_unlock(&z->lock);
 }
 
-/* A target block of @order from the isolated free blocks, split as needed. */
-static uint64_t take_target(struct compact_control *cc, unsigned int order)
+/* Keep the upper half of a split target for later, or give it back when there is no room. */
+static void keep_half(struct compact_control *cc, struct blk h)
 {
 	struct gmm_pool *p = cc->z->pool;
 
+	if (cc->nr_fr == COMPACT_FREE_MAX) {
+		buddy_free_one_flag(cc->z, h.pfn, h.order, pb_mt(p, h.pfn), h.reported);
+		return;
+	}
+	fr_set(p, h.pfn, FR_ALLOC, h.order, true);
+	cc->fr[cc->nr_fr++] = h;
+	cc->nr_fr_frames += 1ull << h.order;
+}
+
+/* The smallest isolated block of at least @order, or -1. */
+static int best_fit(const struct compact_control *cc, unsigned int order)
+{
+	int best = -1;
+
+	for (unsigned int i = 0; i < cc->nr_fr; i++)
+		if (cc->fr[i].order >= order && (best < 0 || cc->fr[i].order < cc->fr[best].order))
+			best = (int)i;
+	return best;
+}
+
+/*
+ * Targets for the sources in cc->mig from the isolated free blocks, split
+ * as needed (the kernel's split_free_page): each source that gets one goes
+ * into @r (from r[*nr] on), the others stay at the front of cc->mig.
+ * Under the lock.  The link words were cleared at isolation.
+ */
+static void assign_targets(struct compact_control *cc, struct migrate_req *r, unsigned int *nr)
+{
+	struct gmm_pool *p = cc->z->pool;
+	unsigned int left = 0;
+
+	for (unsigned int m = 0; m < cc->nr_mig; m++) {
+		unsigned int order = cc->mig[m].order;
+		int i = best_fit(cc, order);
+		struct blk b;
+
+		if (i < 0) {
+			cc->mig[left++] = cc->mig[m];
+			continue;
+		}
+		b = cc->fr[i];
+		cc->fr[i] = cc->fr[--cc->nr_fr];
+		cc->nr_fr_frames -= 1ull << b.order;
+		while (b.order > order) {
+			b.order--;
+			keep_half(cc, (struct blk){ b.pfn + (1ull << b.order), b.order, b.reported });
+		}
+		fr_set(p, b.pfn, FR_ALLOC, order, true);
+		r[(*nr)++] = (struct migrate_req){ .old = cc->mig[m].pfn, .new = b.pfn,
+						   .order = order, .target_reported = b.reported };
+	}
+	cc->nr_mig = left;
+}
+
+/* Frames the sources of @order left without a target need. */
+static uint64_t frames_left(const struct compact_control *cc, unsigned int order)
+{
+	uint64_t n = 0;
+
+	for (unsigned int m = 0; m < cc->nr_mig; m++)
+		if (cc->mig[m].order == order)
+			n += 1ull << order;
+	return n;
+}
+
+/* Leave the sources of @order where they are (counted as failed). */
+static void drop_sources(struct compact_control *cc, unsigned int order)
+{
+	unsigned int left = 0;
+
+	for (unsigned int m = 0; m < cc->nr_mig; m++) {
+		if (cc->mig[m].order == order)
+			cc->res.failed += 1ull << order;
+		else
+			cc->mig[left++] = cc->mig[m];
+	}
+	cc->nr_mig = left;
+}
+
+/* The smallest order a source left without a target needs. */
+static unsigned int min_source_order(const struct compact_control *cc)
+{
+	unsigned int o = GMM_PAGEBLOCK_ORDER;
+
+	for (unsigned int m = 0; m < cc->nr_mig; m++)
+		if (cc->mig[m].order < o)
+			o = cc->mig[m].order;
+	return o;
+}
+
+/* Give back isolated targets not used, as reported as they were taken. */
+static void release_free(struct compact_control *cc)
+{
+	struct gmm_zone *z = cc->z;
+
+	if (!cc->nr_fr)
+		return;
+	pthread_mutex_lock(&z->lock);
 	for (unsigned int i = 0; i < cc->nr_fr; i++) {
 		struct blk b = cc->fr[i];
 
-		if (b.order < order)
-			continue;
-		cc->fr[i] = cc->fr[--cc->nr_fr];
-		/* give back the upper halves (the kernel's split_free_page) */
-		while (b.order > order) {
-			b.order--;
-			fr_set(p, b.pfn + (1ull << b.order), FR_ALLOC, b.order, true);
-			if (cc->nr_fr < COMPACT_CLUSTER_MAX * 2)
-				cc->fr[cc->nr_fr++] = (struct blk){ b.pfn + (1ull << b.order), b.order };
-			else
-				migrate_free(p, b.pfn + (1ull << b.order), b.order);
-		}
-		fr_set(p, b.pfn, FR_ALLOC, order, true);
-		p->link[b.pfn] = 0;
-		return b.pfn;
+		buddy_free_one_flag(z, b.pfn, b.order, pb_mt(z->pool, b.pfn), b.reported);
+		z->ev.free++;
 	}
-	return GMM_PFN_NONE;
-}
-
-static void release_free(struct compact_control *cc)
-{
-	for (unsigned int i = 0; i < cc->nr_fr; i++)
-		migrate_free(cc->z->pool, cc->fr[i].pfn, cc->fr[i].order);
 	cc->nr_fr = 0;
+	cc->nr_fr_frames = 0;
+	zone_maybe_clear_boost(z);
+	pthread_mutex_unlock(&z->lock);
 }
 
 /* --- moving ---------------------------------------------------------------- */
 
+/*
+ * Targets for the cluster: one lock round while the isolated blocks last,
+ * then more from the free lists.  A source for which the free scanner finds
+ * no block large enough stays unmoved (counted as failed); the scanners
+ * have met when it finds nothing at all.  Returns the moves in @r.
+ */
+static unsigned int cluster_targets(struct compact_control *cc, struct migrate_req *r)
+{
+	struct gmm_zone *z = cc->z;
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&z->lock);
+	assign_targets(cc, r, &n);
+	pthread_mutex_unlock(&z->lock);
+	while (cc->nr_mig) {
+		unsigned int before = cc->nr_mig, o = min_source_order(cc);
+
+		if (cc->nr_fr > COMPACT_FREE_MAX - COMPACT_CLUSTER_MAX)
+			release_free(cc); /* all too small for what is left */
+		isolate_free(cc, o, frames_left(cc, o));
+		pthread_mutex_lock(&z->lock);
+		assign_targets(cc, r, &n);
+		pthread_mutex_unlock(&z->lock);
+		if (cc->nr_mig < before)
+			continue;
+		if (!o)
+			break; /* the scanners met: the sources left wait for the next pass */
+		drop_sources(cc, o); /* no free block that large: they stay */
+	}
+	return n;
+}
+
+/*
+ * Targets discarded by free page reporting get their host memory back
+ * first (hugetlbfs); a target that cannot is given back as it was.
+ */
+static void prepare_targets(struct compact_control *cc, struct migrate_req *r, unsigned int n)
+{
+	struct gmm_zone *z = cc->z;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (!r[i].target_reported || !pool_prepare_reported(z->pool, r[i].new, r[i].order))
+			continue;
+		r[i].err = -ENOMEM;
+		r[i].keep_target = true;
+		pthread_mutex_lock(&z->lock);
+		buddy_free_one_flag(z, r[i].new, r[i].order, pb_mt(z->pool, r[i].new), true);
+		pthread_mutex_unlock(&z->lock);
+	}
+}
+
+/* Move the cluster as one batch (migrate_batch()). */
 static void migrate_cluster(struct compact_control *cc)
 {
-	struct gmm_pool *p = cc->z->pool;
+	struct migrate_req r[COMPACT_CLUSTER_MAX];
+	unsigned int n = cluster_targets(cc, r);
 
-	for (unsigned int i = 0; i < cc->nr_mig; i++) {
-		struct blk m = cc->mig[i];
-		uint64_t t = take_target(cc, m.order);
+	/* a pass producing pageblocks frees what it moved out once past them */
+	bool defer = cc->order < 0 || cc->order >= GMM_PAGEBLOCK_ORDER || cc->proactive;
 
-		if (t == GMM_PFN_NONE) {
-			isolate_free(cc);
-			t = take_target(cc, m.order);
-		}
-		if (t == GMM_PFN_NONE)
-			break; /* the scanners met */
-		if (migrate_block_to(p, m.pfn, t, m.order, cc->mode)) {
-			cc->res.failed += 1ull << m.order;
-			migrate_free(p, t, m.order);
+	for (unsigned int i = 0; i < n; i++)
+		r[i].keep_old = defer;
+	prepare_targets(cc, r, n);
+	migrate_batch(cc->z->pool, r, n, cc->mode);
+	for (unsigned int i = 0; i < n; i++) {
+		if (r[i].err) {
+			cc->res.failed += 1ull << r[i].order;
 			continue;
 		}
-		cc->res.migrated += 1ull << m.order;
+		cc->res.migrated += 1ull << r[i].order;
+		if (!defer)
+			continue;
+		if (cc->nr_moved == COMPACT_MOVED_MAX) {
+			pthread_mutex_lock(&cc->z->lock);
+			free_moved(cc, UINT64_MAX);
+			pthread_mutex_unlock(&cc->z->lock);
+		}
+		cc->moved[cc->nr_moved++] = (uint32_t)r[i].old;
+	}
+	/* past a pageblock: free what was moved out of it now, so that the
+	 * next check of the stop condition sees the block it produced */
+	if (cc->nr_moved && cc->moved[0] < (cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1))) {
+		pthread_mutex_lock(&cc->z->lock);
+		free_moved(cc, cc->migrate_pfn & ~(GMM_PAGEBLOCK_PAGES - 1));
+		pthread_mutex_unlock(&cc->z->lock);
 	}
 	cc->nr_mig = 0;
 }
@@ -462,6 +768,7 @@ static int compact_zone(struct compact_control *cc, bool daemon)
 		cc->migrate_pfn = z->start_pfn;
 		cc->free_pfn = cc->end_pfn;
 	}
+	cc->free_pfn = meeting_point(cc);
 	pthread_mutex_unlock(&z->lock);
 	while (!(done = compact_finished(cc)) && cc->migrate_pfn < cc->free_pfn) {
 		isolate_migrate(cc);
@@ -471,6 +778,7 @@ static int compact_zone(struct compact_control *cc, bool daemon)
 	}
 	release_free(cc);
 	pthread_mutex_lock(&z->lock);
+	free_moved(cc, UINT64_MAX);
 	if (!done && !cc->captured && cc->order >= 0 && !cc->proactive)
 		done = order_free(cc);
 	cc->res.complete = cc->migrate_pfn >= cc->free_pfn;

@@ -160,6 +160,7 @@ struct gmm_pool {
 	uint64_t *link;
 	uint8_t *state;
 	uint8_t *pb;
+	uint16_t *pb_nfree;       /* per pageblock: frames on the buddy's free lists */
 	size_t meta_bytes;        /* size of the metadata mapping */
 	void *meta;
 	struct gmm_node nodes[GMM_MAX_NODES];
@@ -233,6 +234,29 @@ static inline struct gmm_zone *pfn_zone(const struct gmm_pool *p, uint64_t pfn)
 	if (pfn >= p->nr_pfns)
 		return NULL;
 	return pfn_mblock(p, pfn)->zone;
+}
+
+/*
+ * Count @order's frames at @pfn in (@add) or out of the free frames of their
+ * pageblocks; a block of a pageblock or more fills each one it spans.  Under
+ * the zone lock, by freelist_add_flag() and freelist_del() only; compaction
+ * reads it under the same lock to skip full and empty pageblocks without
+ * scanning their frames.
+ */
+static inline void pb_nfree_account(struct gmm_pool *p, uint64_t pfn, unsigned int order,
+				    bool add)
+{
+	uint64_t b = pfn >> GMM_PAGEBLOCK_ORDER;
+
+	if (order < GMM_PAGEBLOCK_ORDER) {
+		if (add)
+			p->pb_nfree[b] += (uint16_t)(1u << order);
+		else
+			p->pb_nfree[b] -= (uint16_t)(1u << order);
+		return;
+	}
+	for (uint64_t n = 1ull << (order - GMM_PAGEBLOCK_ORDER); n--; b++)
+		p->pb_nfree[b] = add ? GMM_PAGEBLOCK_PAGES : 0;
 }
 
 static inline uint8_t *pb_byte(const struct gmm_pool *p, uint64_t pfn)
@@ -492,6 +516,22 @@ void report_fini(struct gmm_pool *p);
  * block @new; on success @old is freed.  0 or the owner's error. */
 int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned int order,
 		     enum gmm_migrate_mode mode);
+/* One move of a batch: the owned block @old into the held block @new. */
+struct migrate_req {
+	uint64_t old, new;
+	unsigned int order;
+	bool keep_target; /* on failure leave @new to the caller (else it is freed) */
+	bool keep_old;    /* on success leave @old allocated, its rmap cleared, to the caller */
+	bool target_reported; /* compaction's: @new was discarded (pool_prepare_reported) */
+	uint64_t rmap;    /* out: @old's rmap as read */
+	int err;          /* in: 0, or an error to skip the move; out: 0 (moved, @old freed),
+			   * -ENOENT (not owned), or the owner's */
+};
+/* Move a batch: the rmaps read in one zone lock round, one owner reference
+ * per run of the same owner, the freed blocks in one more lock round.  No
+ * lock held by the caller. */
+void migrate_batch(struct gmm_pool *p, struct migrate_req *r, unsigned int n,
+		   enum gmm_migrate_mode mode);
 /* Free a block compaction holds straight into the buddy (not a cache). */
 void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 /* Direct compaction in the allocator's slow path: a block of @order taken

@@ -107,39 +107,122 @@ void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 	pthread_mutex_unlock(&z->lock);
 }
 
-/* The rmap of an allocated movable block of @order at @pfn, or 0. */
+/* The rmap of an allocated movable block of @order at @pfn, or 0.  Under @pfn's zone lock. */
+static uint64_t movable_rmap_locked(struct gmm_pool *p, uint64_t pfn, unsigned int order)
+{
+	uint8_t want = (uint8_t)(FR_ALLOC | FR_FLAG | (order << FR_ORDER_SHIFT));
+	uint64_t l = fr_state(p, pfn) == want ? rmap_load(p, pfn) : 0;
+
+	return l & RMAP_OWNED ? l : 0;
+}
+
 uint64_t movable_rmap(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
 	struct gmm_zone *z = pfn_zone(p, pfn);
-	uint8_t want = (uint8_t)(FR_ALLOC | FR_FLAG | (order << FR_ORDER_SHIFT));
-	uint64_t l = 0;
+	uint64_t l;
 
 	if (!z)
 		return 0;
 	pthread_mutex_lock(&z->lock);
-	if (fr_state(p, pfn) == want)
-		l = rmap_load(p, pfn);
+	l = movable_rmap_locked(p, pfn, order);
 	pthread_mutex_unlock(&z->lock);
-	return l & RMAP_OWNED ? l : 0;
+	return l;
+}
+
+/* Lock the zone of @pfn unless @held (the lock held now) is it; returns the held zone. */
+static struct gmm_zone *relock(struct gmm_pool *p, struct gmm_zone *held, uint64_t pfn)
+{
+	struct gmm_zone *z = pfn_zone(p, pfn);
+
+	if (z == held)
+		return held;
+	if (held)
+		pthread_mutex_unlock(&held->lock);
+	pthread_mutex_lock(&z->lock);
+	return z;
+}
+
+/* Read the rmaps of the batch's old blocks, one lock round per zone. */
+static void batch_read_rmaps(struct gmm_pool *p, struct migrate_req *r, unsigned int n)
+{
+	struct gmm_zone *held = NULL;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (r[i].err)
+			continue; /* refused by the caller already */
+		held = relock(p, held, r[i].old);
+		r[i].rmap = movable_rmap_locked(p, r[i].old, r[i].order);
+		r[i].err = r[i].rmap ? 0 : -ENOENT;
+	}
+	if (held)
+		pthread_mutex_unlock(&held->lock);
+}
+
+/* Call the owners, one reference per run of blocks of the same owner. */
+static void batch_call_owners(struct gmm_pool *p, struct migrate_req *r, unsigned int n,
+			      enum gmm_migrate_mode mode)
+{
+	struct gmm_owner *o = NULL;
+	unsigned int id = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (r[i].err)
+			continue;
+		if (!o || rmap_owner(r[i].rmap) != id) {
+			if (o)
+				owner_put(o);
+			id = rmap_owner(r[i].rmap);
+			o = owner_get(p, id);
+		}
+		r[i].err = o ? o->ops->migrate(o->ctx, r[i].rmap & RMAP_GFN_MASK, r[i].old,
+					       r[i].new, r[i].order, mode) :
+			       -ENOENT;
+	}
+	if (o)
+		owner_put(o);
+}
+
+/*
+ * Free each moved block's old frames, or the target of each failed move
+ * (with any rmap the owner wrote on it cleared), one lock round per zone.
+ */
+static void batch_free(struct gmm_pool *p, struct migrate_req *r, unsigned int n)
+{
+	struct gmm_zone *held = NULL;
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t pfn = r[i].err ? r[i].new : r[i].old;
+
+		if (r[i].err && r[i].keep_target)
+			continue;
+		held = relock(p, held, pfn);
+		for (uint64_t f = 0; f < 1ull << r[i].order; f++)
+			rmap_store(p, pfn + f, 0);
+		if (!r[i].err && r[i].keep_old)
+			continue;
+		buddy_free_range(held, pfn, r[i].order);
+		held->ev.free++;
+		zone_maybe_clear_boost(held);
+	}
+	if (held)
+		pthread_mutex_unlock(&held->lock);
+}
+
+void migrate_batch(struct gmm_pool *p, struct migrate_req *r, unsigned int n,
+		   enum gmm_migrate_mode mode)
+{
+	batch_read_rmaps(p, r, n);
+	batch_call_owners(p, r, n, mode);
+	batch_free(p, r, n);
 }
 
 int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned int order,
 		     enum gmm_migrate_mode mode)
 {
-	uint64_t l = movable_rmap(p, old, order);
-	struct gmm_owner *o;
-	int err;
+	struct migrate_req r = { .old = old, .new = new, .order = order, .keep_target = true };
 
-	if (!l)
-		return -ENOENT;
-	o = owner_get(p, rmap_owner(l));
-	if (!o)
-		return -ENOENT;
-	err = o->ops->migrate(o->ctx, l & RMAP_GFN_MASK, old, new, order, mode);
-	owner_put(o);
-	if (err)
-		return err;
-	gmm_rmap_clear(p, old, order);
-	migrate_free(p, old, order);
-	return 0;
+	migrate_batch(p, &r, 1, mode);
+	if (r.err)
+		gmm_rmap_clear(p, new, order); /* the caller frees it */
+	return r.err;
 }

@@ -206,7 +206,7 @@ static int alloc_metadata(struct gmm_pool *p)
 	uint64_t state = (p->nr_pfns + GMM_PAGE_SIZE - 1) & ~(GMM_PAGE_SIZE - 1);
 	uint64_t pb = p->nr_pfns >> GMM_PAGEBLOCK_ORDER;
 
-	p->meta_bytes = link + state + pb;
+	p->meta_bytes = link + state + pb * sizeof(uint16_t) + pb;
 	p->meta = mmap(NULL, p->meta_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p->meta == MAP_FAILED) {
@@ -216,7 +216,8 @@ static int alloc_metadata(struct gmm_pool *p)
 	}
 	p->link = p->meta;
 	p->state = (uint8_t *)p->meta + link;
-	p->pb = p->state + state;
+	p->pb_nfree = (uint16_t *)(p->state + state);
+	p->pb = (uint8_t *)(p->pb_nfree + pb);
 	p->mblocks = calloc(p->nr_mblocks, sizeof(*p->mblocks));
 	if (!p->mblocks)
 		return gmm_set_error(-ENOMEM, "cannot allocate %llu memory block descriptors",
@@ -626,7 +627,8 @@ uint64_t gmm_metadata_bytes(const struct gmm_pool *p)
 		gmm_set_error(-EINVAL, "gmm_metadata_bytes: NULL pool");
 		return 0;
 	}
-	return p->nr_pfns * (sizeof(uint64_t) + 1) + (p->nr_pfns >> GMM_PAGEBLOCK_ORDER);
+	return p->nr_pfns * (sizeof(uint64_t) + 1) +
+	       (p->nr_pfns >> GMM_PAGEBLOCK_ORDER) * (1 + sizeof(uint16_t));
 }
 
 unsigned int gmm_metadata_bytes_per_frame(void)

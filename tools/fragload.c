@@ -144,6 +144,15 @@ void fragload_free_mobility(struct fragload *f, int mob)
 			give(f, i);
 }
 
+void fragload_free_every(struct fragload *f, int mob, unsigned int nth)
+{
+	uint64_t seen = 0;
+
+	for (uint64_t i = f->n; i-- > 0;)
+		if (f->a[i].mob == mob && ++seen % nth == 0)
+			give(f, i);
+}
+
 void fragload_release(struct fragload *f)
 {
 	while (f->n)

@@ -48,6 +48,9 @@ void fragload_run(struct fragload *f, uint64_t steps);
 /* Free every allocation of mobility @mob (FRAG_*). */
 void fragload_free_mobility(struct fragload *f, int mob);
 
+/* Free every @nth allocation of mobility @mob (FRAG_*), in the table's order. */
+void fragload_free_every(struct fragload *f, int mob, unsigned int nth);
+
 /* Free everything the workload holds and its bookkeeping. */
 void fragload_release(struct fragload *f);
 

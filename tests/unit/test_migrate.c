@@ -10,6 +10,7 @@
  *    patterns through the guest mapping and check each page's previous
  *    pattern before writing the next (a lost write shows as a mismatch),
  *    by hand and by compaction, on shmem and on hugetlbfs (2 MiB units);
+ *  - no stale link word of an isolated compaction target reads as an rmap;
  *  - the pin contract: pinned pages and pages reached through
  *    gmm_guest_ptr() are not moved.
  *
@@ -65,12 +66,39 @@ static int pattern_ok(struct gmm_pool *p, uint64_t pfn, uint64_t key)
 	return 1;
 }
 
+static struct table *stale_table; /* its moves check that no stale word reads as an rmap */
+static uint64_t stale_checks;
+
+/*
+ * Every frame gmm_frame_owner() calls owned (all of this pool's owned
+ * frames are @t's) is one @t holds under that key: no free frame, no
+ * isolated compaction target, no other frame reads as owned through a link
+ * word a free list or an earlier owner left behind.
+ */
+static void check_no_stale_rmap(const struct table *t)
+{
+	uint64_t n = gmm_pool_nr_pages(t->pool);
+
+	for (uint64_t pfn = 0; pfn < n; pfn++) {
+		unsigned int id;
+		uint64_t key;
+
+		if (gmm_frame_owner(t->pool, pfn, &id, &key))
+			continue;
+		CHECK_EQ(id, t->id);
+		CHECK(key < t->n && t->pfn[key] == pfn);
+	}
+	stale_checks++;
+}
+
 static int table_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, unsigned int order,
 			 enum gmm_migrate_mode mode)
 {
 	struct table *t = ctx;
 
 	(void)mode;
+	if (t == stale_table && t->moves % 32 == 0)
+		check_no_stale_rmap(t);
 	if (key >= t->n || t->pfn[key] != old || order)
 		return -EAGAIN;
 	if (t->refuse[key])
@@ -378,6 +406,49 @@ static void test_defrag_kcompactd(void)
 	gmm_pool_destroy(p);
 	printf("defrag mode kcompactd: %llu frames free in pageblocks (target %llu): ok\n",
 	       (unsigned long long)got, (unsigned long long)target);
+}
+
+/*
+ * Compaction targets are isolated free blocks: allocated movable blocks with
+ * no owner yet.  Their link words held list links or, here, the rmaps of an
+ * owner that freed its frames without clearing them; while compaction holds
+ * them (and splits them), no reader may take those words for an rmap.
+ */
+static void test_stale_link(void)
+{
+	struct gmm_pool *p = plain_pool(16 * MIB);
+	struct gmm_compact_result res;
+	struct table t;
+
+	unsigned int sloppy = 0;
+
+	table_init(&t, p, gmm_pool_nr_pages(p));
+	for (uint64_t k = 0; k < t.n; k++)
+		if (t.pfn[k] != GMM_PFN_NONE && (t.pfn[k] & 7))
+			table_drop(&t, k);
+	/* an owner that frees order-2 blocks without gmm_rmap_clear(): the words
+	 * of their tail frames stay (with keys the table does not hold) */
+	for (; sloppy < 256; sloppy++) {
+		uint64_t b = gmm_alloc(p, 2, GMM_MOVABLE | GMM_NOWAIT, GMM_NO_NODE);
+
+		if (b == GMM_PFN_NONE)
+			break;
+		CHECK(gmm_rmap_set(p, b, 2, t.id, t.n + sloppy) == 0);
+		CHECK(gmm_free(p, b, 2) == 0);
+	}
+	CHECK(sloppy > 16);
+	gmm_drain_all_caches(p);
+	check_no_stale_rmap(&t);
+	stale_table = &t;
+	CHECK(gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res) == 0);
+	stale_table = NULL;
+	CHECK(res.migrated > 0 && stale_checks > 4);
+	check_no_stale_rmap(&t);
+	table_check(&t);
+	table_fini(&t);
+	gmm_pool_destroy(p);
+	printf("stale link words: %llu frames migrated, %llu checks of every frame: ok\n",
+	       (unsigned long long)res.migrated, (unsigned long long)stale_checks);
 }
 
 /* alloc_contig_range by migration: 2 MiB and 16 MiB out of a full pool */
@@ -699,6 +770,7 @@ int main(int argc, char **argv)
 	test_compact_table();
 	test_defrag_mode();
 	test_defrag_kcompactd();
+	test_stale_link();
 	test_contig();
 	test_guest_shmem(pages);
 	test_guest_hugetlb(pages);
