@@ -484,6 +484,14 @@ void report_fini(struct gmm_pool *p);
  * block @new; on success @old is freed.  0 or the owner's error. */
 int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned int order,
 		     enum gmm_migrate_mode mode);
+/* contig.c: move every used block out of [start, end) of one zone, whose
+ * pageblocks the caller isolated; 0, or -EBUSY with the reason set. */
+int contig_evacuate(struct gmm_pool *p, uint64_t start, uint64_t end);
+/* contig.c: the first range of @nr frames aligned to @align (a power of
+ * two) in zone @z, in CMA pageblocks exactly when @cma, taken with
+ * gmm_alloc_contig_range(); or GMM_PFN_NONE. */
+uint64_t contig_search(struct gmm_pool *p, struct gmm_zone *z, uint64_t nr, uint64_t align,
+		       bool cma);
 /* Free a block compaction holds straight into the buddy (not a cache). */
 void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 /* Direct compaction in the allocator's slow path: a block of @order taken

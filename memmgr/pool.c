@@ -479,6 +479,19 @@ static uint64_t find_absent_block(const struct gmm_pool *p, int n)
 	return GMM_PFN_NONE;
 }
 
+/*
+ * Hotplug holds report_lock while it drains the per-thread caches (the
+ * isolation does): whoever waits for the lock must be offline meanwhile,
+ * or the drain's grace period would wait for it.
+ */
+static void hotplug_lock(struct gmm_pool *p)
+{
+	bool was = pcp_offline_begin();
+
+	pthread_mutex_lock(&p->report_lock);
+	pcp_offline_end(was);
+}
+
 int gmm_pool_add_block(struct gmm_pool *p, int node, enum gmm_zone_type zone, uint64_t *first_pfn)
 {
 	uint64_t pfn;
@@ -487,7 +500,7 @@ int gmm_pool_add_block(struct gmm_pool *p, int node, enum gmm_zone_type zone, ui
 	if (!p || node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES)
 		return gmm_set_error(-EINVAL, "add block: no node %d / zone %d in the pool", node,
 				     (int)zone);
-	pthread_mutex_lock(&p->report_lock);
+	hotplug_lock(p);
 	pfn = find_absent_block(p, node);
 	if (pfn == GMM_PFN_NONE) {
 		pthread_mutex_unlock(&p->report_lock);
@@ -529,6 +542,12 @@ static void take_block(struct gmm_zone *z, uint64_t start, uint64_t nr)
 	z->managed -= nr;
 }
 
+/*
+ * The kernel's offline_pages(): isolate the block, migrate every owned
+ * movable block out (without report_lock: the moves allocate, and a
+ * reporting pass takes nothing from isolated pageblocks), then take it
+ * when every frame is free, or undo the isolation.
+ */
 int gmm_pool_remove_block(struct gmm_pool *p, uint64_t first_pfn)
 {
 	uint64_t nr, end;
@@ -544,17 +563,20 @@ int gmm_pool_remove_block(struct gmm_pool *p, uint64_t first_pfn)
 	if (!z || (first_pfn & (nr - 1)))
 		return gmm_set_error(-EINVAL, "remove block: pfn %llu is not the start of a "
 				     "present memory block", (unsigned long long)first_pfn);
-	pthread_mutex_lock(&p->report_lock);
+	hotplug_lock(p);
 	err = gmm_isolate_range(p, first_pfn, end);
 	if (err)
 		goto out;
+	pthread_mutex_unlock(&p->report_lock);
+	err = contig_evacuate(p, first_pfn, end);
+	hotplug_lock(p);
 	pthread_mutex_lock(&z->lock);
-	if (!block_all_free(p, first_pfn, end)) {
+	if (err || !block_all_free(p, first_pfn, end)) {
 		pthread_mutex_unlock(&z->lock);
 		gmm_undo_isolate_range(p, first_pfn, end);
-		err = gmm_set_error(-EBUSY, "remove block at pfn %llu: frames are still "
-				    "allocated (emptying by migration comes with compaction)",
-				    (unsigned long long)first_pfn);
+		if (!err)
+			err = gmm_set_error(-EBUSY, "remove block at pfn %llu: frames are still "
+					    "allocated", (unsigned long long)first_pfn);
 		goto out;
 	}
 	take_block(z, first_pfn, nr);
