@@ -296,8 +296,9 @@ int gmm_free_contig_range(struct gmm_pool *p, uint64_t start, uint64_t end)
  * Could [@s, @e) of zone @z be taken by migration (pfn_range_valid_contig)?
  * Lock-free and racy, like the kernel's: gmm_alloc_contig_range() decides.
  * Its pageblocks must be present in @z, not isolated, and CMA exactly when
- * @cma; its frames free, cached or owned movable.  If not, *@bad is a pfn
- * that spoils every range holding it.
+ * @cma; its frames free, cached or movable (the owner, in link[], is not
+ * read here: without the zone lock the buddy may be rewriting that word).
+ * If not, *@bad is a pfn that spoils every range holding it.
  */
 static bool range_suitable(struct gmm_pool *p, struct gmm_zone *z, uint64_t s, uint64_t e,
 			   bool cma, uint64_t *bad)
@@ -315,7 +316,7 @@ static bool range_suitable(struct gmm_pool *p, struct gmm_zone *z, uint64_t s, u
 		uint8_t st = fr_state(p, pfn);
 		unsigned int k = st & FR_KIND_MASK;
 
-		if (k == FR_ALLOC && (!(st & FR_FLAG) || !(rmap_load(p, pfn) & RMAP_OWNED))) {
+		if (k == FR_ALLOC && !(st & FR_FLAG)) {
 			*bad = pfn + (1ull << ((st & FR_ORDER_MASK) >> FR_ORDER_SHIFT)) - 1;
 			return false;
 		}

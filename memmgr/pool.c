@@ -165,8 +165,8 @@ static uint64_t int_sqrt(uint64_t x)
 	return r;
 }
 
-/* The kernel's init_per_zone_wmark_min() and __setup_per_zone_wmarks(). */
-static void setup_watermarks(struct gmm_pool *p)
+/* Under every zone lock (setup_watermarks()). */
+static void compute_watermarks(struct gmm_pool *p)
 {
 	uint64_t lowmem = 0, min_kbytes, min_pages;
 
@@ -197,6 +197,21 @@ static void setup_watermarks(struct gmm_pool *p)
 		z->wmark[WMARK_LOW] = z->wmark[WMARK_MIN] + tmp;
 		z->wmark[WMARK_HIGH] = z->wmark[WMARK_LOW] + tmp;
 	}
+}
+
+/*
+ * The kernel's init_per_zone_wmark_min() and __setup_per_zone_wmarks().
+ * Hotplug runs it while others allocate: every zone lock is held (in zone
+ * order, as gmm_pool_check() takes them), since allocators read the marks
+ * under their zone's lock.
+ */
+static void setup_watermarks(struct gmm_pool *p)
+{
+	for_each_zone(p, z)
+		pthread_mutex_lock(&z->lock);
+	compute_watermarks(p);
+	for_each_zone(p, z)
+		pthread_mutex_unlock(&z->lock);
 }
 
 static int alloc_metadata(struct gmm_pool *p)

@@ -33,7 +33,7 @@ extern "C" {
  *               (0..GMM_MAX_ORDER_LIMIT)
  *
  * The kernel's cma_alloc(): candidate ranges of the area, lowest first,
- * whose frames are all free or owned movable are tried with
+ * whose frames are all free or movable are tried with
  * gmm_alloc_contig_range() until one succeeds.  The frames come back
  * allocated as single frames, not movable, their content undefined.  Not
  * for a thread holding an owner's locks (its callbacks run here).

@@ -174,8 +174,8 @@ int gmm_alloc_contig_range(struct gmm_pool *pool, uint64_t start, uint64_t end);
  * movable: ZONE_MOVABLE must stay removable) and outside CMA pageblocks
  * (gmm/cma.h) and isolated ones.  A candidate is tried with
  * gmm_alloc_contig_range() only when every frame of it is free, in a
- * per-thread cache, or part of a movable block with an owner
- * (pfn_range_valid_contig()); the search goes on after a candidate fails.
+ * per-thread cache, or part of a movable block (pfn_range_valid_contig());
+ * the search goes on after a candidate fails (a pinned or unowned block).
  * Free with gmm_free_contig_range().  Not for a thread holding an owner's
  * locks.
  *

@@ -15,6 +15,7 @@
  * content is checked.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct owner {
 	uint64_t *pfn; /* by key; GMM_PFN_NONE when given back */
 	uint8_t *pin;  /* by key: refuse to move (-EBUSY) */
 	uint64_t n, cap, moves;
+	pthread_mutex_t lock; /* the table against the callback (threaded test) */
 };
 
 static void stamp(struct gmm_pool *p, uint64_t pfn, uint64_t key)
@@ -54,16 +56,23 @@ static int owner_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, un
 			 enum gmm_migrate_mode mode)
 {
 	struct owner *o = ctx;
+	int err = -EAGAIN;
 
-	(void)mode;
-	if (key >= o->n || o->pfn[key] != old || order)
+	if (mode == GMM_MIGRATE_ASYNC ? pthread_mutex_trylock(&o->lock) :
+					pthread_mutex_lock(&o->lock))
 		return -EAGAIN;
-	if (o->pin[key])
-		return -EBUSY;
-	memcpy(gmm_pfn_to_host(o->pool, new), gmm_pfn_to_host(o->pool, old), GMM_PAGE_SIZE);
-	o->pfn[key] = new;
-	o->moves++;
-	return gmm_rmap_set(o->pool, new, 0, o->id, key);
+	if (key < o->n && o->pfn[key] == old && !order) {
+		err = -EBUSY;
+		if (!o->pin[key]) {
+			memcpy(gmm_pfn_to_host(o->pool, new), gmm_pfn_to_host(o->pool, old),
+			       GMM_PAGE_SIZE);
+			o->pfn[key] = new;
+			o->moves++;
+			err = gmm_rmap_set(o->pool, new, 0, o->id, key);
+		}
+	}
+	pthread_mutex_unlock(&o->lock);
+	return err;
 }
 
 static const struct gmm_migrate_ops owner_ops = { "test_contig", owner_migrate };
@@ -76,6 +85,7 @@ static void owner_init(struct owner *o, struct gmm_pool *p)
 	o->pfn = malloc(o->cap * sizeof(*o->pfn));
 	o->pin = calloc(o->cap, 1);
 	CHECK(o->pfn && o->pin);
+	pthread_mutex_init(&o->lock, NULL);
 	CHECK(gmm_owner_register(p, &owner_ops, o, &o->id) == 0);
 }
 
@@ -127,6 +137,7 @@ static void owner_fini(struct owner *o)
 		if (o->pfn[k] != GMM_PFN_NONE)
 			owner_give(o, k);
 	gmm_owner_unregister(o->pool, o->id);
+	pthread_mutex_destroy(&o->lock);
 	free(o->pfn);
 	free(o->pin);
 }
@@ -398,6 +409,105 @@ static void test_remove(void)
 	printf("hot-remove of ZONE_MOVABLE blocks by migration, pinned refusal: ok\n");
 }
 
+/* --- under a concurrent owner ------------------------------------------------------- */
+
+struct churn {
+	struct owner *o;
+	uint64_t rng, steps;
+	int stop; /* atomic */
+};
+
+/* Free a random held frame or take a new one for that key; the table under the owner's lock. */
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	struct owner *o = c->o;
+
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t k, pfn;
+
+		c->rng = c->rng * 6364136223846793005ull + 1442695040888963407ull;
+		k = (c->rng >> 33) % o->n;
+		pthread_mutex_lock(&o->lock);
+		if (o->pfn[k] != GMM_PFN_NONE) {
+			CHECK(stamped(o->pool, o->pfn[k], k));
+			gmm_rmap_clear(o->pool, o->pfn[k], 0);
+			CHECK(gmm_free(o->pool, o->pfn[k], 0) == 0);
+			o->pfn[k] = GMM_PFN_NONE;
+			pthread_mutex_unlock(&o->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&o->lock);
+		/* allocated unlocked: it may compact, and compaction calls back */
+		pfn = gmm_alloc(o->pool, 0, GMM_MOVABLE, GMM_NO_NODE);
+		if (pfn == GMM_PFN_NONE)
+			continue;
+		stamp(o->pool, pfn, k);
+		pthread_mutex_lock(&o->lock);
+		CHECK(gmm_rmap_set(o->pool, pfn, 0, o->id, k) == 0);
+		o->pfn[k] = pfn;
+		pthread_mutex_unlock(&o->lock);
+		c->steps++;
+	}
+	gmm_thread_detach(o->pool);
+	return NULL;
+}
+
+/* No frame of [s, s + nr) is the owner's (checked under its lock). */
+static void none_owned(struct owner *o, uint64_t s, uint64_t nr)
+{
+	pthread_mutex_lock(&o->lock);
+	for (uint64_t k = 0; k < o->n; k++)
+		CHECK(o->pfn[k] == GMM_PFN_NONE || o->pfn[k] < s || o->pfn[k] >= s + nr);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void test_concurrent(void)
+{
+	struct gmm_pool *p = pool_with(64 * MIB, 8 * MIB, 32 * MIB, NULL);
+	uint64_t n = gmm_pool_nr_pages(p), mov = 16384, done = 0, removed = 0;
+	struct churn c = { .rng = 42 };
+	struct owner o;
+	pthread_t t;
+
+	owner_init(&o, p);
+	owner_fill(&o, n * 3 / 4);
+	c.o = &o;
+	CHECK(pthread_create(&t, NULL, churn_thread, &c) == 0);
+	for (int i = 0; i < 40; i++) {
+		uint64_t s, first;
+
+		s = gmm_alloc_contig_pages(p, 1 + (uint64_t)i * 37, GMM_NO_NODE);
+		if (s != GMM_PFN_NONE) {
+			none_owned(&o, s, 1 + (uint64_t)i * 37);
+			CHECK(gmm_free_contig_range(p, s, s + 1 + (uint64_t)i * 37) == 0);
+			done++;
+		}
+		s = gmm_cma_alloc(p, 0, 512, GMM_PAGEBLOCK_ORDER);
+		if (s != GMM_PFN_NONE) {
+			none_owned(&o, s, 512);
+			CHECK(gmm_cma_release(p, s, 512) == 0);
+			done++;
+		}
+		if (gmm_pool_remove_block(p, mov + (i % 2) * 4096) == 0) {
+			removed++;
+			CHECK(gmm_pool_add_block(p, 0, GMM_ZONE_MOVABLE, &first) == 0);
+			CHECK(first == mov + (i % 2) * 4096);
+		}
+	}
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(done > 0 && c.steps > 0);
+	owner_check(&o, 0, 0);
+	owner_fini(&o);
+	gmm_thread_detach(p);
+	CHECK_EQ(gmm_pool_nr_free(p), n);
+	gmm_pool_destroy(p);
+	printf("contig, CMA and hot-remove beside a churning owner: ok (%llu taken, %llu "
+	       "blocks removed, %llu churn steps)\n", (unsigned long long)done,
+	       (unsigned long long)removed, (unsigned long long)c.steps);
+}
+
 int main(void)
 {
 	test_straddle();
@@ -405,5 +515,6 @@ int main(void)
 	test_contig_pages();
 	test_cma();
 	test_remove();
+	test_concurrent();
 	return 0;
 }
