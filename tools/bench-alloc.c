@@ -447,7 +447,7 @@ struct movload {
 	unsigned int id;
 	uint64_t *pfn;
 	uint8_t *order;
-	uint64_t n, frames, moved;
+	uint64_t n, frames, moved, rng;
 };
 
 static int movload_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, unsigned int order,
@@ -478,9 +478,27 @@ static void movload_drop(struct movload *m, uint64_t k)
 		gmm_rmap_set(m->pool, m->pfn[k], m->order[k], m->id, k);
 }
 
+/* Allocate until @full of the pool is used (or the allocator refuses). */
+static void movload_topup(struct movload *m, double full)
+{
+	double total = (double)gmm_pool_nr_pages(m->pool);
+
+	while ((double)m->frames < full * total) {
+		unsigned int o = (m->rng = m->rng * 6364136223846793005ull + 1) >> 62;
+		uint64_t pfn = gmm_alloc(m->pool, o, GMM_MOVABLE, GMM_NO_NODE);
+
+		if (pfn == GMM_PFN_NONE)
+			break;
+		gmm_rmap_set(m->pool, pfn, o, m->id, m->n);
+		m->pfn[m->n] = pfn;
+		m->order[m->n++] = (uint8_t)o;
+		m->frames += 1ull << o;
+	}
+}
+
 static void movload_init(struct movload *m, struct gmm_pool *p, double full, uint64_t seed)
 {
-	uint64_t total = gmm_pool_nr_pages(p), rng = seed | 1;
+	uint64_t total = gmm_pool_nr_pages(p);
 
 	memset(m, 0, sizeof(*m));
 	m->pool = p;
@@ -488,19 +506,10 @@ static void movload_init(struct movload *m, struct gmm_pool *p, double full, uin
 	m->order = malloc(total);
 	if (!m->pfn || !m->order || gmm_owner_register(p, &movload_ops, m, &m->id))
 		exit(1);
-	for (;;) {
-		unsigned int o = (rng = rng * 6364136223846793005ull + 1) >> 62;
-		uint64_t pfn = gmm_alloc(p, o, GMM_MOVABLE, GMM_NO_NODE);
-
-		if (pfn == GMM_PFN_NONE)
-			break;
-		gmm_rmap_set(p, pfn, o, m->id, m->n);
-		m->pfn[m->n] = pfn;
-		m->order[m->n++] = (uint8_t)o;
-		m->frames += 1ull << o;
-	}
+	m->rng = seed | 1;
+	movload_topup(m, 1.0);
 	while ((double)m->frames > full * (double)total)
-		movload_drop(m, ((rng = rng * 6364136223846793005ull + 1) >> 16) % m->n);
+		movload_drop(m, ((m->rng = m->rng * 6364136223846793005ull + 1) >> 16) % m->n);
 }
 
 static void movload_fini(struct movload *m)
@@ -565,12 +574,15 @@ static struct gmm_pool *contig_pool(uint64_t bytes, uint64_t block_bytes)
 
 /* @tries contig allocations of @nr frames at random aligned ranges (or found, when !random). */
 static void contig_tries(struct gmm_pool *p, uint64_t nr, int tries, bool random, uint64_t seed,
-			 struct lat *l)
+			 struct movload *m, struct lat *l)
 {
-	uint64_t ranges = gmm_pool_nr_pages(p) / nr, rng = seed;
+	double full = m ? (double)m->frames / (double)gmm_pool_nr_pages(p) : 0;
+
+	uint64_t ranges = gmm_pool_nr_pages(p) / nr;
 
 	for (int i = 0; i < tries; i++) {
-		uint64_t s = (((rng = rng * 6364136223846793005ull + 1) >> 20) % ranges) * nr;
+		/* an odd stride over a power-of-two count: no range is tried twice */
+		uint64_t s = ((seed + (uint64_t)i * 0x9e3779b1ull) % ranges) * nr;
 		double t = now_ns();
 		bool ok;
 
@@ -583,6 +595,8 @@ static void contig_tries(struct gmm_pool *p, uint64_t nr, int tries, bool random
 		lat_add(l, now_ns() - t, ok);
 		if (ok)
 			gmm_free_contig_range(p, s, s + nr);
+		if (ok && m) /* as full as before for the next attempt */
+			movload_topup(m, full);
 	}
 }
 
@@ -608,7 +622,7 @@ static void contig_empty(uint64_t bytes, uint64_t nr, int tries, bool touch, str
 		gmm_free(p, pfn, GMM_PAGEBLOCK_ORDER);
 		lat_add(order9, now_ns() - t, pfn != GMM_PFN_NONE);
 	}
-	contig_tries(p, nr, tries, true, 7, empty);
+	contig_tries(p, nr, tries, true, 7, NULL, empty);
 	gmm_pool_destroy(p);
 }
 
@@ -623,7 +637,7 @@ static void bench_contig_2m(void)
 	contig_touch(p);
 	movload_init(&m, p, 0.90, 0x243f6a8885a308d3ull);
 	fill = 100.0 * (double)m.frames / (double)gmm_pool_nr_pages(p);
-	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, true, 11, &l2);
+	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, true, 11, &m, &l2);
 	printf("== contig: pools %.1f%% full of owned movable blocks (order 0-3, spread evenly);\n"
 	       "   baselines in the same run: the same contig call on an empty pool, order-9 "
 	       "gmm_alloc+free\n", fill);
@@ -647,16 +661,20 @@ static void bench_contig_1g(void)
 {
 	const uint64_t bytes = 16 * GIB, huge = GIB / GMM_PAGE_SIZE;
 	struct lat l1g = { 0 }, l1ge = { 0 };
-	struct gmm_pool *p = contig_pool(bytes, GIB);
-	struct movload m;
-	double tc, t, moved;
+	double tc, t, moved = 0;
 	char *a, *b;
 
-	movload_init(&m, p, 0.90, 0x13198a2e03707344ull);
-	contig_tries(p, huge, quick ? 1 : 3, false, 0, &l1g);
-	moved = (double)m.moved * GMM_PAGE_SIZE;
-	movload_fini(&m);
-	gmm_pool_destroy(p);
+	/* a fresh pool per attempt: a range freed again would be found empty next time */
+	for (int i = 0; i < (quick ? 1 : 3); i++) {
+		struct gmm_pool *p = contig_pool(bytes, GIB);
+		struct movload m;
+
+		movload_init(&m, p, 0.90, 0x13198a2e03707344ull + (uint64_t)i);
+		contig_tries(p, huge, 1, false, 0, NULL, &l1g);
+		moved += (double)m.moved * GMM_PAGE_SIZE;
+		movload_fini(&m);
+		gmm_pool_destroy(p);
+	}
 	contig_empty(bytes, huge, quick ? 1 : 3, false, NULL, &l1ge);
 	printf("   1 GiB on a 16 GiB pool, memory not touched first (%.0f MiB moved per attempt):\n",
 	       l1g.tries ? moved / MIB / l1g.tries : 0);
@@ -671,7 +689,9 @@ static void bench_contig_1g(void)
 	for (uint64_t done = 0; done < (uint64_t)moved; done += GMM_PAGE_SIZE)
 		memcpy(b + done % (256 * MIB), a + done % (256 * MIB), GMM_PAGE_SIZE);
 	tc = now_ns() - tc;
-	t = lat_med(&l1g) * l1g.n;
+	t = 0;
+	for (int i = 0; i < l1g.n; i++)
+		t += l1g.v[i];
 	printf("   1 GiB: moved at %.2f GiB/s; memcpy of the same bytes %.2f GiB/s (%.1fx)\n",
 	       t > 0 ? moved / GIB / (t / 1e9) : 0, tc > 0 ? moved / GIB / (tc / 1e9) : 0,
 	       t > 0 && tc > 0 ? t / tc : 0);
@@ -683,17 +703,30 @@ static void bench_contig_1g(void)
 static void bench_contig_frag(void)
 {
 	struct gmm_pool *p = pool_of(GIB, true);
+	uint64_t blocks = gmm_pool_nr_pages(p) / GMM_PAGEBLOCK_PAGES, clean;
 	struct lat rnd = { 0 }, found = { 0 };
 	struct fragload f;
+	uint8_t *dirty;
 
 	if (fragload_init(&f, p, 0x51ed2701a3f9c5b1ull) || fragload_own(&f))
 		exit(1);
-	fragload_run(&f, quick ? 400000 : 2000000);
-	printf("== contig: 1 GiB pool after the frag load (10%% unmovable, 15%% reclaimable, "
-	       "%.0f%% full)\n",
-	       100.0 - 100.0 * (double)gmm_pool_nr_free(p) / (double)gmm_pool_nr_pages(p));
-	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, true, 13, &rnd);
-	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, false, 0, &found);
+	/* 400 000 steps: later, every pageblock holds an unmovable or reclaimable frame */
+	fragload_run(&f, 400000);
+	dirty = calloc(blocks, 1);
+	for (uint64_t i = 0; i < f.n; i++)
+		if (f.a[i].mob != FRAG_MOVABLE)
+			dirty[f.a[i].pfn / GMM_PAGEBLOCK_PAGES] = 1;
+	clean = blocks;
+	for (uint64_t b = 0; b < blocks; b++)
+		clean -= dirty[b];
+	free(dirty);
+	printf("== contig: 1 GiB pool after 400 000 steps of the frag load (10%% unmovable, 15%% "
+	       "reclaimable, %.0f%% full):\n   %" PRIu64 " of %" PRIu64 " pageblocks (%.0f%%) hold "
+	       "only free and movable frames\n",
+	       100.0 - 100.0 * (double)gmm_pool_nr_free(p) / (double)gmm_pool_nr_pages(p), clean,
+	       blocks, 100.0 * (double)clean / (double)blocks);
+	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, true, 13, NULL, &rnd);
+	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, false, 0, NULL, &found);
 	lat_line("2 MiB alloc_contig_range, random", &rnd, NULL, NULL);
 	lat_line("2 MiB alloc_contig_pages (search)", &found, NULL, NULL);
 	printf("   a random range fails only when it holds an unmovable or reclaimable frame\n");
