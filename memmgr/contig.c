@@ -66,6 +66,8 @@ static bool evacuate_one(struct gmm_pool *p, uint64_t pfn, enum contig_why *why)
 	uint8_t s = fr_state(p, pfn);
 	int err;
 
+	if ((s & FR_KIND_MASK) != FR_ALLOC && (s & FR_KIND_MASK) != FR_PCP)
+		return true; /* freed since next_used() saw it (it stays in the range) */
 	if ((s & FR_KIND_MASK) == FR_PCP) {
 		*why = WHY_BUSY; /* freed into a cache after the drain: drained next pass */
 		return false;
