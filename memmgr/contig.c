@@ -24,6 +24,9 @@ enum contig_why {
 	WHY_NOMEM,     /* no target for a move */
 };
 
+static int migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mode,
+			 bool any_node, uint64_t *new_pfn);
+
 static const char *const why_text[] = {
 	[WHY_NONE] = "frames held off the free lists",
 	[WHY_UNMOVABLE] = "holds an unmovable block",
@@ -61,7 +64,7 @@ static uint64_t next_used(struct gmm_pool *p, struct gmm_zone *z, uint64_t pfn, 
 }
 
 /* Move the used block at @pfn out; whether it is gone (else *@why says why not). */
-static bool evacuate_one(struct gmm_pool *p, uint64_t pfn, enum contig_why *why)
+static bool evacuate_one(struct gmm_pool *p, uint64_t pfn, bool any_node, enum contig_why *why)
 {
 	uint8_t s = fr_state(p, pfn);
 	int err;
@@ -76,7 +79,7 @@ static bool evacuate_one(struct gmm_pool *p, uint64_t pfn, enum contig_why *why)
 		*why = WHY_UNMOVABLE;
 		return false;
 	}
-	err = gmm_migrate_block(p, pfn, GMM_MIGRATE_SYNC, NULL);
+	err = migrate_block(p, pfn, GMM_MIGRATE_SYNC, any_node, NULL);
 	if (!err || err == -EINVAL) /* moved, or freed meanwhile */
 		return true;
 	*why = err == -ENOENT ? WHY_UNOWNED : err == -ENOMEM ? WHY_NOMEM :
@@ -91,7 +94,7 @@ static bool why_hard(enum contig_why why)
 
 /* One pass: move every used block of [start, end) out; returns the blocks left. */
 static uint64_t evacuate_pass(struct gmm_pool *p, struct gmm_zone *z, uint64_t start,
-			      uint64_t end, enum contig_why *why)
+			      uint64_t end, bool any_node, enum contig_why *why)
 {
 	uint64_t left = 0, pfn;
 
@@ -101,7 +104,7 @@ static uint64_t evacuate_pass(struct gmm_pool *p, struct gmm_zone *z, uint64_t s
 	while ((pfn = next_used(p, z, pfn, end)) < end) {
 		unsigned int o = fr_order(p, pfn);
 
-		if (!evacuate_one(p, pfn, why)) {
+		if (!evacuate_one(p, pfn, any_node, why)) {
 			left++;
 			if (why_hard(*why))
 				return left;
@@ -111,7 +114,7 @@ static uint64_t evacuate_pass(struct gmm_pool *p, struct gmm_zone *z, uint64_t s
 	return left;
 }
 
-int contig_evacuate(struct gmm_pool *p, uint64_t start, uint64_t end)
+int contig_evacuate(struct gmm_pool *p, uint64_t start, uint64_t end, bool any_node)
 {
 	struct gmm_zone *z = pfn_zone(p, start);
 	enum contig_why why = WHY_NONE;
@@ -119,7 +122,7 @@ int contig_evacuate(struct gmm_pool *p, uint64_t start, uint64_t end)
 
 	for (int i = 0; i < CONTIG_MIGRATE_TRIES && left; i++) {
 		why = WHY_NONE;
-		left = evacuate_pass(p, z, start, end, &why);
+		left = evacuate_pass(p, z, start, end, any_node, &why);
 		if (!left || why_hard(why))
 			break;
 		if (p->drain_all)
@@ -265,7 +268,7 @@ int gmm_alloc_contig_range(struct gmm_pool *p, uint64_t start, uint64_t end)
 		return err;
 	/* after the isolation a reporting pass takes nothing here: wait for one in flight */
 	report_barrier(p);
-	err = contig_evacuate(p, start, end);
+	err = contig_evacuate(p, start, end, false);
 	if (!err)
 		err = take_range(p, pfn_zone(p, start), start, end, &runs);
 	gmm_undo_isolate_range(p, lo, hi);
@@ -393,15 +396,19 @@ static int alloc_order(struct gmm_pool *p, uint64_t pfn)
 	return o;
 }
 
-int gmm_migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mode,
-		      uint64_t *new_pfn)
+/*
+ * Move the owned movable block at @pfn to a new block of its zone type on
+ * its node, or, when @any_node and its node has no room, on any node (the
+ * kernel's offline_pages() moves to other nodes).
+ */
+static int migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mode,
+			 bool any_node, uint64_t *new_pfn)
 {
+	unsigned int flags = GMM_MOVABLE;
 	struct gmm_zone *z;
 	uint64_t new;
 	int order, err;
 
-	if (!p)
-		return gmm_set_error(-EINVAL, "gmm_migrate_block: NULL pool");
 	order = alloc_order(p, pfn);
 	if (order < 0)
 		return gmm_set_error(-EINVAL, "migrate: pfn %llu heads no allocated block",
@@ -409,10 +416,13 @@ int gmm_migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mo
 	if (!movable_rmap(p, pfn, (unsigned int)order))
 		return gmm_set_error(-ENOENT, "migrate: pfn %llu is not movable or has no owner",
 				     (unsigned long long)pfn);
-	/* the same node and zone: the block keeps its placement */
+	/* the same zone type: the block keeps its placement */
 	z = pfn_zone(p, pfn);
-	new = gmm_alloc(p, (unsigned int)order, GMM_MOVABLE | GMM_THISNODE |
-			(z->type == GMM_ZONE_NORMAL ? GMM_NO_MOVABLE_ZONE : 0), z->node);
+	if (z->type == GMM_ZONE_NORMAL)
+		flags |= GMM_NO_MOVABLE_ZONE;
+	new = gmm_alloc(p, (unsigned int)order, flags | GMM_THISNODE, z->node);
+	if (new == GMM_PFN_NONE && any_node && p->cfg.nr_nodes > 1)
+		new = gmm_alloc(p, (unsigned int)order, flags, GMM_NO_NODE);
 	if (new == GMM_PFN_NONE)
 		return -ENOMEM;
 	err = migrate_block_to(p, pfn, new, (unsigned int)order, mode);
@@ -424,4 +434,12 @@ int gmm_migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mo
 	if (new_pfn)
 		*new_pfn = new;
 	return 0;
+}
+
+int gmm_migrate_block(struct gmm_pool *p, uint64_t pfn, enum gmm_migrate_mode mode,
+		      uint64_t *new_pfn)
+{
+	if (!p)
+		return gmm_set_error(-EINVAL, "gmm_migrate_block: NULL pool");
+	return migrate_block(p, pfn, mode, false, new_pfn);
 }

@@ -485,8 +485,9 @@ void report_fini(struct gmm_pool *p);
 int migrate_block_to(struct gmm_pool *p, uint64_t old, uint64_t new, unsigned int order,
 		     enum gmm_migrate_mode mode);
 /* contig.c: move every used block out of [start, end) of one zone, whose
- * pageblocks the caller isolated; 0, or -EBUSY with the reason set. */
-int contig_evacuate(struct gmm_pool *p, uint64_t start, uint64_t end);
+ * pageblocks the caller isolated (to other nodes too when @any_node and
+ * the node is full); 0, or -EBUSY with the reason set. */
+int contig_evacuate(struct gmm_pool *p, uint64_t start, uint64_t end, bool any_node);
 /* contig.c: the first range of @nr frames aligned to @align (a power of
  * two) in zone @z, in CMA pageblocks exactly when @cma, taken with
  * gmm_alloc_contig_range(); or GMM_PFN_NONE. */

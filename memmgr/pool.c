@@ -583,7 +583,7 @@ int gmm_pool_remove_block(struct gmm_pool *p, uint64_t first_pfn)
 	if (err)
 		goto out;
 	pthread_mutex_unlock(&p->report_lock);
-	err = contig_evacuate(p, first_pfn, end);
+	err = contig_evacuate(p, first_pfn, end, true);
 	hotplug_lock(p);
 	pthread_mutex_lock(&z->lock);
 	if (err || !block_all_free(p, first_pfn, end)) {

@@ -9,8 +9,10 @@
  *    unmovable frames in some pageblocks: it finds a range and moves what
  *    is there, contents intact;
  *  - CMA: the area filled with borrowed movable frames, then taken whole;
- *  - hot-remove of a ZONE_MOVABLE block by migration, and its clean
- *    refusal (-EBUSY) when a pinned frame stays.
+ *  - hot-remove of a ZONE_MOVABLE block by migration (to the other node
+ *    when its own is full), and its clean refusal (-EBUSY) when a pinned
+ *    frame stays;
+ *  - all of these beside a thread that frees and allocates owned frames.
  * After each step the invariant checker runs and every owned frame's
  * content is checked.
  */
@@ -409,6 +411,45 @@ static void test_remove(void)
 	printf("hot-remove of ZONE_MOVABLE blocks by migration, pinned refusal: ok\n");
 }
 
+/* A full node's ZONE_MOVABLE block goes: its frames move to the other node. */
+static void test_remove_other_node(void)
+{
+	struct gmm_pool_config c;
+	struct gmm_pool *p;
+	uint64_t n, first = 16384, on1 = 0;
+	struct owner o;
+
+	gmm_pool_config_init(&c, 64 * MIB);
+	c.nr_nodes = 2;
+	c.block_bytes = 16 * MIB;
+	c.nodes[1].movable_bytes = 16 * MIB;
+	CHECK(gmm_pool_create(&c, &p) == 0);
+	n = gmm_pool_nr_pages(p);
+	owner_init(&o, p);
+	while (o.n < o.cap) { /* node 1 as full as its watermarks let it be */
+		uint64_t pfn = gmm_alloc(p, 0, GMM_MOVABLE | GMM_THISNODE, 1);
+
+		if (pfn == GMM_PFN_NONE)
+			break;
+		CHECK(gmm_pfn_node(p, pfn) == 1 && pfn >= first);
+		stamp(p, pfn, o.n);
+		CHECK(gmm_rmap_set(p, pfn, 0, o.id, o.n) == 0);
+		o.pfn[o.n++] = pfn;
+		on1++;
+	}
+	CHECK(on1 > 4096 * 9 / 10);
+	CHECK(gmm_pool_remove_block(p, first) == 0);
+	CHECK_EQ(o.moves, on1);
+	for (uint64_t k = 0; k < o.n; k++)
+		CHECK(gmm_pfn_node(p, o.pfn[k]) == 0);
+	owner_check(&o, first, first + 4096);
+	CHECK(gmm_pool_add_block(p, 1, GMM_ZONE_MOVABLE, NULL) == 0);
+	owner_fini(&o);
+	CHECK_EQ(gmm_pool_nr_free(p), n);
+	gmm_pool_destroy(p);
+	printf("hot-remove of a full node's block, frames moved to the other node: ok\n");
+}
+
 /* --- under a concurrent owner ------------------------------------------------------- */
 
 struct churn {
@@ -518,6 +559,7 @@ int main(void)
 	test_contig_pages();
 	test_cma();
 	test_remove();
+	test_remove_other_node();
 	test_concurrent();
 	return 0;
 }
