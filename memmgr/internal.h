@@ -532,6 +532,15 @@ struct migrate_req {
  * lock held by the caller. */
 void migrate_batch(struct gmm_pool *p, struct migrate_req *r, unsigned int n,
 		   enum gmm_migrate_mode mode);
+/* contig.c: move every used block out of [start, end) of one zone, whose
+ * pageblocks the caller isolated (to other nodes too when @any_node and
+ * the node is full); 0, or -EBUSY with the reason set. */
+int contig_evacuate(struct gmm_pool *p, uint64_t start, uint64_t end, bool any_node);
+/* contig.c: the first range of @nr frames aligned to @align (a power of
+ * two) in zone @z, in CMA pageblocks exactly when @cma, taken with
+ * gmm_alloc_contig_range(); or GMM_PFN_NONE. */
+uint64_t contig_search(struct gmm_pool *p, struct gmm_zone *z, uint64_t nr, uint64_t align,
+		       bool cma);
 /* Free a block compaction holds straight into the buddy (not a cache). */
 void migrate_free(struct gmm_pool *p, uint64_t pfn, unsigned int order);
 /* Direct compaction in the allocator's slow path: a block of @order taken

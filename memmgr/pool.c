@@ -166,8 +166,8 @@ static uint64_t int_sqrt(uint64_t x)
 	return r;
 }
 
-/* The kernel's init_per_zone_wmark_min() and __setup_per_zone_wmarks(). */
-static void setup_watermarks(struct gmm_pool *p)
+/* Under every zone lock (setup_watermarks()). */
+static void compute_watermarks(struct gmm_pool *p)
 {
 	uint64_t lowmem = 0, min_kbytes, min_pages;
 
@@ -198,6 +198,21 @@ static void setup_watermarks(struct gmm_pool *p)
 		z->wmark[WMARK_LOW] = z->wmark[WMARK_MIN] + tmp;
 		z->wmark[WMARK_HIGH] = z->wmark[WMARK_LOW] + tmp;
 	}
+}
+
+/*
+ * The kernel's init_per_zone_wmark_min() and __setup_per_zone_wmarks().
+ * Hotplug runs it while others allocate: every zone lock is held (in zone
+ * order, as gmm_pool_check() takes them), since allocators read the marks
+ * under their zone's lock.
+ */
+static void setup_watermarks(struct gmm_pool *p)
+{
+	for_each_zone(p, z)
+		pthread_mutex_lock(&z->lock);
+	compute_watermarks(p);
+	for_each_zone(p, z)
+		pthread_mutex_unlock(&z->lock);
 }
 
 static int alloc_metadata(struct gmm_pool *p)
@@ -481,6 +496,19 @@ static uint64_t find_absent_block(const struct gmm_pool *p, int n)
 	return GMM_PFN_NONE;
 }
 
+/*
+ * Hotplug holds report_lock while it drains the per-thread caches (the
+ * isolation does): whoever waits for the lock must be offline meanwhile,
+ * or the drain's grace period would wait for it.
+ */
+static void hotplug_lock(struct gmm_pool *p)
+{
+	bool was = pcp_offline_begin();
+
+	pthread_mutex_lock(&p->report_lock);
+	pcp_offline_end(was);
+}
+
 int gmm_pool_add_block(struct gmm_pool *p, int node, enum gmm_zone_type zone, uint64_t *first_pfn)
 {
 	uint64_t pfn;
@@ -489,7 +517,7 @@ int gmm_pool_add_block(struct gmm_pool *p, int node, enum gmm_zone_type zone, ui
 	if (!p || node < 0 || node >= (int)p->cfg.nr_nodes || zone >= GMM_NR_ZONES)
 		return gmm_set_error(-EINVAL, "add block: no node %d / zone %d in the pool", node,
 				     (int)zone);
-	pthread_mutex_lock(&p->report_lock);
+	hotplug_lock(p);
 	pfn = find_absent_block(p, node);
 	if (pfn == GMM_PFN_NONE) {
 		pthread_mutex_unlock(&p->report_lock);
@@ -531,6 +559,12 @@ static void take_block(struct gmm_zone *z, uint64_t start, uint64_t nr)
 	z->managed -= nr;
 }
 
+/*
+ * The kernel's offline_pages(): isolate the block, migrate every owned
+ * movable block out (without report_lock: the moves allocate, and a
+ * reporting pass takes nothing from isolated pageblocks), then take it
+ * when every frame is free, or undo the isolation.
+ */
 int gmm_pool_remove_block(struct gmm_pool *p, uint64_t first_pfn)
 {
 	uint64_t nr, end;
@@ -546,17 +580,20 @@ int gmm_pool_remove_block(struct gmm_pool *p, uint64_t first_pfn)
 	if (!z || (first_pfn & (nr - 1)))
 		return gmm_set_error(-EINVAL, "remove block: pfn %llu is not the start of a "
 				     "present memory block", (unsigned long long)first_pfn);
-	pthread_mutex_lock(&p->report_lock);
+	hotplug_lock(p);
 	err = gmm_isolate_range(p, first_pfn, end);
 	if (err)
 		goto out;
+	pthread_mutex_unlock(&p->report_lock);
+	err = contig_evacuate(p, first_pfn, end, true);
+	hotplug_lock(p);
 	pthread_mutex_lock(&z->lock);
-	if (!block_all_free(p, first_pfn, end)) {
+	if (err || !block_all_free(p, first_pfn, end)) {
 		pthread_mutex_unlock(&z->lock);
 		gmm_undo_isolate_range(p, first_pfn, end);
-		err = gmm_set_error(-EBUSY, "remove block at pfn %llu: frames are still "
-				    "allocated (emptying by migration comes with compaction)",
-				    (unsigned long long)first_pfn);
+		if (!err)
+			err = gmm_set_error(-EBUSY, "remove block at pfn %llu: frames are still "
+					    "allocated", (unsigned long long)first_pfn);
 		goto out;
 	}
 	take_block(z, first_pfn, nr);

@@ -21,8 +21,15 @@
  *          costs for pools of 1 GiB, 64 GiB and 1 TiB (memory reserved,
  *          never touched), as ratios to the 1 GiB pool.
  *
- * Usage: bench-alloc [pair|frag|compact|scale|all] [--quick] [--steps N]
+ *   contig alloc_contig_range / alloc_contig_pages of 2 MiB and 1 GiB on a
+ *          16 GiB pool 90% full of owned movable blocks: success and
+ *          latency (min/median/max) against the same calls on an empty pool
+ *          and order-9 gmm_alloc in the same run; and 2 MiB after the frag
+ *          load, random ranges against the search.
+ *
+ * Usage: bench-alloc [pair|frag|compact|scale|contig|all] [--quick] [--steps N]
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -36,6 +43,7 @@
 #include <gmm/compact.h>
 #include <gmm/gmm.h>
 #include <gmm/memfd.h>
+#include <gmm/migrate.h>
 
 #include "../tests/sysfs_long.h"
 #include "fragload.h"
@@ -335,52 +343,6 @@ static void bench_frag(void)
 
 /* --- compact ---------------------------------------------------------------- */
 
-#define CONTIG_TRIES 64
-
-/* alloc_contig_range of 2 MiB at random pageblocks of a pool about 90% full. */
-static void bench_contig(void)
-{
-	struct gmm_pool *p = pool_of(GIB, true);
-	uint64_t blocks = gmm_pool_nr_pages(p) / GMM_PAGEBLOCK_PAGES, ok = 0, pfn;
-	double t_contig = 0, t_plain;
-	struct fragload f;
-
-	if (fragload_init(&f, p, 0x51ed2701a3f9c5b1ull) || fragload_own(&f))
-		exit(1);
-	fragload_run(&f, quick ? 400000 : 2000000);
-	for (int i = 0; i < CONTIG_TRIES; i++) {
-		uint64_t b = (f.rng = f.rng * 6364136223846793005ull + 1) >> 33;
-		double t = now_ns();
-		int err;
-
-		b %= blocks;
-		err = gmm_alloc_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
-		t_contig += now_ns() - t;
-		if (!err) {
-			ok++;
-			gmm_free_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
-		}
-	}
-	printf("== contig: alloc_contig_range of 2 MiB at %d random pageblocks, pool %.0f%% full\n",
-	       CONTIG_TRIES, 100.0 - 100.0 * (double)gmm_pool_nr_free(p) / (double)gmm_pool_nr_pages(p));
-	fragload_release(&f);
-	gmm_pool_destroy(p);
-	/* the baseline: order-9 alloc+free on an empty pool of the same size */
-	p = pool_of(GIB, true);
-	t_plain = now_ns();
-	for (int i = 0; i < CONTIG_TRIES; i++) {
-		pfn = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, GMM_NO_NODE);
-		gmm_free(p, pfn, GMM_PAGEBLOCK_ORDER);
-	}
-	t_plain = now_ns() - t_plain;
-	gmm_pool_destroy(p);
-	printf("   success %" PRIu64 "/%d (%.0f%%); a failure: an unmovable/reclaimable frame "
-	       "or no target\n", ok, CONTIG_TRIES, 100.0 * (double)ok / CONTIG_TRIES);
-	printf("   latency %.1f us per attempt vs order-9 alloc+free on an empty pool %.2f us "
-	       "(%.0fx)\n", t_contig / CONTIG_TRIES / 1e3, t_plain / CONTIG_TRIES / 1e3,
-	       t_contig / t_plain);
-}
-
 #define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
 #define COMPACT_POOL GIB
 /* hugepages this run adds to the host's reservation: the pool and a margin */
@@ -582,7 +544,6 @@ static void bench_compact(void)
 	compact_case(p, 2);
 	gmm_pool_destroy(p);
 	restore_hugepages();
-	bench_contig();
 }
 
 /* --- scale ----------------------------------------------------------------- */
@@ -646,9 +607,316 @@ static void bench_scale(void)
 	       r[2].create_ms / 1024);
 }
 
+/* --- contig ------------------------------------------------------------------ */
+
+/*
+ * A simple movable load for contig: blocks of order 0..3, owned (key =
+ * index), filled to the watermark and thinned at random to 90%, so that
+ * every range holds about 90% used frames spread evenly (the worst case for
+ * moving them out).  One thread: the owner needs no lock.
+ */
+struct movload {
+	struct gmm_pool *pool;
+	unsigned int id;
+	uint64_t *pfn;
+	uint8_t *order;
+	uint64_t n, frames, moved, rng;
+};
+
+static int movload_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, unsigned int order,
+			   enum gmm_migrate_mode mode)
+{
+	struct movload *m = ctx;
+
+	(void)mode;
+	if (key >= m->n || m->pfn[key] != old || m->order[key] != order)
+		return -EAGAIN;
+	memcpy(gmm_pfn_to_host(m->pool, new), gmm_pfn_to_host(m->pool, old), GMM_PAGE_SIZE << order);
+	m->pfn[key] = new;
+	m->moved += 1ull << order;
+	return gmm_rmap_set(m->pool, new, order, m->id, key);
+}
+
+static const struct gmm_migrate_ops movload_ops = { "bench-contig", movload_migrate };
+
+static void movload_drop(struct movload *m, uint64_t k)
+{
+	gmm_rmap_clear(m->pool, m->pfn[k], m->order[k]);
+	gmm_free(m->pool, m->pfn[k], m->order[k]);
+	m->frames -= 1ull << m->order[k];
+	m->n--;
+	m->pfn[k] = m->pfn[m->n];
+	m->order[k] = m->order[m->n];
+	if (k < m->n)
+		gmm_rmap_set(m->pool, m->pfn[k], m->order[k], m->id, k);
+}
+
+/* Allocate until @full of the pool is used (or the allocator refuses). */
+static void movload_topup(struct movload *m, double full)
+{
+	double total = (double)gmm_pool_nr_pages(m->pool);
+
+	while ((double)m->frames < full * total) {
+		unsigned int o = (m->rng = m->rng * 6364136223846793005ull + 1) >> 62;
+		uint64_t pfn = gmm_alloc(m->pool, o, GMM_MOVABLE, GMM_NO_NODE);
+
+		if (pfn == GMM_PFN_NONE)
+			break;
+		gmm_rmap_set(m->pool, pfn, o, m->id, m->n);
+		m->pfn[m->n] = pfn;
+		m->order[m->n++] = (uint8_t)o;
+		m->frames += 1ull << o;
+	}
+}
+
+static void movload_init(struct movload *m, struct gmm_pool *p, double full, uint64_t seed)
+{
+	uint64_t total = gmm_pool_nr_pages(p);
+
+	memset(m, 0, sizeof(*m));
+	m->pool = p;
+	m->pfn = malloc(total * sizeof(*m->pfn));
+	m->order = malloc(total);
+	if (!m->pfn || !m->order || gmm_owner_register(p, &movload_ops, m, &m->id))
+		exit(1);
+	m->rng = seed | 1;
+	movload_topup(m, 1.0);
+	while ((double)m->frames > full * (double)total)
+		movload_drop(m, ((m->rng = m->rng * 6364136223846793005ull + 1) >> 16) % m->n);
+}
+
+static void movload_fini(struct movload *m)
+{
+	while (m->n)
+		movload_drop(m, m->n - 1);
+	gmm_owner_unregister(m->pool, m->id);
+	free(m->pfn);
+	free(m->order);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Latencies of the successful attempts: min, median, max (sorted in place). */
+struct lat {
+	double v[64];
+	int n, tries;
+};
+
+static void lat_add(struct lat *l, double ns, bool ok)
+{
+	l->tries++;
+	if (ok)
+		l->v[l->n++] = ns;
+}
+
+static double lat_med(struct lat *l)
+{
+	qsort(l->v, (size_t)l->n, sizeof(l->v[0]), cmp_double);
+	return l->n ? l->v[l->n / 2] : 0;
+}
+
+static void lat_line(const char *what, struct lat *l, struct lat *base, const char *base_what)
+{
+	double med = lat_med(l), bmed = base ? lat_med(base) : 0;
+
+	printf("   %-34s %3d/%-3d ok  min %9.1f  median %9.1f  max %9.1f us", what, l->n, l->tries,
+	       l->n ? l->v[0] / 1e3 : 0, med / 1e3, l->n ? l->v[l->n - 1] / 1e3 : 0);
+	if (base)
+		printf("  (%.0fx %s)", bmed > 0 ? med / bmed : 0, base_what);
+	printf("\n");
+}
+
+static struct gmm_pool *contig_pool(uint64_t bytes, uint64_t block_bytes)
+{
+	struct gmm_pool_config c;
+	struct gmm_pool *p;
+
+	gmm_pool_config_init(&c, bytes);
+	c.block_bytes = block_bytes;
+	if (gmm_pool_create(&c, &p)) {
+		fprintf(stderr, "bench-alloc: contig pool: %s\n", gmm_last_error());
+		exit(1);
+	}
+	return p;
+}
+
+/* @tries contig allocations of @nr frames at random aligned ranges (or found, when !random). */
+static void contig_tries(struct gmm_pool *p, uint64_t nr, int tries, bool random, uint64_t seed,
+			 struct movload *m, struct lat *l)
+{
+	double full = m ? (double)m->frames / (double)gmm_pool_nr_pages(p) : 0;
+
+	uint64_t ranges = gmm_pool_nr_pages(p) / nr;
+
+	for (int i = 0; i < tries; i++) {
+		/* an odd stride over a power-of-two count: no range is tried twice */
+		uint64_t s = ((seed + (uint64_t)i * 0x9e3779b1ull) % ranges) * nr;
+		double t = now_ns();
+		bool ok;
+
+		if (random) {
+			ok = !gmm_alloc_contig_range(p, s, s + nr);
+		} else {
+			s = gmm_alloc_contig_pages(p, nr, 0);
+			ok = s != GMM_PFN_NONE;
+		}
+		lat_add(l, now_ns() - t, ok);
+		if (ok)
+			gmm_free_contig_range(p, s, s + nr);
+		if (ok && m) /* as full as before for the next attempt */
+			movload_topup(m, full);
+	}
+}
+
+/* Write every frame of @p once: the host's first touches are not the allocator's cost. */
+static void contig_touch(struct gmm_pool *p)
+{
+	for (uint64_t pfn = 0; pfn < gmm_pool_nr_pages(p); pfn += GIB / GMM_PAGE_SIZE)
+		memset(gmm_pfn_to_host(p, pfn), 0, GIB);
+}
+
+/* The baselines: order-9 gmm_alloc+free, and the same contig call, on an empty pool. */
+static void contig_empty(uint64_t bytes, uint64_t nr, int tries, bool touch, struct lat *order9,
+			 struct lat *empty)
+{
+	struct gmm_pool *p = contig_pool(bytes, GIB);
+
+	if (touch)
+		contig_touch(p);
+	for (int i = 0; order9 && i < 64; i++) {
+		double t = now_ns();
+		uint64_t pfn = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, GMM_NO_NODE);
+
+		gmm_free(p, pfn, GMM_PAGEBLOCK_ORDER);
+		lat_add(order9, now_ns() - t, pfn != GMM_PFN_NONE);
+	}
+	contig_tries(p, nr, tries, true, 7, NULL, empty);
+	gmm_pool_destroy(p);
+}
+
+/* 2 MiB at random ranges of a 1 GiB pool 90% full, its memory touched beforehand. */
+static void bench_contig_2m(void)
+{
+	struct lat l2 = { 0 }, l2e = { 0 }, o9 = { 0 };
+	struct gmm_pool *p = contig_pool(GIB, GIB);
+	struct movload m;
+	double fill;
+
+	contig_touch(p);
+	movload_init(&m, p, 0.90, 0x243f6a8885a308d3ull);
+	fill = 100.0 * (double)m.frames / (double)gmm_pool_nr_pages(p);
+	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, true, 11, &m, &l2);
+	printf("== contig: pools %.1f%% full of owned movable blocks (order 0-3, spread evenly);\n"
+	       "   baselines in the same run: the same contig call on an empty pool, order-9 "
+	       "gmm_alloc+free\n", fill);
+	printf("   2 MiB on a 1 GiB pool, its memory touched first (%.1f frames moved per "
+	       "attempt):\n", l2.tries ? (double)m.moved / l2.tries : 0);
+	movload_fini(&m);
+	gmm_pool_destroy(p);
+	contig_empty(GIB, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, true, &o9, &l2e);
+	lat_line("2 MiB alloc_contig_range, random", &l2, &l2e, "empty pool");
+	lat_line("", &l2, &o9, "order-9 gmm_alloc");
+	lat_line("2 MiB, empty pool", &l2e, NULL, NULL);
+	lat_line("order-9 gmm_alloc+free, empty pool", &o9, NULL, NULL);
+}
+
+/*
+ * 1 GiB on a 16 GiB pool 90% full (a 1 GiB range holds 0.9 GiB to move:
+ * the pool needs that much free outside it).  Its memory is not touched
+ * beforehand (16 GiB): the host's first touch of each target frame counts.
+ */
+static void bench_contig_1g(void)
+{
+	const uint64_t bytes = 16 * GIB, huge = GIB / GMM_PAGE_SIZE;
+	struct lat l1g = { 0 }, l1ge = { 0 };
+	double tc, t, moved = 0;
+	char *a, *b;
+
+	/* a fresh pool per attempt: a range freed again would be found empty next time */
+	for (int i = 0; i < (quick ? 1 : 3); i++) {
+		struct gmm_pool *p = contig_pool(bytes, GIB);
+		struct movload m;
+
+		movload_init(&m, p, 0.90, 0x13198a2e03707344ull + (uint64_t)i);
+		contig_tries(p, huge, 1, false, 0, NULL, &l1g);
+		moved += (double)m.moved * GMM_PAGE_SIZE;
+		movload_fini(&m);
+		gmm_pool_destroy(p);
+	}
+	contig_empty(bytes, huge, quick ? 1 : 3, false, NULL, &l1ge);
+	printf("   1 GiB on a 16 GiB pool, memory not touched first (%.0f MiB moved per attempt):\n",
+	       l1g.tries ? moved / MIB / l1g.tries : 0);
+	lat_line("1 GiB alloc_contig_pages", &l1g, &l1ge, "empty pool");
+	lat_line("1 GiB, empty pool", &l1ge, NULL, NULL);
+	/* the floor of moving: memcpy of the same bytes between touched buffers */
+	a = malloc(256 * MIB);
+	b = malloc(256 * MIB);
+	memset(a, 1, 256 * MIB);
+	memset(b, 2, 256 * MIB);
+	tc = now_ns();
+	for (uint64_t done = 0; done < (uint64_t)moved; done += GMM_PAGE_SIZE)
+		memcpy(b + done % (256 * MIB), a + done % (256 * MIB), GMM_PAGE_SIZE);
+	tc = now_ns() - tc;
+	t = 0;
+	for (int i = 0; i < l1g.n; i++)
+		t += l1g.v[i];
+	printf("   1 GiB: moved at %.2f GiB/s; memcpy of the same bytes %.2f GiB/s (%.1fx)\n",
+	       t > 0 ? moved / GIB / (t / 1e9) : 0, tc > 0 ? moved / GIB / (tc / 1e9) : 0,
+	       t > 0 && tc > 0 ? t / tc : 0);
+	free(a);
+	free(b);
+}
+
+/* The mixed frag load: random ranges fail on unmovable frames, a search does not. */
+static void bench_contig_frag(void)
+{
+	struct gmm_pool *p = pool_of(GIB, true);
+	uint64_t blocks = gmm_pool_nr_pages(p) / GMM_PAGEBLOCK_PAGES, clean;
+	struct lat rnd = { 0 }, found = { 0 };
+	struct fragload f;
+	uint8_t *dirty;
+
+	if (fragload_init(&f, p, 0x51ed2701a3f9c5b1ull) || fragload_own(&f))
+		exit(1);
+	/* 400 000 steps: later, every pageblock holds an unmovable or reclaimable frame */
+	fragload_run(&f, 400000);
+	dirty = calloc(blocks, 1);
+	for (uint64_t i = 0; i < f.n; i++)
+		if (f.a[i].mob != FRAG_MOVABLE)
+			dirty[f.a[i].pfn / GMM_PAGEBLOCK_PAGES] = 1;
+	clean = blocks;
+	for (uint64_t b = 0; b < blocks; b++)
+		clean -= dirty[b];
+	free(dirty);
+	printf("== contig: 1 GiB pool after 400 000 steps of the frag load (10%% unmovable, 15%% "
+	       "reclaimable, %.0f%% full):\n   %" PRIu64 " of %" PRIu64 " pageblocks (%.0f%%) hold "
+	       "only free and movable frames\n",
+	       100.0 - 100.0 * (double)gmm_pool_nr_free(p) / (double)gmm_pool_nr_pages(p), clean,
+	       blocks, 100.0 * (double)clean / (double)blocks);
+	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, true, 13, NULL, &rnd);
+	contig_tries(p, GMM_PAGEBLOCK_PAGES, quick ? 16 : 64, false, 0, NULL, &found);
+	lat_line("2 MiB alloc_contig_range, random", &rnd, NULL, NULL);
+	lat_line("2 MiB alloc_contig_pages (search)", &found, NULL, NULL);
+	printf("   a random range fails only when it holds an unmovable or reclaimable frame\n");
+	fragload_release(&f);
+	gmm_pool_destroy(p);
+}
+
+static void bench_contig_mode(void)
+{
+	bench_contig_2m();
+	bench_contig_1g();
+	bench_contig_frag();
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench-alloc [pair|frag|compact|scale|all] [--quick] [--steps N]\n"
+	fprintf(f, "usage: bench-alloc [pair|frag|compact|scale|contig|all] [--quick] [--steps N]\n"
 		"Benchmarks of the allocator core, each against a baseline of the same run:\n"
 		"  pair   order-0 alloc+free pairs vs a mutex-protected LIFO stack\n"
 		"  frag   mixed-mobility fragmentation: defrag mode vs compaction alone,\n"
@@ -656,6 +924,8 @@ static void usage(FILE *f)
 		"  compact  compaction throughput (GiB/s vs memcpy), scanned per produced,\n"
 		"           alloc_contig_range on a full pool\n"
 		"  scale  metadata and costs of 1 GiB, 64 GiB and 1 TiB pools vs 1 GiB\n"
+		"  contig alloc_contig_range/pages of 2 MiB and 1 GiB on a 90%% full pool vs\n"
+		"         an empty one and order-9 gmm_alloc\n"
 		"  all    all of them (the default)\n"
 		"  --quick  fewer iterations\n"
 		"  --steps N  frag: one report after N workload steps\n"
@@ -664,7 +934,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	static const char *const benches[] = { "pair", "frag", "compact", "scale", "all" };
+	static const char *const benches[] = { "pair", "frag", "compact", "scale", "contig", "all" };
 	const char *what = "all";
 
 	for (int i = 1; i < argc; i++) {
@@ -705,5 +975,7 @@ int main(int argc, char **argv)
 		bench_compact();
 	if (!strcmp(what, "scale") || !strcmp(what, "all"))
 		bench_scale();
+	if (!strcmp(what, "contig") || !strcmp(what, "all"))
+		bench_contig_mode();
 	return 0;
 }

@@ -14,5 +14,6 @@
 #include <gmm/thread.h>
 #include <gmm/migrate.h>
 #include <gmm/compact.h>
+#include <gmm/cma.h>
 
 #endif

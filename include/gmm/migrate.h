@@ -137,27 +137,62 @@ int gmm_migrate_block(struct gmm_pool *pool, uint64_t pfn, enum gmm_migrate_mode
 /**
  * gmm_alloc_contig_range() - take a range of frames, moving what uses it.
  * @pool:  the pool
- * @start: first pfn, pageblock aligned
- * @end:   end pfn (exclusive), pageblock aligned, in the same zone
+ * @start: first pfn
+ * @end:   end pfn (exclusive), in the same zone; any alignment
  *
- * The kernel's alloc_contig_range(): the pageblocks are isolated, every
- * owned movable block in the range is migrated out, and once all frames
- * are free they are taken as single allocated frames (not movable); the
- * isolation is undone either way.  Free with gmm_free_contig_range().
- * Not for a thread holding an owner's locks.
+ * The kernel's alloc_contig_range(): the pageblocks covering the range are
+ * isolated (so nothing else allocates there meanwhile), every owned
+ * movable block in the range is migrated out (to other frames of its node:
+ * there must be room), and once all its frames are free they are taken as
+ * single allocated frames (not movable); free blocks that reach beyond
+ * the range are split and their outer parts stay free.  The isolation is
+ * undone either way.  Frames whose host memory was discarded by free page
+ * reporting are repopulated by the backing first (gmm/report.h): every
+ * frame is usable on return, its content undefined.  The host memory of
+ * the range is contiguous only within a memory block (gmm_pfn_to_host()).
+ * Free with gmm_free_contig_range().  Not for a thread holding an
+ * owner's locks (its callbacks run here).
  *
- * Return: 0, -EINVAL (range), -EBUSY (an unmovable, unowned or pinned block
- * stays in the range, or the range is isolated already).
+ * Return: 0, -EINVAL (range), -EBUSY (an unmovable, unowned or pinned
+ * block stays in the range, an owner stayed busy, no target for a move, or
+ * a pageblock of the range is isolated already: nothing is taken then,
+ * blocks already moved stay where they went), -ENOMEM (the backing could
+ * not repopulate discarded frames: nothing is taken).
  */
 int gmm_alloc_contig_range(struct gmm_pool *pool, uint64_t start, uint64_t end);
 
 /**
- * gmm_free_contig_range() - free a range from gmm_alloc_contig_range().
+ * gmm_alloc_contig_pages() - find and take @nr_pages contiguous frames.
+ * @pool:     the pool
+ * @nr_pages: frames wanted (1 up to the pool's size)
+ * @node:     the node to search first, or GMM_NO_NODE (node 0 first); the
+ *            others follow by distance
+ *
+ * The kernel's alloc_contig_pages(): candidate ranges start at multiples
+ * of @nr_pages rounded up to a power of two (at most 2^GMM_MAX_ORDER_LIMIT
+ * frames), lowest first, in ZONE_NORMAL only (a range taken is not
+ * movable: ZONE_MOVABLE must stay removable) and outside CMA pageblocks
+ * (gmm/cma.h) and isolated ones.  A candidate is tried with
+ * gmm_alloc_contig_range() only when every frame of it is free, in a
+ * per-thread cache, or part of a movable block (pfn_range_valid_contig());
+ * the search goes on after a candidate fails (a pinned or unowned block).
+ * Free with gmm_free_contig_range().  Not for a thread holding an owner's
+ * locks.
+ *
+ * Return: the first pfn, or GMM_PFN_NONE (-EINVAL: bad arguments; -ENOMEM:
+ * no range could be taken).
+ */
+uint64_t gmm_alloc_contig_pages(struct gmm_pool *pool, uint64_t nr_pages, int node);
+
+/**
+ * gmm_free_contig_range() - free a range from gmm_alloc_contig_range() or
+ * gmm_alloc_contig_pages() (or part of one).
  * @pool:  the pool
  * @start: first pfn
  * @end:   end pfn (exclusive)
  *
- * Return: 0, or -EINVAL (a frame of the range was not allocated).
+ * Return: 0, or -EINVAL (a frame of the range is not an allocated single
+ * frame: nothing is freed).
  */
 int gmm_free_contig_range(struct gmm_pool *pool, uint64_t start, uint64_t end);
 

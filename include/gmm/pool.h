@@ -388,14 +388,24 @@ int gmm_pool_add_block(struct gmm_pool *pool, int node, enum gmm_zone_type zone,
 		       uint64_t *first_pfn);
 
 /**
- * gmm_pool_remove_block() - take an empty memory block out of the pool.
+ * gmm_pool_remove_block() - empty a memory block and take it out of the pool.
  * @pool:      the pool
  * @first_pfn: the block's first pfn
  *
- * The block is isolated; when every frame is free it leaves the pool and
- * its host memory goes back, otherwise the isolation is undone.
+ * The kernel's offline_pages(): the block is isolated (nothing is
+ * allocated from it meanwhile), every owned movable block in it is
+ * migrated out (gmm/migrate.h; to other frames of the same node, or of
+ * the other nodes when it has no room; a ZONE_NORMAL block stays in
+ * ZONE_NORMAL), and when every frame is free the block leaves the pool
+ * and its host memory goes back.  Otherwise the isolation is undone and the block stays as it
+ * was, but for the blocks already moved out, which stay where they went.
+ * A block of ZONE_MOVABLE holds only movable frames, so it can be removed
+ * unless one is pinned or unowned or the pool lacks room.  Not for a
+ * thread holding an owner's locks (its callbacks run here).
  *
- * Return: 0, -EINVAL (not a present block), -EBUSY (frames allocated).
+ * Return: 0, -EINVAL (not a present block), -EBUSY (an unmovable, unowned
+ * or pinned block remains, an owner stayed busy, no room to move to, or the
+ * block is isolated already).
  */
 int gmm_pool_remove_block(struct gmm_pool *pool, uint64_t first_pfn);
 

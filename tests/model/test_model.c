@@ -7,7 +7,9 @@
  * nodes, zeroing), frees, invalid frees, isolations, migrations and
  * compaction runs (the model owns its movable blocks and refuses some
  * moves, as a pinned page would; direct compaction also moves them from
- * inside allocations) on a fake 2-node
+ * inside allocations), contiguous allocations (alloc_contig_range of any
+ * range, alloc_contig_pages, cma_alloc) and hot-remove of ZONE_MOVABLE
+ * blocks by migration (added back at once) on a fake 2-node
  * pool with MOVABLE zones and CMA, checked against a reference model that
  * knows which frames are allocated.  Every allocated frame carries a tag in
  * its memory that must survive until it is freed.  The full invariant check
@@ -52,6 +54,8 @@ struct model {
 	unsigned int owner_id;
 	uint64_t moves, refusals, compactions;
 	uint64_t defrag_allocs, defrag_steals; /* allocations / steals in defrag mode */
+	uint64_t contigs, contig_fails, offlines, offline_fails;
+	bool offlining; /* inside gmm_pool_remove_block() */
 };
 
 #define NR_ZONES_ALL (NODES * GMM_NR_ZONES)
@@ -313,7 +317,9 @@ static int model_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, un
 	/* a NORMAL block stays there (it may have been GMM_NO_MOVABLE_ZONE) */
 	if (gmm_pfn_zone(m->pool, old) == GMM_ZONE_NORMAL)
 		CHECK_EQ(gmm_pfn_zone(m->pool, new), GMM_ZONE_NORMAL);
-	CHECK_EQ(gmm_pfn_node(m->pool, new), gmm_pfn_node(m->pool, old));
+	/* hot-remove moves to the other node when the block's own is full */
+	if (!m->offlining)
+		CHECK_EQ(gmm_pfn_node(m->pool, new), gmm_pfn_node(m->pool, old));
 	if (m->iso_start != m->iso_end)
 		CHECK(new + (1ull << order) <= m->iso_start || new >= m->iso_end);
 	for (uint64_t i = 0; i < 1ull << order; i++) {
@@ -353,6 +359,87 @@ static void op_migrate(struct model *m)
 	err = gmm_compact_zone(m->pool, node, zone, orders[rnd(m) % 4], (int)(rnd(m) % 3), &res);
 	CHECK(err == 0 || err == -EAGAIN || err == -ENOENT);
 	m->compactions++;
+}
+
+/* Frames taken by a contiguous allocation: single unmovable frames of the model. */
+static void record_range(struct model *m, uint64_t s, uint64_t nr)
+{
+	if (m->iso_start != m->iso_end)
+		CHECK(s + nr <= m->iso_start || s >= m->iso_end);
+	for (uint64_t i = s; i < s + nr; i++)
+		record(m, i, 0, 0);
+	m->contigs++;
+}
+
+/* alloc_contig_range / alloc_contig_pages / cma_alloc of up to 1100 frames, any alignment. */
+static void op_contig(struct model *m)
+{
+	uint64_t nr = 1 + rnd(m) % 1100, s = rnd(m) % m->nr_pfns;
+	unsigned int kind = rnd(m) % 3;
+	int err;
+
+	if (kind == 1) {
+		s = gmm_alloc_contig_pages(m->pool, nr, (int)(rnd(m) % NODES));
+		if (s == GMM_PFN_NONE)
+			CHECK_EQ(gmm_errno(), -ENOMEM);
+		else
+			CHECK_EQ(gmm_pfn_zone(m->pool, s), GMM_ZONE_NORMAL);
+	} else if (kind == 2) {
+		s = gmm_cma_alloc(m->pool, 1, nr / 4 + 1, (unsigned int)(rnd(m) % 10));
+		nr = nr / 4 + 1;
+		if (s == GMM_PFN_NONE)
+			CHECK_EQ(gmm_errno(), -ENOMEM);
+		else
+			CHECK_EQ(gmm_pageblock_migratetype(m->pool, s), GMM_MT_CMA);
+	} else {
+		if (s + nr > m->nr_pfns)
+			nr = m->nr_pfns - s;
+		err = gmm_alloc_contig_range(m->pool, s, s + nr);
+		CHECK(err == 0 || err == -EBUSY || err == -EINVAL);
+		if (err == -EINVAL) /* only a range over two zones */
+			CHECK(gmm_pfn_zone(m->pool, s) != gmm_pfn_zone(m->pool, s + nr - 1) ||
+			      gmm_pfn_node(m->pool, s) != gmm_pfn_node(m->pool, s + nr - 1));
+		if (err)
+			s = GMM_PFN_NONE;
+	}
+	if (s == GMM_PFN_NONE) {
+		m->contig_fails++;
+		return;
+	}
+	for (uint64_t i = s; i < s + nr; i++)
+		if (m->owner[i]) {
+			fprintf(stderr, "  contiguous range took frame %" PRIu64 " in use\n", i);
+			harness_failed_checks++;
+		}
+	record_range(m, s, nr);
+}
+
+/* Hot-remove a ZONE_MOVABLE memory block by migration, and add it back. */
+static void op_offline(struct model *m)
+{
+	uint64_t mb = 4 * MIB / GMM_PAGE_SIZE, b = (rnd(m) % (m->nr_pfns / mb)) * mb, got;
+	int err;
+
+	if (gmm_pfn_zone(m->pool, b) != GMM_ZONE_MOVABLE)
+		return;
+	m->offlining = true;
+	err = gmm_pool_remove_block(m->pool, b);
+	m->offlining = false;
+	CHECK(err == 0 || err == -EBUSY);
+	if (err) {
+		m->offline_fails++;
+		return;
+	}
+	for (uint64_t i = b; i < b + mb; i++)
+		if (m->owner[i]) {
+			fprintf(stderr, "  removed block held frame %" PRIu64 "\n", i);
+			harness_failed_checks++;
+		}
+	CHECK_EQ(gmm_pool_nr_pages(m->pool), m->nr_pfns - mb);
+	CHECK_EQ(gmm_pool_add_block(m->pool, gmm_pfn_node(m->pool, b - 1), GMM_ZONE_MOVABLE, &got),
+		 0);
+	CHECK_EQ(got, b);
+	m->offlines++;
 }
 
 /* free frames (isolated or not) + allocated frames == all frames */
@@ -429,6 +516,10 @@ static void test_random_ops(void)
 			op_migrate(&m);
 		else if (r == 993 && rnd(&m) % 8 == 0)
 			CHECK_EQ(gmm_pool_set_defrag_mode(m.pool, !gmm_pool_defrag_mode(m.pool)), 0);
+		else if (r < 995)
+			op_contig(&m);
+		else if (r < 996)
+			op_offline(&m);
 		else
 			op_isolate(&m);
 		if (i % 128 == 0)
@@ -442,10 +533,14 @@ static void test_random_ops(void)
 	       PRIu64 " compaction runs\n", opt_ops, opt_seed, m.allocs, m.alloc_fails, m.frees,
 	       m.moves, m.refusals, m.compactions);
 	CHECK(m.allocs > opt_ops / 4 && m.alloc_fails > 0);
+	printf("  contiguous allocations %" PRIu64 " (%" PRIu64 " refused), blocks removed by "
+	       "migration %" PRIu64 " (%" PRIu64 " refused)\n", m.contigs, m.contig_fails,
+	       m.offlines, m.offline_fails);
 	CHECK(m.moves > 0 && m.refusals > 0 && m.compactions > 0);
 	printf("  defrag mode: %" PRIu64 " allocations, %" PRIu64 " with a (last resort) steal\n",
 	       m.defrag_allocs, m.defrag_steals);
 	CHECK(m.defrag_allocs > 0 && m.defrag_allocs < m.allocs + m.alloc_fails);
+	CHECK(m.contigs > 0 && m.contig_fails > 0 && m.offlines > 0);
 	/* give everything back: every zone must be whole again */
 	if (m.iso_start != m.iso_end)
 		CHECK_EQ(gmm_undo_isolate_range(m.pool, m.iso_start, m.iso_end), 0);
