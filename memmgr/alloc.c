@@ -10,6 +10,7 @@
  * allocation and free of single frames.  Requests of order <= 3 or 9 (THP)
  * of a thread attached to the pool go through its cache (pcp.c).
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "pcp.h"
@@ -426,11 +427,10 @@ static uint64_t __attribute__((noinline)) alloc_slow(struct gmm_pool *p, unsigne
 	return alloc_ctx_run(p, &ac, flags);
 }
 
-/*
- * The cache hit inline, with no call on its way (no registers to save).  A
- * NULL pool has no cache (pcp_self(NULL) is NULL): alloc_slow() refuses it.
- */
-uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+/* Anything but an order-0 hit of the first attachment: the cache hit without the
+ * zonelist walk, else the full path. */
+static uint64_t __attribute__((noinline)) alloc_order(struct gmm_pool *p, unsigned int order,
+						      unsigned int flags, int node)
 {
 	if (likely(pcp_allowed_order(order) && !(flags & ~(GMM_FLAGS_ALL & ~GMM_ZERO)))) {
 		uint64_t pfn = alloc_fast(p, order, flags, node);
@@ -439,6 +439,67 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 			return pfn;
 	}
 	return alloc_slow(p, order, flags, node);
+}
+
+/*
+ * The order-0 cache hit inline, with no call on its way (no registers to
+ * save): one lookup of (node, flags) in the pool's table (pcp_fast_fill())
+ * gives the cache list that get_page_from_freelist() would take the frame
+ * from.  A NULL pool has no cache (pcp_self(NULL) is NULL): alloc_slow()
+ * refuses it.
+ */
+uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+{
+	uint32_t e;
+
+	/* the fast slot holds a cache whenever it holds @p (pcp_self()) */
+	if (likely(!order && gmm_pcp_tls_fast.pool == p && (e = pcp_fast_entry(p, flags, node)))) {
+		uint64_t pfn = pcp_alloc_hit0(p, gmm_pcp_tls_fast.t, e);
+
+		if (likely(pfn != GMM_PFN_NONE))
+			return pfn;
+	}
+	return alloc_order(p, order, flags, node);
+}
+
+/*
+ * Row @row of the order-0 lookup: for every flags value, the first zone
+ * of the node's zonelist that the request may use (as alloc_fast() finds
+ * it) and the migratetype's list; 0 where the full path must decide
+ * (GMM_ZERO, invalid flags, interleave, GMM_THISNODE without a node, no
+ * eligible first zone).  Row 0 follows the pool's policy: rewritten by
+ * gmm_pool_set_policy().
+ */
+void pcp_fast_fill(struct gmm_pool *p, unsigned int row)
+{
+	enum gmm_policy_mode mode = GMM_POLICY_PREFERRED;
+	uint64_t nodes = 1ull << (row - 1);
+
+	if (!row)
+		pool_policy(p, &mode, &nodes);
+	for (unsigned int flags = 0; flags <= GMM_FLAGS_ALL; flags++) {
+		uint64_t mask = ~0ull;
+		struct gmm_zone *z;
+		uint32_t e = 0;
+		int node = __builtin_ctzll(nodes), mt, hz;
+
+		if (!row && mode == GMM_POLICY_BIND)
+			mask = nodes;
+		if (row && (flags & GMM_THISNODE))
+			mask = nodes;
+		hz = (flags & GMM_MOVABLE) && !(flags & GMM_NO_MOVABLE_ZONE) ? GMM_ZONE_MOVABLE :
+									   GMM_ZONE_NORMAL;
+		z = pcp_first_zone(p, node, hz);
+		if (!(flags & GMM_ZERO) &&
+		    (flags & (GMM_MOVABLE | GMM_RECLAIMABLE)) != (GMM_MOVABLE | GMM_RECLAIMABLE) &&
+		    !(!row && (mode == GMM_POLICY_INTERLEAVE || (flags & GMM_THISNODE))) && z &&
+		    ((mask >> z->node) & 1)) {
+			mt = flags_migratetype(p, flags);
+			e = PCP_FAST_ENTRY(z->pcp_off + offsetof(struct pcp_zone, lists[mt]),
+					   FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
+		}
+		__atomic_store_n(&p->pcp->fast[row][flags], e, __ATOMIC_RELAXED);
+	}
 }
 
 int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes)
@@ -455,6 +516,7 @@ int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t 
 				     (unsigned long long)nodes);
 	__atomic_store_n(&p->policy_word, nodes | ((uint64_t)mode << POLICY_MODE_SHIFT),
 			 __ATOMIC_RELAXED);
+	pcp_fast_fill(p, 0);
 	return 0;
 }
 
@@ -492,19 +554,27 @@ static int __attribute__((noinline)) free_pcp_slow(struct gmm_zone *z, uint64_t 
 	return err;
 }
 
-static inline __attribute__((always_inline)) int free_pcp(struct gmm_thread *t,
-							   struct gmm_zone *z, uint64_t pfn,
-							   unsigned int order)
+int __attribute__((noinline)) free_pcp(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn,
+				       unsigned int order)
 {
 	struct gmm_pool *p = z->pool;
 
 	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) !=
 		     (uint8_t)(FR_ALLOC | (order << FR_ORDER_SHIFT))))
 		return bad_free(p, pfn, order);
-	/* order 0 spelled out: the compiler folds the order arithmetic away */
-	if (likely(order == 0 ? pcp_free(t, z, pfn, 0) : pcp_free(t, z, pfn, order)))
+	if (likely(pcp_free(t, z, pfn, order)))
 		return 0;
 	return free_pcp_slow(z, pfn, order);
+}
+
+/* An order-0 frame into the caller's cache (free_pcp() for order 0, inline). */
+static inline __attribute__((always_inline)) int free_pcp0(struct gmm_pool *p,
+							   struct gmm_thread *t,
+							   struct gmm_zone *z, uint64_t pfn)
+{
+	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) != FR_ALLOC))
+		return bad_free(p, pfn, 0);
+	return pcp_free0(p, t, z, pfn);
 }
 
 static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
@@ -526,18 +596,17 @@ static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
 }
 
 /*
- * Into the cache inline (pcp_allowed_order() bounds the order by max_order).
+ * Order 0 into the cache inline; the other orders through free_slow().
  * The cache is looked up first: pcp_self(NULL) is NULL, so a NULL pool goes
  * to free_slow() without a test of its own.
  */
 int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
-	struct gmm_thread *t;
 	struct gmm_zone *z;
 
-	if (likely(pcp_allowed_order(order) && (t = pcp_self(p)) && (z = pfn_zone(p, pfn)) &&
-		   !(pfn & ((1ull << order) - 1))))
-		return free_pcp(t, z, pfn, order);
+	/* the fast slot holds a cache whenever it holds @p (pcp_self()) */
+	if (likely(!order && gmm_pcp_tls_fast.pool == p && (z = pfn_zone(p, pfn))))
+		return free_pcp0(p, gmm_pcp_tls_fast.t, z, pfn);
 	return free_slow(p, pfn, order);
 }
 
@@ -718,7 +787,7 @@ int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 			continue;
 		}
 		if (t) {
-			if (free_pcp(t, z, pfns[i], 0))
+			if (free_pcp0(p, t, z, pfns[i]))
 				err = -EINVAL;
 			continue;
 		}

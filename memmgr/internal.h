@@ -103,6 +103,11 @@ struct gmm_zone {
 	struct gmm_pool *pool;
 	int node;
 	enum gmm_zone_type type;
+	/* per-thread caches (pcp.h): this zone's part of a cache is at byte
+	 * pcp_off; pcp_gen (relaxed atomic) is bit 0 ZONE_BELOW_HIGH, bit 1 always
+	 * set, bits 2.. a count of cache size changes (pcp_zone_gen()) */
+	uint32_t pcp_off;
+	uint32_t pcp_gen;
 	uint64_t start_pfn;
 	uint64_t spanned;
 	uint64_t present;
@@ -112,7 +117,6 @@ struct gmm_zone {
 	uint64_t nr_free_mt[GMM_MT_NR];
 	uint64_t wmark[NR_WMARK];
 	uint64_t boost;
-	bool below_high; /* free below the high watermark (ZONE_BELOW_HIGH), relaxed atomic */
 	uint64_t lowmem_reserve[GMM_NR_ZONES];
 	uint64_t nr_reserved_highatomic;
 	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];

@@ -25,6 +25,7 @@
  * operation, and a drainer takes it to empty the cache in place; no RCU
  * grace period.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,8 @@
 TLS struct tls_attachment gmm_pcp_tls_att[GMM_THREAD_MAX_POOLS];
 TLS unsigned int gmm_pcp_tls_nr;
 TLS bool gmm_pcp_tls_offline;
+const char gmm_pcp_no_pool;
+TLS struct tls_attachment gmm_pcp_tls_fast = { PCP_NO_POOL, NULL };
 static TLS int64_t tls_last_decay; /* coarse clock, seconds */
 
 static void cache_reset(struct pcp_cache *c)
@@ -68,6 +71,9 @@ static void cache_reset(struct pcp_cache *c)
 		for (unsigned int l = 0; l < NR_PCP_LISTS; l++)
 			pz->lists[l].head = pz->lists[l].tail = PFN_NIL;
 		__atomic_store_n(&pz->count, 0, __ATOMIC_RELAXED);
+		pz->trim_at = 0;
+		pz->gen = 0; /* matches no zone: the first free takes the full path */
+		pz->fc_cap = 0;
 		pz->free_count = 0;
 		pz->flags = 0;
 		pz->high = 0;
@@ -141,6 +147,8 @@ static void pcp_update_sizes(struct gmm_pool *p)
 		__atomic_store_n(&pp->high_max[zone_idx(z)],
 				 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
 				 __ATOMIC_RELAXED);
+		/* the caches' next free of this zone rereads them (pcp_free0()) */
+		__atomic_fetch_add(&z->pcp_gen, PCP_GEN_SIZES, __ATOMIC_RELEASE);
 	}
 }
 
@@ -177,8 +185,8 @@ static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int6
 	}
 	z->ev.free += blocks;
 	zone_maybe_clear_boost(z);
-	if (z->below_high && z->nr_free >= z->wmark[WMARK_HIGH])
-		__atomic_store_n(&z->below_high, false, __ATOMIC_RELAXED);
+	if (zone_below_high(z) && z->nr_free >= z->wmark[WMARK_HIGH])
+		zone_set_below_high(z, false);
 	pthread_mutex_unlock(&z->lock);
 	pz_count_add(pz, -(int64_t)freed);
 	return freed;
@@ -191,6 +199,81 @@ void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int
 
 	CTR_ADD(t, drain, 1);
 	CTR_ADD(t, drain_frames, n);
+}
+
+/* --- frees into the cache ------------------------------------------------ */
+
+struct pcp_sizes {
+	uint32_t gen, batch, hmin, hmax;
+};
+
+/* The zone word, then the sizes it stands for (pcp_update_sizes() bumps it after). */
+static struct pcp_sizes pcp_sizes(const struct gmm_zone *z)
+{
+	const struct pcp_pool *pp = z->pool->pcp;
+	unsigned int zi = zone_idx(z);
+	struct pcp_sizes sz;
+
+	sz.gen = pcp_zone_gen(z);
+	sz.batch = __atomic_load_n(&pp->batch[zi], __ATOMIC_RELAXED);
+	sz.hmin = __atomic_load_n(&pp->high_min[zi], __ATOMIC_RELAXED);
+	sz.hmax = __atomic_load_n(&pp->high_max[zi], __ATOMIC_RELAXED);
+	return sz;
+}
+
+/* The end of free_frozen_page_commit(): nr_pcp_high(), the trim, the next trim_at. */
+static void free_commit(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
+			unsigned int pi, bool fh, const struct pcp_sizes *sz)
+{
+	uint32_t high = nr_pcp_high(pz, sz->gen & PCP_GEN_BELOW_HIGH, sz->batch, sz->hmin,
+				    sz->hmax, fh);
+
+	if (pz->count >= high)
+		pcp_trim(t, z, pz, nr_pcp_free(pz, sz->batch, high, fh), pi);
+	pz_set_trim_at(pz, sz->gen, sz->batch);
+}
+
+bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order)
+{
+	struct gmm_pool *p = z->pool;
+	int mt = pb_mt_relaxed(p, pfn);
+	struct pcp_sizes sz;
+	struct pcp_zone *pz;
+	unsigned int pi;
+	bool fh;
+
+	/* frames of isolated blocks go straight to the buddy's ISOLATE lists */
+	if (unlikely(mt == GMM_MT_ISOLATE))
+		return false;
+	/* HIGHATOMIC and CMA frames are cached on the movable list (the kernel does so) */
+	if (mt >= MT_PCPTYPES)
+		mt = GMM_MT_MOVABLE;
+	owner_lock(t);
+	pz = cache_zone(rcu_dereference(t->cache), z);
+	sz = pcp_sizes(z);
+	pi = pindex(mt, order);
+	fr_set(p, pfn, FR_PCP, order, false);
+	pl_add_head(p, &pz->lists[pi], (uint32_t)pfn);
+	pz_count_add(pz, 1 << order);
+	CTR_ADD(t, free, 1);
+	pz->alloc_factor >>= 1;
+	fh = free_high(pz, order, sz.batch, sz.hmin);
+	free_commit(t, z, pz, pi, fh, &sz);
+	owner_unlock(t);
+	return true;
+}
+
+int pcp_free_commit0(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
+		     unsigned int pi)
+{
+	struct pcp_sizes sz = pcp_sizes(z);
+
+	/* what pcp_free0() left out: free_high() of an order-0 free, less the count */
+	pz->alloc_factor >>= 1;
+	pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
+	free_commit(t, z, pz, pi, false, &sz);
+	owner_unlock(t);
+	return 0;
 }
 
 /* Return every frame of @c to the buddy; @c must be owned by the caller. */
@@ -219,10 +302,11 @@ static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, 
 	uint32_t high = clamp_u32(pz->high, hmin, hmax), n;
 
 	pz->high = high;
+	pz->trim_at = 0; /* high and alloc_factor change: the next free sets it again */
 	if (unlikely(high < batch))
 		return 1;
 	n = order ? batch : batch << pz->alloc_factor;
-	if (hmin != hmax && !__atomic_load_n(&z->below_high, __ATOMIC_RELAXED)) {
+	if (hmin != hmax && !zone_below_high(z)) {
 		high = high + n < hmax ? high + n : hmax;
 		pz->high = high;
 	}
@@ -294,8 +378,8 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigne
 	unsigned int i = 0;
 
 	pthread_mutex_lock(&z->lock);
-	if (!z->below_high && z->nr_free < z->wmark[WMARK_HIGH])
-		__atomic_store_n(&z->below_high, true, __ATOMIC_RELAXED);
+	if (!zone_below_high(z) && z->nr_free < z->wmark[WMARK_HIGH])
+		zone_set_below_high(z, true);
 	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
 		while (i < count) {
 			unsigned int take = order, n;
@@ -419,6 +503,25 @@ void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
 
 /* --- thread state ---------------------------------------------------------- */
 
+/* The fast slot: the first attachment while online (pcp_self()). */
+static void tls_fast_update(void)
+{
+	if (tls_nr && !tls_offline)
+		gmm_pcp_tls_fast = tls_att[0];
+	else
+		gmm_pcp_tls_fast = (struct tls_attachment){ PCP_NO_POOL, NULL };
+}
+
+struct gmm_thread *pcp_self_slow(const struct gmm_pool *p)
+{
+	if (tls_offline)
+		return NULL;
+	for (unsigned int i = 0; i < tls_nr; i++)
+		if (tls_att[i].pool == p)
+			return tls_att[i].t;
+	return NULL;
+}
+
 static void release_all(void)
 {
 	for (unsigned int i = 0; i < tls_nr; i++)
@@ -447,6 +550,7 @@ static void decay_cache(struct gmm_thread *t)
 			if (pz->count > step && pz->count - step > high)
 				high = pz->count - step;
 			pz->high = high > hmin ? high : hmin;
+			pz->trim_at = 0; /* the next free sets it again */
 		}
 		if (pz->count > pz->high)
 			pcp_trim(t, z, pz, pz->count - pz->high, 0);
@@ -485,6 +589,7 @@ void gmm_thread_offline(void)
 	release_all();
 	rcu_thread_offline();
 	tls_offline = true;
+	tls_fast_update();
 }
 
 void gmm_thread_online(void)
@@ -493,6 +598,7 @@ void gmm_thread_online(void)
 		return;
 	rcu_thread_online();
 	tls_offline = false;
+	tls_fast_update();
 }
 
 /* Go offline if online; returns whether to come back. */
@@ -605,6 +711,7 @@ int gmm_thread_attach(struct gmm_pool *p)
 		pthread_once(&exit_once, exit_key_init);
 		pthread_setspecific(exit_key, (void *)1);
 	}
+	tls_fast_update();
 	return 0;
 }
 
@@ -650,6 +757,7 @@ int gmm_thread_detach(struct gmm_pool *p)
 		rcu_unregister_thread();
 		tls_offline = false;
 	}
+	tls_fast_update();
 	return 0;
 }
 
@@ -722,6 +830,15 @@ int pcp_pool_init(struct gmm_pool *p)
 	pp->nr_zones = p->cfg.nr_nodes * GMM_NR_ZONES;
 	p->pcp = pp;
 	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+
+			z->pcp_off = (uint32_t)(offsetof(struct pcp_cache, zones) +
+						zone_idx(z) * sizeof(struct pcp_zone));
+			__atomic_store_n(&z->pcp_gen, PCP_GEN_VALID, __ATOMIC_RELAXED);
+		}
+	}
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
 		struct gmm_node *nd = &p->nodes[n];
 
 		for (int hz = 0; hz < GMM_NR_ZONES; hz++)
@@ -730,6 +847,8 @@ int pcp_pool_init(struct gmm_pool *p)
 					pp->first_zone[n][hz] = nd->zonelist[i];
 	}
 	pcp_update_sizes(p);
+	for (unsigned int row = 0; row <= p->cfg.nr_nodes; row++)
+		pcp_fast_fill(p, row);
 	p->drain_all = drain_all_hook;
 	return 0;
 }
