@@ -912,6 +912,21 @@ static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int
 	return 0;
 }
 
+/*
+ * pcp_free0()'s condition: while the zone word is the one trim_at was set
+ * with, trim_at is 0 or the high mark of a settled state within the sizes.
+ */
+static bool trim_at_valid(const struct gmm_zone *z, const struct pcp_zone *pz)
+{
+	struct pcp_sizes sz = pcp_sizes(z);
+
+	if (pz->gen != sz.gen || !pz->trim_at)
+		return true;
+	return !pz->alloc_factor && !(pz->flags & PCPF_PREV_FREE_HIGH_ORDER) &&
+	       pz->trim_at == pz->high && pz->high >= sz.hmin && pz->high <= sz.hmax &&
+	       pz->fc_cap == sz.batch << PCP_BATCH_SCALE_MAX;
+}
+
 /* Under pcp_lock() and every zone lock; owners must be between gmm calls. */
 int pcp_check_zone(struct gmm_zone *z, uint64_t *cached)
 {
@@ -935,6 +950,11 @@ int pcp_check_zone(struct gmm_zone *z, uint64_t *cached)
 			return gmm_set_error(-EUCLEAN, "zone %d/%d: a cache holds %llu frames, "
 					     "counts %u", z->node, z->type,
 					     (unsigned long long)frames, pz->count);
+		if (!trim_at_valid(z, pz))
+			return gmm_set_error(-EUCLEAN, "zone %d/%d: a cache's trim_at %u does not "
+					     "match its state (high %u, alloc_factor %u, flags %u)",
+					     z->node, z->type, pz->trim_at, pz->high,
+					     pz->alloc_factor, pz->flags);
 		*cached += frames;
 	}
 	return 0;
