@@ -690,15 +690,39 @@ static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsign
 	return got;
 }
 
-/* The first eligible zone: a cache checks the watermark when it refills. */
-static struct gmm_zone *bulk_pcp_zone(const struct alloc_ctx *ac)
+/*
+ * With a cache: runs off the cache of each eligible zone of the zonelist in
+ * turn, the next zone when one's refill is refused by its watermark (the
+ * kernel's alloc_pages_bulk() moves on to the next zone that passes it),
+ * with get_page_from_freelist()'s ALLOC_NOFRAGMENT rules: another node's
+ * zones only without it.
+ */
+static size_t bulk_pcp(const struct alloc_ctx *ac, unsigned int af, size_t n, uint64_t *pfns)
 {
 	struct gmm_node *nd = ac->pref;
+	size_t got = 0;
+	int local = -1;
 
-	for (unsigned int i = 0; i < nd->nr_zonelist; i++)
-		if (zone_eligible(nd->zonelist[i], ac))
-			return nd->zonelist[i];
-	return NULL;
+retry:
+	for (unsigned int i = 0; i < nd->nr_zonelist && got < n; i++) {
+		struct gmm_zone *z = nd->zonelist[i];
+
+		if (!zone_eligible(z, ac))
+			continue;
+		if (local < 0)
+			local = z->node;
+		if ((af & ALLOC_NOFRAGMENT) && z->node != local) {
+			af &= ~ALLOC_NOFRAGMENT;
+			goto retry;
+		}
+		got += pcp_alloc_bulk(ac->t, z, ac->mt, ac->highest_zoneidx, af, n - got,
+				      pfns + got);
+	}
+	if (got < n && (af & ALLOC_NOFRAGMENT)) {
+		af &= ~ALLOC_NOFRAGMENT;
+		goto retry;
+	}
+	return got;
 }
 
 static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags, int node)
@@ -746,9 +770,7 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	if (p->cfg.nofragment && p->cfg.mobility_grouping)
 		af |= ALLOC_NOFRAGMENT;
 	if (ac.t) {
-		z = bulk_pcp_zone(&ac);
-		if (z)
-			got = pcp_alloc_bulk(ac.t, z, ac.mt, ac.highest_zoneidx, af, n, pfns);
+		got = bulk_pcp(&ac, af, n, pfns);
 	} else {
 		z = bulk_zone(&ac, af);
 		if (z)

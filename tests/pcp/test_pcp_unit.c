@@ -331,6 +331,41 @@ static void test_bulk(void)
 	gmm_pool_destroy(p);
 }
 
+/*
+ * Attached bulk allocation moves on to the next zone of the zonelist when
+ * the first one's refill is refused (alloc_pages_bulk()): movable frames
+ * come from ZONE_NORMAL once ZONE_MOVABLE is below its watermark, within
+ * one call.
+ */
+static void test_bulk_zone_fallback(void)
+{
+	struct gmm_pool *p = test_pool(128 * MIB, 128 * MIB);
+	size_t cap = (256 * MIB) / GMM_PAGE_SIZE, nr = 0, got, normal = 0;
+	uint64_t *held = malloc(cap * sizeof(*held)), v[256];
+
+	CHECK(held != NULL);
+	CHECK(gmm_thread_attach(p) == 0);
+	/* singles until they come from ZONE_NORMAL: ZONE_MOVABLE is below its watermark */
+	for (;;) {
+		CHECK(nr < cap);
+		held[nr] = gmm_alloc(p, 0, GMM_MOVABLE, 0);
+		CHECK(held[nr] != GMM_PFN_NONE);
+		if (gmm_pfn_zone(p, held[nr++]) == GMM_ZONE_NORMAL)
+			break;
+	}
+	got = gmm_alloc_bulk(p, GMM_MOVABLE, 0, 256, v);
+	CHECK_EQ(got, (size_t)256);
+	for (size_t i = 0; i < got; i++)
+		normal += gmm_pfn_zone(p, v[i]) == GMM_ZONE_NORMAL;
+	CHECK(normal > 0);
+	CHECK_EQ(gmm_free_bulk(p, got, v), 0);
+	CHECK_EQ(gmm_free_bulk(p, nr, held), 0);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+	free(held);
+}
+
 static void test_stat_render(void)
 {
 	struct gmm_pool *p = test_pool(128 * MIB, 0);
@@ -525,6 +560,7 @@ int main(void)
 	test_isolated_free();
 	test_drain_before_failure();
 	test_bulk();
+	test_bulk_zone_fallback();
 	test_stat_render();
 	test_exit_attached();
 	printf("pcp unit tests passed\n");
