@@ -820,6 +820,47 @@ static void drain_all_hook(struct gmm_pool *p)
 
 /* --- pool setup ---------------------------------------------------------------- */
 
+/*
+ * Row @row of the order-0 lookup: for every flags value, the first zone
+ * of the node's zonelist that the request may use (as alloc.c's alloc_fast() finds
+ * it) and the migratetype's list; 0 where the full path must decide
+ * (GMM_ZERO, invalid flags, interleave, GMM_THISNODE without a node, no
+ * eligible first zone).  Row 0 follows the pool's policy: rewritten by
+ * gmm_pool_set_policy().
+ */
+void pcp_fast_fill(struct gmm_pool *p, unsigned int row)
+{
+	enum gmm_policy_mode mode = GMM_POLICY_PREFERRED;
+	uint64_t nodes = 1ull << (row - 1);
+
+	if (!row)
+		pool_policy(p, &mode, &nodes);
+	for (unsigned int flags = 0; flags <= GMM_FLAGS_ALL; flags++) {
+		uint64_t mask = ~0ull;
+		struct gmm_zone *z;
+		uint32_t e = 0;
+		int node = __builtin_ctzll(nodes), mt, hz;
+
+		if (!row && mode == GMM_POLICY_BIND)
+			mask = nodes;
+		if (row && (flags & GMM_THISNODE))
+			mask = nodes;
+		hz = (flags & GMM_MOVABLE) && !(flags & GMM_NO_MOVABLE_ZONE) ? GMM_ZONE_MOVABLE :
+									   GMM_ZONE_NORMAL;
+		z = pcp_first_zone(p, node, hz);
+		if (!(flags & GMM_ZERO) &&
+		    (flags & (GMM_MOVABLE | GMM_RECLAIMABLE)) != (GMM_MOVABLE | GMM_RECLAIMABLE) &&
+		    !(!row && (mode == GMM_POLICY_INTERLEAVE || (flags & GMM_THISNODE))) && z &&
+		    ((mask >> z->node) & 1)) {
+			mt = flags_migratetype(p, flags);
+			e = PCP_FAST_ENTRY(z->pcp_off + offsetof(struct pcp_zone, lists[mt]),
+					   FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
+		}
+		__atomic_store_n(&p->pcp->fast[row][flags], e, __ATOMIC_RELAXED);
+	}
+}
+
+
 int pcp_pool_init(struct gmm_pool *p)
 {
 	struct pcp_pool *pp = calloc(1, sizeof(*pp));

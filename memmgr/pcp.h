@@ -368,6 +368,8 @@ static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
 {
 	size_t mt = __atomic_load_n(pb_byte(p, pfn), __ATOMIC_RELAXED) &
 		    (PB_ISOLATE | PB_MT_MASK);
+	/* one register for the test and the index (gcc would narrow the test apart) */
+	__asm__("" : "+r"(mt));
 	uint8_t *state = p->state;
 	uint32_t *link = (uint32_t *)p->link; /* halves: prev, next (little-endian) */
 	struct pcp_cache *c;
@@ -430,13 +432,13 @@ static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit(struct gmm_t
 
 /*
  * pcp_fast_entry(): where an order-0 request of (node, flags) hits:
- * bits 0..15 the byte offset of the list in a cache, 16..23 the state byte
+ * bits 0..15 the byte offset of the list in a cache, 24..31 the state byte
  * of the frame handed out.  The order-0 lists are in the zone's first line,
  * so the zone is the list's address rounded down to a line.
  */
 #define PCP_FAST_LIST(e) ((e) & 0xffffu)
-#define PCP_FAST_STATE(e) ((uint8_t)((e) >> 16))
-#define PCP_FAST_ENTRY(list_off, st) ((uint32_t)(list_off) | (uint32_t)(st) << 16)
+#define PCP_FAST_STATE(e) ((uint8_t)((e) >> 24))
+#define PCP_FAST_ENTRY(list_off, st) ((uint32_t)(list_off) | (uint32_t)(st) << 24)
 _Static_assert(offsetof(struct pcp_zone, lists[MT_PCPTYPES]) <= 64 &&
 	       sizeof(struct pcp_zone) % 64 == 0 && offsetof(struct pcp_cache, zones) % 64 == 0,
 	       "order-0 lists in the zone's first line, zones line-aligned");
@@ -480,7 +482,7 @@ static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit0(struct gmm_
 	}
 	link = p->link;
 	state = p->state;
-	next = (uint32_t)(link[pfn] >> 32);
+	next = ((const uint32_t *)link)[2 * (size_t)pfn + 1]; /* pl_next() */
 	l->head = next;
 	if (next == PFN_NIL)
 		l->tail = PFN_NIL;
@@ -493,7 +495,29 @@ static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit0(struct gmm_
 	return pfn;
 }
 
-/* Fill row @row of the pool's order-0 lookup (alloc.c). */
+/* The kernel's gfp_migratetype(). */
+static inline int flags_migratetype(const struct gmm_pool *p, unsigned int flags)
+{
+	if (!p->cfg.mobility_grouping)
+		return GMM_MT_UNMOVABLE;
+	if (flags & GMM_MOVABLE)
+		return GMM_MT_MOVABLE;
+	if (flags & GMM_RECLAIMABLE)
+		return GMM_MT_RECLAIMABLE;
+	return GMM_MT_UNMOVABLE;
+}
+
+/* The pool's default policy: mode and nodes change together (one word). */
+static inline void pool_policy(const struct gmm_pool *p, enum gmm_policy_mode *mode,
+			       uint64_t *nodes)
+{
+	uint64_t w = __atomic_load_n(&p->policy_word, __ATOMIC_RELAXED);
+
+	*mode = (enum gmm_policy_mode)(w >> POLICY_MODE_SHIFT);
+	*nodes = w & ((1ull << POLICY_MODE_SHIFT) - 1);
+}
+
+/* Fill row @row of the pool's order-0 lookup (0: the policy's, rewritten when it changes). */
 void pcp_fast_fill(struct gmm_pool *p, unsigned int row);
 
 /* The first zone of @node's zonelist not above @hz (NULL: none). */
