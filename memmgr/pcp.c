@@ -831,8 +831,10 @@ static void drain_all_hook(struct gmm_pool *p)
 void pcp_fast_fill(struct gmm_pool *p, unsigned int row)
 {
 	enum gmm_policy_mode mode = GMM_POLICY_PREFERRED;
-	uint64_t nodes = 1ull << (row - 1);
+	uint64_t nodes = row ? 1ull << (row - 1) : 0;
 
+	/* concurrent policy changes: the last fill reads the last policy */
+	pthread_mutex_lock(&p->pcp->fast_lock);
 	if (!row)
 		pool_policy(p, &mode, &nodes);
 	for (unsigned int flags = 0; flags <= GMM_FLAGS_ALL; flags++) {
@@ -858,6 +860,7 @@ void pcp_fast_fill(struct gmm_pool *p, unsigned int row)
 		}
 		__atomic_store_n(&p->pcp->fast[row][flags], e, __ATOMIC_RELAXED);
 	}
+	pthread_mutex_unlock(&p->pcp->fast_lock);
 }
 
 
@@ -868,6 +871,7 @@ int pcp_pool_init(struct gmm_pool *p)
 	if (!pp)
 		return gmm_set_error(-ENOMEM, "cannot allocate the cache state");
 	pthread_mutex_init(&pp->lock, NULL);
+	pthread_mutex_init(&pp->fast_lock, NULL);
 	pp->nr_zones = p->cfg.nr_nodes * GMM_NR_ZONES;
 	p->pcp = pp;
 	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
@@ -922,6 +926,7 @@ void pcp_pool_destroy(struct gmm_pool *p)
 		free(t);
 	}
 	pthread_mutex_destroy(&pp->lock);
+	pthread_mutex_destroy(&pp->fast_lock);
 	free(pp);
 	p->pcp = NULL;
 	p->drain_all = NULL;

@@ -127,6 +127,7 @@ struct pcp_pool {
 	 * Relaxed atomics (row 0 changes under readers).
 	 */
 	uint32_t fast[GMM_MAX_NODES + 1][GMM_FLAGS_ALL + 1];
+	pthread_mutex_t fast_lock; /* one writer of row 0 at a time */
 	/* read without the lock by owners: relaxed atomics */
 	uint32_t batch[GMM_MAX_NODES * GMM_NR_ZONES];
 	uint32_t high_min[GMM_MAX_NODES * GMM_NR_ZONES];

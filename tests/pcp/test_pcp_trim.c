@@ -66,7 +66,7 @@ static void checked_free(struct gmm_pool *p, struct held h)
 	int64_t n = 0;
 
 	CHECK(mt < MT_PCPTYPES); /* nothing isolated here: the free goes to the cache */
-	if (!h.order && pz->gen == z->pcp_gen && ref.count + 1 < pz->trim_at)
+	if (!h.order && pz->gen == __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED) && ref.count + 1 < pz->trim_at)
 		seen.fast++;
 	/* free_frozen_page_commit() */
 	ref.alloc_factor >>= 1;

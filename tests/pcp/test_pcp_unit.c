@@ -366,6 +366,56 @@ static void test_bulk_zone_fallback(void)
 	free(held);
 }
 
+/*
+ * The order-0 cache hit looks the (node, flags) pair up in a table; the
+ * GMM_NO_NODE row follows the pool's policy, so a policy change takes
+ * effect on the next allocation of an attached thread, as on the full path.
+ */
+static void test_policy_fast_path(void)
+{
+	struct gmm_pool_config cfg;
+	struct gmm_pool *p = NULL;
+	uint64_t v[64];
+
+	gmm_pool_config_init(&cfg, 128 * MIB);
+	cfg.nr_nodes = 2;
+	cfg.nodes[1].normal_bytes = 128 * MIB;
+	CHECK(gmm_pool_create(&cfg, &p) == 0);
+	CHECK(gmm_thread_attach(p) == 0);
+	for (int node = 0; node < 2; node++) {
+		CHECK(gmm_pool_set_policy(p, GMM_POLICY_BIND, 1ull << node) == 0);
+		for (int round = 0; round < 2; round++) { /* the second round hits the cache */
+			for (int i = 0; i < 64; i++) {
+				v[i] = gmm_alloc(p, 0, round ? GMM_MOVABLE : 0, GMM_NO_NODE);
+				CHECK(v[i] != GMM_PFN_NONE);
+				CHECK_EQ(gmm_pfn_node(p, v[i]), node);
+			}
+			for (int i = 0; i < 64; i++)
+				CHECK_EQ(gmm_free(p, v[i], 0), 0);
+		}
+		/* an explicit node and GMM_THISNODE are not the policy's */
+		v[0] = gmm_alloc(p, 0, GMM_THISNODE, 1 - node);
+		CHECK(v[0] != GMM_PFN_NONE);
+		CHECK_EQ(gmm_pfn_node(p, v[0]), 1 - node);
+		CHECK_EQ(gmm_free(p, v[0], 0), 0);
+	}
+	/* interleave alternates (the full path), GMM_THISNODE without a node is refused */
+	CHECK(gmm_pool_set_policy(p, GMM_POLICY_INTERLEAVE, 3) == 0);
+	for (int i = 0; i < 4; i++)
+		v[i] = gmm_alloc(p, 0, 0, GMM_NO_NODE);
+	CHECK(gmm_pfn_node(p, v[0]) != gmm_pfn_node(p, v[1]));
+	CHECK(gmm_pfn_node(p, v[2]) != gmm_pfn_node(p, v[3]));
+	CHECK_EQ(gmm_free_bulk(p, 4, v), 0);
+	CHECK_EQ(gmm_alloc(p, 0, GMM_THISNODE, GMM_NO_NODE), GMM_PFN_NONE);
+	CHECK_EQ(gmm_errno(), -EINVAL);
+	CHECK_EQ(gmm_alloc(p, 0, GMM_MOVABLE | GMM_RECLAIMABLE, 0), GMM_PFN_NONE);
+	CHECK_EQ(gmm_alloc(p, 0, 1u << 20, 0), GMM_PFN_NONE);
+	CHECK_EQ(gmm_errno(), -EINVAL);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+}
+
 static void test_stat_render(void)
 {
 	struct gmm_pool *p = test_pool(128 * MIB, 0);
@@ -561,6 +611,7 @@ int main(void)
 	test_drain_before_failure();
 	test_bulk();
 	test_bulk_zone_fallback();
+	test_policy_fast_path();
 	test_stat_render();
 	test_exit_attached();
 	printf("pcp unit tests passed\n");
