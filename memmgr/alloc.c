@@ -691,8 +691,8 @@ static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags
 	return 0;
 }
 
-size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n,
-		      uint64_t *pfns)
+static size_t __attribute__((noinline)) alloc_bulk_slow(struct gmm_pool *p, unsigned int flags,
+							int node, size_t n, uint64_t *pfns)
 {
 	struct alloc_ctx ac = { 0 };
 	unsigned int af = ALLOC_WMARK_LOW;
@@ -725,6 +725,26 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	for (size_t i = 0; (flags & GMM_ZERO) && i < got; i++)
 		memset(gmm_pfn_to_host(p, pfns[i]), 0, GMM_PAGE_SIZE);
 	return got;
+}
+
+/*
+ * First a run off the cache list that gmm_alloc()'s lookup names (no
+ * refill), then the full path for the rest: refills, the next zones, the
+ * unattached and unusual cases.
+ */
+size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n,
+		      uint64_t *pfns)
+{
+	size_t got = 0;
+	uint32_t e;
+
+	if (likely(n && pfns && gmm_pcp_tls_fast.pool == p &&
+		   (e = pcp_fast_entry(p, flags, node)))) {
+		got = pcp_alloc_bulk_hit(p, gmm_pcp_tls_fast.t, e, n, pfns);
+		if (likely(got == n))
+			return n;
+	}
+	return got + alloc_bulk_slow(p, flags, node, n - got, pfns + got);
 }
 
 int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)

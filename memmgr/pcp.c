@@ -496,6 +496,25 @@ size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
 	return got;
 }
 
+size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, size_t n,
+			  uint64_t *pfns)
+{
+	struct pcp_zone *pz;
+	struct pfn_list *l;
+	size_t got = 0;
+
+	owner_lock(t);
+	l = (struct pfn_list *)((char *)rcu_dereference(t->cache) + PCP_FAST_LIST(e));
+	pz = (struct pcp_zone *)((uintptr_t)l & ~(uintptr_t)63);
+	if (l->head != PFN_NIL) {
+		got = take_run(p, pz, l, PCP_FAST_STATE(e), n, pfns);
+		CTR_ADD(t, alloc_hit, got);
+		CTR_ADD(t, bulk_alloc, got);
+	}
+	owner_unlock(t);
+	return got;
+}
+
 void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
 {
 	CTR_ADD(t, bulk_alloc, n);

@@ -518,6 +518,10 @@ static inline void pool_policy(const struct gmm_pool *p, enum gmm_policy_mode *m
 	*nodes = w & ((1ull << POLICY_MODE_SHIFT) - 1);
 }
 
+/* Up to @n frames off the list of entry @e of @t's cache, no refill (pcp.c); how many. */
+size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, size_t n,
+			  uint64_t *pfns);
+
 /* Fill row @row of the pool's order-0 lookup (0: the policy's, rewritten when it changes). */
 void pcp_fast_fill(struct gmm_pool *p, unsigned int row);
 
