@@ -478,11 +478,7 @@ static int free_locked(struct gmm_pool *p, struct gmm_zone *z, uint64_t pfn, uns
 	return 0;
 }
 
-/*
- * Into the caller's cache.  The frame's state is checked without the lock:
- * a frame the caller owns cannot change under it (two threads freeing the
- * same frame at once is not detected, as in the kernel).
- */
+/* A free that bypasses the cache (its pageblock is isolated): the buddy, locked. */
 static int __attribute__((noinline)) free_pcp_slow(struct gmm_zone *z, uint64_t pfn,
 						   unsigned int order)
 {
@@ -494,6 +490,12 @@ static int __attribute__((noinline)) free_pcp_slow(struct gmm_zone *z, uint64_t 
 	return err;
 }
 
+/*
+ * Into the caller's cache, through the full per-free logic (pcp_free()).
+ * The frame's state is checked without the lock: a frame the caller owns
+ * cannot change under it (two threads freeing the same frame at once is
+ * not detected, as in the kernel).
+ */
 int __attribute__((noinline)) free_pcp(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn,
 				       unsigned int order)
 {

@@ -7,9 +7,9 @@
 #ifndef GMM_MEMMGR_PCP_H
 #define GMM_MEMMGR_PCP_H
 
-/* rcu_dereference() and rcu_assign_pointer() inline; the rest are calls. */
 #include <stddef.h>
 
+/* rcu_dereference() and rcu_assign_pointer() inline; the rest are calls. */
 #define URCU_INLINE_SMALL_FUNCTIONS
 #include <urcu-qsbr.h>
 
@@ -180,7 +180,7 @@ static inline unsigned int zone_idx(const struct gmm_zone *z)
 #define PCP_GEN_VALID 2u     /* never 0: a reset cache (gen 0) never matches */
 #define PCP_GEN_SIZES 4u     /* added whenever batch / high_min / high_max are rewritten */
 
-/* Acquire: pairs with pcp_zone_sizes_changed(); the sizes read after it are current. */
+/* Acquire: pairs with pcp_update_sizes()' release; the sizes read after it are current. */
 static inline uint32_t pcp_zone_gen(const struct gmm_zone *z)
 {
 	return __atomic_load_n(&z->pcp_gen, __ATOMIC_ACQUIRE);
