@@ -98,22 +98,28 @@ struct compact_zone_state {
 	struct gmm_compact_events ev;
 };
 
+/*
+ * A zone.  The first line holds what the cache fast paths read without the
+ * lock (pool, node, type, below_high); the lock starts the next line, with
+ * the fields written under it after it: another thread's refill or trim
+ * then takes lines that the cache hits of this thread do not read.
+ */
 struct gmm_zone {
-	pthread_mutex_t lock;
-	struct gmm_pool *pool;
+	_Alignas(64) struct gmm_pool *pool;
 	int node;
 	enum gmm_zone_type type;
+	bool below_high; /* free below the high watermark (ZONE_BELOW_HIGH), relaxed atomic */
 	uint64_t start_pfn;
 	uint64_t spanned;
 	uint64_t present;
 	uint64_t managed;
+	uint64_t wmark[NR_WMARK];
+	uint64_t lowmem_reserve[GMM_NR_ZONES];
+	_Alignas(64) pthread_mutex_t lock;
 	/* free frames on lists other than ISOLATE (NR_FREE_PAGES) */
 	uint64_t nr_free;
 	uint64_t nr_free_mt[GMM_MT_NR];
-	uint64_t wmark[NR_WMARK];
 	uint64_t boost;
-	bool below_high; /* free below the high watermark (ZONE_BELOW_HIGH), relaxed atomic */
-	uint64_t lowmem_reserve[GMM_NR_ZONES];
 	uint64_t nr_reserved_highatomic;
 	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];
 	/* free frames (not ISOLATE) whose host memory was discarded */
