@@ -116,6 +116,7 @@ struct gmm_zone {
 	uint64_t wmark[NR_WMARK];
 	uint64_t lowmem_reserve[GMM_NR_ZONES];
 	_Alignas(64) pthread_mutex_t lock;
+	struct gmm_zone_events ev; /* alloc and free share the lock's line */
 	/* free frames on lists other than ISOLATE (NR_FREE_PAGES) */
 	uint64_t nr_free;
 	uint64_t nr_free_mt[GMM_MT_NR];
@@ -125,7 +126,6 @@ struct gmm_zone {
 	/* free frames (not ISOLATE) whose host memory was discarded */
 	uint64_t nr_reported;
 	struct freelist area[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
-	struct gmm_zone_events ev;
 	struct compact_zone_state compact;
 };
 
