@@ -514,7 +514,8 @@ static struct grid_res grid_run(int nr, unsigned int order, size_t n, bool cache
 					  .rounds = pairs / n ? pairs / n : 1, .cached = cached,
 					  .cross = cross && nr > 1, .bar = &bar, .in = &rings[i],
 					  .out = &rings[(i + 1) % nr] };
-		a[i].v = malloc(n * sizeof(uint64_t));
+		/* a line of its own: small arrays of two threads would share one */
+		a[i].v = aligned_alloc(64, (n * sizeof(uint64_t) + 63) & ~(size_t)63);
 	}
 	for (int i = 0; i < nr; i++)
 		pthread_create(&th[i], NULL, grid_worker, &a[i]);
