@@ -154,8 +154,8 @@ struct pcp_block {
 
 /*
  * Blocks one refill takes at most: nr_pcp_alloc() asks for batch <<
- * PCP_BATCH_SCALE_MAX order-0 frames at most, and zone_batchsize() is below
- * a quarter of a MiB of frames.  A trim by the owner returns at most
+ * PCP_BATCH_SCALE_MAX order-0 frames at most, and zone_batchsize() is at
+ * most the frames of a quarter MiB (64).  A trim by the owner returns at most
  * free_count frames, which stops growing at that count plus one THP;
  * larger trims (decay, drains) take the lock once per PCP_TRIM_MAX blocks.
  */
