@@ -154,41 +154,83 @@ static void pcp_update_sizes(struct gmm_pool *p)
 
 /* --- moving frames between caches and the buddy --------------------------- */
 
-/* The kernel's free_pcppages_bulk(): @count frames, round-robin from the list after @pi. */
-static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
-				   unsigned int pi)
-{
-	struct gmm_pool *p = z->pool;
-	uint64_t freed = 0, blocks = 0;
+/* A block between a cache list and the buddy, moved outside the zone lock. */
+struct pcp_block {
+	uint32_t pfn;
+	uint8_t order;
+};
 
-	if (count > (int64_t)pz->count)
-		count = pz->count;
-	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
-	pthread_mutex_lock(&z->lock);
-	while (count > 0) {
+/*
+ * Blocks one refill takes at most: nr_pcp_alloc() asks for batch <<
+ * PCP_BATCH_SCALE_MAX order-0 frames at most, and zone_batchsize() is at
+ * most the frames of a quarter MiB (64).  A trim by the owner returns at most
+ * free_count frames, which stops growing at that count plus one THP;
+ * larger trims (decay, drains) take the lock once per PCP_TRIM_MAX blocks.
+ */
+#define PCP_BATCH_MAX ((1u << 20) / GMM_PAGE_SIZE / 4)
+#define PCP_REFILL_MAX (PCP_BATCH_MAX << PCP_BATCH_SCALE_MAX)
+#define PCP_TRIM_MAX (PCP_REFILL_MAX + GMM_PAGEBLOCK_PAGES)
+
+/*
+ * Take up to @count frames (at most PCP_TRIM_MAX blocks) off @pz's lists,
+ * round-robin from the list after *@pi, coldest (tail) first; *@count and
+ * *@pi are left where the next round continues.
+ */
+static unsigned int pop_blocks(struct gmm_pool *p, struct pcp_zone *pz, int64_t *count,
+			       unsigned int *pi, struct pcp_block *bk)
+{
+	unsigned int nr = 0;
+
+	while (*count > 0 && nr < PCP_TRIM_MAX) {
 		struct pfn_list *l;
 		unsigned int order;
 
 		do {
-			pi = pi + 1 == NR_PCP_LISTS ? 0 : pi + 1;
-			l = &pz->lists[pi];
+			*pi = *pi + 1 == NR_PCP_LISTS ? 0 : *pi + 1;
+			l = &pz->lists[*pi];
 		} while (l->head == PFN_NIL);
-		order = pindex_order(pi);
+		order = pindex_order(*pi);
 		do {
-			uint32_t pfn = pl_pop_tail(p, l);
-
-			buddy_free_range(z, pfn, order);
-			count -= 1 << order;
-			freed += 1ull << order;
-			blocks++;
-		} while (count > 0 && l->head != PFN_NIL);
+			bk[nr].pfn = pl_pop_tail(p, l);
+			bk[nr++].order = (uint8_t)order;
+			*count -= 1 << order;
+		} while (*count > 0 && l->head != PFN_NIL && nr < PCP_TRIM_MAX);
 	}
-	z->ev.free += blocks;
-	zone_maybe_clear_boost(z);
-	if (zone_below_high(z) && z->nr_free >= z->wmark[WMARK_HIGH])
-		zone_set_below_high(z, false);
-	pthread_mutex_unlock(&z->lock);
-	pz_count_add(pz, -(int64_t)freed);
+	return nr;
+}
+
+/*
+ * The kernel's free_pcppages_bulk(): @count frames, round-robin from the
+ * list after @pi.  The blocks leave the cache lists before the zone lock
+ * (the lists are the owner's), so the lock covers the buddy work alone.
+ */
+static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
+				   unsigned int pi)
+{
+	struct gmm_pool *p = z->pool;
+	struct pcp_block bk[PCP_TRIM_MAX];
+	uint64_t freed = 0;
+
+	if (count > (int64_t)pz->count)
+		count = pz->count;
+	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
+	while (count > 0) {
+		unsigned int nr = pop_blocks(p, pz, &count, &pi, bk);
+		uint64_t frames = 0;
+
+		pthread_mutex_lock(&z->lock);
+		for (unsigned int k = 0; k < nr; k++) {
+			buddy_free_range(z, bk[k].pfn, bk[k].order);
+			frames += 1ull << bk[k].order;
+		}
+		z->ev.free += nr;
+		zone_maybe_clear_boost(z);
+		if (zone_below_high(z) && z->nr_free >= z->wmark[WMARK_HIGH])
+			zone_set_below_high(z, false);
+		pthread_mutex_unlock(&z->lock);
+		pz_count_add(pz, -(int64_t)frames);
+		freed += frames;
+	}
 	return freed;
 }
 
@@ -294,20 +336,27 @@ static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
 /*
  * The kernel's nr_pcp_alloc(): a refill grows the cache's high mark (unless
  * the zone is below its high watermark) and doubles in size with each
- * refill not separated by a free (alloc_factor).
+ * refill not separated by a free (alloc_factor).  One deviation: the kernel
+ * grows high by batch frames whatever the order, which for orders 0..3 is
+ * about what the refill brings (batch >> order blocks), but a THP refill
+ * brings at least 2 blocks (1024 frames) for 63 frames of high; high then
+ * needs ~16 refills per cached THP to hold a working set of THPs, and every
+ * one of them takes the zone lock.  Here high grows by the frames of the
+ * refill when that is more than batch (THP only; docs/pcp.md).
  */
 static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, uint32_t batch,
 				 uint32_t hmin, uint32_t hmax, unsigned int order)
 {
-	uint32_t high = clamp_u32(pz->high, hmin, hmax), n;
+	uint32_t high = clamp_u32(pz->high, hmin, hmax), n, grow;
 
 	pz->high = high;
 	pz->trim_at = 0; /* high and alloc_factor change: the next free sets it again */
 	if (unlikely(high < batch))
 		return 1;
 	n = order ? batch : batch << pz->alloc_factor;
+	grow = order && (2u << order) > n ? 2u << order : n;
 	if (hmin != hmax && !zone_below_high(z)) {
-		high = high + n < hmax ? high + n : hmax;
+		high = hmax - high > grow ? high + grow : hmax;
 		pz->high = high;
 	}
 	if (!order) {
@@ -338,6 +387,7 @@ static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, 
  * share a line, except after cross-thread frees.
  */
 #define PCP_CHUNK_ORDER 6
+#define PCP_CHUNK_FRAMES (1u << PCP_CHUNK_ORDER)
 _Static_assert(64 >> PCP_CHUNK_ORDER == 1, "a chunk's state bytes fill one cache line");
 
 /* A free block of at least chunk order and of migratetype @mt (no fallback needed). */
@@ -349,51 +399,99 @@ static bool chunk_free(const struct gmm_zone *z, int mt)
 	return false;
 }
 
-/* One block of order @take, split into blocks of @order, onto @l; how many (0: none). */
-static unsigned int take_block(struct gmm_zone *z, struct pfn_list *l, unsigned int order,
-			       unsigned int take, int mt, unsigned int alloc_flags)
+/*
+ * Whether to take the next @rem frames of a refill as a chunk.  While at
+ * least half a chunk is wanted, yes (a refill overshoots by at most half a
+ * chunk); for a smaller first request (small zones' batches), only an
+ * already free chunk-order block, which splits nothing larger.
+ */
+static bool chunk_wanted(const struct gmm_zone *z, int mt, unsigned int rem, bool first)
+{
+	if (rem >= PCP_CHUNK_FRAMES / 2)
+		return chunk_free(z, mt);
+	return first && rem > 1 && z->area[PCP_CHUNK_ORDER][mt].list.head != PFN_NIL;
+}
+
+/* One block of order @take; false when there is none. */
+static bool take_block(struct gmm_zone *z, unsigned int take, int mt, unsigned int alloc_flags,
+		       struct pcp_block *out)
 {
 	struct gmm_pool *p = z->pool;
 	bool reported;
 	uint64_t pfn = buddy_rmqueue(z, take, mt, alloc_flags, &reported);
 
 	if (pfn == GMM_PFN_NONE)
-		return 0;
+		return false;
 	/* memory given back to the host: the backing may need it again first */
 	if (unlikely(reported) && pool_prepare_reported(p, pfn, take)) {
 		buddy_free_one_flag(z, pfn, take, pb_mt(p, pfn), true);
-		return 0;
+		return false;
 	}
-	for (uint64_t b = 0; b < 1ull << take; b += 1ull << order) {
-		fr_set(p, pfn + b, FR_PCP, order, false);
-		pl_add_tail(p, l, (uint32_t)(pfn + b));
-	}
-	return 1u << (take - order);
+	out->pfn = (uint32_t)pfn;
+	out->order = (uint8_t)take;
+	return true;
 }
 
-/* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
+/*
+ * Take blocks for a refill of @count blocks of @order under the zone lock;
+ * how many blocks of @order they hold.  Orders below the chunk order come
+ * in chunks (above) while the buddy has them, else one by one.
+ */
+static unsigned int take_blocks(struct gmm_zone *z, unsigned int count, unsigned int order,
+				int mt, unsigned int alloc_flags, struct pcp_block *tk,
+				unsigned int *nr_tk)
+{
+	unsigned int i = 0;
+	bool chunks = false;
+
+	while (i < count) {
+		unsigned int take = order;
+
+		if (order < PCP_CHUNK_ORDER) {
+			if (chunk_wanted(z, mt, (count - i) << order, !i)) {
+				take = PCP_CHUNK_ORDER;
+				chunks = true;
+			} else if (chunks) {
+				break; /* rather a few frames short than a line shared */
+			}
+		}
+		if (!take_block(z, take, mt, alloc_flags, &tk[*nr_tk]))
+			break;
+		(*nr_tk)++;
+		i += 1u << (take - order);
+	}
+	return i;
+}
+
+/*
+ * The kernel's rmqueue_bulk() after the watermark check of
+ * get_page_from_freelist().  Only the buddy work is done under the zone
+ * lock: the taken blocks are split and put on the cache list after it.
+ * Until then their heads are FR_TAIL, which no merge, scanner or free
+ * takes for a free or allocated block.
+ */
 static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigned int count,
 				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
 {
-	unsigned int i = 0;
+	struct gmm_pool *p = z->pool;
+	struct pcp_block tk[PCP_REFILL_MAX];
+	unsigned int i = 0, nr_tk = 0;
 
+	if (count > PCP_REFILL_MAX)
+		count = PCP_REFILL_MAX;
 	pthread_mutex_lock(&z->lock);
 	if (!zone_below_high(z) && z->nr_free < z->wmark[WMARK_HIGH])
 		zone_set_below_high(z, true);
 	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
-		while (i < count) {
-			unsigned int take = order, n;
-
-			if (order < PCP_CHUNK_ORDER && count - i > 1 && chunk_free(z, mt))
-				take = PCP_CHUNK_ORDER;
-			n = take_block(z, l, order, take, mt, alloc_flags);
-			if (!n)
-				break;
-			i += n;
-		}
+		i = take_blocks(z, count, order, mt, alloc_flags, tk, &nr_tk);
 		z->ev.alloc += i;
 	}
 	pthread_mutex_unlock(&z->lock);
+	for (unsigned int k = 0; k < nr_tk; k++)
+		for (uint64_t b = 0; b < 1ull << tk[k].order; b += 1ull << order) {
+			fr_set(p, tk[k].pfn + b, FR_PCP, order, false);
+			pl_add_tail(p, l, (uint32_t)(tk[k].pfn + b));
+		}
 	return i;
 }
 

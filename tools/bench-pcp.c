@@ -16,6 +16,9 @@
  *              lock)
  *   --share    the false-sharing experiment: two threads cycle one frame each,
  *              the frames' metadata in the same cache lines or apart
+ *   --thp      the zone-lock path: order 9 at N = 1, 64, 128 (private and
+ *              cross frees) and order 0 unattached, per --threads, with the
+ *              refills and trims (zone lock rounds) per 1000 pairs
  * With no section named, all run.  Every figure is printed next to its
  * baseline from the same run, as a ratio.  At the end, one line per
  * acceptance criterion of issue 9 that the sections run can judge: the
@@ -552,7 +555,8 @@ static struct grid_res grid_run(int nr, unsigned int order, size_t n, bool cache
 					  .rounds = pairs / n ? pairs / n : 1, .cached = cached,
 					  .cross = cross && nr > 1, .bar = &bar, .in = &rings[i],
 					  .out = &rings[(i + 1) % nr] };
-		a[i].v = malloc(n * sizeof(uint64_t));
+		/* a line of its own: small arrays of two threads would share one */
+		a[i].v = aligned_alloc(64, (n * sizeof(uint64_t) + 63) & ~(size_t)63);
 	}
 	for (int i = 0; i < nr; i++)
 		pthread_create(&th[i], NULL, grid_worker, &a[i]);
@@ -973,6 +977,8 @@ static void bench_drain(void)
 			}
 }
 
+static void bench_thp(const int *threads, int nthreads);
+
 static int parse_threads(const char *s, int *out)
 {
 	int n = 0;
@@ -1007,7 +1013,7 @@ int main(int argc, char **argv)
 	struct gmm_pool_config cfg;
 	int threads[16] = { 1, 2 }, nthreads = 2;
 	bool pair = false, bulk = false, scl = false, drain = false, share = false, grid = false;
-	bool threads_given = false;
+	bool thp = false, threads_given = false;
 	uint64_t pool_mib = 2048;
 
 	for (int i = 1; i < argc; i++) {
@@ -1023,6 +1029,8 @@ int main(int argc, char **argv)
 			share = true;
 		else if (!strcmp(argv[i], "--grid"))
 			grid = true;
+		else if (!strcmp(argv[i], "--thp"))
+			thp = true;
 		else if (!strcmp(argv[i], "--quick"))
 			scale = 0.1;
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
@@ -1031,18 +1039,18 @@ int main(int argc, char **argv)
 		}
 		else {
 			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] [--grid] "
-				"[--share] [--threads 1,2,...] [--quick]\n", argv[0]);
+				"[--share] [--thp] [--threads 1,2,...] [--quick]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!pair && !bulk && !scl && !drain && !share && !grid)
-		pair = bulk = scl = drain = share = grid = true;
+	if (!pair && !bulk && !scl && !drain && !share && !grid && !thp)
+		pair = bulk = scl = drain = share = grid = thp = true;
 	if (grid && !threads_given) {
 		threads[2] = 4;
 		nthreads = 3;
 	}
-	/* the grid holds up to 2 x 128 THPs per thread (own N and a ring) */
-	if (grid)
+	/* the grid and --thp hold up to 2 x 128 THPs per thread (own N and a ring) */
+	if (grid || thp)
 		pool_mib = 2 * 128 * 2 * (uint64_t)max_threads(threads, nthreads) + 2048;
 	gmm_pool_config_init(&cfg, pool_mib * MIB);
 	if (gmm_pool_create(&cfg, &pool))
@@ -1059,9 +1067,66 @@ int main(int argc, char **argv)
 		bench_share();
 	if (grid)
 		bench_grid(threads, nthreads);
+	if (thp)
+		bench_thp(threads, nthreads);
 	summary();
 	if (gmm_pool_check(pool) || gmm_pool_nr_free(pool) != gmm_pool_nr_pages(pool))
 		die("pool not intact after the benchmark");
 	gmm_pool_destroy(pool);
 	return 0;
+}
+
+/* --- the zone-lock path: THP pairs and unattached order 0 ---------------------- */
+
+/* Zone lock rounds (refills + trims) per 1000 pairs of the run between @a and @b. */
+static double lock_rounds(const struct gmm_pcp_stats *a, const struct gmm_pcp_stats *b,
+			  double pairs)
+{
+	return (double)(b->refill - a->refill + b->drain - a->drain) * 1e3 / pairs;
+}
+
+static void thp_row(const char *what, unsigned int order, size_t n, bool cached, bool cross,
+		    const int *threads, int nthreads)
+{
+	size_t pairs = (size_t)((order ? 400000 : 4000000) * scale) / GRID_WINDOWS;
+	double base = 0;
+
+	for (int i = 0; i < nthreads; i++) {
+		int t = threads[i];
+		size_t rounds = pairs / n ? pairs / n : 1;
+		double all = (double)t * (double)(rounds * n) * (GRID_WINDOWS + 1);
+		struct gmm_pcp_stats s0, s1;
+		struct grid_res r;
+
+		gmm_pcp_stats(pool, &s0);
+		r = grid_run(t, order, n, cached, cross);
+		gmm_pcp_stats(pool, &s1);
+		if (!base)
+			base = 1e3 / r.mp;
+		printf("%-18s %-5u %-4zu %-3d | %8.2f %7.1f %7.1f %3d | %6.2fx | %7.1f\n", what,
+		       order, n, t, r.mp, 1e3 * t / r.mp, r.cpu_ns, r.clean,
+		       1e3 * t / r.mp / base, cached ? lock_rounds(&s0, &s1, all) : 0.0);
+		fflush(stdout);
+	}
+}
+
+static void bench_thp(const int *threads, int nthreads)
+{
+	static const size_t ns[] = { 1, 64, 128 };
+
+	printf("# thp [%s]: alloc N + free N per thread (as --grid), threads pinned, %d windows\n"
+	       "# ns: per pair per thread (threads / Mp); x1thr: ns over the first thread count's;\n"
+	       "# locks/1k: refills + trims (zone lock rounds) per 1000 pairs\n", VARIANT,
+	       GRID_WINDOWS);
+	printf("%-18s %-5s %-4s %-3s | %8s %7s %7s %3s | %7s | %7s\n", "path", "order", "N",
+	       "thr", "Mp", "ns", "cpu_ns", "cl", "x1thr", "locks/1k");
+	for (size_t k = 0; k < 3; k++)
+		thp_row("cached private", GMM_PAGEBLOCK_ORDER, ns[k], true, false, threads,
+			nthreads);
+	for (size_t k = 0; k < 3; k++)
+		thp_row("cached cross", GMM_PAGEBLOCK_ORDER, ns[k], true, true, threads, nthreads);
+	for (size_t k = 0; k < 3; k++)
+		thp_row("unattached", GMM_PAGEBLOCK_ORDER, ns[k], false, false, threads, nthreads);
+	for (size_t k = 0; k < 3; k++)
+		thp_row("unattached", 0, ns[k], false, false, threads, nthreads);
 }
