@@ -7,7 +7,8 @@
  * pcp.h writes them) on a copy of the cache's zone, then frees through
  * gmm_free() and compares: whether the cache was trimmed, by how much, and
  * high, free_count, alloc_factor and flags afterwards.  The run crosses
- * every event that changes the threshold: refills (alloc_factor), frees of
+ * every event that changes the threshold: refills (alloc_factor), THP
+ * refills (high grows by the frames they bring) and THP trims, frees of
  * orders 1 and 3 (free_high), the zone going below its high watermark and
  * back, another thread attaching and detaching (the sizes change), and a
  * remote drain (the cache is swapped for its reset spare).
@@ -47,8 +48,17 @@ static struct gmm_thread *self_thread(struct gmm_pool *p)
 }
 
 static struct {
-	unsigned long frees, trims, below, fast;
+	unsigned long frees, trims, below, fast, thp;
 } seen;
+
+/* Whether @pz holds THP blocks (a trim then may free up to a THP less one frame more). */
+static bool holds_thp(const struct pcp_zone *pz)
+{
+	for (unsigned int pi = NR_LOWORDER_PCP_LISTS; pi < NR_PCP_LISTS; pi++)
+		if (pz->lists[pi].head != PFN_NIL)
+			return true;
+	return false;
+}
 
 /* Free @h through gmm_free(), checking the cache against the kernel's rules. */
 static void checked_free(struct gmm_pool *p, struct held h)
@@ -62,7 +72,7 @@ static void checked_free(struct gmm_pool *p, struct held h)
 	bool below = zone_below_high(z), fh, trim;
 	uint64_t drains = t->ctr.drain;
 	struct pcp_zone ref = *pz;
-	uint32_t high;
+	uint32_t high, slack;
 	int64_t n = 0;
 
 	CHECK(mt < MT_PCPTYPES); /* nothing isolated here: the free goes to the cache */
@@ -79,13 +89,16 @@ static void checked_free(struct gmm_pool *p, struct held h)
 		if (n > (int64_t)ref.count)
 			n = ref.count;
 	}
+	slack = h.order == GMM_PAGEBLOCK_ORDER || holds_thp(pz) ? GMM_PAGEBLOCK_PAGES : 8;
 	CHECK_EQ(gmm_free(p, h.pfn, h.order), 0);
 	seen.frees++;
+	seen.thp += h.order == GMM_PAGEBLOCK_ORDER;
 	seen.below += below;
 	seen.trims += trim;
 	CHECK_EQ(t->ctr.drain - drains, (uint64_t)trim);
-	/* a trim frees whole blocks, round-robin over the lists: up to 7 frames more */
-	CHECK(pz->count <= ref.count - n && pz->count + 8 > ref.count - n);
+	/* a trim frees whole blocks, round-robin over the lists: up to 7 frames
+	 * more (order 3), or 511 with THP blocks cached */
+	CHECK(pz->count <= ref.count - n && pz->count + slack > ref.count - n);
 	CHECK_EQ(pz->high, ref.high);
 	CHECK_EQ(pz->free_count, ref.free_count);
 	CHECK_EQ(pz->alloc_factor, ref.alloc_factor);
@@ -115,10 +128,14 @@ static void free_random(struct gmm_pool *p)
 	checked_free(p, h);
 }
 
+/* Mostly order 0; orders 1 and 3 (free_high); now and then a THP (1 in 512). */
 static unsigned int random_order(void)
 {
-	unsigned int r = (unsigned int)(rnd() % 64);
+	unsigned int r = (unsigned int)(rnd() % 512);
 
+	if (!r)
+		return GMM_PAGEBLOCK_ORDER;
+	r %= 64;
 	return r == 0 ? 3 : r < 4 ? 1 : 0;
 }
 
@@ -198,8 +215,10 @@ int main(void)
 	walk_to(p, 0);
 
 	printf("%lu frees checked: %lu trimmed, %lu with the zone below high, %lu order-0 "
-	       "frees on the fast path\n", seen.frees, seen.trims, seen.below, seen.fast);
-	CHECK(seen.trims > 100 && seen.below > 100 && seen.fast > seen.frees / 2);
+	       "frees on the fast path, %lu THP frees\n", seen.frees, seen.trims, seen.below,
+	       seen.fast, seen.thp);
+	CHECK(seen.trims > 100 && seen.below > 100 && seen.fast > seen.frees / 2 &&
+	      seen.thp > 50);
 	CHECK_EQ(gmm_pool_check(p), 0);
 	CHECK_EQ(gmm_thread_detach(p), 0);
 	gmm_pool_destroy(p);
