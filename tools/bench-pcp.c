@@ -1049,9 +1049,13 @@ int main(int argc, char **argv)
 		threads[2] = 4;
 		nthreads = 3;
 	}
-	/* the grid and --thp hold up to 2 x 128 THPs per thread (own N and a ring) */
+	/*
+	 * The grid and --thp hold up to 2 x 128 THPs (512 MiB) per thread (own
+	 * N and a ring), and a cache holds at most high_max = managed / 8 /
+	 * threads: 8 x 512 MiB per thread keeps them all cached.
+	 */
 	if (grid || thp)
-		pool_mib = 2 * 128 * 2 * (uint64_t)max_threads(threads, nthreads) + 2048;
+		pool_mib = 8 * 2 * 128 * 2 * (uint64_t)max_threads(threads, nthreads) + 2048;
 	gmm_pool_config_init(&cfg, pool_mib * MIB);
 	if (gmm_pool_create(&cfg, &pool))
 		die("gmm_pool_create");
