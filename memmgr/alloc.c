@@ -10,6 +10,7 @@
  * allocation and free of single frames.  Requests of order <= 3 or 9 (THP)
  * of a thread attached to the pool go through its cache (pcp.c).
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "pcp.h"
@@ -204,17 +205,6 @@ static uint64_t alloc_slowpath(struct gmm_pool *p, const struct alloc_ctx *ac, u
 	return defrag_last_resort(p, ac, af);
 }
 
-static int flags_migratetype(const struct gmm_pool *p, unsigned int flags)
-{
-	if (!p->cfg.mobility_grouping)
-		return GMM_MT_UNMOVABLE;
-	if (flags & GMM_MOVABLE)
-		return GMM_MT_MOVABLE;
-	if (flags & GMM_RECLAIMABLE)
-		return GMM_MT_RECLAIMABLE;
-	return GMM_MT_UNMOVABLE;
-}
-
 static int check_request(const struct gmm_pool *p, unsigned int order, unsigned int flags)
 {
 	if (order > p->max_order)
@@ -332,15 +322,6 @@ static int policy_node(const struct gmm_pool *p, enum gmm_policy_mode mode, uint
 	return __builtin_ctzll(nodes);
 }
 
-/* The pool's default policy: mode and nodes change together (one word). */
-static void pool_policy(const struct gmm_pool *p, enum gmm_policy_mode *mode, uint64_t *nodes)
-{
-	uint64_t w = __atomic_load_n(&p->policy_word, __ATOMIC_RELAXED);
-
-	*mode = (enum gmm_policy_mode)(w >> POLICY_MODE_SHIFT);
-	*nodes = w & ((1ull << POLICY_MODE_SHIFT) - 1);
-}
-
 static uint64_t alloc_by_policy(struct gmm_pool *p, unsigned int order, unsigned int flags,
 				enum gmm_policy_mode mode, uint64_t nodes, unsigned int *cursor)
 {
@@ -448,11 +429,10 @@ static uint64_t __attribute__((noinline)) alloc_slow(struct gmm_pool *p, unsigne
 	return alloc_ctx_run(p, &ac, flags);
 }
 
-/*
- * The cache hit inline, with no call on its way (no registers to save).  A
- * NULL pool has no cache (pcp_self(NULL) is NULL): alloc_slow() refuses it.
- */
-uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+/* Anything but an order-0 hit of the first attachment: the cache hit without the
+ * zonelist walk, else the full path. */
+static uint64_t __attribute__((noinline)) alloc_order(struct gmm_pool *p, unsigned int order,
+						      unsigned int flags, int node)
 {
 	if (likely(pcp_allowed_order(order) && !(flags & ~(GMM_FLAGS_ALL & ~GMM_ZERO)))) {
 		uint64_t pfn = alloc_fast(p, order, flags, node);
@@ -461,6 +441,27 @@ uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, i
 			return pfn;
 	}
 	return alloc_slow(p, order, flags, node);
+}
+
+/*
+ * The order-0 cache hit inline, with no call on its way (no registers to
+ * save): one lookup of (node, flags) in the pool's table (pcp_fast_fill())
+ * gives the cache list that get_page_from_freelist() would take the frame
+ * from.  A NULL pool has no cache (pcp_self(NULL) is NULL): alloc_slow()
+ * refuses it.
+ */
+uint64_t gmm_alloc(struct gmm_pool *p, unsigned int order, unsigned int flags, int node)
+{
+	uint32_t e;
+
+	/* the fast slot holds a cache whenever it holds @p (pcp_self()) */
+	if (likely(!order && gmm_pcp_tls_fast.pool == p && (e = pcp_fast_entry(p, flags, node)))) {
+		uint64_t pfn = pcp_alloc_hit0(p, gmm_pcp_tls_fast.t, e);
+
+		if (likely(pfn != GMM_PFN_NONE))
+			return pfn;
+	}
+	return alloc_order(p, order, flags, node);
 }
 
 int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t nodes)
@@ -477,6 +478,7 @@ int gmm_pool_set_policy(struct gmm_pool *p, enum gmm_policy_mode mode, uint64_t 
 				     (unsigned long long)nodes);
 	__atomic_store_n(&p->policy_word, nodes | ((uint64_t)mode << POLICY_MODE_SHIFT),
 			 __ATOMIC_RELAXED);
+	pcp_fast_fill(p, 0);
 	return 0;
 }
 
@@ -498,11 +500,7 @@ static int free_locked(struct gmm_pool *p, struct gmm_zone *z, uint64_t pfn, uns
 	return 0;
 }
 
-/*
- * Into the caller's cache.  The frame's state is checked without the lock:
- * a frame the caller owns cannot change under it (two threads freeing the
- * same frame at once is not detected, as in the kernel).
- */
+/* A free that bypasses the cache (its pageblock is isolated): the buddy, locked. */
 static int __attribute__((noinline)) free_pcp_slow(struct gmm_zone *z, uint64_t pfn,
 						   unsigned int order)
 {
@@ -514,19 +512,33 @@ static int __attribute__((noinline)) free_pcp_slow(struct gmm_zone *z, uint64_t 
 	return err;
 }
 
-static inline __attribute__((always_inline)) int free_pcp(struct gmm_thread *t,
-							   struct gmm_zone *z, uint64_t pfn,
-							   unsigned int order)
+/*
+ * Into the caller's cache, through the full per-free logic (pcp_free()).
+ * The frame's state is checked without the lock: a frame the caller owns
+ * cannot change under it (two threads freeing the same frame at once is
+ * not detected, as in the kernel).
+ */
+int __attribute__((noinline)) free_pcp(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn,
+				       unsigned int order)
 {
 	struct gmm_pool *p = z->pool;
 
 	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) !=
 		     (uint8_t)(FR_ALLOC | (order << FR_ORDER_SHIFT))))
 		return bad_free(p, pfn, order);
-	/* order 0 spelled out: the compiler folds the order arithmetic away */
-	if (likely(order == 0 ? pcp_free(t, z, pfn, 0) : pcp_free(t, z, pfn, order)))
+	if (likely(pcp_free(t, z, pfn, order)))
 		return 0;
 	return free_pcp_slow(z, pfn, order);
+}
+
+/* An order-0 frame into the caller's cache (free_pcp() for order 0, inline). */
+static inline __attribute__((always_inline)) int free_pcp0(struct gmm_pool *p,
+							   struct gmm_thread *t,
+							   struct gmm_zone *z, uint64_t pfn)
+{
+	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) != FR_ALLOC))
+		return bad_free(p, pfn, 0);
+	return pcp_free0(p, t, z, pfn);
 }
 
 static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
@@ -548,18 +560,17 @@ static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
 }
 
 /*
- * Into the cache inline (pcp_allowed_order() bounds the order by max_order).
+ * Order 0 into the cache inline; the other orders through free_slow().
  * The cache is looked up first: pcp_self(NULL) is NULL, so a NULL pool goes
  * to free_slow() without a test of its own.
  */
 int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
-	struct gmm_thread *t;
 	struct gmm_zone *z;
 
-	if (likely(pcp_allowed_order(order) && (t = pcp_self(p)) && (z = pfn_zone(p, pfn)) &&
-		   !(pfn & ((1ull << order) - 1))))
-		return free_pcp(t, z, pfn, order);
+	/* the fast slot holds a cache whenever it holds @p (pcp_self()) */
+	if (likely(!order && gmm_pcp_tls_fast.pool == p && (z = pfn_zone(p, pfn))))
+		return free_pcp0(p, gmm_pcp_tls_fast.t, z, pfn);
 	return free_slow(p, pfn, order);
 }
 
@@ -643,15 +654,39 @@ static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsign
 	return got;
 }
 
-/* The first eligible zone: a cache checks the watermark when it refills. */
-static struct gmm_zone *bulk_pcp_zone(const struct alloc_ctx *ac)
+/*
+ * With a cache: runs off the cache of each eligible zone of the zonelist in
+ * turn, the next zone when one's refill is refused by its watermark (the
+ * kernel's alloc_pages_bulk() moves on to the next zone that passes it),
+ * with get_page_from_freelist()'s ALLOC_NOFRAGMENT rules: another node's
+ * zones only without it.
+ */
+static size_t bulk_pcp(const struct alloc_ctx *ac, unsigned int af, size_t n, uint64_t *pfns)
 {
 	struct gmm_node *nd = ac->pref;
+	size_t got = 0;
+	int local = -1;
 
-	for (unsigned int i = 0; i < nd->nr_zonelist; i++)
-		if (zone_eligible(nd->zonelist[i], ac))
-			return nd->zonelist[i];
-	return NULL;
+retry:
+	for (unsigned int i = 0; i < nd->nr_zonelist && got < n; i++) {
+		struct gmm_zone *z = nd->zonelist[i];
+
+		if (!zone_eligible(z, ac))
+			continue;
+		if (local < 0)
+			local = z->node;
+		if ((af & ALLOC_NOFRAGMENT) && z->node != local) {
+			af &= ~ALLOC_NOFRAGMENT;
+			goto retry;
+		}
+		got += pcp_alloc_bulk(ac->t, z, ac->mt, ac->highest_zoneidx, af, n - got,
+				      pfns + got);
+	}
+	if (got < n && (af & ALLOC_NOFRAGMENT)) {
+		af &= ~ALLOC_NOFRAGMENT;
+		goto retry;
+	}
+	return got;
 }
 
 static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags, int node)
@@ -680,8 +715,8 @@ static int bulk_ctx(struct gmm_pool *p, struct alloc_ctx *ac, unsigned int flags
 	return 0;
 }
 
-size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n,
-		      uint64_t *pfns)
+static size_t __attribute__((noinline)) alloc_bulk_slow(struct gmm_pool *p, unsigned int flags,
+							int node, size_t n, uint64_t *pfns)
 {
 	struct alloc_ctx ac = { 0 };
 	unsigned int af = ALLOC_WMARK_LOW;
@@ -699,9 +734,7 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	if (p->cfg.nofragment && p->cfg.mobility_grouping)
 		af |= ALLOC_NOFRAGMENT;
 	if (ac.t) {
-		z = bulk_pcp_zone(&ac);
-		if (z)
-			got = pcp_alloc_bulk(ac.t, z, ac.mt, ac.highest_zoneidx, af, n, pfns);
+		got = bulk_pcp(&ac, af, n, pfns);
 	} else {
 		z = bulk_zone(&ac, af);
 		if (z)
@@ -716,6 +749,26 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	for (size_t i = 0; (flags & GMM_ZERO) && i < got; i++)
 		memset(gmm_pfn_to_host(p, pfns[i]), 0, GMM_PAGE_SIZE);
 	return got;
+}
+
+/*
+ * First a run off the cache list that gmm_alloc()'s lookup names (no
+ * refill), then the full path for the rest: refills, the next zones, the
+ * unattached and unusual cases.
+ */
+size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n,
+		      uint64_t *pfns)
+{
+	size_t got = 0;
+	uint32_t e;
+
+	if (likely(n && pfns && gmm_pcp_tls_fast.pool == p &&
+		   (e = pcp_fast_entry(p, flags, node)))) {
+		got = pcp_alloc_bulk_hit(p, gmm_pcp_tls_fast.t, e, n, pfns);
+		if (likely(got == n))
+			return n;
+	}
+	return got + alloc_bulk_slow(p, flags, node, n - got, pfns + got);
 }
 
 int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
@@ -740,7 +793,7 @@ int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 			continue;
 		}
 		if (t) {
-			if (free_pcp(t, z, pfns[i], 0))
+			if (free_pcp0(p, t, z, pfns[i]))
 				err = -EINVAL;
 			continue;
 		}

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <gmm/compact.h>
@@ -100,30 +101,44 @@ struct compact_zone_state {
 	struct gmm_compact_events ev;
 };
 
+/*
+ * A zone.  The first line holds what the cache fast paths read without the
+ * lock (pool, node, type, pcp_off, pcp_gen with ZONE_BELOW_HIGH); the lock
+ * starts the next line, with the fields written under it after it: another
+ * thread's refill or trim then takes lines that the cache hits of this
+ * thread do not read.
+ */
 struct gmm_zone {
-	pthread_mutex_t lock;
-	struct gmm_pool *pool;
+	_Alignas(64) struct gmm_pool *pool;
 	int node;
 	enum gmm_zone_type type;
+	/* per-thread caches (pcp.h): this zone's part of a cache is at byte
+	 * pcp_off; pcp_gen (relaxed atomic) is bit 0 ZONE_BELOW_HIGH, bit 1 always
+	 * set, bits 2.. a count of cache size changes (pcp_zone_gen()) */
+	uint32_t pcp_off;
+	uint32_t pcp_gen;
 	uint64_t start_pfn;
 	uint64_t spanned;
 	uint64_t present;
 	uint64_t managed;
+	uint64_t wmark[NR_WMARK];
+	uint64_t lowmem_reserve[GMM_NR_ZONES];
+	_Alignas(64) pthread_mutex_t lock;
+	struct gmm_zone_events ev; /* alloc and free share the lock's line */
 	/* free frames on lists other than ISOLATE (NR_FREE_PAGES) */
 	uint64_t nr_free;
 	uint64_t nr_free_mt[GMM_MT_NR];
-	uint64_t wmark[NR_WMARK];
 	uint64_t boost;
-	bool below_high; /* free below the high watermark (ZONE_BELOW_HIGH), relaxed atomic */
-	uint64_t lowmem_reserve[GMM_NR_ZONES];
 	uint64_t nr_reserved_highatomic;
 	uint64_t area_nr[GMM_MAX_ORDER_LIMIT + 1];
 	/* free frames (not ISOLATE) whose host memory was discarded */
 	uint64_t nr_reported;
 	struct freelist area[GMM_MAX_ORDER_LIMIT + 1][GMM_MT_NR];
-	struct gmm_zone_events ev;
 	struct compact_zone_state compact;
 };
+_Static_assert(offsetof(struct gmm_zone, pcp_gen) + sizeof(uint32_t) <= 64 &&
+	       offsetof(struct gmm_zone, lock) % 64 == 0 && offsetof(struct gmm_zone, lock) >= 64,
+	       "the fast paths' zone fields on the first line, the lock on a line of its own");
 
 /* A frame owner (migrate.c): how to move its blocks. */
 struct gmm_owner {

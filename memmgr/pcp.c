@@ -25,6 +25,7 @@
  * operation, and a drainer takes it to empty the cache in place; no RCU
  * grace period.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,8 @@
 TLS struct tls_attachment gmm_pcp_tls_att[GMM_THREAD_MAX_POOLS];
 TLS unsigned int gmm_pcp_tls_nr;
 TLS bool gmm_pcp_tls_offline;
+const char gmm_pcp_no_pool;
+TLS struct tls_attachment gmm_pcp_tls_fast = { PCP_NO_POOL, NULL };
 static TLS int64_t tls_last_decay; /* coarse clock, seconds */
 
 static void cache_reset(struct pcp_cache *c)
@@ -68,6 +71,9 @@ static void cache_reset(struct pcp_cache *c)
 		for (unsigned int l = 0; l < NR_PCP_LISTS; l++)
 			pz->lists[l].head = pz->lists[l].tail = PFN_NIL;
 		__atomic_store_n(&pz->count, 0, __ATOMIC_RELAXED);
+		pz->trim_at = 0;
+		pz->gen = 0; /* matches no zone: the first free takes the full path */
+		pz->fc_cap = 0;
 		pz->free_count = 0;
 		pz->flags = 0;
 		pz->high = 0;
@@ -141,46 +147,90 @@ static void pcp_update_sizes(struct gmm_pool *p)
 		__atomic_store_n(&pp->high_max[zone_idx(z)],
 				 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
 				 __ATOMIC_RELAXED);
+		/* the caches' next free of this zone rereads them (pcp_free0()) */
+		__atomic_fetch_add(&z->pcp_gen, PCP_GEN_SIZES, __ATOMIC_RELEASE);
 	}
 }
 
 /* --- moving frames between caches and the buddy --------------------------- */
 
-/* The kernel's free_pcppages_bulk(): @count frames, round-robin from the list after @pi. */
-static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
-				   unsigned int pi)
-{
-	struct gmm_pool *p = z->pool;
-	uint64_t freed = 0, blocks = 0;
+/* A block between a cache list and the buddy, moved outside the zone lock. */
+struct pcp_block {
+	uint32_t pfn;
+	uint8_t order;
+};
 
-	if (count > (int64_t)pz->count)
-		count = pz->count;
-	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
-	pthread_mutex_lock(&z->lock);
-	while (count > 0) {
+/*
+ * Blocks one refill takes at most: nr_pcp_alloc() asks for batch <<
+ * PCP_BATCH_SCALE_MAX order-0 frames at most, and zone_batchsize() is at
+ * most the frames of a quarter MiB (64).  A trim by the owner returns at most
+ * free_count frames, which stops growing at that count plus one THP;
+ * larger trims (decay, drains) take the lock once per PCP_TRIM_MAX blocks.
+ */
+#define PCP_BATCH_MAX ((1u << 20) / GMM_PAGE_SIZE / 4)
+#define PCP_REFILL_MAX (PCP_BATCH_MAX << PCP_BATCH_SCALE_MAX)
+#define PCP_TRIM_MAX (PCP_REFILL_MAX + GMM_PAGEBLOCK_PAGES)
+
+/*
+ * Take up to @count frames (at most PCP_TRIM_MAX blocks) off @pz's lists,
+ * round-robin from the list after *@pi, coldest (tail) first; *@count and
+ * *@pi are left where the next round continues.
+ */
+static unsigned int pop_blocks(struct gmm_pool *p, struct pcp_zone *pz, int64_t *count,
+			       unsigned int *pi, struct pcp_block *bk)
+{
+	unsigned int nr = 0;
+
+	while (*count > 0 && nr < PCP_TRIM_MAX) {
 		struct pfn_list *l;
 		unsigned int order;
 
 		do {
-			pi = pi + 1 == NR_PCP_LISTS ? 0 : pi + 1;
-			l = &pz->lists[pi];
+			*pi = *pi + 1 == NR_PCP_LISTS ? 0 : *pi + 1;
+			l = &pz->lists[*pi];
 		} while (l->head == PFN_NIL);
-		order = pindex_order(pi);
+		order = pindex_order(*pi);
 		do {
-			uint32_t pfn = pl_pop_tail(p, l);
-
-			buddy_free_range(z, pfn, order);
-			count -= 1 << order;
-			freed += 1ull << order;
-			blocks++;
-		} while (count > 0 && l->head != PFN_NIL);
+			bk[nr].pfn = pl_pop_tail(p, l);
+			bk[nr++].order = (uint8_t)order;
+			*count -= 1 << order;
+		} while (*count > 0 && l->head != PFN_NIL && nr < PCP_TRIM_MAX);
 	}
-	z->ev.free += blocks;
-	zone_maybe_clear_boost(z);
-	if (z->below_high && z->nr_free >= z->wmark[WMARK_HIGH])
-		__atomic_store_n(&z->below_high, false, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&z->lock);
-	pz_count_add(pz, -(int64_t)freed);
+	return nr;
+}
+
+/*
+ * The kernel's free_pcppages_bulk(): @count frames, round-robin from the
+ * list after @pi.  The blocks leave the cache lists before the zone lock
+ * (the lists are the owner's), so the lock covers the buddy work alone.
+ */
+static uint64_t free_pcppages_bulk(struct gmm_zone *z, struct pcp_zone *pz, int64_t count,
+				   unsigned int pi)
+{
+	struct gmm_pool *p = z->pool;
+	struct pcp_block bk[PCP_TRIM_MAX];
+	uint64_t freed = 0;
+
+	if (count > (int64_t)pz->count)
+		count = pz->count;
+	pi = pi ? pi - 1 : NR_PCP_LISTS - 1;
+	while (count > 0) {
+		unsigned int nr = pop_blocks(p, pz, &count, &pi, bk);
+		uint64_t frames = 0;
+
+		pthread_mutex_lock(&z->lock);
+		for (unsigned int k = 0; k < nr; k++) {
+			buddy_free_range(z, bk[k].pfn, bk[k].order);
+			frames += 1ull << bk[k].order;
+		}
+		z->ev.free += nr;
+		zone_maybe_clear_boost(z);
+		if (zone_below_high(z) && z->nr_free >= z->wmark[WMARK_HIGH])
+			zone_set_below_high(z, false);
+		pthread_mutex_unlock(&z->lock);
+		pz_count_add(pz, -(int64_t)frames);
+		freed += frames;
+	}
 	return freed;
 }
 
@@ -191,6 +241,81 @@ void pcp_trim(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz, int
 
 	CTR_ADD(t, drain, 1);
 	CTR_ADD(t, drain_frames, n);
+}
+
+/* --- frees into the cache ------------------------------------------------ */
+
+struct pcp_sizes {
+	uint32_t gen, batch, hmin, hmax;
+};
+
+/* The zone word, then the sizes it stands for (pcp_update_sizes() bumps it after). */
+static struct pcp_sizes pcp_sizes(const struct gmm_zone *z)
+{
+	const struct pcp_pool *pp = z->pool->pcp;
+	unsigned int zi = zone_idx(z);
+	struct pcp_sizes sz;
+
+	sz.gen = pcp_zone_gen(z);
+	sz.batch = __atomic_load_n(&pp->batch[zi], __ATOMIC_RELAXED);
+	sz.hmin = __atomic_load_n(&pp->high_min[zi], __ATOMIC_RELAXED);
+	sz.hmax = __atomic_load_n(&pp->high_max[zi], __ATOMIC_RELAXED);
+	return sz;
+}
+
+/* The end of free_frozen_page_commit(): nr_pcp_high(), the trim, the next trim_at. */
+static void free_commit(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
+			unsigned int pi, bool fh, const struct pcp_sizes *sz)
+{
+	uint32_t high = nr_pcp_high(pz, sz->gen & PCP_GEN_BELOW_HIGH, sz->batch, sz->hmin,
+				    sz->hmax, fh);
+
+	if (pz->count >= high)
+		pcp_trim(t, z, pz, nr_pcp_free(pz, sz->batch, high, fh), pi);
+	pz_set_trim_at(pz, sz->gen, sz->batch);
+}
+
+bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order)
+{
+	struct gmm_pool *p = z->pool;
+	int mt = pb_mt_relaxed(p, pfn);
+	struct pcp_sizes sz;
+	struct pcp_zone *pz;
+	unsigned int pi;
+	bool fh;
+
+	/* frames of isolated blocks go straight to the buddy's ISOLATE lists */
+	if (unlikely(mt == GMM_MT_ISOLATE))
+		return false;
+	/* HIGHATOMIC and CMA frames are cached on the movable list (the kernel does so) */
+	if (mt >= MT_PCPTYPES)
+		mt = GMM_MT_MOVABLE;
+	owner_lock(t);
+	pz = cache_zone(rcu_dereference(t->cache), z);
+	sz = pcp_sizes(z);
+	pi = pindex(mt, order);
+	fr_set(p, pfn, FR_PCP, order, false);
+	pl_add_head(p, &pz->lists[pi], (uint32_t)pfn);
+	pz_count_add(pz, 1 << order);
+	CTR_ADD(t, free, 1);
+	pz->alloc_factor >>= 1;
+	fh = free_high(pz, order, sz.batch, sz.hmin);
+	free_commit(t, z, pz, pi, fh, &sz);
+	owner_unlock(t);
+	return true;
+}
+
+int pcp_free_commit0(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
+		     unsigned int pi)
+{
+	struct pcp_sizes sz = pcp_sizes(z);
+
+	/* what pcp_free0() left out: free_high() of an order-0 free, less the count */
+	pz->alloc_factor >>= 1;
+	pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
+	free_commit(t, z, pz, pi, false, &sz);
+	owner_unlock(t);
+	return 0;
 }
 
 /* Return every frame of @c to the buddy; @c must be owned by the caller. */
@@ -211,19 +336,27 @@ static uint64_t cache_drain(struct gmm_pool *p, struct pcp_cache *c)
 /*
  * The kernel's nr_pcp_alloc(): a refill grows the cache's high mark (unless
  * the zone is below its high watermark) and doubles in size with each
- * refill not separated by a free (alloc_factor).
+ * refill not separated by a free (alloc_factor).  One deviation: the kernel
+ * grows high by batch frames whatever the order, which for orders 0..3 is
+ * about what the refill brings (batch >> order blocks), but a THP refill
+ * brings at least 2 blocks (1024 frames) for 63 frames of high; high then
+ * needs ~16 refills per cached THP to hold a working set of THPs, and every
+ * one of them takes the zone lock.  Here high grows by the frames of the
+ * refill when that is more than batch (THP only; docs/pcp.md).
  */
 static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, uint32_t batch,
 				 uint32_t hmin, uint32_t hmax, unsigned int order)
 {
-	uint32_t high = clamp_u32(pz->high, hmin, hmax), n;
+	uint32_t high = clamp_u32(pz->high, hmin, hmax), n, grow;
 
 	pz->high = high;
+	pz->trim_at = 0; /* high and alloc_factor change: the next free sets it again */
 	if (unlikely(high < batch))
 		return 1;
 	n = order ? batch : batch << pz->alloc_factor;
-	if (hmin != hmax && !__atomic_load_n(&z->below_high, __ATOMIC_RELAXED)) {
-		high = high + n < hmax ? high + n : hmax;
+	grow = order && (2u << order) > n ? 2u << order : n;
+	if (hmin != hmax && !zone_below_high(z)) {
+		high = hmax - high > grow ? high + grow : hmax;
 		pz->high = high;
 	}
 	if (!order) {
@@ -254,6 +387,7 @@ static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, 
  * share a line, except after cross-thread frees.
  */
 #define PCP_CHUNK_ORDER 6
+#define PCP_CHUNK_FRAMES (1u << PCP_CHUNK_ORDER)
 _Static_assert(64 >> PCP_CHUNK_ORDER == 1, "a chunk's state bytes fill one cache line");
 
 /* A free block of at least chunk order and of migratetype @mt (no fallback needed). */
@@ -265,51 +399,99 @@ static bool chunk_free(const struct gmm_zone *z, int mt)
 	return false;
 }
 
-/* One block of order @take, split into blocks of @order, onto @l; how many (0: none). */
-static unsigned int take_block(struct gmm_zone *z, struct pfn_list *l, unsigned int order,
-			       unsigned int take, int mt, unsigned int alloc_flags)
+/*
+ * Whether to take the next @rem frames of a refill as a chunk.  While at
+ * least half a chunk is wanted, yes (a refill overshoots by at most half a
+ * chunk); for a smaller first request (small zones' batches), only an
+ * already free chunk-order block, which splits nothing larger.
+ */
+static bool chunk_wanted(const struct gmm_zone *z, int mt, unsigned int rem, bool first)
+{
+	if (rem >= PCP_CHUNK_FRAMES / 2)
+		return chunk_free(z, mt);
+	return first && rem > 1 && z->area[PCP_CHUNK_ORDER][mt].list.head != PFN_NIL;
+}
+
+/* One block of order @take; false when there is none. */
+static bool take_block(struct gmm_zone *z, unsigned int take, int mt, unsigned int alloc_flags,
+		       struct pcp_block *out)
 {
 	struct gmm_pool *p = z->pool;
 	bool reported;
 	uint64_t pfn = buddy_rmqueue(z, take, mt, alloc_flags, &reported);
 
 	if (pfn == GMM_PFN_NONE)
-		return 0;
+		return false;
 	/* memory given back to the host: the backing may need it again first */
 	if (unlikely(reported) && pool_prepare_reported(p, pfn, take)) {
 		buddy_free_one_flag(z, pfn, take, pb_mt(p, pfn), true);
-		return 0;
+		return false;
 	}
-	for (uint64_t b = 0; b < 1ull << take; b += 1ull << order) {
-		fr_set(p, pfn + b, FR_PCP, order, false);
-		pl_add_tail(p, l, (uint32_t)(pfn + b));
-	}
-	return 1u << (take - order);
+	out->pfn = (uint32_t)pfn;
+	out->order = (uint8_t)take;
+	return true;
 }
 
-/* The kernel's rmqueue_bulk() after the watermark check of get_page_from_freelist(). */
+/*
+ * Take blocks for a refill of @count blocks of @order under the zone lock;
+ * how many blocks of @order they hold.  Orders below the chunk order come
+ * in chunks (above) while the buddy has them, else one by one.
+ */
+static unsigned int take_blocks(struct gmm_zone *z, unsigned int count, unsigned int order,
+				int mt, unsigned int alloc_flags, struct pcp_block *tk,
+				unsigned int *nr_tk)
+{
+	unsigned int i = 0;
+	bool chunks = false;
+
+	while (i < count) {
+		unsigned int take = order;
+
+		if (order < PCP_CHUNK_ORDER) {
+			if (chunk_wanted(z, mt, (count - i) << order, !i)) {
+				take = PCP_CHUNK_ORDER;
+				chunks = true;
+			} else if (chunks) {
+				break; /* rather a few frames short than a line shared */
+			}
+		}
+		if (!take_block(z, take, mt, alloc_flags, &tk[*nr_tk]))
+			break;
+		(*nr_tk)++;
+		i += 1u << (take - order);
+	}
+	return i;
+}
+
+/*
+ * The kernel's rmqueue_bulk() after the watermark check of
+ * get_page_from_freelist().  Only the buddy work is done under the zone
+ * lock: the taken blocks are split and put on the cache list after it.
+ * Until then their heads are FR_TAIL, which no merge, scanner or free
+ * takes for a free or allocated block.
+ */
 static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigned int count,
 				 unsigned int order, int mt, int hz, unsigned int alloc_flags)
 {
-	unsigned int i = 0;
+	struct gmm_pool *p = z->pool;
+	struct pcp_block tk[PCP_REFILL_MAX];
+	unsigned int i = 0, nr_tk = 0;
 
+	if (count > PCP_REFILL_MAX)
+		count = PCP_REFILL_MAX;
 	pthread_mutex_lock(&z->lock);
-	if (!z->below_high && z->nr_free < z->wmark[WMARK_HIGH])
-		__atomic_store_n(&z->below_high, true, __ATOMIC_RELAXED);
+	if (!zone_below_high(z) && z->nr_free < z->wmark[WMARK_HIGH])
+		zone_set_below_high(z, true);
 	if (zone_watermark_fast(z, order, hz, alloc_flags)) {
-		while (i < count) {
-			unsigned int take = order, n;
-
-			if (order < PCP_CHUNK_ORDER && count - i > 1 && chunk_free(z, mt))
-				take = PCP_CHUNK_ORDER;
-			n = take_block(z, l, order, take, mt, alloc_flags);
-			if (!n)
-				break;
-			i += n;
-		}
+		i = take_blocks(z, count, order, mt, alloc_flags, tk, &nr_tk);
 		z->ev.alloc += i;
 	}
 	pthread_mutex_unlock(&z->lock);
+	for (unsigned int k = 0; k < nr_tk; k++)
+		for (uint64_t b = 0; b < 1ull << tk[k].order; b += 1ull << order) {
+			fr_set(p, tk[k].pfn + b, FR_PCP, order, false);
+			pl_add_tail(p, l, (uint32_t)(tk[k].pfn + b));
+		}
 	return i;
 }
 
@@ -412,12 +594,50 @@ size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
 	return got;
 }
 
+size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, size_t n,
+			  uint64_t *pfns)
+{
+	struct pcp_zone *pz;
+	struct pfn_list *l;
+	size_t got = 0;
+
+	owner_lock(t);
+	l = (struct pfn_list *)((char *)rcu_dereference(t->cache) + PCP_FAST_LIST(e));
+	pz = (struct pcp_zone *)((uintptr_t)l & ~(uintptr_t)63);
+	if (l->head != PFN_NIL) {
+		got = take_run(p, pz, l, PCP_FAST_STATE(e), n, pfns);
+		CTR_ADD(t, alloc_hit, got);
+		CTR_ADD(t, bulk_alloc, got);
+	}
+	owner_unlock(t);
+	return got;
+}
+
 void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
 {
 	CTR_ADD(t, bulk_alloc, n);
 }
 
 /* --- thread state ---------------------------------------------------------- */
+
+/* The fast slot: the first attachment while online (pcp_self()). */
+static void tls_fast_update(void)
+{
+	if (tls_nr && !tls_offline)
+		gmm_pcp_tls_fast = tls_att[0];
+	else
+		gmm_pcp_tls_fast = (struct tls_attachment){ PCP_NO_POOL, NULL };
+}
+
+struct gmm_thread *pcp_self_slow(const struct gmm_pool *p)
+{
+	if (tls_offline)
+		return NULL;
+	for (unsigned int i = 0; i < tls_nr; i++)
+		if (tls_att[i].pool == p)
+			return tls_att[i].t;
+	return NULL;
+}
 
 static void release_all(void)
 {
@@ -447,6 +667,7 @@ static void decay_cache(struct gmm_thread *t)
 			if (pz->count > step && pz->count - step > high)
 				high = pz->count - step;
 			pz->high = high > hmin ? high : hmin;
+			pz->trim_at = 0; /* the next free sets it again */
 		}
 		if (pz->count > pz->high)
 			pcp_trim(t, z, pz, pz->count - pz->high, 0);
@@ -485,6 +706,7 @@ void gmm_thread_offline(void)
 	release_all();
 	rcu_thread_offline();
 	tls_offline = true;
+	tls_fast_update();
 }
 
 void gmm_thread_online(void)
@@ -493,6 +715,7 @@ void gmm_thread_online(void)
 		return;
 	rcu_thread_online();
 	tls_offline = false;
+	tls_fast_update();
 }
 
 /* Go offline if online; returns whether to come back. */
@@ -605,6 +828,7 @@ int gmm_thread_attach(struct gmm_pool *p)
 		pthread_once(&exit_once, exit_key_init);
 		pthread_setspecific(exit_key, (void *)1);
 	}
+	tls_fast_update();
 	return 0;
 }
 
@@ -650,6 +874,7 @@ int gmm_thread_detach(struct gmm_pool *p)
 		rcu_unregister_thread();
 		tls_offline = false;
 	}
+	tls_fast_update();
 	return 0;
 }
 
@@ -712,6 +937,50 @@ static void drain_all_hook(struct gmm_pool *p)
 
 /* --- pool setup ---------------------------------------------------------------- */
 
+/*
+ * Row @row of the order-0 lookup: for every flags value, the first zone
+ * of the node's zonelist that the request may use (as alloc.c's alloc_fast() finds
+ * it) and the migratetype's list; 0 where the full path must decide
+ * (GMM_ZERO, invalid flags, interleave, GMM_THISNODE without a node, no
+ * eligible first zone).  Row 0 follows the pool's policy: rewritten by
+ * gmm_pool_set_policy().
+ */
+void pcp_fast_fill(struct gmm_pool *p, unsigned int row)
+{
+	enum gmm_policy_mode mode = GMM_POLICY_PREFERRED;
+	uint64_t nodes = row ? 1ull << (row - 1) : 0;
+
+	/* concurrent policy changes: the last fill reads the last policy */
+	pthread_mutex_lock(&p->pcp->fast_lock);
+	if (!row)
+		pool_policy(p, &mode, &nodes);
+	for (unsigned int flags = 0; flags <= GMM_FLAGS_ALL; flags++) {
+		uint64_t mask = ~0ull;
+		struct gmm_zone *z;
+		uint32_t e = 0;
+		int node = __builtin_ctzll(nodes), mt, hz;
+
+		if (!row && mode == GMM_POLICY_BIND)
+			mask = nodes;
+		if (row && (flags & GMM_THISNODE))
+			mask = nodes;
+		hz = (flags & GMM_MOVABLE) && !(flags & GMM_NO_MOVABLE_ZONE) ? GMM_ZONE_MOVABLE :
+									   GMM_ZONE_NORMAL;
+		z = pcp_first_zone(p, node, hz);
+		if (!(flags & GMM_ZERO) &&
+		    (flags & (GMM_MOVABLE | GMM_RECLAIMABLE)) != (GMM_MOVABLE | GMM_RECLAIMABLE) &&
+		    !(!row && (mode == GMM_POLICY_INTERLEAVE || (flags & GMM_THISNODE))) && z &&
+		    ((mask >> z->node) & 1)) {
+			mt = flags_migratetype(p, flags);
+			e = PCP_FAST_ENTRY(z->pcp_off + offsetof(struct pcp_zone, lists[mt]),
+					   FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
+		}
+		__atomic_store_n(&p->pcp->fast[row][flags], e, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&p->pcp->fast_lock);
+}
+
+
 int pcp_pool_init(struct gmm_pool *p)
 {
 	struct pcp_pool *pp = calloc(1, sizeof(*pp));
@@ -719,8 +988,18 @@ int pcp_pool_init(struct gmm_pool *p)
 	if (!pp)
 		return gmm_set_error(-ENOMEM, "cannot allocate the cache state");
 	pthread_mutex_init(&pp->lock, NULL);
+	pthread_mutex_init(&pp->fast_lock, NULL);
 	pp->nr_zones = p->cfg.nr_nodes * GMM_NR_ZONES;
 	p->pcp = pp;
+	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
+		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
+			struct gmm_zone *z = &p->nodes[n].zones[zt];
+
+			z->pcp_off = (uint32_t)(offsetof(struct pcp_cache, zones) +
+						zone_idx(z) * sizeof(struct pcp_zone));
+			__atomic_store_n(&z->pcp_gen, PCP_GEN_VALID, __ATOMIC_RELAXED);
+		}
+	}
 	for (unsigned int n = 0; n < p->cfg.nr_nodes; n++) {
 		struct gmm_node *nd = &p->nodes[n];
 
@@ -730,6 +1009,8 @@ int pcp_pool_init(struct gmm_pool *p)
 					pp->first_zone[n][hz] = nd->zonelist[i];
 	}
 	pcp_update_sizes(p);
+	for (unsigned int row = 0; row <= p->cfg.nr_nodes; row++)
+		pcp_fast_fill(p, row);
 	p->drain_all = drain_all_hook;
 	return 0;
 }
@@ -762,6 +1043,7 @@ void pcp_pool_destroy(struct gmm_pool *p)
 		free(t);
 	}
 	pthread_mutex_destroy(&pp->lock);
+	pthread_mutex_destroy(&pp->fast_lock);
 	free(pp);
 	p->pcp = NULL;
 	p->drain_all = NULL;
@@ -793,6 +1075,21 @@ static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int
 	return 0;
 }
 
+/*
+ * pcp_free0()'s condition: while the zone word is the one trim_at was set
+ * with, trim_at is 0 or the high mark of a settled state within the sizes.
+ */
+static bool trim_at_valid(const struct gmm_zone *z, const struct pcp_zone *pz)
+{
+	struct pcp_sizes sz = pcp_sizes(z);
+
+	if (pz->gen != sz.gen || !pz->trim_at)
+		return true;
+	return !pz->alloc_factor && !(pz->flags & PCPF_PREV_FREE_HIGH_ORDER) &&
+	       pz->trim_at == pz->high && pz->high >= sz.hmin && pz->high <= sz.hmax &&
+	       pz->fc_cap == sz.batch << PCP_BATCH_SCALE_MAX;
+}
+
 /* Under pcp_lock() and every zone lock; owners must be between gmm calls. */
 int pcp_check_zone(struct gmm_zone *z, uint64_t *cached)
 {
@@ -816,6 +1113,11 @@ int pcp_check_zone(struct gmm_zone *z, uint64_t *cached)
 			return gmm_set_error(-EUCLEAN, "zone %d/%d: a cache holds %llu frames, "
 					     "counts %u", z->node, z->type,
 					     (unsigned long long)frames, pz->count);
+		if (!trim_at_valid(z, pz))
+			return gmm_set_error(-EUCLEAN, "zone %d/%d: a cache's trim_at %u does not "
+					     "match its state (high %u, alloc_factor %u, flags %u)",
+					     z->node, z->type, pz->trim_at, pz->high,
+					     pz->alloc_factor, pz->flags);
 		*cached += frames;
 	}
 	return 0;

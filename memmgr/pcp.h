@@ -7,6 +7,8 @@
 #ifndef GMM_MEMMGR_PCP_H
 #define GMM_MEMMGR_PCP_H
 
+#include <stddef.h>
+
 /* rcu_dereference() and rcu_assign_pointer() inline; the rest are calls. */
 #define URCU_INLINE_SMALL_FUNCTIONS
 #include <urcu-qsbr.h>
@@ -19,14 +21,25 @@
 #define PCP_BATCH_SCALE_MAX 5
 #define PCPF_PREV_FREE_HIGH_ORDER 0x1u
 
+/*
+ * One zone's part of a cache.  The order-0 lists share the first line with
+ * the fields the fast paths touch.
+ *
+ * trim_at, gen and fc_cap let the order-0 free skip the kernel's per-free
+ * high logic (free_frozen_page_commit(), nr_pcp_high()) while it would
+ * change nothing; see pcp_free0() for why that is exact.
+ */
 struct pcp_zone {
-	struct pfn_list lists[NR_PCP_LISTS];
 	uint32_t count;      /* frames in the lists; stored atomically for readers */
+	uint32_t trim_at;    /* an order-0 free that brings count here takes the slow path */
+	uint32_t gen;        /* the zone's pcp_gen when trim_at was set (0: never) */
+	uint32_t fc_cap;     /* batch << PCP_BATCH_SCALE_MAX of that time */
 	uint32_t free_count; /* frames freed since the last allocation (decaying) */
 	uint32_t flags;
 	uint32_t high;       /* adaptive high mark, between high_min and high_max */
 	uint32_t alloc_factor; /* refill size is batch << alloc_factor (order 0) */
-} __attribute__((aligned(64))); /* a power-of-two multiple of lines: cheap to index */
+	struct pfn_list lists[NR_PCP_LISTS];
+} __attribute__((aligned(64))); /* a whole number of lines: no line shared between zones */
 
 struct pcp_cache {
 	unsigned int nr_zones;
@@ -107,6 +120,14 @@ struct pcp_pool {
 	uint64_t retired_remote_drain, retired_remote_frames, drain_all;
 	/* first zone of each node's zonelist per highest zone index (fast path) */
 	struct gmm_zone *first_zone[GMM_MAX_NODES][GMM_NR_ZONES];
+	/*
+	 * The order-0 cache hit's lookup (pcp_fast_entry()): row 0 for
+	 * GMM_NO_NODE (the pool's policy, rewritten by gmm_pool_set_policy()),
+	 * row n + 1 for node n; column: the flags.  0: take the full path.
+	 * Relaxed atomics (row 0 changes under readers).
+	 */
+	uint32_t fast[GMM_MAX_NODES + 1][GMM_FLAGS_ALL + 1];
+	pthread_mutex_t fast_lock; /* one writer of row 0 at a time */
 	/* read without the lock by owners: relaxed atomics */
 	uint32_t batch[GMM_MAX_NODES * GMM_NR_ZONES];
 	uint32_t high_min[GMM_MAX_NODES * GMM_NR_ZONES];
@@ -120,17 +141,64 @@ struct tls_attachment {
 
 /* The calling thread's attachments (pcp.c). */
 extern TLS struct tls_attachment gmm_pcp_tls_att[GMM_THREAD_MAX_POOLS];
+/* Slot 0 while online, else { PCP_NO_POOL, NULL }: pcp_self()'s one compare. */
+extern TLS struct tls_attachment gmm_pcp_tls_fast;
+extern const char gmm_pcp_no_pool;
+#define PCP_NO_POOL ((struct gmm_pool *)(uintptr_t)&gmm_pcp_no_pool)
 extern TLS unsigned int gmm_pcp_tls_nr;
 extern TLS bool gmm_pcp_tls_offline;
 #define tls_att gmm_pcp_tls_att
 #define tls_nr gmm_pcp_tls_nr
 #define tls_offline gmm_pcp_tls_offline
 
-#define CTR_ADD(t, f, n) __atomic_store_n(&(t)->ctr.f, (t)->ctr.f + (n), __ATOMIC_RELAXED)
+/*
+ * Add to a counter that only the calling thread writes and other threads
+ * read with relaxed atomic loads.  On x86-64 one add to memory: its store
+ * is a single aligned store (other threads see the old or the new value)
+ * and no other thread writes the word, so nothing is lost; it is what a
+ * relaxed atomic store of load + n does, in one instruction instead of
+ * three.  ThreadSanitizer builds and other targets use that atomic store.
+ */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define owner_add64(ptr, n) __asm__("addq %1, %0" : "+m"(*(ptr)) : "er"((uint64_t)(n)) : "cc")
+#define owner_add32(ptr, n) __asm__("addl %1, %0" : "+m"(*(ptr)) : "ir"((uint32_t)(n)) : "cc")
+#else
+#define owner_add64(ptr, n) __atomic_store_n((ptr), *(ptr) + (uint64_t)(n), __ATOMIC_RELAXED)
+#define owner_add32(ptr, n) __atomic_store_n((ptr), *(ptr) + (uint32_t)(n), __ATOMIC_RELAXED)
+#endif
+
+#define CTR_ADD(t, f, n) owner_add64(&(t)->ctr.f, (n))
 
 static inline unsigned int zone_idx(const struct gmm_zone *z)
 {
 	return (unsigned int)z->node * GMM_NR_ZONES + (unsigned int)z->type;
+}
+
+/* --- the zone's cache word (struct gmm_zone.pcp_gen) ------------------------ */
+
+#define PCP_GEN_BELOW_HIGH 1u
+#define PCP_GEN_VALID 2u     /* never 0: a reset cache (gen 0) never matches */
+#define PCP_GEN_SIZES 4u     /* added whenever batch / high_min / high_max are rewritten */
+
+/* Acquire: pairs with pcp_update_sizes()' release; the sizes read after it are current. */
+static inline uint32_t pcp_zone_gen(const struct gmm_zone *z)
+{
+	return __atomic_load_n(&z->pcp_gen, __ATOMIC_ACQUIRE);
+}
+
+/* ZONE_BELOW_HIGH */
+static inline bool zone_below_high(const struct gmm_zone *z)
+{
+	return __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED) & PCP_GEN_BELOW_HIGH;
+}
+
+/* Set or clear ZONE_BELOW_HIGH, under the zone lock. */
+static inline void zone_set_below_high(struct gmm_zone *z, bool below)
+{
+	if (below)
+		__atomic_fetch_or(&z->pcp_gen, PCP_GEN_BELOW_HIGH, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&z->pcp_gen, ~PCP_GEN_BELOW_HIGH, __ATOMIC_RELAXED);
 }
 
 /* The kernel's order_to_pindex(): pageblock-order blocks on two lists of their own. */
@@ -148,7 +216,12 @@ static inline unsigned int pindex_order(unsigned int pi)
 
 static inline void pz_count_add(struct pcp_zone *pz, int64_t n)
 {
-	__atomic_store_n(&pz->count, (uint32_t)((int64_t)pz->count + n), __ATOMIC_RELAXED);
+	owner_add32(&pz->count, (uint32_t)n);
+}
+
+static inline struct pcp_zone *cache_zone(struct pcp_cache *c, const struct gmm_zone *z)
+{
+	return (struct pcp_zone *)((char *)c + z->pcp_off);
 }
 
 /* Trim @pz by @count frames to the buddy (free_pcppages_bulk), owner only. */
@@ -193,11 +266,11 @@ static inline uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
 /*
  * The kernel's nr_pcp_high() (Linux 6.7+ auto-tuning): the cache's high
  * mark grows toward high_max while frees overflow it, shrinks toward
- * high_min while the zone is below its high watermark or frees are
- * high-order bursts.  Returns the mark to trim against now.
+ * high_min while the zone is below its high watermark (@below) or frees
+ * are high-order bursts.  Returns the mark to trim against now.
  */
-static inline uint32_t nr_pcp_high(struct pcp_zone *pz, const struct gmm_zone *z,
-				   uint32_t batch, uint32_t hmin, uint32_t hmax, bool fh)
+static inline uint32_t nr_pcp_high(struct pcp_zone *pz, bool below, uint32_t batch,
+				   uint32_t hmin, uint32_t hmax, bool fh)
 {
 	uint32_t high = clamp_u32(pz->high, hmin, hmax);
 
@@ -210,7 +283,7 @@ static inline uint32_t nr_pcp_high(struct pcp_zone *pz, const struct gmm_zone *z
 	}
 	if (hmin == hmax)
 		return high;
-	if (__atomic_load_n(&z->below_high, __ATOMIC_RELAXED)) {
+	if (below) {
 		uint32_t fc = pz->free_count > batch ? pz->free_count : batch;
 
 		pz->high = high > hmin + fc ? high - fc : hmin;
@@ -239,44 +312,100 @@ static inline int64_t nr_pcp_free(const struct pcp_zone *pz, uint32_t batch, uin
 	return n;
 }
 
-/* Put an allocated block (already checked) into @t's cache of @z; false when its
- * pageblock is isolated (then free it to the buddy). */
-static inline __attribute__((always_inline)) bool pcp_free(struct gmm_thread *t,
-							   struct gmm_zone *z, uint64_t pfn,
-							   unsigned int order)
+/*
+ * After the kernel's per-free logic ran on @pz with the zone word @gen
+ * (read before the sizes it used): the threshold of the order-0 free's
+ * fast path.  trim_at is high only when an order-0 free below it would
+ * leave alloc_factor, flags and high as they are; else 0 (every free
+ * takes the slow path until the state settles).
+ */
+static inline void pz_set_trim_at(struct pcp_zone *pz, uint32_t gen, uint32_t batch)
 {
-	struct gmm_pool *p = z->pool;
-	int mt = pb_mt_relaxed(p, pfn);
+	pz->gen = gen & ~PCP_GEN_BELOW_HIGH;
+	pz->fc_cap = batch << PCP_BATCH_SCALE_MAX;
+	pz->trim_at = pz->alloc_factor || (pz->flags & PCPF_PREV_FREE_HIGH_ORDER) ? 0 : pz->high;
+}
+
+/* Any free into a cache with the kernel's full per-free logic (pcp.c); false
+ * when the block's pageblock is isolated (then free it to the buddy). */
+bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order);
+/* The rest of an order-0 free that reached trim_at, then owner_unlock(); 0 (pcp.c). */
+int pcp_free_commit0(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
+		     unsigned int pi);
+/* A checked free of an allocated block through the full path of the cache (alloc.c). */
+int free_pcp(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order);
+
+/*
+ * An allocated order-0 frame (already checked) into @t's cache of @z;
+ * gmm_free()'s result.  Every call it makes is a tail call: the common
+ * path needs no stack frame.
+ *
+ * The kernel's free_frozen_page_commit() does, on every free: alloc_factor
+ * >>= 1; clear PCPF_PREV_FREE_HIGH_ORDER (order 0); free_count += 1 below
+ * its cap; high = nr_pcp_high(); trim when count >= high.  Here the common
+ * free does only the list push, count and free_count, and compares count
+ * with trim_at.  That is the same as long as:
+ * - alloc_factor is 0 and the flag is clear: then the first two are no-ops.
+ *   pz_set_trim_at() makes trim_at 0 otherwise, and everything that sets
+ *   them (a refill's nr_pcp_alloc(), a high-order free) runs the full logic
+ *   and sets trim_at again, or to 0;
+ * - nr_pcp_high() would return pz->high and leave it unchanged.  With
+ *   high_min <= high <= high_max (the clamp a slow path applied, against the
+ *   sizes read after the zone word pz->gen), the zone not below its high
+ *   watermark and count < high, it does: the clamp is the identity, the
+ *   below-high branch is not taken, the growth branch needs count >= high.
+ *   The sizes and ZONE_BELOW_HIGH change only with the zone word
+ *   (pcp_gen): a free that finds it different from pz->gen runs the full
+ *   logic (pcp_free()).  Only the owner changes pz->high, always in a slow
+ *   path that resets trim_at (refill, decay, trim, high-order free);
+ * - free_count's cap (batch << 5) is that of the same sizes (fc_cap).
+ * A free that brings count to trim_at (>= high: the kernel would trim)
+ * runs the rest of the kernel's logic in pcp_free_commit0().  Allocations
+ * change count and free_count only, so they keep trim_at valid.
+ */
+static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
+							   struct gmm_thread *t,
+							   struct gmm_zone *z, uint64_t pfn)
+{
+	size_t mt = __atomic_load_n(pb_byte(p, pfn), __ATOMIC_RELAXED) &
+		    (PB_ISOLATE | PB_MT_MASK);
+	/* one register for the test and the index (gcc would narrow the test apart) */
+	__asm__("" : "+r"(mt));
+	uint8_t *state = p->state;
+	uint32_t *link = (uint32_t *)p->link; /* halves: prev, next (little-endian) */
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
-	uint32_t batch, hmin, hmax, high;
-	unsigned int pi;
-	bool fh;
+	struct pfn_list *l;
+	uint32_t count, head;
 
-	/* frames of isolated blocks go straight to the buddy's ISOLATE lists */
-	if (unlikely(mt == GMM_MT_ISOLATE))
-		return false;
+	/* isolated, HIGHATOMIC or CMA: the full path sorts them out */
+	if (unlikely(mt >= MT_PCPTYPES))
+		return free_pcp(t, z, pfn, 0);
 	owner_lock(t);
 	c = rcu_dereference(t->cache);
-	pz = &c->zones[zone_idx(z)];
-	batch = __atomic_load_n(&p->pcp->batch[zone_idx(z)], __ATOMIC_RELAXED);
-	hmin = __atomic_load_n(&p->pcp->high_min[zone_idx(z)], __ATOMIC_RELAXED);
-	hmax = __atomic_load_n(&p->pcp->high_max[zone_idx(z)], __ATOMIC_RELAXED);
-	/* HIGHATOMIC and CMA frames are cached on the movable list (the kernel does so) */
-	if (mt >= MT_PCPTYPES)
-		mt = GMM_MT_MOVABLE;
-	pi = pindex(mt, order);
-	fr_set(p, pfn, FR_PCP, order, false);
-	pl_add_head(p, &pz->lists[pi], (uint32_t)pfn);
-	pz_count_add(pz, 1 << order);
+	pz = cache_zone(c, z);
+	if (unlikely(pz->gen != __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED))) {
+		owner_unlock(t);
+		return free_pcp(t, z, pfn, 0);
+	}
+	__atomic_store_n(&state[pfn], FR_PCP, __ATOMIC_RELAXED);
+	l = &pz->lists[mt];
+	/* pl_add_head(), but the new head's prev half left stale (never read) */
+	head = l->head;
+	link[2 * pfn + 1] = head;
+	if (head == PFN_NIL)
+		l->tail = (uint32_t)pfn;
+	else
+		link[2 * (size_t)head] = (uint32_t)pfn;
+	l->head = (uint32_t)pfn;
+	pz_count_add(pz, 1);
+	count = __atomic_load_n(&pz->count, __ATOMIC_RELAXED);
+	pz->free_count += pz->free_count < pz->fc_cap;
 	CTR_ADD(t, free, 1);
-	pz->alloc_factor >>= 1;
-	fh = free_high(pz, order, batch, hmin);
-	high = nr_pcp_high(pz, z, batch, hmin, hmax, fh);
-	if (unlikely(pz->count >= high))
-		pcp_trim(t, z, pz, nr_pcp_free(pz, batch, high, fh), pi);
+	if (unlikely(count >= pz->trim_at))
+		return pcp_free_commit0(t, z, pz, mt);
 	owner_unlock(t);
-	return true;
+	return 0;
 }
 
 /* The cache hit only (no refill): GMM_PFN_NONE when the list is empty. */
@@ -291,7 +420,7 @@ static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit(struct gmm_t
 
 	owner_lock(t);
 	c = rcu_dereference(t->cache);
-	pz = &c->zones[zone_idx(z)];
+	pz = cache_zone(c, z);
 	l = &pz->lists[pindex(mt, order)];
 	if (likely(l->head != PFN_NIL)) {
 		pz->free_count >>= 1;
@@ -302,28 +431,119 @@ static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit(struct gmm_t
 	return pfn;
 }
 
+/*
+ * pcp_fast_entry(): where an order-0 request of (node, flags) hits:
+ * bits 0..15 the byte offset of the list in a cache, 24..31 the state byte
+ * of the frame handed out.  The order-0 lists are in the zone's first line,
+ * so the zone is the list's address rounded down to a line.
+ */
+#define PCP_FAST_LIST(e) ((e) & 0xffffu)
+#define PCP_FAST_STATE(e) ((uint8_t)((e) >> 24))
+#define PCP_FAST_ENTRY(list_off, st) ((uint32_t)(list_off) | (uint32_t)(st) << 24)
+_Static_assert(offsetof(struct pcp_zone, lists[MT_PCPTYPES]) <= 64 &&
+	       sizeof(struct pcp_zone) % 64 == 0 && offsetof(struct pcp_cache, zones) % 64 == 0,
+	       "order-0 lists in the zone's first line, zones line-aligned");
+_Static_assert(sizeof(struct pcp_cache) +
+	       sizeof(struct pcp_zone) * GMM_MAX_NODES * GMM_NR_ZONES <= 0x10000,
+	       "zone offsets fit 16 bits");
+
+/* The order-0 lookup entry of (@node, @flags), 0 when the full path must decide. */
+static inline uint32_t pcp_fast_entry(const struct gmm_pool *p, unsigned int flags, int node)
+{
+	unsigned int row = (unsigned int)(node + 1);
+
+	if (unlikely(row > p->cfg.nr_nodes || flags > GMM_FLAGS_ALL))
+		return 0;
+	return __atomic_load_n(&p->pcp->fast[row][flags], __ATOMIC_RELAXED);
+}
+
+/*
+ * The order-0 cache hit of a request whose entry is @e (not 0):
+ * GMM_PFN_NONE when the list is empty.  The same as pcp_alloc_hit().
+ */
+static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit0(struct gmm_pool *p,
+								     struct gmm_thread *t,
+								     uint32_t e)
+{
+	struct pcp_cache *c;
+	struct pcp_zone *pz;
+	struct pfn_list *l;
+	uint64_t *link;
+	uint8_t *state;
+	uint32_t pfn, next;
+
+	owner_lock(t);
+	c = rcu_dereference(t->cache);
+	l = (struct pfn_list *)((char *)c + PCP_FAST_LIST(e));
+	pz = (struct pcp_zone *)((uintptr_t)l & ~(uintptr_t)63);
+	pfn = l->head;
+	if (unlikely(pfn == PFN_NIL)) {
+		owner_unlock(t);
+		return GMM_PFN_NONE;
+	}
+	link = p->link;
+	state = p->state;
+	next = ((const uint32_t *)link)[2 * (size_t)pfn + 1]; /* pl_next() */
+	l->head = next;
+	if (next == PFN_NIL)
+		l->tail = PFN_NIL;
+	pz->free_count >>= 1;
+	pz_count_add(pz, -1);
+	CTR_ADD(t, alloc_hit, 1);
+	link[pfn] = 0;
+	__atomic_store_n(&state[pfn], PCP_FAST_STATE(e), __ATOMIC_RELAXED);
+	owner_unlock(t);
+	return pfn;
+}
+
+/* The kernel's gfp_migratetype(). */
+static inline int flags_migratetype(const struct gmm_pool *p, unsigned int flags)
+{
+	if (!p->cfg.mobility_grouping)
+		return GMM_MT_UNMOVABLE;
+	if (flags & GMM_MOVABLE)
+		return GMM_MT_MOVABLE;
+	if (flags & GMM_RECLAIMABLE)
+		return GMM_MT_RECLAIMABLE;
+	return GMM_MT_UNMOVABLE;
+}
+
+/* The pool's default policy: mode and nodes change together (one word). */
+static inline void pool_policy(const struct gmm_pool *p, enum gmm_policy_mode *mode,
+			       uint64_t *nodes)
+{
+	uint64_t w = __atomic_load_n(&p->policy_word, __ATOMIC_RELAXED);
+
+	*mode = (enum gmm_policy_mode)(w >> POLICY_MODE_SHIFT);
+	*nodes = w & ((1ull << POLICY_MODE_SHIFT) - 1);
+}
+
+/* Up to @n frames off the list of entry @e of @t's cache, no refill (pcp.c); how many. */
+size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, size_t n,
+			  uint64_t *pfns);
+
+/* Fill row @row of the pool's order-0 lookup (0: the policy's, rewritten when it changes). */
+void pcp_fast_fill(struct gmm_pool *p, unsigned int row);
+
 /* The first zone of @node's zonelist not above @hz (NULL: none). */
 static inline struct gmm_zone *pcp_first_zone(const struct gmm_pool *p, int node, int hz)
 {
 	return p->pcp->first_zone[node][hz];
 }
 
+/* pcp_self() when the pool is not in the fast slot (pcp.c). */
+struct gmm_thread *pcp_self_slow(const struct gmm_pool *p);
+
 /*
  * The calling thread's cache of @p, or NULL (not attached, or offline).
- * Unused slots are { NULL, NULL } and attached pools are not NULL, so
- * pcp_self(NULL) is NULL: the entry points' fast paths rely on it.
+ * The fast slot holds the first attachment while online, and a pool no
+ * caller can pass otherwise (not NULL): pcp_self(NULL) is NULL.
  */
 static inline struct gmm_thread *pcp_self(const struct gmm_pool *p)
 {
-	if (unlikely(tls_offline))
-		return NULL;
-	/* most threads attach to one pool: look at the first slot first */
-	if (likely(tls_att[0].pool == p))
-		return tls_att[0].t;
-	for (unsigned int i = 1; i < tls_nr; i++)
-		if (tls_att[i].pool == p)
-			return tls_att[i].t;
-	return NULL;
+	if (likely(gmm_pcp_tls_fast.pool == p))
+		return gmm_pcp_tls_fast.t;
+	return pcp_self_slow(p);
 }
 
 #endif

@@ -426,9 +426,10 @@ int gmm_pool_create(const struct gmm_pool_config *cfg, struct gmm_pool **pool)
 	err = check_config(cfg);
 	if (err)
 		return err;
-	p = calloc(1, sizeof(*p));
+	p = aligned_alloc(64, (sizeof(*p) + 63) & ~(size_t)63); /* the zones' line layout */
 	if (!p)
 		return gmm_set_error(-ENOMEM, "cannot allocate the pool");
+	memset(p, 0, sizeof(*p));
 	p->cfg = *cfg;
 	if (!p->cfg.backing)
 		p->cfg.backing = &gmm_backing_anon;

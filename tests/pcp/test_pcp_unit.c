@@ -169,9 +169,12 @@ static void test_refill_and_trim(void)
 	CHECK(gmm_pool_check(p) == 0);
 	CHECK_EQ(gmm_pool_nr_free(p) + s.cached, total);
 
-	/* an idle cache above high_min decays once a second at quiescent states */
+	/*
+	 * an idle cache above high_min decays once a second at quiescent states
+	 * (by an eighth of high: a few seconds before high falls below the count)
+	 */
 	uint64_t before = s.cached;
-	for (int i = 0; i < 40 && s.cached == before; i++) {
+	for (int i = 0; i < 100 && s.cached == before; i++) {
 		usleep(100000);
 		gmm_thread_quiescent();
 		CHECK(gmm_pcp_thread_stats(p, &s) == 0);
@@ -331,6 +334,91 @@ static void test_bulk(void)
 	gmm_pool_destroy(p);
 }
 
+/*
+ * Attached bulk allocation moves on to the next zone of the zonelist when
+ * the first one's refill is refused (alloc_pages_bulk()): movable frames
+ * come from ZONE_NORMAL once ZONE_MOVABLE is below its watermark, within
+ * one call.
+ */
+static void test_bulk_zone_fallback(void)
+{
+	struct gmm_pool *p = test_pool(128 * MIB, 128 * MIB);
+	size_t cap = (256 * MIB) / GMM_PAGE_SIZE, nr = 0, got, normal = 0;
+	uint64_t *held = malloc(cap * sizeof(*held)), v[256];
+
+	CHECK(held != NULL);
+	CHECK(gmm_thread_attach(p) == 0);
+	/* singles until they come from ZONE_NORMAL: ZONE_MOVABLE is below its watermark */
+	for (;;) {
+		CHECK(nr < cap);
+		held[nr] = gmm_alloc(p, 0, GMM_MOVABLE, 0);
+		CHECK(held[nr] != GMM_PFN_NONE);
+		if (gmm_pfn_zone(p, held[nr++]) == GMM_ZONE_NORMAL)
+			break;
+	}
+	got = gmm_alloc_bulk(p, GMM_MOVABLE, 0, 256, v);
+	CHECK_EQ(got, (size_t)256);
+	for (size_t i = 0; i < got; i++)
+		normal += gmm_pfn_zone(p, v[i]) == GMM_ZONE_NORMAL;
+	CHECK(normal > 0);
+	CHECK_EQ(gmm_free_bulk(p, got, v), 0);
+	CHECK_EQ(gmm_free_bulk(p, nr, held), 0);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+	free(held);
+}
+
+/*
+ * The order-0 cache hit looks the (node, flags) pair up in a table; the
+ * GMM_NO_NODE row follows the pool's policy, so a policy change takes
+ * effect on the next allocation of an attached thread, as on the full path.
+ */
+static void test_policy_fast_path(void)
+{
+	struct gmm_pool_config cfg;
+	struct gmm_pool *p = NULL;
+	uint64_t v[64];
+
+	gmm_pool_config_init(&cfg, 128 * MIB);
+	cfg.nr_nodes = 2;
+	cfg.nodes[1].normal_bytes = 128 * MIB;
+	CHECK(gmm_pool_create(&cfg, &p) == 0);
+	CHECK(gmm_thread_attach(p) == 0);
+	for (int node = 0; node < 2; node++) {
+		CHECK(gmm_pool_set_policy(p, GMM_POLICY_BIND, 1ull << node) == 0);
+		for (int round = 0; round < 2; round++) { /* the second round hits the cache */
+			for (int i = 0; i < 64; i++) {
+				v[i] = gmm_alloc(p, 0, round ? GMM_MOVABLE : 0, GMM_NO_NODE);
+				CHECK(v[i] != GMM_PFN_NONE);
+				CHECK_EQ(gmm_pfn_node(p, v[i]), node);
+			}
+			for (int i = 0; i < 64; i++)
+				CHECK_EQ(gmm_free(p, v[i], 0), 0);
+		}
+		/* an explicit node and GMM_THISNODE are not the policy's */
+		v[0] = gmm_alloc(p, 0, GMM_THISNODE, 1 - node);
+		CHECK(v[0] != GMM_PFN_NONE);
+		CHECK_EQ(gmm_pfn_node(p, v[0]), 1 - node);
+		CHECK_EQ(gmm_free(p, v[0], 0), 0);
+	}
+	/* interleave alternates (the full path), GMM_THISNODE without a node is refused */
+	CHECK(gmm_pool_set_policy(p, GMM_POLICY_INTERLEAVE, 3) == 0);
+	for (int i = 0; i < 4; i++)
+		v[i] = gmm_alloc(p, 0, 0, GMM_NO_NODE);
+	CHECK(gmm_pfn_node(p, v[0]) != gmm_pfn_node(p, v[1]));
+	CHECK(gmm_pfn_node(p, v[2]) != gmm_pfn_node(p, v[3]));
+	CHECK_EQ(gmm_free_bulk(p, 4, v), 0);
+	CHECK_EQ(gmm_alloc(p, 0, GMM_THISNODE, GMM_NO_NODE), GMM_PFN_NONE);
+	CHECK_EQ(gmm_errno(), -EINVAL);
+	CHECK_EQ(gmm_alloc(p, 0, GMM_MOVABLE | GMM_RECLAIMABLE, 0), GMM_PFN_NONE);
+	CHECK_EQ(gmm_alloc(p, 0, 1u << 20, 0), GMM_PFN_NONE);
+	CHECK_EQ(gmm_errno(), -EINVAL);
+	CHECK_EQ(gmm_pool_check(p), 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+}
+
 static void test_stat_render(void)
 {
 	struct gmm_pool *p = test_pool(128 * MIB, 0);
@@ -418,14 +506,14 @@ static void test_two_pools(void)
 static void test_thp(void)
 {
 	struct gmm_pool *p = test_pool(1024 * MIB, 0);
-	uint64_t total = gmm_pool_nr_pages(p), v[8];
+	uint64_t total = gmm_pool_nr_pages(p), v[96], refills = 0, trims = 0;
 	const uint64_t thp = GMM_PAGEBLOCK_PAGES;
 	unsigned int batch, high, high_max;
 	struct gmm_pcp_stats s;
 	int n;
 
 	CHECK(gmm_pcp_zone_params(p, 0, GMM_ZONE_NORMAL, &batch, &high, &high_max) == 0);
-	CHECK(high < 3 * thp); /* the third free below overflows high_min */
+	CHECK(high < 3 * thp && high_max >= 32 * thp && high_max < 96 * thp);
 	CHECK(gmm_thread_attach(p) == 0);
 	v[0] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, 0);
 	CHECK(v[0] != GMM_PFN_NONE && !(v[0] & (thp - 1)));
@@ -443,7 +531,7 @@ static void test_thp(void)
 	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
 	CHECK_EQ(s.refill, 2);
 	CHECK(gmm_pool_check(p) == 0);
-	/* frees are cached (and checked) until the count reaches high */
+	/* frees are cached (and checked); each refill grew high by its 2 THPs */
 	CHECK(gmm_free(p, v[0], GMM_PAGEBLOCK_ORDER) == 0);
 	CHECK(gmm_free(p, v[0], GMM_PAGEBLOCK_ORDER) == -EINVAL);
 	CHECK(gmm_free(p, v[1], 0) == -EINVAL);
@@ -451,22 +539,99 @@ static void test_thp(void)
 	CHECK_EQ(s.cached, 2 * thp);
 	CHECK(gmm_pool_check(p) == 0);
 	CHECK(gmm_free(p, v[1], GMM_PAGEBLOCK_ORDER) == 0);
-	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
-	CHECK(s.drain >= 1 && s.cached < 3 * thp);
-	CHECK_EQ(gmm_pool_nr_free(p) + s.cached + thp, total);
 	CHECK(gmm_free(p, v[2], GMM_PAGEBLOCK_ORDER) == 0);
-	/* the remote drain covers the THP lists */
-	for (n = 0; n < 2; n++)
-		v[n] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, 0);
-	for (n = 0; n < 2; n++)
-		CHECK(gmm_free(p, v[n], GMM_PAGEBLOCK_ORDER) == 0);
 	CHECK(gmm_pcp_thread_stats(p, &s) == 0);
-	CHECK(s.cached >= thp);
+	CHECK_EQ(s.drain, 0);
+	CHECK_EQ(s.cached, 4 * thp);
+	CHECK_EQ(gmm_pool_nr_free(p) + s.cached, total);
+
+	/*
+	 * A working set of 24 THPs: the first round takes the two cached
+	 * movable ones, then refills 2 at a time and grows high by 2 THPs each
+	 * time (11 refills, no trim); from
+	 * then on the set stays in the cache: no zone lock at all.  (With high
+	 * grown by batch frames a refill, as the kernel does, high would stay
+	 * below 9 THPs and every round would refill and trim.)
+	 */
+	for (int round = 0; round < 6; round++) {
+		for (n = 0; n < 24; n++) {
+			v[n] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, 0);
+			CHECK(v[n] != GMM_PFN_NONE);
+		}
+		for (n = 0; n < 24; n++)
+			CHECK(gmm_free(p, v[n], GMM_PAGEBLOCK_ORDER) == 0);
+		CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+		if (!round) {
+			CHECK_EQ(s.refill, 2 + 11);
+			CHECK_EQ(s.drain, 0);
+			refills = s.refill;
+			trims = s.drain;
+		}
+		CHECK_EQ(s.refill, refills);
+		CHECK_EQ(s.drain, trims);
+	}
+	CHECK(s.cached >= 24 * thp);
 	CHECK(gmm_pool_check(p) == 0);
+
+	/* beyond high_max the frees trim: the cache never holds more */
+	for (n = 0; n < 96; n++) {
+		v[n] = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, 0);
+		CHECK(v[n] != GMM_PFN_NONE);
+	}
+	for (n = 0; n < 96; n++) {
+		CHECK(gmm_free(p, v[n], GMM_PAGEBLOCK_ORDER) == 0);
+		CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+		CHECK(s.cached <= high_max);
+	}
+	CHECK(s.drain > trims);
+	CHECK_EQ(gmm_pool_nr_free(p) + s.cached, total);
+	CHECK(gmm_pool_check(p) == 0);
+	/* the remote drain covers the THP lists */
+	CHECK(s.cached >= thp);
 	CHECK_EQ(gmm_drain_all_caches(p), s.cached);
 	CHECK_EQ(gmm_pool_nr_free(p), total);
 	CHECK(gmm_pool_check(p) == 0);
 	CHECK(gmm_thread_detach(p) == 0);
+	gmm_pool_destroy(p);
+}
+
+/*
+ * Order-0 refills come in aligned 64-frame chunks but overshoot the
+ * kernel's count (batch << alloc_factor) by at most half a chunk, and a
+ * request below half a chunk splits no larger block for a chunk.  A 512 MiB
+ * zone has batch 31: its first refill (no order-6 block free yet) takes 31
+ * single frames, the next ones 62 -> 64, 124 -> 128, ... frames.
+ */
+static void test_refill_overshoot(void)
+{
+	struct gmm_pool *p = test_pool(512 * MIB, 0);
+	unsigned int batch, high, high_max, k = 0;
+	uint64_t v[2100], frames = 0;
+	struct gmm_pcp_stats s;
+
+	CHECK(gmm_pcp_zone_params(p, 0, GMM_ZONE_NORMAL, &batch, &high, &high_max) == 0);
+	CHECK_EQ(batch, 31);
+	CHECK(gmm_thread_attach(p) == 0);
+	for (int i = 0; i < 2100; i++) {
+		v[i] = gmm_alloc(p, 0, GMM_MOVABLE, 0);
+		CHECK(v[i] != GMM_PFN_NONE);
+		CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+		if (s.refill == k)
+			continue;
+		uint64_t got = s.refill_frames - frames, want = (uint64_t)batch << (k < 5 ? k : 5);
+
+		CHECK_EQ(s.refill, k + 1);
+		CHECK(got + 32 > want && got <= want + 32);
+		if (!k)
+			CHECK_EQ(got, batch);
+		frames = s.refill_frames;
+		k++;
+	}
+	CHECK(k >= 6);
+	CHECK(gmm_free_bulk(p, 2100, v) == 0);
+	CHECK(gmm_pool_check(p) == 0);
+	CHECK(gmm_thread_detach(p) == 0);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
 	gmm_pool_destroy(p);
 }
 
@@ -519,12 +684,15 @@ int main(void)
 {
 	test_thp();
 	test_no_shared_lines();
+	test_refill_overshoot();
 	test_sizing();
 	test_two_pools();
 	test_refill_and_trim();
 	test_isolated_free();
 	test_drain_before_failure();
 	test_bulk();
+	test_bulk_zone_fallback();
+	test_policy_fast_path();
 	test_stat_render();
 	test_exit_attached();
 	printf("pcp unit tests passed\n");
