@@ -406,8 +406,9 @@ unsigned int gmm_guest_memslots(const struct gmm_guest *g, struct gmm_memslot *o
 
 /* --- mapping ------------------------------------------------------------- */
 
-static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
-		      uint64_t nr)
+/* mmap(MAP_FIXED) @nr frames from @pfn at page @idx of @r. */
+static int mmap_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
+		       uint64_t nr)
 {
 	struct gmm_pool *p = g->pool;
 	uint64_t off;
@@ -424,8 +425,18 @@ static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint6
 				     (unsigned long long)pfn,
 				     (unsigned long long)(r->gpa + (idx << GMM_PAGE_SHIFT)),
 				     strerror(errno));
-	wstop_register(g, a, nr << GMM_PAGE_SHIFT);
 	return 0;
+}
+
+/* Map frames and, with the uffd-wp write stop, register them for it. */
+static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
+		      uint64_t nr)
+{
+	int err = mmap_frames(g, r, idx, pfn, nr);
+
+	if (!err)
+		wstop_register(g, r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT);
+	return err;
 }
 
 static void set_rmap(struct gmm_guest *g, uint64_t pfn, uint64_t gfn, uint64_t nr)
@@ -992,9 +1003,9 @@ int gmm_frame_owner(struct gmm_pool *p, uint64_t pfn, unsigned int *guest_id, ui
  *     pause, nothing (only paused vCPUs write outside the accessors);
  *  4. copy every unit through the pool's mapping;
  *  5. map each new frame with MAP_FIXED (read-write: this ends the
- *     mprotect or write-protect of the unit; uffd: registered for WP
- *     again, then UFFDIO_WAKE), move the rmap, update the entries (which
- *     clears MAP_MIGRATING);
+ *     mprotect or write-protect of the unit), move the rmap, update the
+ *     entries (which clears MAP_MIGRATING); uffd: register each run of
+ *     remapped units for WP again and UFFDIO_WAKE its writers;
  *  6. unlock, resume the vCPUs, wake futex waiters.
  * Pinned units are refused: a device may write them through a pointer.
  */
@@ -1195,7 +1206,8 @@ static void wstop_unprotect(struct gmm_guest *g, struct region *r, struct wstop 
 		__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
 }
 
-/* Step 5's end for a remapped unit: uffd-wp writers sleep until woken. */
+/* Step 5's end for remapped pages [@base, +@n): register them for uffd-wp
+ * again, and wake the writers sleeping in a write-protect fault. */
 static void wstop_release(struct gmm_guest *g, struct region *r, struct wstop *ws,
 			  uint64_t base, uint64_t n)
 {
@@ -1204,6 +1216,7 @@ static void wstop_release(struct gmm_guest *g, struct region *r, struct wstop *w
 		.len = n << GMM_PAGE_SHIFT,
 	};
 
+	wstop_register(g, (char *)(uintptr_t)range.start, range.len);
 	if (ws->mode == GMM_WSTOP_UFFD_WP)
 		ioctl(g->cfg.uffd, UFFDIO_WAKE, &range);
 }
@@ -1310,7 +1323,7 @@ static int remap_unit(struct gmm_guest *g, struct region *r, struct wstop *ws,
 		      const struct mig_unit *u)
 {
 	uint64_t n = 1ull << u->order, flags = u->order ? MAP_HUGE_BIT : 0;
-	int err = map_frames(g, r, u->base, u->new, n);
+	int err = mmap_frames(g, r, u->base, u->new, n);
 
 	if (err) {
 		wstop_unprotect(g, r, ws, u->base, n);
@@ -1320,8 +1333,21 @@ static int remap_unit(struct gmm_guest *g, struct region *r, struct wstop *ws,
 	for (uint64_t i = 0; i < n; i++)
 		entry_set(r, u->base + i, (u->new + i + 1) | flags);
 	__atomic_fetch_add(&g->migrated, n, __ATOMIC_RELAXED);
-	wstop_release(g, r, ws, u->base, n);
 	return 0;
+}
+
+/* wstop_release() of each run of adjacent moved units. */
+static void release_units(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			  const struct mig_unit *u, unsigned int n)
+{
+	for (unsigned int i = 0, j; i < n; i = j) {
+		uint64_t end = u[i].base + (1ull << u[i].order);
+
+		for (j = i + 1; j < n && !u[j].err && u[j].base == end; j++)
+			end += 1ull << u[j].order;
+		if (!u[i].err)
+			wstop_release(g, r, ws, u[i].base, end - u[i].base);
+	}
 }
 
 /*
@@ -1361,6 +1387,7 @@ static unsigned int migrate_batch(struct gmm_guest *g, struct region *r, struct 
 		moved++;
 		pages += 1ull << u[i].order;
 	}
+	release_units(g, r, &ws, u, n);
 	pthread_rwlock_unlock(&r->lock);
 	wstop_end(g, &ws, moved, pages, fallback);
 	return moved;
