@@ -1085,7 +1085,9 @@ static int wstop_resolve(struct gmm_guest *g)
 	if (req < GMM_WSTOP_DEFAULT || req > GMM_WSTOP_PAUSE)
 		return gmm_set_error(-EINVAL, "guest: write stop %d is not one of enum "
 				     "gmm_write_stop", req);
-	g->wstop = req == GMM_WSTOP_DEFAULT ? GMM_WSTOP_UFFD_WP : req;
+	g->wstop = req;
+	if (req == GMM_WSTOP_DEFAULT)
+		g->wstop = wp ? GMM_WSTOP_UFFD_WP : GMM_WSTOP_PAUSE;
 	if (g->wstop != GMM_WSTOP_UFFD_WP || wp)
 		return 0;
 	wstop_fall_back(g, "%s", g->cfg.uffd < 0 ? "no userfaultfd in the guest config" :
@@ -1113,9 +1115,10 @@ int gmm_guest_wstop_stats(struct gmm_guest *g, struct gmm_wstop_stats *st)
 	*st = g->wst;
 	st->requested = g->cfg.write_stop;
 	st->mode = __atomic_load_n(&g->wstop, __ATOMIC_ACQUIRE);
-	if (st->mode == GMM_WSTOP_PAUSE && !g->pause_ops)
+	if (st->mode == GMM_WSTOP_PAUSE && !g->pause_ops) {
+		st->mode = GMM_WSTOP_MPROTECT;
 		snprintf(st->why, sizeof(st->why), "%s", PAUSE_WHY);
-	else
+	} else
 		snprintf(st->why, sizeof(st->why), "%s", g->wstop_why);
 	pthread_mutex_unlock(&g->wstop_lock);
 	return 0;
@@ -1419,6 +1422,7 @@ static unsigned int collect_units(struct gmm_guest *g, struct region *r, uint64_
 				  uint64_t end, struct mig_unit *u, unsigned int max,
 				  struct gmm_guest_migrate_result *res)
 {
+	uint64_t pages = 0;
 	unsigned int n = 0;
 
 	while (*idx < end && n < max) {
@@ -1431,6 +1435,9 @@ static unsigned int collect_units(struct gmm_guest *g, struct region *r, uint64_
 		}
 		if ((e & MAP_HUGE_BIT) && !order)
 			order = HUGE_ORDER;
+		if (n && pages + (1ull << order) > GMM_GUEST_MIGRATE_BATCH_PAGES)
+			break;
+		pages += 1ull << order;
 		base = *idx & ~((1ull << order) - 1);
 		*idx = base + (1ull << order);
 		if (e & (MAP_PTR_PIN | MAP_PIN_MASK)) {

@@ -4,6 +4,7 @@
  * host can give, and --help.
  */
 #include "vmm.h"
+#include <gmm/guest.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +47,12 @@ static const char usage[] =
 "                           every KVM) or exits (KVM_EXIT_MMIO, which kvm_pvm\n"
 "                           gives for guest kernel mode only, or\n"
 "                           KVM_EXIT_MEMORY_FAULT)\n"
+"      --write-stop default|mprotect|uffd-wp|pause\n"
+"                           gmm: how migrating a guest page (compaction, QMP\n"
+"                           x-gmm-compact) stops its writers: userfaultfd\n"
+"                           write-protect (default where the kernel has it,\n"
+"                           else mprotect), mprotect, or pausing the vCPUs\n"
+"                           for each batch (docs/compaction.md)\n"
 "      --report-delay-ms N  gmm: report free pool memory to the host N ms after\n"
 "                           it appears (default 500; 0 = no reporting)\n"
 "      --device-memory SIZE gmm: extra pool memory on node 0 for device memory\n"
@@ -192,6 +199,17 @@ static int parse_fault_path(struct vmm_opts *o, const char *arg)
 		o->mem.faults = GUESTMEM_FAULTS_EXIT;
 	else
 		return fail("--fault-path: expected auto, exits or uffd, got '%s'", arg);
+	return 0;
+}
+
+static int parse_write_stop(struct vmm_opts *o, const char *arg)
+{
+	int m = gmm_write_stop_parse(arg);
+
+	if (m < 0)
+		return fail("--write-stop: expected default, mprotect, uffd-wp or pause, got '%s'",
+			    arg);
+	o->mem.write_stop = m;
 	return 0;
 }
 
@@ -418,7 +436,7 @@ static int parse_qmp(struct vmm_opts *o, char *arg)
 enum {
 	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
 	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST, OPT_FAULTS, OPT_QMP,
-	OPT_VMEM,
+	OPT_VMEM, OPT_WSTOP,
 };
 
 static const struct option longopts[] = {
@@ -429,6 +447,7 @@ static const struct option longopts[] = {
 	{ "memory-mode", required_argument, NULL, OPT_MODE },
 	{ "report-delay-ms", required_argument, NULL, OPT_REPORT },
 	{ "fault-path", required_argument, NULL, OPT_FAULTS },
+	{ "write-stop", required_argument, NULL, OPT_WSTOP },
 	{ "device-memory", required_argument, NULL, OPT_DEVMEM },
 	{ "vcpus", required_argument, NULL, 'c' },
 	{ "kernel", required_argument, NULL, 'k' },
@@ -467,6 +486,8 @@ static int parse_one(struct vmm_opts *o, int c, char *arg)
 		return parse_report_delay(o, arg);
 	case OPT_FAULTS:
 		return parse_fault_path(o, arg);
+	case OPT_WSTOP:
+		return parse_write_stop(o, arg);
 	case OPT_DEVMEM:
 		return parse_device_memory(o, arg);
 	case 'c':
@@ -570,6 +591,8 @@ static int check_combination(struct vmm_opts *o)
 		return fail("--balloon: target %s is more than the guest's RAM", "SIZE");
 	if (check_vmem(o))
 		return -VMM_EXIT_USAGE;
+	if (o->mem.write_stop && o->mem.mode != GUESTMEM_GMM)
+		return fail("--write-stop is for --memory-mode gmm (nothing migrates guest pages in the others)%s", "");
 	if (o->mem.mode != GUESTMEM_GMM)
 		return 0;
 	if (o->mem.page_size > (2ULL << 20))

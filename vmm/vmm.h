@@ -143,6 +143,7 @@ struct vm {
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;	/* parked vCPUs and vm_pause() wait on it */
 	atomic_bool pause_req;
+	atomic_uint mig_pauses;		/* gmm's write stop: pauses held (vm_mig_pause) */
 	unsigned int parked;		/* vCPU threads waiting in vcpu_park() */
 
 	/* main.c: the event loop thread and the monitor on it */
@@ -171,6 +172,17 @@ uint64_t proc_kib(const char *path, const char *key);
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
+/*
+ * The pause of libgmm's pause write stop (gmm_pause_ops, registered by
+ * vm_create()): like vm_pause(), counted apart from the monitor's, so a
+ * migration never resumes a VM the monitor stopped.  Refused (-EDEADLK) on
+ * a thread a vCPU may wait for (guestmem_on_fault_thread()), and
+ * (-ETIMEDOUT) when the vCPUs are not all parked within
+ * VM_MIG_PAUSE_WAIT_MS; libgmm then write-protects instead.
+ */
+#define VM_MIG_PAUSE_WAIT_MS	100
+int vm_mig_pause(void *vm);
+void vm_mig_resume(void *vm);
 
 /* cpu.c */
 int cpu_setup_boot_tables(struct vm *vm);

@@ -118,7 +118,9 @@ struct gmm_guest_config {
  * three ways to stop them:
  * @GMM_WSTOP_DEFAULT:  GMM_WSTOP_UFFD_WP when the config's userfaultfd can
  *                      write-protect the backing (shmem, hugetlbfs), else
- *                      GMM_WSTOP_MPROTECT (docs/compaction.md: measured);
+ *                      GMM_WSTOP_PAUSE when the embedder registered a
+ *                      pause, else GMM_WSTOP_MPROTECT (docs/compaction.md:
+ *                      measured; mprotect crashed guests on kvm_pvm);
  * @GMM_WSTOP_MPROTECT: mprotect(PROT_READ) of each unit: every thread's
  *                      write faults (a host thread takes SIGSEGV, see
  *                      gmm_guest_migration_wait(); a vCPU exits, or on
@@ -181,6 +183,8 @@ struct gmm_guest_migrate_result {
 
 /** Units per write stop of gmm_guest_migrate() with @batch 0. */
 #define GMM_GUEST_MIGRATE_BATCH 32
+/** 4 KiB pages copied per write stop at most (one 2 MiB unit): bounds the stop. */
+#define GMM_GUEST_MIGRATE_BATCH_PAGES 512
 
 /** A RAM region as KVM wants it (struct kvm_userspace_memory_region). */
 struct gmm_memslot {
@@ -449,7 +453,8 @@ int gmm_guest_set_pause(struct gmm_guest *guest, const struct gmm_pause_ops *ops
  * Each unit (a 4 KiB page, an unsplit 2 MiB block, a hugetlbfs page) gets
  * a new block of its order from gmm_alloc(GMM_MOVABLE) on its node
  * (allocated before the region lock is taken; a 2 MiB block may compact),
- * and moves as in compaction, @batch units per write stop.  For tests,
+ * and moves as in compaction, @batch units per write stop but at most
+ * GMM_GUEST_MIGRATE_BATCH_PAGES pages (a 2 MiB unit is a batch of its own).  For tests,
  * benchmarks and an embedder's "migrate now" command; compaction moves
  * pages through the owner callback instead.  Counted in
  * gmm_guest_migrated() and the pool's pgmigrate_success.  Call from a

@@ -685,16 +685,20 @@ static void test_wstop_fallbacks(struct gmm_pool *p)
 	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
 	CHECK(st.mode == GMM_WSTOP_MPROTECT && strstr(st.why, "no userfaultfd"));
 	gmm_guest_destroy(g);
+	/* the default without a userfaultfd: the pause when there is one */
 	g = wstop_guest(p, GMM_WSTOP_DEFAULT, -1, 0, 4 * MIB, true, &s);
 	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
 	CHECK(st.mode == GMM_WSTOP_MPROTECT && st.requested == GMM_WSTOP_DEFAULT && st.why[0]);
+	CHECK(gmm_guest_set_pause(g, &writers_pause_ops, NULL) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	CHECK(st.mode == GMM_WSTOP_PAUSE && !st.why[0]);
 	gmm_guest_destroy(g);
 	/* pause without pause ops: every batch falls back */
 	g = wstop_guest(p, GMM_WSTOP_PAUSE, -1, 0, 4 * MIB, true, &s);
 	CHECK(gmm_guest_set_pause(g, NULL, NULL) == 0);
 	CHECK(gmm_guest_migrate(g, 0, 4 * MIB, 0, NULL) == 0);
 	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
-	CHECK(st.mode == GMM_WSTOP_PAUSE && strstr(st.why, "gmm_guest_set_pause"));
+	CHECK(st.mode == GMM_WSTOP_MPROTECT && strstr(st.why, "gmm_guest_set_pause"));
 	CHECK(st.fallbacks == st.batches && st.batches == 4 * MIB / GMM_PAGE_SIZE / 32);
 	CHECK(gmm_guest_migrate(NULL, 0, 1, 0, NULL) == -EINVAL);
 	CHECK(gmm_guest_set_pause(NULL, NULL, NULL) == -EINVAL);
