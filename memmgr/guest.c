@@ -990,7 +990,8 @@ int gmm_frame_owner(struct gmm_pool *p, uint64_t pfn, unsigned int *guest_id, ui
  * Moving the frames behind backed units (4 KiB pages, unsplit 2 MiB blocks,
  * hugetlbfs pages) without losing a write, a batch at a time:
  *  1. with GMM_WSTOP_PAUSE, the embedder pauses its vCPUs (before any lock:
- *     a vCPU may wait on a fault handler that needs the region lock);
+ *     a vCPU may wait on a fault handler that needs the region lock); when
+ *     it refuses, the batch is not moved (-EAGAIN, as a busy owner);
  *  2. the region lock exclusively (try only: the caller may be a thread
  *     that holds it shared and is allocating): VMM accessors, faults and
  *     discards wait on it;
@@ -1025,6 +1026,8 @@ struct wstop {
 	const struct gmm_pause_ops *ops;
 	int mode;     /* the mode of this batch */
 	bool paused;  /* the embedder's vCPUs are paused */
+	bool refused; /* pause() refused: the batch is not moved */
+	bool fallback; /* GMM_WSTOP_PAUSE without pause ops: mprotect */
 	uint64_t t0;  /* when the writers were stopped (ns), 0: not yet */
 };
 
@@ -1157,21 +1160,20 @@ static void wstop_begin(struct gmm_guest *g, struct wstop *ws)
 
 	ws->ops = ops;
 	ws->mode = __atomic_load_n(&g->wstop, __ATOMIC_ACQUIRE);
-	ws->paused = false;
+	ws->paused = ws->refused = ws->fallback = false;
 	ws->t0 = 0;
 	if (ws->mode != GMM_WSTOP_PAUSE)
 		return;
-	ws->mode = GMM_WSTOP_MPROTECT;
-	if (!ops)
+	if (!ops) {
+		ws->mode = GMM_WSTOP_MPROTECT;
+		ws->fallback = true;
 		return;
+	}
 	ws->t0 = mono_ns();
 	was = pcp_offline_begin(); /* a vCPU on its way out may drain the caches */
 	ws->paused = !ops->pause(g->pause_ctx);
 	pcp_offline_end(was);
-	if (ws->paused)
-		ws->mode = GMM_WSTOP_PAUSE;
-	else
-		ws->t0 = 0;
+	ws->refused = !ws->paused;
 }
 
 /* Step 3 for pages [@base, +@n) of @r (marked migrating): 0 or -errno. */
@@ -1225,21 +1227,25 @@ static void wstop_release(struct gmm_guest *g, struct region *r, struct wstop *w
 }
 
 /* Step 6 (region unlocked): resume the vCPUs, wake waiters, count. */
-static void wstop_end(struct gmm_guest *g, struct wstop *ws, uint64_t units, uint64_t pages,
-		      bool fallback)
+static void wstop_end(struct gmm_guest *g, struct wstop *ws, uint64_t units, uint64_t pages)
 {
 	uint64_t ns = ws->t0 ? mono_ns() - ws->t0 : 0;
 
 	if (ws->paused)
 		ws->ops->resume(g->pause_ctx);
 	migration_wake(g);
-	if (!ws->t0)
+	if (!ws->t0 && !ws->refused)
 		return;
 	pthread_mutex_lock(&g->wstop_lock);
+	g->wst.refused += ws->refused;
+	if (ws->refused) {
+		pthread_mutex_unlock(&g->wstop_lock);
+		return;
+	}
 	g->wst.batches++;
 	g->wst.units += units;
 	g->wst.pages += pages;
-	g->wst.fallbacks += fallback;
+	g->wst.fallbacks += ws->fallback;
 	g->wst.stop_ns += ns;
 	if (ns > g->wst.stop_ns_max)
 		g->wst.stop_ns_max = ns;
@@ -1367,14 +1373,12 @@ static unsigned int migrate_batch(struct gmm_guest *g, struct region *r, struct 
 	unsigned int moved = 0;
 	uint64_t pages = 0;
 	struct wstop ws;
-	bool fallback;
 
 	wstop_begin(g, &ws);
-	fallback = __atomic_load_n(&g->wstop, __ATOMIC_RELAXED) == GMM_WSTOP_PAUSE && !ws.paused;
-	if (!region_trylock_excl(r, mode)) {
+	if (ws.refused || !region_trylock_excl(r, mode)) {
 		for (unsigned int i = 0; i < n; i++)
 			u[i].err = -EAGAIN;
-		wstop_end(g, &ws, 0, 0, fallback);
+		wstop_end(g, &ws, 0, 0);
 		return 0;
 	}
 	for (unsigned int i = 0; i < n; i++)
@@ -1392,7 +1396,7 @@ static unsigned int migrate_batch(struct gmm_guest *g, struct region *r, struct 
 	}
 	release_units(g, r, &ws, u, n);
 	pthread_rwlock_unlock(&r->lock);
-	wstop_end(g, &ws, moved, pages, fallback);
+	wstop_end(g, &ws, moved, pages);
 	return moved;
 }
 

@@ -667,12 +667,20 @@ static struct json_object *x_compact(struct qmp_ctx *c, struct json_object *args
 	(void)args;
 	if (!pool)
 		return NULL;	/* pool_of() said why */
+	pthread_mutex_lock(&c->vm->migrate_lock);
+	if (atomic_load(&c->vm->stopping)) {
+		pthread_mutex_unlock(&c->vm->migrate_lock);
+		qmp_error_set(err, QMP_GENERIC_ERROR, "the VM is stopping: nothing is migrated");
+		return NULL;
+	}
 	if (gmm_guest_migrate(g, 0, UINT64_MAX, 0, &mr) ||
 	    gmm_compact_stats(pool, &mid) || gmm_compact_pool(pool) ||
 	    gmm_compact_stats(pool, &after) || gmm_guest_wstop_stats(g, &ws)) {
+		pthread_mutex_unlock(&c->vm->migrate_lock);
 		qmp_error_set(err, QMP_GENERIC_ERROR, "%s", gmm_last_error());
 		return NULL;
 	}
+	pthread_mutex_unlock(&c->vm->migrate_lock);
 	o = json_object_new_object();
 	add_u64(o, "migrated-pages", mr.pages);
 	add_u64(o, "migrated-units", mr.units);
@@ -686,6 +694,7 @@ static struct json_object *x_compact(struct qmp_ctx *c, struct json_object *args
 	add(o, "write-stop-reason", json_object_new_string(ws.why));
 	add_u64(o, "stop-batches", ws.batches);
 	add_u64(o, "stop-fallbacks", ws.fallbacks);
+	add_u64(o, "stop-refused", ws.refused);
 	add_u64(o, "stop-ns-mean", ws.batches ? ws.stop_ns / ws.batches : 0);
 	add_u64(o, "stop-ns-max", ws.stop_ns_max);
 	add_u64(o, "ns", now_ns() - t0);

@@ -265,6 +265,7 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	pthread_mutex_init(&vm->out_lock, NULL);
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_mutex_init(&vm->migrate_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	atomic_store(&vm->pause_req, o->paused);
 	serial_init(&vm->serial, serial_emit, serial_irq, vm);
@@ -492,8 +493,12 @@ int vm_mig_pause(void *arg)
 	pthread_mutex_lock(&vm->pause_lock);
 	atomic_fetch_add(&vm->mig_pauses, 1);
 	kick_vcpus(vm);
-	while (!ret && vm->parked < started_vcpus(vm) && !atomic_load(&vm->stopping))
-		ret = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &until);
+	while (!ret && vm->parked < started_vcpus(vm)) {
+		if (atomic_load(&vm->stopping))
+			ret = ECANCELED;	/* the vCPUs leave without parking */
+		else
+			ret = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &until);
+	}
 	if (ret) {
 		atomic_fetch_sub(&vm->mig_pauses, 1);
 		pthread_cond_broadcast(&vm->pause_cond);
@@ -597,7 +602,10 @@ int vm_run(struct vm *vm)
 			vm_stop(vm, VMM_EXIT_SIGNAL + sig, "stopped by signal %d (%s)",
 				sig, strsignal(sig));
 	}
-	/* no vCPU stays blocked in a userfaultfd fault */
+	/* no migration uses the userfaultfd from now on (x-gmm-compact sees
+	 * stopping), and no vCPU stays blocked in a userfaultfd fault */
+	pthread_mutex_lock(&vm->migrate_lock);
+	pthread_mutex_unlock(&vm->migrate_lock);
 	guestmem_release(vm->gm);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		if (vm->vcpus[i].started)

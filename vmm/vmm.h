@@ -144,6 +144,9 @@ struct vm {
 	pthread_cond_t pause_cond;	/* parked vCPUs and vm_pause() wait on it */
 	atomic_bool pause_req;
 	atomic_uint mig_pauses;		/* gmm's write stop: pauses held (vm_mig_pause) */
+	/* held by the monitor's x-gmm-compact; vm_run() takes it once stopping
+	 * is set, before guestmem_release() closes the userfaultfd */
+	pthread_mutex_t migrate_lock;
 	unsigned int parked;		/* vCPU threads waiting in vcpu_park() */
 
 	/* main.c: the event loop thread and the monitor on it */
@@ -176,9 +179,10 @@ bool vm_is_paused(struct vm *vm);
  * The pause of libgmm's pause write stop (gmm_pause_ops, registered by
  * vm_create()): like vm_pause(), counted apart from the monitor's, so a
  * migration never resumes a VM the monitor stopped.  Refused (-EDEADLK) on
- * a thread a vCPU may wait for (guestmem_on_fault_thread()), and
- * (-ETIMEDOUT) when the vCPUs are not all parked within
- * VM_MIG_PAUSE_WAIT_MS; libgmm then write-protects instead.
+ * a thread a vCPU may wait for (guestmem_on_fault_thread()), (-ETIMEDOUT)
+ * when the vCPUs are not all parked within VM_MIG_PAUSE_WAIT_MS, and
+ * (-ECANCELED) when the VM is stopping; libgmm then leaves that batch where
+ * it is.
  */
 #define VM_MIG_PAUSE_WAIT_MS	100
 int vm_mig_pause(void *vm);

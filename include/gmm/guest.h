@@ -135,8 +135,9 @@ struct gmm_guest_config {
  *                      (gmm_guest_set_pause()); the embedder guarantees
  *                      that no other thread writes guest RAM through the
  *                      region mappings (its devices use the accessors or
- *                      pins).  Where pause() refuses, the batch falls back
- *                      to GMM_WSTOP_MPROTECT.
+ *                      pins).  Where pause() refuses, the batch is not
+ *                      moved (-EAGAIN, as for a busy owner); without pause
+ *                      ops, batches use GMM_WSTOP_MPROTECT.
  * A mode the guest cannot use falls back to GMM_WSTOP_MPROTECT, with the
  * reason in gmm_guest_wstop_stats().
  */
@@ -152,7 +153,7 @@ struct gmm_pause_ops {
 	/* Stop every vCPU of the guest (out of KVM_RUN, not re-entering) and
 	 * return 0; or return a negative errno when that cannot be done now
 	 * (called on a vCPU thread or a thread a vCPU waits for, or a timeout):
-	 * the batch then uses mprotect.  Called with no libgmm lock held. */
+	 * the batch is then not moved.  Called with no libgmm lock held. */
 	int (*pause)(void *ctx);
 	/* Let them run again (after a 0 from pause). */
 	void (*resume)(void *ctx);
@@ -166,7 +167,8 @@ struct gmm_wstop_stats {
 	uint64_t batches;     /* write stops */
 	uint64_t units;       /* units moved */
 	uint64_t pages;       /* 4 KiB pages moved */
-	uint64_t fallbacks;   /* batches done with mprotect: pause() refused */
+	uint64_t fallbacks;   /* batches done with mprotect: no pause ops */
+	uint64_t refused;     /* batches not moved: pause() refused */
 	uint64_t stop_ns;     /* writers stopped, summed over batches */
 	uint64_t stop_ns_max; /* the longest stop */
 };

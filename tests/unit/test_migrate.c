@@ -575,6 +575,20 @@ static void writers_resume(void *ctx)
 
 static const struct gmm_pause_ops writers_pause_ops = { writers_pause, writers_resume };
 
+static int refuse_pause(void *ctx)
+{
+	(void)ctx;
+	return -EDEADLK;
+}
+
+static void never_resume(void *ctx)
+{
+	(void)ctx;
+	abort(); /* resume after a refused pause */
+}
+
+static const struct gmm_pause_ops refusing_ops = { refuse_pause, never_resume };
+
 /* A userfaultfd that can write-protect shmem and hugetlbfs (root). */
 static int uffd_wp_open(uint64_t *features)
 {
@@ -670,6 +684,7 @@ static void wstop_run(struct gmm_pool *p, int mode, uint64_t unit, uint64_t targ
 /* Modes a guest cannot use fall back to mprotect and say why. */
 static void test_wstop_fallbacks(struct gmm_pool *p)
 {
+	struct gmm_guest_migrate_result res;
 	struct gmm_guest_config gc;
 	struct gmm_wstop_stats st;
 	struct gmm_memslot s;
@@ -700,6 +715,12 @@ static void test_wstop_fallbacks(struct gmm_pool *p)
 	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
 	CHECK(st.mode == GMM_WSTOP_MPROTECT && strstr(st.why, "gmm_guest_set_pause"));
 	CHECK(st.fallbacks == st.batches && st.batches == 4 * MIB / GMM_PAGE_SIZE / 32);
+	/* a refused pause moves nothing */
+	CHECK(gmm_guest_set_pause(g, &refusing_ops, NULL) == 0);
+	CHECK(gmm_guest_migrate(g, 0, 4 * MIB, 0, &res) == 0);
+	CHECK(res.units == 0 && res.busy == 4 * MIB / GMM_PAGE_SIZE);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	CHECK(st.mode == GMM_WSTOP_PAUSE && st.refused == 4 * MIB / GMM_PAGE_SIZE / 32);
 	CHECK(gmm_guest_migrate(NULL, 0, 1, 0, NULL) == -EINVAL);
 	CHECK(gmm_guest_set_pause(NULL, NULL, NULL) == -EINVAL);
 	gmm_guest_destroy(g);
