@@ -25,6 +25,7 @@ TMP = tempfile.mkdtemp(prefix='gmm-compact-')
 WORKLOAD = 'touch=32 verify rounds=8 churn=8 verify touch=32 verify'
 MIN_MOVING_CALLS = 3    # x-gmm-compact calls that moved pages while the guest ran
 failures = 0
+baseline_work_s = 0.0   # the guest's workload time without migration, same run
 
 
 def fail(what):
@@ -67,8 +68,9 @@ def connect(path, p):
     return None
 
 
-def run(write_stop, expect):
-    name = 'write stop %s' % write_stop
+def run(write_stop, expect, migrate=True):
+    global baseline_work_s
+    name = 'write stop %s' % write_stop if migrate else 'no migration (baseline)'
     sock = os.path.join(TMP, write_stop + '.qmp')
     args = [VMM, '--numa', 'mem=64M', '--numa', 'mem=64M', '--vcpus', '2', '--qmp', sock,
             '-S', '--write-stop', write_stop, '--guest-workload', WORKLOAD]
@@ -81,7 +83,7 @@ def run(write_stop, expect):
         fail('%s: no monitor: exit %s: %s' % (name, p.returncode, err.strip()))
         return
     q.cmd('cont')
-    while p.poll() is None:
+    while migrate and p.poll() is None:
         try:
             r = q.cmd('x-gmm-compact')
         except (EOFError, OSError, ValueError):
@@ -110,15 +112,21 @@ def run(write_stop, expect):
                  sum(r['compacted-pages'] for r in replies)))
     summary = [r for r in results if r.get('vmm') == 'summary']
     work = [r for r in results if r.get('workload') in ('touch', 'churn', 'verify')]
+    work_s = sum(r['ns'] for r in work) / 1e9
+    if not migrate:
+        baseline_work_s = work_s
     print('    guest: %.2f s from the first instruction to power-off; vCPU time in touch, '
-          'churn and verify %.2f s' % (summary[0]['total_ns'] / 1e9 if summary else -1,
-                                       sum(r['ns'] for r in work) / 1e9), flush=True)
+          'churn and verify %.2f s (%.2fx the baseline)'
+          % (summary[0]['total_ns'] / 1e9 if summary else -1, work_s,
+             work_s / baseline_work_s if baseline_work_s else 0), flush=True)
     if p.returncode != 0:
         fail('%s: exit %d: %s' % (name, p.returncode, err.strip()[-400:]))
     if len(verify) != 6 or any(v['bad'] or v['errors'] for v in verify):
         fail('%s: verify lines %r' % (name, verify))
     if not verdict or verdict[0]['result'] != 'pass':
         fail('%s: no passing verdict (%r)' % (name, verdict))
+    if not migrate:
+        return
     if len(moving) < MIN_MOVING_CALLS:
         fail('%s: only %d x-gmm-compact calls moved pages while the guest ran (want %d)'
              % (name, len(moving), MIN_MOVING_CALLS))
@@ -134,6 +142,7 @@ def main():
         print('SKIP: no /dev/kvm - the KVM compaction test did not run')
         return 77
     try:
+        run('default', (), migrate=False)
         # the default is userfaultfd write-protect where the kernel can
         # (5.19+), else the pause
         run('default', ('uffd-wp', 'pause'))
