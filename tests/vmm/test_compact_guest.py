@@ -9,6 +9,8 @@
 # write stop used is the one asked for.  Prints the figures of each run
 # (pages moved per second of x-gmm-compact, stops per batch, the guest's
 # own workload times): the real-vCPU side of bench-wstop.
+# Usage: test_compact_guest.py GMM_VMM [WRITE_STOP...] (default: the
+# baseline, default, uffd-wp and pause; mprotect only when named).
 # Runs where /dev/kvm exists (natively on kvm_pvm, or inside
 # tests/kvmhost/kvmhost.py); exits 77 (skip) only without /dev/kvm.
 import json
@@ -120,7 +122,9 @@ def run(write_stop, expect, migrate=True):
           % (summary[0]['total_ns'] / 1e9 if summary else -1, work_s,
              work_s / baseline_work_s if baseline_work_s else 0), flush=True)
     if p.returncode != 0:
-        fail('%s: exit %d: %s' % (name, p.returncode, err.strip()[-400:]))
+        stop = [l for l in (out + err).splitlines() if l.startswith('gmm-vmm: ') and
+                ('(exit ' in l or 'exception' in l or 'KVM_RUN' in l)]
+        fail('%s: exit %d: %s' % (name, p.returncode, ' | '.join(stop) or err.strip()[-400:]))
     if len(verify) != 6 or any(v['bad'] or v['errors'] for v in verify):
         fail('%s: verify lines %r' % (name, verify))
     if not verdict or verdict[0]['result'] != 'pass':
@@ -141,13 +145,16 @@ def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the KVM compaction test did not run')
         return 77
+    only = sys.argv[2:]         # write stops to run (default: all, and the baseline)
     try:
-        run('default', (), migrate=False)
+        if not only:
+            run('default', (), migrate=False)
         # the default is userfaultfd write-protect where the kernel can
         # (5.19+), else the pause
-        run('default', ('uffd-wp', 'pause'))
-        run('uffd-wp', ('uffd-wp',))
-        run('pause', ('pause',))
+        for ws, expect in (('default', ('uffd-wp', 'pause')), ('uffd-wp', ('uffd-wp',)),
+                           ('pause', ('pause',)), ('mprotect', ('mprotect',))):
+            if ws in only or (not only and ws != 'mprotect'):
+                run(ws, expect)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     print('%d failures' % failures)
