@@ -1441,9 +1441,13 @@ static unsigned int collect_units(struct gmm_guest *g, struct region *r, uint64_
 			order = HUGE_ORDER;
 		if (n && pages + (1ull << order) > GMM_GUEST_MIGRATE_BATCH_PAGES)
 			break;
-		pages += 1ull << order;
 		base = *idx & ~((1ull << order) - 1);
 		*idx = base + (1ull << order);
+		/* unlocked: a discard may clear the unit meanwhile (checked again
+		 * under the region lock) */
+		e = entry_get(r, base);
+		if (!e)
+			continue;
 		if (e & (MAP_PTR_PIN | MAP_PIN_MASK)) {
 			res->pinned++;
 			continue;
@@ -1453,7 +1457,8 @@ static unsigned int collect_units(struct gmm_guest *g, struct region *r, uint64_
 			res->nomem++;
 			continue;
 		}
-		u[n++] = (struct mig_unit){ base, entry_pfn(entry_get(r, base)), new, order, 0 };
+		pages += 1ull << order;
+		u[n++] = (struct mig_unit){ base, entry_pfn(e), new, order, 0 };
 	}
 	return n;
 }
@@ -1463,7 +1468,8 @@ static void settle_units(struct gmm_guest *g, struct mig_unit *u, unsigned int n
 			 struct gmm_guest_migrate_result *res)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		struct gmm_zone *z = pfn_zone(g->pool, u[i].old);
+		/* the new block's zone: u[i].old may be stale when the unit failed */
+		struct gmm_zone *z = pfn_zone(g->pool, u[i].err ? u[i].new : u[i].old);
 		uint64_t pages = 1ull << u[i].order;
 
 		if (u[i].err) {
