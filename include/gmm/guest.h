@@ -420,10 +420,12 @@ int gmm_guest_unpin(struct gmm_guest *guest, uint64_t gpa, uint64_t len);
  * @guest: the guest
  * @addr:  an address in a region's host range (a fault address)
  *
- * A page being migrated is write-protected for a few microseconds: a host
- * thread writing guest RAM through the region mapping takes SIGSEGV.  Its
- * handler calls this and, when it returns 0 or 1, returns to retry the
- * write.  Async-signal-safe (atomics and futex only).  vCPU exits need not
+ * A page being migrated is write-protected for a few microseconds.  With
+ * the mprotect write stop (enum gmm_write_stop), a host thread writing
+ * guest RAM through the region mapping takes SIGSEGV: its handler calls
+ * this and, when it returns 0 or 1, returns to retry the write.  With
+ * uffd-wp the writer sleeps in the kernel until the page is back instead;
+ * with the pause, only paused vCPUs may write there.  Async-signal-safe (atomics and futex only).  vCPU exits need not
  * call it: gmm_guest_fault() waits for a migration in progress.
  *
  * Return: 1 (waited for a migration), 0 (the page is not migrating),
