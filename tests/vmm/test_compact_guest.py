@@ -10,7 +10,7 @@
 # (pages moved per second of x-gmm-compact, stops per batch, the guest's
 # own workload times): the real-vCPU side of bench-wstop.
 # Usage: test_compact_guest.py GMM_VMM [WRITE_STOP...] (default: the
-# baseline, default and pause, and uffd-wp on kvm_pvm; the others when
+# baseline, default (the pause), and uffd-wp on kvm_pvm; the others when
 # named).
 # Runs where /dev/kvm exists (natively on kvm_pvm, or inside
 # tests/kvmhost/kvmhost.py); exits 77 (skip) only without /dev/kvm.
@@ -151,7 +151,7 @@ def main():
     # uffd-wp by default only where it held: natively on kvm_pvm (in the
     # emulated KVM host, upstream KVM 6.1 on QEMU TCG, the guest triple
     # faulted in 2 of 6 runs: docs/compaction.md)
-    usual = ['default', 'pause'] + (['uffd-wp'] if PVM else [])
+    usual = ['default'] + (['uffd-wp'] if PVM else [])
     try:
         if not only:
             run('default', (), migrate=False)
