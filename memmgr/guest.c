@@ -13,12 +13,14 @@
 #include <linux/futex.h>
 #include <linux/userfaultfd.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gmm/guest.h>
@@ -66,9 +68,19 @@ struct gmm_guest {
 	bool dying;		/* destroy: discards unmap without the budget */
 	uint64_t migrated;	/* pages moved, atomic */
 	uint32_t mseq;		/* bumped (futex) when a migration ends */
+	/* the write stop of migrations (migration section) */
+	int wstop;		/* enum gmm_write_stop in use, atomic */
+	const struct gmm_pause_ops *pause_ops; /* atomic */
+	void *pause_ctx;
+	pthread_mutex_t wstop_lock; /* wstop_why, wst, pause_ops changes */
+	char wstop_why[160];
+	struct gmm_wstop_stats wst;
 };
 
 static const struct gmm_migrate_ops guest_migrate_ops;
+static int wstop_resolve(struct gmm_guest *g);
+static void wstop_register(struct gmm_guest *g, char *hva, uint64_t len);
+static void migration_wake(struct gmm_guest *g);
 
 static inline uint64_t entry_get(const struct region *r, uint64_t idx)
 {
@@ -177,7 +189,9 @@ int gmm_guest_create(struct gmm_pool *p, const struct gmm_guest_config *cfg,
 		free(g);
 		return err;
 	}
-	err = register_guest(p, g);
+	err = wstop_resolve(g);
+	if (!err)
+		err = register_guest(p, g);
 	if (err) {
 		free(g);
 		return err;
@@ -392,8 +406,9 @@ unsigned int gmm_guest_memslots(const struct gmm_guest *g, struct gmm_memslot *o
 
 /* --- mapping ------------------------------------------------------------- */
 
-static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
-		      uint64_t nr)
+/* mmap(MAP_FIXED) @nr frames from @pfn at page @idx of @r. */
+static int mmap_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
+		       uint64_t nr)
 {
 	struct gmm_pool *p = g->pool;
 	uint64_t off;
@@ -411,6 +426,17 @@ static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint6
 				     (unsigned long long)(r->gpa + (idx << GMM_PAGE_SHIFT)),
 				     strerror(errno));
 	return 0;
+}
+
+/* Map frames and, with the uffd-wp write stop, register them for it. */
+static int map_frames(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t pfn,
+		      uint64_t nr)
+{
+	int err = mmap_frames(g, r, idx, pfn, nr);
+
+	if (!err)
+		wstop_register(g, r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT);
+	return err;
 }
 
 static void set_rmap(struct gmm_guest *g, uint64_t pfn, uint64_t gfn, uint64_t nr)
@@ -891,6 +917,7 @@ void gmm_guest_destroy(struct gmm_guest *g)
 	if (g->pool->guests[g->id] == g)
 		g->pool->guests[g->id] = NULL;
 	pthread_mutex_unlock(&g->pool->guests_lock);
+	pthread_mutex_destroy(&g->wstop_lock);
 	free(g);
 }
 
@@ -960,24 +987,270 @@ int gmm_frame_owner(struct gmm_pool *p, uint64_t pfn, unsigned int *guest_id, ui
 /* --- migration (gmm/migrate.h) ------------------------------------------- */
 
 /*
- * Moving the frames behind a backed unit (a 4 KiB page, an unsplit 2 MiB
- * block, a hugetlbfs page) without losing a write:
- *  1. the region lock exclusively (try only: the caller may be a thread
+ * Moving the frames behind backed units (4 KiB pages, unsplit 2 MiB blocks,
+ * hugetlbfs pages) without losing a write, a batch at a time:
+ *  1. with GMM_WSTOP_PAUSE, the embedder pauses its vCPUs (before any lock:
+ *     a vCPU may wait on a fault handler that needs the region lock); when
+ *     it refuses, the batch is not moved (-EAGAIN, as a busy owner);
+ *  2. the region lock exclusively (try only: the caller may be a thread
  *     that holds it shared and is allocating): VMM accessors, faults and
  *     discards wait on it;
- *  2. MAP_MIGRATING in the unit's entries, then mprotect(PROT_READ): once
- *     it returns (TLBs shot down, KVM's mappings invalidated through its
- *     MMU notifier) nothing writes the old frames; a vCPU write exits and
- *     its gmm_guest_fault() waits on the region lock; a host thread writing
- *     through the mapping takes SIGSEGV and its handler calls
- *     gmm_guest_migration_wait();
- *  3. copy through the pool's mapping, map the new frames with MAP_FIXED
- *     (read-write: this ends the write stop), move the rmap, update the
- *     entries (which clears MAP_MIGRATING), wake the waiters.
+ *  3. MAP_MIGRATING in the units' entries, then the write stop of each run
+ *     of adjacent units: mprotect(PROT_READ) (a vCPU write exits or fails
+ *     with EFAULT, a host thread takes SIGSEGV and its handler calls
+ *     gmm_guest_migration_wait()), or UFFDIO_WRITEPROTECT (the writer
+ *     sleeps in the kernel); either returns once TLBs are shot down and
+ *     KVM's mappings invalidated through its MMU notifier.  With the
+ *     pause, nothing (only paused vCPUs write outside the accessors);
+ *  4. copy every unit through the pool's mapping;
+ *  5. map each new frame with MAP_FIXED (read-write: this ends the
+ *     mprotect or write-protect of the unit), move the rmap, update the
+ *     entries (which clears MAP_MIGRATING); uffd: register each run of
+ *     remapped units for WP again and UFFDIO_WAKE its writers;
+ *  6. unlock, resume the vCPUs, wake futex waiters.
  * Pinned units are refused: a device may write them through a pointer.
  */
 
 #define MIGRATE_SYNC_TRIES 64 /* lock attempts of a sync migration */
+#define PAUSE_WHY "no pause ops registered (gmm_guest_set_pause)"
+
+/* One unit of a batch: 2^order pages at @base of a region, @old to @new. */
+struct mig_unit {
+	uint64_t base, old, new;
+	unsigned int order;
+	int err; /* out: 0 moved, -EAGAIN, -EBUSY, or the mapping's error */
+};
+
+/* A write stop in progress. */
+struct wstop {
+	const struct gmm_pause_ops *ops;
+	int mode;     /* the mode of this batch */
+	bool paused;  /* the embedder's vCPUs are paused */
+	bool refused; /* pause() refused: the batch is not moved */
+	bool fallback; /* GMM_WSTOP_PAUSE without pause ops: mprotect */
+	uint64_t t0;  /* when the writers were stopped (ns), 0: not yet */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *const wstop_names[] = {
+	[GMM_WSTOP_DEFAULT] = "default", [GMM_WSTOP_MPROTECT] = "mprotect",
+	[GMM_WSTOP_UFFD_WP] = "uffd-wp", [GMM_WSTOP_PAUSE] = "pause",
+};
+
+const char *gmm_write_stop_name(int mode)
+{
+	if (mode < 0 || mode > GMM_WSTOP_PAUSE)
+		return "?";
+	return wstop_names[mode];
+}
+
+int gmm_write_stop_parse(const char *name)
+{
+	for (int m = 0; name && m <= GMM_WSTOP_PAUSE; m++)
+		if (!strcmp(name, wstop_names[m]))
+			return m;
+	return gmm_set_error(-EINVAL, "write stop '%s': not default, mprotect, uffd-wp or pause",
+			     name ? name : "(null)");
+}
+
+/* Use mprotect from now on, saying why (first reason wins). */
+static void wstop_fall_back(struct gmm_guest *g, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void wstop_fall_back(struct gmm_guest *g, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&g->wstop_lock);
+	if (!g->wstop_why[0]) {
+		va_start(ap, fmt);
+		vsnprintf(g->wstop_why, sizeof(g->wstop_why), fmt, ap);
+		va_end(ap);
+	}
+	__atomic_store_n(&g->wstop, GMM_WSTOP_MPROTECT, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&g->wstop_lock);
+}
+
+/* The mode at creation: what the config asks, where the guest can do it. */
+static int wstop_resolve(struct gmm_guest *g)
+{
+	int req = g->cfg.write_stop;
+	bool wp = g->cfg.uffd >= 0 && (g->cfg.uffd_features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+
+	pthread_mutex_init(&g->wstop_lock, NULL);
+	if (req < GMM_WSTOP_DEFAULT || req > GMM_WSTOP_PAUSE)
+		return gmm_set_error(-EINVAL, "guest: write stop %d is not one of enum "
+				     "gmm_write_stop", req);
+	g->wstop = req;
+	if (req == GMM_WSTOP_DEFAULT)
+		g->wstop = wp ? GMM_WSTOP_UFFD_WP : GMM_WSTOP_PAUSE;
+	if (g->wstop != GMM_WSTOP_UFFD_WP || wp)
+		return 0;
+	wstop_fall_back(g, "%s", g->cfg.uffd < 0 ? "no userfaultfd in the guest config" :
+			"the userfaultfd lacks UFFD_FEATURE_WP_HUGETLBFS_SHMEM (kernel < 5.19, "
+			"or not asked for in UFFDIO_API)");
+	return 0;
+}
+
+int gmm_guest_set_pause(struct gmm_guest *g, const struct gmm_pause_ops *ops, void *ctx)
+{
+	if (!g || (ops && (!ops->pause || !ops->resume)))
+		return gmm_set_error(-EINVAL, "gmm_guest_set_pause: NULL guest or operation");
+	pthread_mutex_lock(&g->wstop_lock);
+	g->pause_ctx = ctx;
+	__atomic_store_n(&g->pause_ops, ops, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&g->wstop_lock);
+	return 0;
+}
+
+int gmm_guest_wstop_stats(struct gmm_guest *g, struct gmm_wstop_stats *st)
+{
+	if (!g || !st)
+		return gmm_set_error(-EINVAL, "gmm_guest_wstop_stats: NULL argument");
+	pthread_mutex_lock(&g->wstop_lock);
+	*st = g->wst;
+	st->requested = g->cfg.write_stop;
+	st->mode = __atomic_load_n(&g->wstop, __ATOMIC_ACQUIRE);
+	if (st->mode == GMM_WSTOP_PAUSE && !g->pause_ops) {
+		st->mode = GMM_WSTOP_MPROTECT;
+		snprintf(st->why, sizeof(st->why), "%s", PAUSE_WHY);
+	} else
+		snprintf(st->why, sizeof(st->why), "%s", g->wstop_why);
+	pthread_mutex_unlock(&g->wstop_lock);
+	return 0;
+}
+
+/* uffd-wp: register a range just mapped for write-protect faults. */
+static void wstop_register(struct gmm_guest *g, char *hva, uint64_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)hva, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (__atomic_load_n(&g->wstop, __ATOMIC_ACQUIRE) != GMM_WSTOP_UFFD_WP)
+		return;
+	if (ioctl(g->cfg.uffd, UFFDIO_REGISTER, &reg))
+		wstop_fall_back(g, "UFFDIO_REGISTER_MODE_WP of [%p, +0x%llx): %s", (void *)hva,
+				(unsigned long long)len, strerror(errno));
+}
+
+static int uffd_wp(const struct gmm_guest *g, char *hva, uint64_t len, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (uintptr_t)hva, .len = len },
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return ioctl(g->cfg.uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
+}
+
+/* Step 1: the mode of this batch; pause the vCPUs for GMM_WSTOP_PAUSE. */
+static void wstop_begin(struct gmm_guest *g, struct wstop *ws)
+{
+	const struct gmm_pause_ops *ops = __atomic_load_n(&g->pause_ops, __ATOMIC_ACQUIRE);
+	bool was;
+
+	ws->ops = ops;
+	ws->mode = __atomic_load_n(&g->wstop, __ATOMIC_ACQUIRE);
+	ws->paused = ws->refused = ws->fallback = false;
+	ws->t0 = 0;
+	if (ws->mode != GMM_WSTOP_PAUSE)
+		return;
+	if (!ops) {
+		ws->mode = GMM_WSTOP_MPROTECT;
+		ws->fallback = true;
+		return;
+	}
+	ws->t0 = mono_ns();
+	was = pcp_offline_begin(); /* a vCPU on its way out may drain the caches */
+	ws->paused = !ops->pause(g->pause_ctx);
+	pcp_offline_end(was);
+	ws->refused = !ws->paused;
+}
+
+/* Step 3 for pages [@base, +@n) of @r (marked migrating): 0 or -errno. */
+static int wstop_protect(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			 uint64_t base, uint64_t n)
+{
+	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+	uint64_t len = n << GMM_PAGE_SHIFT;
+	int err = 0;
+
+	if (!ws->t0)
+		ws->t0 = mono_ns();
+	if (ws->mode == GMM_WSTOP_MPROTECT && mprotect(hva, len, PROT_READ))
+		err = -errno;
+	else if (ws->mode == GMM_WSTOP_UFFD_WP)
+		err = uffd_wp(g, hva, len, true);
+	if (err)
+		gmm_set_error(err, "migrate: write-protecting gpa 0x%llx (%s): %s",
+			      (unsigned long long)(r->gpa + (base << GMM_PAGE_SHIFT)),
+			      gmm_write_stop_name(ws->mode), strerror(-err));
+	return err;
+}
+
+/* Undo step 3 for a unit that stays where it was (and its MAP_MIGRATING). */
+static void wstop_unprotect(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			    uint64_t base, uint64_t n)
+{
+	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+
+	if (ws->mode == GMM_WSTOP_MPROTECT)
+		mprotect(hva, n << GMM_PAGE_SHIFT, PROT_READ | PROT_WRITE);
+	else if (ws->mode == GMM_WSTOP_UFFD_WP)
+		uffd_wp(g, hva, n << GMM_PAGE_SHIFT, false); /* wakes the writers too */
+	for (uint64_t i = 0; i < n; i++)
+		__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
+}
+
+/* Step 5's end for remapped pages [@base, +@n): register them for uffd-wp
+ * again, and wake the writers sleeping in a write-protect fault. */
+static void wstop_release(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			  uint64_t base, uint64_t n)
+{
+	struct uffdio_range range = {
+		.start = (uintptr_t)(r->hva + (base << GMM_PAGE_SHIFT)),
+		.len = n << GMM_PAGE_SHIFT,
+	};
+
+	wstop_register(g, (char *)(uintptr_t)range.start, range.len);
+	if (ws->mode == GMM_WSTOP_UFFD_WP)
+		ioctl(g->cfg.uffd, UFFDIO_WAKE, &range);
+}
+
+/* Step 6 (region unlocked): resume the vCPUs, wake waiters, count. */
+static void wstop_end(struct gmm_guest *g, struct wstop *ws, uint64_t units, uint64_t pages)
+{
+	uint64_t ns = ws->t0 ? mono_ns() - ws->t0 : 0;
+
+	if (ws->paused)
+		ws->ops->resume(g->pause_ctx);
+	migration_wake(g);
+	if (!ws->t0 && !ws->refused)
+		return;
+	pthread_mutex_lock(&g->wstop_lock);
+	g->wst.refused += ws->refused;
+	if (ws->refused) {
+		pthread_mutex_unlock(&g->wstop_lock);
+		return;
+	}
+	g->wst.batches++;
+	g->wst.units += units;
+	g->wst.pages += pages;
+	g->wst.fallbacks += ws->fallback;
+	g->wst.stop_ns += ns;
+	if (ns > g->wst.stop_ns_max)
+		g->wst.stop_ns_max = ns;
+	pthread_mutex_unlock(&g->wstop_lock);
+}
 
 static bool region_trylock_excl(struct region *r, enum gmm_migrate_mode mode)
 {
@@ -1028,38 +1301,103 @@ static void migration_wake(struct gmm_guest *g)
 	syscall(SYS_futex, &g->mseq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
-static int move_unit(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t old,
-		     uint64_t new, unsigned int order)
+/* Step 3 for the checked units: one stop per run of adjacent units. */
+static void protect_units(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			  struct mig_unit *u, unsigned int n)
 {
-	uint64_t n = 1ull << order, len = n << GMM_PAGE_SHIFT, flags = order ? MAP_HUGE_BIT : 0;
-	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
-	int err;
+	for (unsigned int i = 0, j; i < n; i = j) {
+		uint64_t end;
+		int err;
 
-	for (uint64_t i = 0; i < n; i++)
-		__atomic_fetch_or(&r->map[base + i], MAP_MIGRATING, __ATOMIC_ACQ_REL);
-	if (mprotect(hva, len, PROT_READ)) {
-		err = gmm_set_error(-errno, "migrate: write-protecting gpa 0x%llx: %s",
-				    (unsigned long long)(r->gpa + (base << GMM_PAGE_SHIFT)),
-				    strerror(errno));
-		goto undo;
+		if (u[i].err) {
+			j = i + 1;
+			continue;
+		}
+		end = u[i].base + (1ull << u[i].order);
+		for (j = i + 1; j < n && !u[j].err && u[j].base == end; j++)
+			end += 1ull << u[j].order;
+		for (uint64_t k = u[i].base; k < end; k++)
+			__atomic_fetch_or(&r->map[k], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+		err = wstop_protect(g, r, ws, u[i].base, end - u[i].base);
+		if (!err)
+			continue;
+		wstop_unprotect(g, r, ws, u[i].base, end - u[i].base);
+		for (unsigned int k = i; k < j; k++)
+			u[k].err = err;
 	}
-	memcpy(gmm_pfn_to_host(g->pool, new), gmm_pfn_to_host(g->pool, old), len);
-	err = map_frames(g, r, base, new, n);
+}
+
+/* Step 5 for one copied unit: 0 or the mapping's error (then it stays). */
+static int remap_unit(struct gmm_guest *g, struct region *r, struct wstop *ws,
+		      const struct mig_unit *u)
+{
+	uint64_t n = 1ull << u->order, flags = u->order ? MAP_HUGE_BIT : 0;
+	int err = mmap_frames(g, r, u->base, u->new, n);
+
 	if (err) {
-		mprotect(hva, len, PROT_READ | PROT_WRITE);
-		goto undo;
+		wstop_unprotect(g, r, ws, u->base, n);
+		return err;
 	}
-	set_rmap(g, new, (r->gpa >> GMM_PAGE_SHIFT) + base, n);
+	set_rmap(g, u->new, (r->gpa >> GMM_PAGE_SHIFT) + u->base, n);
 	for (uint64_t i = 0; i < n; i++)
-		entry_set(r, base + i, (new + i + 1) | flags);
+		entry_set(r, u->base + i, (u->new + i + 1) | flags);
 	__atomic_fetch_add(&g->migrated, n, __ATOMIC_RELAXED);
-	migration_wake(g);
 	return 0;
-undo:
-	for (uint64_t i = 0; i < n; i++)
-		__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
-	migration_wake(g);
-	return err;
+}
+
+/* wstop_release() of each run of adjacent moved units. */
+static void release_units(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			  const struct mig_unit *u, unsigned int n)
+{
+	for (unsigned int i = 0, j; i < n; i = j) {
+		uint64_t end = u[i].base + (1ull << u[i].order);
+
+		for (j = i + 1; j < n && !u[j].err && u[j].base == end; j++)
+			end += 1ull << u[j].order;
+		if (!u[i].err)
+			wstop_release(g, r, ws, u[i].base, end - u[i].base);
+	}
+}
+
+/*
+ * The write stop and move of a batch of units of one region (steps 1-6):
+ * for every caller that moves guest pages (the owner callback, a batched
+ * one, gmm_guest_migrate()).  The caller holds no lock of the guest; the
+ * targets are allocated.  Each unit's err says what became of it; the
+ * caller frees the old blocks of moved units and the new ones of the rest.
+ * Return: the units moved.
+ */
+static unsigned int migrate_batch(struct gmm_guest *g, struct region *r, struct mig_unit *u,
+				  unsigned int n, enum gmm_migrate_mode mode)
+{
+	unsigned int moved = 0;
+	uint64_t pages = 0;
+	struct wstop ws;
+
+	wstop_begin(g, &ws);
+	if (ws.refused || !region_trylock_excl(r, mode)) {
+		for (unsigned int i = 0; i < n; i++)
+			u[i].err = -EAGAIN;
+		wstop_end(g, &ws, 0, 0);
+		return 0;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		u[i].err = unit_check(r, u[i].base, u[i].old, u[i].order);
+	protect_units(g, r, &ws, u, n);
+	for (unsigned int i = 0; i < n; i++)
+		if (!u[i].err)
+			memcpy(gmm_pfn_to_host(g->pool, u[i].new), gmm_pfn_to_host(g->pool, u[i].old),
+			       GMM_PAGE_SIZE << u[i].order);
+	for (unsigned int i = 0; i < n; i++) {
+		if (u[i].err || (u[i].err = remap_unit(g, r, &ws, &u[i])))
+			continue;
+		moved++;
+		pages += 1ull << u[i].order;
+	}
+	release_units(g, r, &ws, u, n);
+	pthread_rwlock_unlock(&r->lock);
+	wstop_end(g, &ws, moved, pages);
+	return moved;
 }
 
 static int guest_migrate(void *ctx, uint64_t gfn, uint64_t old, uint64_t new, unsigned int order,
@@ -1067,27 +1405,134 @@ static int guest_migrate(void *ctx, uint64_t gfn, uint64_t old, uint64_t new, un
 {
 	struct gmm_guest *g = ctx;
 	struct region *r = region_of_gfn(g, gfn);
-	uint64_t base;
-	int err;
+	struct mig_unit u = { .old = old, .new = new, .order = order };
 
 	if (!r || (order && order != HUGE_ORDER && order != g->unit_order))
 		return -EAGAIN;
-	base = gfn - (r->gpa >> GMM_PAGE_SHIFT);
-	if (base & ((1ull << order) - 1))
+	u.base = gfn - (r->gpa >> GMM_PAGE_SHIFT);
+	if (u.base & ((1ull << order) - 1))
 		return -EAGAIN;
-	if (!region_trylock_excl(r, mode))
-		return -EAGAIN;
-	err = unit_check(r, base, old, order);
-	if (!err)
-		err = move_unit(g, r, base, old, new, order);
-	pthread_rwlock_unlock(&r->lock);
-	return err;
+	migrate_batch(g, r, &u, 1, mode);
+	return u.err;
 }
 
 static const struct gmm_migrate_ops guest_migrate_ops = {
 	.name = "guest",
 	.migrate = guest_migrate,
 };
+
+/* gmm_guest_migrate(): up to @max units from page *@idx below @end, with targets. */
+static unsigned int collect_units(struct gmm_guest *g, struct region *r, uint64_t *idx,
+				  uint64_t end, struct mig_unit *u, unsigned int max,
+				  struct gmm_guest_migrate_result *res)
+{
+	uint64_t pages = 0;
+	unsigned int n = 0;
+
+	while (*idx < end && n < max) {
+		uint64_t e = entry_get(r, *idx), base, new;
+		unsigned int order = g->unit_order;
+
+		if (!e) {
+			(*idx)++;
+			continue;
+		}
+		if ((e & MAP_HUGE_BIT) && !order)
+			order = HUGE_ORDER;
+		if (n && pages + (1ull << order) > GMM_GUEST_MIGRATE_BATCH_PAGES)
+			break;
+		base = *idx & ~((1ull << order) - 1);
+		*idx = base + (1ull << order);
+		/* unlocked: a discard may clear the unit meanwhile (checked again
+		 * under the region lock) */
+		e = entry_get(r, base);
+		if (!e)
+			continue;
+		if (e & (MAP_PTR_PIN | MAP_PIN_MASK)) {
+			res->pinned++;
+			continue;
+		}
+		new = gmm_alloc(g->pool, order, GMM_MOVABLE, r->node);
+		if (new == GMM_PFN_NONE) {
+			res->nomem++;
+			continue;
+		}
+		pages += 1ull << order;
+		u[n++] = (struct mig_unit){ base, entry_pfn(e), new, order, 0 };
+	}
+	return n;
+}
+
+/* Free what a batch left: old blocks of moved units, new ones of the rest. */
+static void settle_units(struct gmm_guest *g, struct mig_unit *u, unsigned int n,
+			 struct gmm_guest_migrate_result *res)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		/* the new block's zone: u[i].old may be stale when the unit failed */
+		struct gmm_zone *z = pfn_zone(g->pool, u[i].err ? u[i].new : u[i].old);
+		uint64_t pages = 1ull << u[i].order;
+
+		if (u[i].err) {
+			gmm_free(g->pool, u[i].new, u[i].order);
+			res->pinned += u[i].err == -EBUSY;
+			res->busy += u[i].err != -EBUSY;
+		} else {
+			gmm_rmap_clear(g->pool, u[i].old, u[i].order);
+			migrate_free(g->pool, u[i].old, u[i].order);
+			res->units++;
+			res->pages += pages;
+		}
+		pthread_mutex_lock(&z->lock);
+		if (u[i].err)
+			z->compact.ev.pgmigrate_fail += pages;
+		else
+			z->compact.ev.pgmigrate_success += pages;
+		pthread_mutex_unlock(&z->lock);
+	}
+}
+
+static void migrate_region(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t end,
+			   struct mig_unit *u, unsigned int batch,
+			   struct gmm_guest_migrate_result *res)
+{
+	while (idx < end) {
+		unsigned int n = collect_units(g, r, &idx, end, u, batch, res);
+
+		if (!n)
+			continue;
+		migrate_batch(g, r, u, n, GMM_MIGRATE_SYNC);
+		res->batches++;
+		settle_units(g, u, n, res);
+	}
+}
+
+int gmm_guest_migrate(struct gmm_guest *g, uint64_t gpa, uint64_t size, unsigned int batch,
+		      struct gmm_guest_migrate_result *res)
+{
+	struct gmm_guest_migrate_result own;
+	struct mig_unit *u;
+
+	if (!g || gpa + size < gpa)
+		return gmm_set_error(-EINVAL, "gmm_guest_migrate: NULL guest or range wraps");
+	res = res ? res : &own;
+	memset(res, 0, sizeof(*res));
+	batch = batch ? batch : GMM_GUEST_MIGRATE_BATCH;
+	u = calloc(batch, sizeof(*u));
+	if (!u)
+		return gmm_set_error(-ENOMEM, "gmm_guest_migrate: out of memory");
+	for (unsigned int i = 0; i < g->nr_regions; i++) {
+		struct region *r = &g->regions[i];
+		uint64_t a = gpa > r->gpa ? gpa : r->gpa;
+		uint64_t b = gpa + size < r->gpa + r->size ? gpa + size : r->gpa + r->size;
+
+		if (a < b)
+			migrate_region(g, r, (a - r->gpa) >> GMM_PAGE_SHIFT,
+				       (b - r->gpa + GMM_PAGE_SIZE - 1) >> GMM_PAGE_SHIFT, u, batch,
+				       res);
+	}
+	free(u);
+	return 0;
+}
 
 int gmm_guest_migration_wait(struct gmm_guest *g, const void *addr)
 {

@@ -218,9 +218,23 @@ const struct guestmem_slot *guestmem_slot(const struct guestmem *gm, unsigned in
 	return i < gm->nr ? &gm->reg[i].slot : NULL;
 }
 
+static _Thread_local bool fault_thread;
+
+bool guestmem_on_fault_thread(void)
+{
+	return fault_thread;
+}
+
+void guestmem_mark_fault_thread(void)
+{
+	fault_thread = true;
+}
+
 struct guestmem_vcpu *guestmem_vcpu_attach(struct guestmem *gm, unsigned int cpu)
 {
 	struct guestmem_vcpu *v = calloc(1, sizeof(*v));
+
+	fault_thread = true;
 
 	if (!v)
 		return NULL;
@@ -513,9 +527,11 @@ void *guestmem_pin(struct guestmem *gm, uint64_t gpa, size_t len)
 		errno = EBUSY;
 		return NULL;
 	}
-	ret = gm->ops->populate(gm, r, gpa, len);
+	ret = gm->ops->pin ? gm->ops->pin(gm, r, gpa, len) : gm->ops->populate(gm, r, gpa, len);
 	if (ret) {
-		guestmem_unpin(gm, gpa, len);
+		pthread_mutex_lock(&gm->pin_lock);
+		pin_units(gm, r, gpa, len, -1);
+		pthread_mutex_unlock(&gm->pin_lock);
 		errno = -ret;
 		return NULL;
 	}
@@ -531,6 +547,8 @@ void guestmem_unpin(struct guestmem *gm, uint64_t gpa, size_t len)
 	pthread_mutex_lock(&gm->pin_lock);
 	pin_units(gm, r, gpa, len ? len : 1, -1);
 	pthread_mutex_unlock(&gm->pin_lock);
+	if (gm->ops->unpin)
+		gm->ops->unpin(gm, r, gpa, len ? len : 1);
 }
 
 void guestmem_get_stats(struct guestmem *gm, struct guestmem_stats *st)

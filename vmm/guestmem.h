@@ -73,6 +73,7 @@ struct guestmem_cfg {
 					 * GUESTMEM_UFFD_MAX_HANDLERS */
 	uint64_t max_mappings;	/* gmm: host mappings allowed, 0: what
 				 * vm.max_map_count leaves */
+	int write_stop;		/* gmm: enum gmm_write_stop of migrations */
 	unsigned int nr_nodes;
 	struct guestmem_node_cfg nodes[GUESTMEM_MAX_NODES];
 };
@@ -114,6 +115,20 @@ const struct guestmem_slot *guestmem_slot(const struct guestmem *gm,
 					  unsigned int i);
 const char *guestmem_mode_name(enum guestmem_mode mode);
 const char *guestmem_faults_name(enum guestmem_faults faults);
+
+/*
+ * gmm mode: the VMM's vCPU pause for the pause write stop of migrations
+ * (gmm_guest_set_pause(); ops NULL: none).  -EOPNOTSUPP in other modes.
+ */
+struct gmm_pause_ops;
+int guestmem_set_pause(struct guestmem *gm, const struct gmm_pause_ops *ops, void *ctx);
+
+/*
+ * Is the calling thread one a vCPU may wait for inside KVM_RUN (a vCPU
+ * thread, attached with guestmem_vcpu_attach(), or a userfaultfd handler)?
+ * Such a thread must not wait for the vCPUs to pause.
+ */
+bool guestmem_on_fault_thread(void);
 
 /* gmm mode: libgmm's pool and guest (statistics, tests); NULL otherwise. */
 struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm);

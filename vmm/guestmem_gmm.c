@@ -118,8 +118,8 @@ static int make_pool(struct gmm_ram *gr, const struct guestmem_cfg *cfg, char *e
 
 static void ram_destroy(struct gmm_ram *gr);
 
-static struct gmm_ram *ram_create(const struct guestmem_cfg *cfg, int uffd, char *err,
-				  size_t errlen)
+static struct gmm_ram *ram_create(const struct guestmem_cfg *cfg, int uffd,
+				  uint64_t uffd_features, char *err, size_t errlen)
 {
 	struct gmm_ram *gr = calloc(1, sizeof(*gr));
 	struct gmm_guest_config gc;
@@ -136,6 +136,8 @@ static struct gmm_ram *ram_create(const struct guestmem_cfg *cfg, int uffd, char
 		goto fail;
 	gmm_guest_config_init(&gc);
 	gc.uffd = uffd;
+	gc.uffd_features = uffd_features;
+	gc.write_stop = cfg->write_stop;
 	gc.max_mappings = cfg->max_mappings;
 	if (gmm_guest_create(gr->pool, &gc, &gr->guest)) {
 		snprintf(err, errlen, "cannot create the gmm guest: %s", gmm_last_error());
@@ -230,7 +232,7 @@ static void ram_destroy(struct gmm_ram *gr)
 
 static int gmm_setup(struct guestmem *gm, char *err, size_t errlen)
 {
-	struct gmm_ram *gr = ram_create(&gm->cfg, gm->uffd, err, errlen);
+	struct gmm_ram *gr = ram_create(&gm->cfg, gm->uffd, gm->uffd_features, err, errlen);
 
 	if (!gr)
 		return -1;
@@ -266,6 +268,13 @@ int guestmem_frame_fd(const struct guestmem *gm, uint64_t pfn, int *fd, uint64_t
 	if (!gr)
 		return -EOPNOTSUPP;
 	return gmm_backing_memfd.frame_fd(gr->memfd, pfn, fd, off);
+}
+
+int guestmem_set_pause(struct guestmem *gm, const struct gmm_pause_ops *ops, void *ctx)
+{
+	struct gmm_guest *g = guestmem_gmm_guest(gm);
+
+	return g ? gmm_guest_set_pause(g, ops, ctx) : -EOPNOTSUPP;
 }
 
 struct gmm_guest *guestmem_gmm_guest(const struct guestmem *gm)
@@ -310,6 +319,19 @@ static int gmm_discard(struct guestmem *gm, struct region *r, uint64_t gpa, uint
 	return gmm_guest_discard(guest_of(gm), gpa, len);
 }
 
+/* Pinned pages are never migrated: a device may write them through the pointer. */
+static int gmm_pin(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len)
+{
+	(void)r;
+	return gmm_guest_pin(guest_of(gm), gpa, len);
+}
+
+static void gmm_unpin(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len)
+{
+	(void)r;
+	gmm_guest_unpin(guest_of(gm), gpa, len);
+}
+
 static void gmm_stats(struct guestmem *gm, struct guestmem_stats *st)
 {
 	struct gmm_guest_stats gs;
@@ -344,6 +366,8 @@ const struct guestmem_ops guestmem_gmm_ops = {
 	.populate = gmm_populate,
 	.copy = gmm_copy,
 	.discard = gmm_discard,
+	.pin = gmm_pin,
+	.unpin = gmm_unpin,
 	.stats = gmm_stats,
 	.attach = gmm_attach,
 	.detach = gmm_detach,

@@ -44,6 +44,9 @@ struct guestmem_ops {
 	int (*copy)(struct guestmem *gm, struct region *r, uint64_t gpa, void *buf, size_t len,
 		    bool write);
 	int (*discard)(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len);
+	/* optional (gmm): back and pin against migration, and unpin */
+	int (*pin)(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len);
+	void (*unpin)(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len);
 	void (*stats)(struct guestmem *gm, struct guestmem_stats *st);
 	/* a thread that faults or serves faults (gmm: the pool's page cache) */
 	int (*attach)(struct guestmem *gm);
@@ -71,6 +74,7 @@ struct guestmem {
 	_Atomic uint64_t discard_seq;
 	/* userfaultfd */
 	int uffd;			/* -1 without */
+	uint64_t uffd_features;		/* what UFFDIO_API granted */
 	int stop_fd;			/* eventfd that ends the handlers */
 	unsigned int nr_handlers;
 	pthread_t handlers[GUESTMEM_UFFD_MAX_HANDLERS];
@@ -98,6 +102,8 @@ static inline void *guestmem_hva(const struct region *r, uint64_t gpa)
  * and close the fd, which lets any thread blocked in a fault go on.
  */
 int guestmem_uffd_open(struct guestmem *gm, char *err, size_t errlen);
+/* A userfaultfd handler is a thread vCPUs wait for (guestmem_on_fault_thread). */
+void guestmem_mark_fault_thread(void);
 int guestmem_uffd_register(struct guestmem *gm, void *addr, uint64_t len);
 int guestmem_uffd_placeholder(struct guestmem *gm, void *addr, uint64_t len);
 int guestmem_uffd_start(struct guestmem *gm, char *err, size_t errlen);

@@ -64,10 +64,28 @@ static int uffd_syscall(void)
 	}
 }
 
+/* Write-protect of shmem and hugetlbfs (5.19+), when this kernel has it. */
+static uint64_t wp_feature(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = uffd_syscall();
+	uint64_t f = 0;
+
+	if (fd < 0)
+		return 0;
+	if (!ioctl(fd, UFFDIO_API, &api))
+		f = api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	close(fd);
+	return f;
+}
+
 int guestmem_uffd_open(struct guestmem *gm, char *err, size_t errlen)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
-	int fd = uffd_syscall();
+	int fd;
+
+	api.features |= wp_feature();
+	fd = uffd_syscall();
 
 	if (fd < 0) {
 		snprintf(err, errlen, "userfaultfd: %s%s", strerror(errno), errno == EPERM ?
@@ -82,6 +100,7 @@ int guestmem_uffd_open(struct guestmem *gm, char *err, size_t errlen)
 		return -1;
 	}
 	gm->uffd = fd;
+	gm->uffd_features = api.features;
 	gm->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (gm->stop_fd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -184,6 +203,7 @@ static void *handler(void *arg)
 	struct guestmem *gm = arg;
 	struct uffd_msg msgs[MSGS_PER_READ];
 
+	guestmem_mark_fault_thread();
 	if (gm->ops->attach(gm)) {
 		fail(gm, -ENOMEM, "userfaultfd handler: cannot attach to the pool");
 		return NULL;

@@ -4,6 +4,7 @@
  * host can give, and --help.
  */
 #include "vmm.h"
+#include <gmm/guest.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +47,12 @@ static const char usage[] =
 "                           every KVM) or exits (KVM_EXIT_MMIO, which kvm_pvm\n"
 "                           gives for guest kernel mode only, or\n"
 "                           KVM_EXIT_MEMORY_FAULT)\n"
+"      --write-stop default|pause|uffd-wp|mprotect\n"
+"                           gmm: how migrating a guest page (compaction, QMP\n"
+"                           x-gmm-compact) stops its writers: pausing the\n"
+"                           vCPUs for each batch (default), userfaultfd\n"
+"                           write-protect, or mprotect (crashes guests on\n"
+"                           kvm_pvm); docs/compaction.md\n"
 "      --report-delay-ms N  gmm: report free pool memory to the host N ms after\n"
 "                           it appears (default 500; 0 = no reporting)\n"
 "      --device-memory SIZE gmm: extra pool memory on node 0 for device memory\n"
@@ -192,6 +199,20 @@ static int parse_fault_path(struct vmm_opts *o, const char *arg)
 		o->mem.faults = GUESTMEM_FAULTS_EXIT;
 	else
 		return fail("--fault-path: expected auto, exits or uffd, got '%s'", arg);
+	return 0;
+}
+
+static int parse_write_stop(struct vmm_opts *o, const char *arg)
+{
+	int m = gmm_write_stop_parse(arg);
+
+	if (m < 0)
+		return fail("--write-stop: expected default, mprotect, uffd-wp or pause, got '%s'",
+			    arg);
+	/* gmm-vmm can pause its vCPUs: its default is the pause (measured:
+	 * docs/compaction.md); libgmm's own default is for embedders that cannot */
+	o->mem.write_stop = m == GMM_WSTOP_DEFAULT ? GMM_WSTOP_PAUSE : m;
+	o->write_stop_given = true;
 	return 0;
 }
 
@@ -418,7 +439,7 @@ static int parse_qmp(struct vmm_opts *o, char *arg)
 enum {
 	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
 	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST, OPT_FAULTS, OPT_QMP,
-	OPT_VMEM,
+	OPT_VMEM, OPT_WSTOP,
 };
 
 static const struct option longopts[] = {
@@ -429,6 +450,7 @@ static const struct option longopts[] = {
 	{ "memory-mode", required_argument, NULL, OPT_MODE },
 	{ "report-delay-ms", required_argument, NULL, OPT_REPORT },
 	{ "fault-path", required_argument, NULL, OPT_FAULTS },
+	{ "write-stop", required_argument, NULL, OPT_WSTOP },
 	{ "device-memory", required_argument, NULL, OPT_DEVMEM },
 	{ "vcpus", required_argument, NULL, 'c' },
 	{ "kernel", required_argument, NULL, 'k' },
@@ -467,6 +489,8 @@ static int parse_one(struct vmm_opts *o, int c, char *arg)
 		return parse_report_delay(o, arg);
 	case OPT_FAULTS:
 		return parse_fault_path(o, arg);
+	case OPT_WSTOP:
+		return parse_write_stop(o, arg);
 	case OPT_DEVMEM:
 		return parse_device_memory(o, arg);
 	case 'c':
@@ -570,6 +594,8 @@ static int check_combination(struct vmm_opts *o)
 		return fail("--balloon: target %s is more than the guest's RAM", "SIZE");
 	if (check_vmem(o))
 		return -VMM_EXIT_USAGE;
+	if (o->write_stop_given && o->mem.mode != GUESTMEM_GMM)
+		return fail("--write-stop is for --memory-mode gmm (nothing migrates guest pages in the others)%s", "");
 	if (o->mem.mode != GUESTMEM_GMM)
 		return 0;
 	if (o->mem.page_size > (2ULL << 20))
@@ -593,6 +619,7 @@ int opts_parse(struct vmm_opts *o, int argc, char **argv)
 	o->mem.report_delay_ms = GUESTMEM_REPORT_DELAY_MS;
 	o->balloon_cfg.free_page_reporting = true;
 	o->fault_path_auto = true;
+	o->mem.write_stop = GMM_WSTOP_PAUSE;
 	opterr = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-qmp"))	/* QEMU's spelling */

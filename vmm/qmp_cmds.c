@@ -9,6 +9,8 @@
  */
 #include "qmp.h"
 #include "vmm.h"
+#include <gmm/compact.h>
+#include <gmm/guest.h>
 #include <gmm/report.h>
 #include <gmm/stats.h>
 #include <gmm/thread.h>
@@ -650,6 +652,55 @@ static struct json_object *x_guest_stats(struct qmp_ctx *c, struct json_object *
 	return o;
 }
 
+/* Migrate every unpinned guest page now, then compact every zone. */
+static struct json_object *x_compact(struct qmp_ctx *c, struct json_object *args,
+				     struct qmp_error *err)
+{
+	struct gmm_pool *pool = pool_of(c, err);
+	struct gmm_guest *g = guestmem_gmm_guest(c->vm->gm);
+	struct gmm_compact_events mid, after;
+	struct gmm_guest_migrate_result mr;
+	struct gmm_wstop_stats ws;
+	struct json_object *o;
+	uint64_t t0 = now_ns();
+
+	(void)args;
+	if (!pool)
+		return NULL;	/* pool_of() said why */
+	pthread_mutex_lock(&c->vm->migrate_lock);
+	if (atomic_load(&c->vm->stopping)) {
+		pthread_mutex_unlock(&c->vm->migrate_lock);
+		qmp_error_set(err, QMP_GENERIC_ERROR, "the VM is stopping: nothing is migrated");
+		return NULL;
+	}
+	if (gmm_guest_migrate(g, 0, UINT64_MAX, 0, &mr) ||
+	    gmm_compact_stats(pool, &mid) || gmm_compact_pool(pool) ||
+	    gmm_compact_stats(pool, &after) || gmm_guest_wstop_stats(g, &ws)) {
+		pthread_mutex_unlock(&c->vm->migrate_lock);
+		qmp_error_set(err, QMP_GENERIC_ERROR, "%s", gmm_last_error());
+		return NULL;
+	}
+	pthread_mutex_unlock(&c->vm->migrate_lock);
+	o = json_object_new_object();
+	add_u64(o, "migrated-pages", mr.pages);
+	add_u64(o, "migrated-units", mr.units);
+	add_u64(o, "pinned", mr.pinned);
+	add_u64(o, "busy", mr.busy);
+	add_u64(o, "no-target", mr.nomem);
+	add_u64(o, "compacted-pages", after.pgmigrate_success - mid.pgmigrate_success);
+	add_u64(o, "pgmigrate-success", after.pgmigrate_success);
+	add_u64(o, "pgmigrate-fail", after.pgmigrate_fail);
+	add(o, "write-stop", json_object_new_string(gmm_write_stop_name(ws.mode)));
+	add(o, "write-stop-reason", json_object_new_string(ws.why));
+	add_u64(o, "stop-batches", ws.batches);
+	add_u64(o, "stop-fallbacks", ws.fallbacks);
+	add_u64(o, "stop-refused", ws.refused);
+	add_u64(o, "stop-ns-mean", ws.batches ? ws.stop_ns / ws.batches : 0);
+	add_u64(o, "stop-ns-max", ws.stop_ns_max);
+	add_u64(o, "ns", now_ns() - t0);
+	return o;
+}
+
 /* ---- the table ---- */
 
 static const struct qmp_arg balloon_args[] = { { "value", ARG_INT }, { NULL, 0 } };
@@ -688,6 +739,7 @@ static const struct qmp_cmd commands[] = {
 	{ "x-gmm-pcp-stats", x_pcp_stats, NULL },
 	{ "x-gmm-report-stats", x_report_stats, NULL },
 	{ "x-gmm-guest-stats", x_guest_stats, NULL },
+	{ "x-gmm-compact", x_compact, NULL },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

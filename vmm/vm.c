@@ -4,6 +4,7 @@
  * from guestmem, vCPU threads and their exit loop, and stopping the VM
  * (guest power-off, crash, or a signal) with a meaningful exit code.
  */
+#include <gmm/guest.h>
 #include <gmm/kvm_compat.h>
 #include "evloop.h"
 #include "vmm.h"
@@ -243,6 +244,9 @@ static int setup_memory(struct vm *vm, const struct vmm_opts *o)
 
 static void block_signals(sigset_t *waitset);
 
+/* libgmm's pause write stop pauses these vCPUs (vm_mig_pause below). */
+static const struct gmm_pause_ops mig_pause_ops = { vm_mig_pause, vm_mig_resume };
+
 int vm_create(struct vm *vm, const struct vmm_opts *o)
 {
 	sigset_t waitset;
@@ -261,6 +265,7 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	pthread_mutex_init(&vm->out_lock, NULL);
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_mutex_init(&vm->migrate_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	atomic_store(&vm->pause_req, o->paused);
 	serial_init(&vm->serial, serial_emit, serial_irq, vm);
@@ -294,6 +299,8 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 		fprintf(stderr, "gmm-vmm: %s\n", err);
 		return -VMM_EXIT_HOST;
 	}
+	if (o->mem.mode == GUESTMEM_GMM)
+		guestmem_set_pause(vm->gm, &mig_pause_ops, vm);
 	return 0;
 }
 
@@ -416,7 +423,12 @@ static int run_once(struct vcpu *v)
 	return -1;
 }
 
-/* ---- pausing (the monitor's stop and cont, -S) ---- */
+/* ---- pausing (the monitor's stop and cont, -S; gmm's write stop) ---- */
+
+static bool pause_wanted(struct vm *vm)
+{
+	return atomic_load(&vm->pause_req) || atomic_load(&vm->mig_pauses);
+}
 
 /* A vCPU thread waits here while a pause is asked for (or until stopping). */
 static void vcpu_park(struct vcpu *v)
@@ -426,7 +438,7 @@ static void vcpu_park(struct vcpu *v)
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->parked++;
 	pthread_cond_broadcast(&vm->pause_cond);
-	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+	while (pause_wanted(vm) && !atomic_load(&vm->stopping))
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 	vm->parked--;
 	if (!atomic_load(&vm->stopping))
@@ -457,6 +469,54 @@ bool vm_is_paused(struct vm *vm)
 	return atomic_load(&vm->pause_req);
 }
 
+static unsigned int started_vcpus(const struct vm *vm)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		n += vm->vcpus[i].started;
+	return n;
+}
+
+int vm_mig_pause(void *arg)
+{
+	struct vm *vm = arg;
+	struct timespec until;
+	int ret = 0;
+
+	if (guestmem_on_fault_thread())
+		return -EDEADLK;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += VM_MIG_PAUSE_WAIT_MS * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_fetch_add(&vm->mig_pauses, 1);
+	kick_vcpus(vm);
+	while (!ret && vm->parked < started_vcpus(vm)) {
+		if (atomic_load(&vm->stopping))
+			ret = ECANCELED;	/* the vCPUs leave without parking */
+		else
+			ret = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &until);
+	}
+	if (ret) {
+		atomic_fetch_sub(&vm->mig_pauses, 1);
+		pthread_cond_broadcast(&vm->pause_cond);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return -ret;
+}
+
+void vm_mig_resume(void *arg)
+{
+	struct vm *vm = arg;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_fetch_sub(&vm->mig_pauses, 1);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 /* ---- end of pausing ---- */
 
 static void *vcpu_thread(void *arg)
@@ -477,7 +537,7 @@ static void *vcpu_thread(void *arg)
 	while (!atomic_load(&v->vm->stopping)) {
 		int ret;
 
-		if (atomic_load(&v->vm->pause_req)) {
+		if (pause_wanted(v->vm)) {
 			vcpu_park(v);
 			continue;
 		}
@@ -542,7 +602,10 @@ int vm_run(struct vm *vm)
 			vm_stop(vm, VMM_EXIT_SIGNAL + sig, "stopped by signal %d (%s)",
 				sig, strsignal(sig));
 	}
-	/* no vCPU stays blocked in a userfaultfd fault */
+	/* no migration uses the userfaultfd from now on (x-gmm-compact sees
+	 * stopping), and no vCPU stays blocked in a userfaultfd fault */
+	pthread_mutex_lock(&vm->migrate_lock);
+	pthread_mutex_unlock(&vm->migrate_lock);
 	guestmem_release(vm->gm);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		if (vm->vcpus[i].started)

@@ -81,6 +81,7 @@ struct vmm_opts {
 	struct vmem_cfg vmem[VMEM_MAX_DEVICES];
 	uint64_t vmem_pool[VMEM_MAX_DEVICES];	/* pool memory for each */
 	bool fault_path_auto;		/* --fault-path auto: vm.c picks mem.faults */
+	bool write_stop_given;		/* --write-stop on the command line */
 	const char *qmp_path;		/* --qmp: the monitor's unix socket */
 	bool paused;			/* -S: vCPUs wait for the monitor's cont */
 };
@@ -143,6 +144,10 @@ struct vm {
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;	/* parked vCPUs and vm_pause() wait on it */
 	atomic_bool pause_req;
+	atomic_uint mig_pauses;		/* gmm's write stop: pauses held (vm_mig_pause) */
+	/* held by the monitor's x-gmm-compact; vm_run() takes it once stopping
+	 * is set, before guestmem_release() closes the userfaultfd */
+	pthread_mutex_t migrate_lock;
 	unsigned int parked;		/* vCPU threads waiting in vcpu_park() */
 
 	/* main.c: the event loop thread and the monitor on it */
@@ -171,6 +176,18 @@ uint64_t proc_kib(const char *path, const char *key);
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
+/*
+ * The pause of libgmm's pause write stop (gmm_pause_ops, registered by
+ * vm_create()): like vm_pause(), counted apart from the monitor's, so a
+ * migration never resumes a VM the monitor stopped.  Refused (-EDEADLK) on
+ * a thread a vCPU may wait for (guestmem_on_fault_thread()), (-ETIMEDOUT)
+ * when the vCPUs are not all parked within VM_MIG_PAUSE_WAIT_MS, and
+ * (-ECANCELED) when the VM is stopping; libgmm then leaves that batch where
+ * it is.
+ */
+#define VM_MIG_PAUSE_WAIT_MS	100
+int vm_mig_pause(void *vm);
+void vm_mig_resume(void *vm);
 
 /* cpu.c */
 int cpu_setup_boot_tables(struct vm *vm);

@@ -43,10 +43,10 @@
  *
  * Migration (compaction, gmm/migrate.h): a guest is a frame owner.  Moving a
  * page takes its region lock exclusively (try only), marks the page
- * migrating in the backing map, write-protects it, copies it, and maps the
- * new frame over it with MAP_FIXED; see gmm_guest_migration_wait() and the
- * pin contract (gmm_guest_pin(); pages reached by gmm_guest_ptr() are never
- * moved).
+ * migrating in the backing map, stops its writers (enum gmm_write_stop),
+ * copies it, and maps the new frame over it with MAP_FIXED; see
+ * gmm_guest_migration_wait() and the pin contract (gmm_guest_pin(); pages
+ * reached by gmm_guest_ptr() are never moved).
  *
  * What accesses see:
  *  - Without a userfaultfd, only a vCPU's access to an unbacked page exits
@@ -100,7 +100,93 @@ struct gmm_guest_config {
 	 * vm.max_map_count leaves to them when the guest is created (re-read
 	 * when reached) */
 	uint64_t max_mappings;
+	/* how a migration stops writers of the pages it moves (enum
+	 * gmm_write_stop; default GMM_WSTOP_DEFAULT) */
+	int write_stop;
+	/* the features UFFDIO_API granted on @uffd (struct uffdio_api.features
+	 * after the call); GMM_WSTOP_UFFD_WP needs
+	 * UFFD_FEATURE_WP_HUGETLBFS_SHMEM among them */
+	uint64_t uffd_features;
 };
+
+/**
+ * enum gmm_write_stop - how a migration keeps writes off the old frames.
+ *
+ * A batch of units (4 KiB pages, 2 MiB blocks) is moved in four steps:
+ * stop the writers, copy every unit, map every new frame over its unit
+ * with MAP_FIXED (and free the old frames), release the writers.  The
+ * three ways to stop them:
+ * @GMM_WSTOP_DEFAULT:  GMM_WSTOP_UFFD_WP when the config's userfaultfd can
+ *                      write-protect the backing (shmem, hugetlbfs), else
+ *                      GMM_WSTOP_PAUSE when the embedder registered a
+ *                      pause, else GMM_WSTOP_MPROTECT (docs/compaction.md:
+ *                      measured; mprotect crashed guests on kvm_pvm);
+ * @GMM_WSTOP_MPROTECT: mprotect(PROT_READ) of each unit: every thread's
+ *                      write faults (a host thread takes SIGSEGV, see
+ *                      gmm_guest_migration_wait(); a vCPU exits, or on
+ *                      KVM without an exit KVM_RUN fails with EFAULT); one
+ *                      VMA split and merge per unit;
+ * @GMM_WSTOP_UFFD_WP:  UFFDIO_WRITEPROTECT of each unit through the
+ *                      config's userfaultfd (backed ranges are registered
+ *                      in UFFDIO_REGISTER_MODE_WP as they are mapped): a
+ *                      writer, vCPU or host thread, sleeps in the kernel
+ *                      until the remap and UFFDIO_WAKE; no VMA changes;
+ * @GMM_WSTOP_PAUSE:    the embedder's pause of its vCPUs once per batch
+ *                      (gmm_guest_set_pause()); the embedder guarantees
+ *                      that no other thread writes guest RAM through the
+ *                      region mappings (its devices use the accessors or
+ *                      pins).  Where pause() refuses, the batch is not
+ *                      moved (-EAGAIN, as for a busy owner); without pause
+ *                      ops, batches use GMM_WSTOP_MPROTECT.
+ * A mode the guest cannot use falls back to GMM_WSTOP_MPROTECT, with the
+ * reason in gmm_guest_wstop_stats().
+ */
+enum gmm_write_stop {
+	GMM_WSTOP_DEFAULT = 0,
+	GMM_WSTOP_MPROTECT = 1,
+	GMM_WSTOP_UFFD_WP = 2,
+	GMM_WSTOP_PAUSE = 3,
+};
+
+/** The embedder's vCPU pause, for GMM_WSTOP_PAUSE. */
+struct gmm_pause_ops {
+	/* Stop every vCPU of the guest (out of KVM_RUN, not re-entering) and
+	 * return 0; or return a negative errno when that cannot be done now
+	 * (called on a vCPU thread or a thread a vCPU waits for, or a timeout):
+	 * the batch is then not moved.  Called with no libgmm lock held. */
+	int (*pause)(void *ctx);
+	/* Let them run again (after a 0 from pause). */
+	void (*resume)(void *ctx);
+};
+
+/** Write stop figures (gmm_guest_wstop_stats()). */
+struct gmm_wstop_stats {
+	int requested;        /* enum gmm_write_stop asked for (config) */
+	int mode;             /* what is used: never GMM_WSTOP_DEFAULT */
+	char why[160];        /* why mode differs from the request, or "" */
+	uint64_t batches;     /* write stops */
+	uint64_t units;       /* units moved */
+	uint64_t pages;       /* 4 KiB pages moved */
+	uint64_t fallbacks;   /* batches done with mprotect: no pause ops */
+	uint64_t refused;     /* batches not moved: pause() refused */
+	uint64_t stop_ns;     /* writers stopped, summed over batches */
+	uint64_t stop_ns_max; /* the longest stop */
+};
+
+/** What gmm_guest_migrate() did (units are pages or 2 MiB blocks). */
+struct gmm_guest_migrate_result {
+	uint64_t units;   /* moved */
+	uint64_t pages;   /* 4 KiB pages moved */
+	uint64_t pinned;  /* units left alone: pinned */
+	uint64_t busy;    /* units left alone: the region was busy or changed */
+	uint64_t nomem;   /* units left alone: no target frame */
+	uint64_t batches; /* write stops */
+};
+
+/** Units per write stop of gmm_guest_migrate() with @batch 0. */
+#define GMM_GUEST_MIGRATE_BATCH 32
+/** 4 KiB pages copied per write stop at most (one 2 MiB unit): bounds the stop. */
+#define GMM_GUEST_MIGRATE_BATCH_PAGES 512
 
 /** A RAM region as KVM wants it (struct kvm_userspace_memory_region). */
 struct gmm_memslot {
@@ -334,16 +420,80 @@ int gmm_guest_unpin(struct gmm_guest *guest, uint64_t gpa, uint64_t len);
  * @guest: the guest
  * @addr:  an address in a region's host range (a fault address)
  *
- * A page being migrated is write-protected for a few microseconds: a host
- * thread writing guest RAM through the region mapping takes SIGSEGV.  Its
- * handler calls this and, when it returns 0 or 1, returns to retry the
- * write.  Async-signal-safe (atomics and futex only).  vCPU exits need not
+ * A page being migrated is write-protected for a few microseconds.  With
+ * the mprotect write stop (enum gmm_write_stop), a host thread writing
+ * guest RAM through the region mapping takes SIGSEGV: its handler calls
+ * this and, when it returns 0 or 1, returns to retry the write.  With
+ * uffd-wp the writer sleeps in the kernel until the page is back instead;
+ * with the pause, only paused vCPUs may write there.  Async-signal-safe (atomics and futex only).  vCPU exits need not
  * call it: gmm_guest_fault() waits for a migration in progress.
  *
  * Return: 1 (waited for a migration), 0 (the page is not migrating),
  * -EFAULT (@addr is not in guest RAM), -EINVAL.
  */
 int gmm_guest_migration_wait(struct gmm_guest *guest, const void *addr);
+
+/**
+ * gmm_guest_set_pause() - the embedder's vCPU pause for GMM_WSTOP_PAUSE.
+ * @guest: the guest
+ * @ops:   pause and resume (NULL: none; GMM_WSTOP_PAUSE then falls back to
+ *         mprotect); must outlive the guest
+ * @ctx:   passed to them
+ *
+ * Call before vCPUs run, or at any time when no migration runs.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_guest_set_pause(struct gmm_guest *guest, const struct gmm_pause_ops *ops, void *ctx);
+
+/**
+ * gmm_guest_migrate() - move every unpinned backed unit of a range elsewhere.
+ * @guest: the guest
+ * @gpa:   start
+ * @size:  bytes (ranges outside RAM are ignored)
+ * @batch: units per write stop, 0 for GMM_GUEST_MIGRATE_BATCH
+ * @res:   receives what was done (may be NULL)
+ *
+ * Each unit (a 4 KiB page, an unsplit 2 MiB block, a hugetlbfs page) gets
+ * a new block of its order from gmm_alloc(GMM_MOVABLE) on its node
+ * (allocated before the region lock is taken; a 2 MiB block may compact),
+ * and moves as in compaction, @batch units per write stop but at most
+ * GMM_GUEST_MIGRATE_BATCH_PAGES pages (a 2 MiB unit is a batch of its own).  For tests,
+ * benchmarks and an embedder's "migrate now" command; compaction moves
+ * pages through the owner callback instead.  Counted in
+ * gmm_guest_migrated() and the pool's pgmigrate_success.  Call from a
+ * thread that holds no region lock of this guest and is not one the pause
+ * ops wait for.
+ *
+ * Return: 0, -EINVAL.
+ */
+int gmm_guest_migrate(struct gmm_guest *guest, uint64_t gpa, uint64_t size, unsigned int batch,
+		      struct gmm_guest_migrate_result *res);
+
+/**
+ * gmm_guest_wstop_stats() - the write stop in use and its figures.
+ * @guest: the guest
+ * @st:    receives them
+ *
+ * Return: 0 or -EINVAL.
+ */
+int gmm_guest_wstop_stats(struct gmm_guest *guest, struct gmm_wstop_stats *st);
+
+/**
+ * gmm_write_stop_name() - "default", "mprotect", "uffd-wp", "pause".
+ * @mode: enum gmm_write_stop
+ *
+ * Return: the name, or "?" for an unknown mode.
+ */
+const char *gmm_write_stop_name(int mode);
+
+/**
+ * gmm_write_stop_parse() - the mode of a name from gmm_write_stop_name().
+ * @name: the name
+ *
+ * Return: the mode, or -EINVAL.
+ */
+int gmm_write_stop_parse(const char *name);
 
 /**
  * gmm_guest_migrated() - guest pages moved by migration so far.

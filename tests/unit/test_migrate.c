@@ -12,18 +12,27 @@
  *    by hand and by compaction, on shmem and on hugetlbfs (2 MiB units);
  *  - no stale link word of an isolated compaction target reads as an rmap;
  *  - the pin contract: pinned pages and pages reached through
- *    gmm_guest_ptr() are not moved.
+ *    gmm_guest_ptr() are not moved;
+ *  - the three write stops (mprotect, userfaultfd write-protect, a pause
+ *    of the writers standing in for vCPUs) under the same writers, with
+ *    gmm_guest_migrate() in batches, on shmem and hugetlbfs; their
+ *    fallbacks and reasons.
  *
  * Usage: test_migrate [--pages N] (guest page migrations under writers).
  * The hugetlbfs part reserves hugepages through /proc/sys/vm/nr_hugepages
  * (root) and restores the old value at exit.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gmm/compact.h>
@@ -492,6 +501,7 @@ static void test_contig(void)
 
 static struct gmm_guest *cur_guest;
 static volatile int stop_writers;
+static int pause_req, parked; /* the writers' stand-in for a vCPU pause, atomic */
 static uint64_t waits; /* writes that found their page migrating, atomic */
 
 static void on_segv(int sig, siginfo_t *si, void *uc)
@@ -535,6 +545,15 @@ void __tsan_ignore_thread_end(void);
 #define writer_tracked() ((void)0)
 #endif
 
+/* A pause asked for: park (as a vCPU leaves KVM_RUN) until it ends. */
+static void writer_park(void)
+{
+	__atomic_fetch_add(&parked, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE))
+		sched_yield();
+	__atomic_fetch_sub(&parked, 1, __ATOMIC_ACQ_REL);
+}
+
 /* Every page of this writer: check the previous generation, write the next. */
 static void *writer_main(void *arg)
 {
@@ -548,6 +567,8 @@ static void *writer_main(void *arg)
 
 			if (pg < w->holes_below && !(pg & 1))
 				continue;
+			if (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE))
+				writer_park();
 			for (uint64_t i = 0; i < WORDS; i++) {
 				if (gen && q[i] != word(pg, gen, i))
 					w->bad++;
@@ -714,6 +735,189 @@ static void test_guest_shmem(uint64_t pages)
 	gmm_pool_destroy(p);
 }
 
+/* --- the write stops ------------------------------------------------------- */
+
+static int writers_pause(void *ctx)
+{
+	(void)ctx;
+	__atomic_store_n(&pause_req, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&parked, __ATOMIC_ACQUIRE) < NR_WRITERS &&
+	       !__atomic_load_n(&stop_writers, __ATOMIC_RELAXED))
+		sched_yield();
+	return 0;
+}
+
+static void writers_resume(void *ctx)
+{
+	(void)ctx;
+	__atomic_store_n(&pause_req, 0, __ATOMIC_RELEASE);
+}
+
+static const struct gmm_pause_ops writers_pause_ops = { writers_pause, writers_resume };
+
+static int refuse_pause(void *ctx)
+{
+	(void)ctx;
+	return -EDEADLK;
+}
+
+static void never_resume(void *ctx)
+{
+	(void)ctx;
+	abort(); /* resume after a refused pause */
+}
+
+static const struct gmm_pause_ops refusing_ops = { refuse_pause, never_resume };
+
+/* A userfaultfd that can write-protect shmem and hugetlbfs (root). */
+static int uffd_wp_open(uint64_t *features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	CHECK(fd >= 0);
+	CHECK(ioctl(fd, UFFDIO_API, &api) == 0);
+	*features = api.features;
+	return fd;
+}
+
+static struct gmm_guest *wstop_guest(struct gmm_pool *p, int mode, int uffd, uint64_t features,
+				     uint64_t ram, bool small, struct gmm_memslot *s)
+{
+	struct gmm_guest_config gc;
+	struct gmm_guest *g;
+
+	gmm_guest_config_init(&gc);
+	gc.huge_fault = !small;
+	gc.write_stop = mode;
+	gc.uffd = uffd;
+	gc.uffd_features = features;
+	CHECK(gmm_guest_create(p, &gc, &g) == 0);
+	CHECK(gmm_guest_add_ram(g, 0, ram, 0, s) == 0);
+	CHECK(gmm_guest_populate(g, 0, ram) == 0);
+	return g;
+}
+
+/* gmm_guest_migrate() under the writers until @target pages moved, twice over theirs. */
+static void migrate_batches(struct gmm_guest *g, uint64_t ram, uint64_t unit, uint64_t target,
+			    struct writer *ws)
+{
+	struct gmm_guest_migrate_result res;
+	uint64_t moved = 0;
+
+	while (moved < target || writers_behind(ws)) {
+		CHECK(gmm_guest_migrate(g, 0, ram, 0, &res) == 0);
+		CHECK_EQ(res.pages, res.units * unit);
+		CHECK(res.units > 0);
+		moved += res.pages;
+	}
+}
+
+/* One write stop under the writers: nothing lost, the mode used as asked. */
+static void wstop_run(struct gmm_pool *p, int mode, uint64_t unit, uint64_t target)
+{
+	const uint64_t ram = 16 * MIB;
+	struct gmm_compact_events before, after;
+	struct gmm_guest_migrate_result res;
+	struct writer ws[NR_WRITERS];
+	struct gmm_wstop_stats st;
+	struct gmm_memslot s;
+	uint64_t features = 0, pfn;
+	int uffd = mode == GMM_WSTOP_UFFD_WP ? uffd_wp_open(&features) : -1;
+	struct gmm_guest *g = wstop_guest(p, mode, uffd, features, ram, unit == 1, &s);
+
+	if (mode == GMM_WSTOP_PAUSE)
+		CHECK(gmm_guest_set_pause(g, &writers_pause_ops, NULL) == 0);
+	cur_guest = g;
+	CHECK(gmm_compact_stats(p, &before) == 0);
+	writers_start(ws, s.hva, ram / GMM_PAGE_SIZE, unit, 0);
+	migrate_batches(g, ram, unit, target, ws);
+	writers_stop(ws);
+	CHECK(gmm_compact_stats(p, &after) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	printf("%s write stop, %s: %llu pages in %llu batches under the writers (%llu + %llu "
+	       "rounds), longest stop %llu us\n", gmm_write_stop_name(st.mode),
+	       unit == 1 ? "4 KiB pages" : "2 MiB units", (unsigned long long)st.pages,
+	       (unsigned long long)st.batches, (unsigned long long)ws[0].rounds,
+	       (unsigned long long)ws[1].rounds, (unsigned long long)st.stop_ns_max / 1000);
+	CHECK_EQ(st.mode, mode);
+	CHECK_EQ(st.requested, mode);
+	CHECK_EQ(st.why[0], 0);
+	CHECK_EQ(st.fallbacks, 0);
+	CHECK(st.batches > 0 && st.pages >= target && st.stop_ns_max > 0);
+	CHECK(st.units * unit == st.pages);
+	CHECK_EQ(after.pgmigrate_success - before.pgmigrate_success, st.pages);
+	CHECK_EQ(gmm_guest_migrated(g), st.pages);
+	/* a pinned unit stays */
+	pfn = gmm_guest_gpa_to_pfn(g, 0);
+	CHECK(gmm_guest_pin(g, 0, 1) == 0);
+	CHECK(gmm_guest_migrate(g, 0, unit * GMM_PAGE_SIZE, 1, &res) == 0);
+	CHECK(res.pinned == 1 && res.units == 0 && gmm_guest_gpa_to_pfn(g, 0) == pfn);
+	CHECK(gmm_guest_unpin(g, 0, 1) == 0);
+	CHECK(gmm_pool_check(p) == 0);
+	gmm_guest_destroy(g);
+	if (uffd >= 0)
+		close(uffd);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+}
+
+/* Modes a guest cannot use fall back to mprotect and say why. */
+static void test_wstop_fallbacks(struct gmm_pool *p)
+{
+	struct gmm_guest_migrate_result res;
+	struct gmm_guest_config gc;
+	struct gmm_wstop_stats st;
+	struct gmm_memslot s;
+	struct gmm_guest *g;
+
+	gmm_guest_config_init(&gc);
+	gc.write_stop = 9;
+	CHECK(gmm_guest_create(p, &gc, &g) == -EINVAL);
+	CHECK(gmm_write_stop_parse("uffd-wp") == GMM_WSTOP_UFFD_WP);
+	CHECK(gmm_write_stop_parse("stop") == -EINVAL);
+	CHECK(!strcmp(gmm_write_stop_name(GMM_WSTOP_PAUSE), "pause"));
+	g = wstop_guest(p, GMM_WSTOP_UFFD_WP, -1, 0, 4 * MIB, true, &s);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	CHECK(st.mode == GMM_WSTOP_MPROTECT && strstr(st.why, "no userfaultfd"));
+	gmm_guest_destroy(g);
+	/* the default without a userfaultfd: the pause when there is one */
+	g = wstop_guest(p, GMM_WSTOP_DEFAULT, -1, 0, 4 * MIB, true, &s);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	CHECK(st.mode == GMM_WSTOP_MPROTECT && st.requested == GMM_WSTOP_DEFAULT && st.why[0]);
+	CHECK(gmm_guest_set_pause(g, &writers_pause_ops, NULL) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	CHECK(st.mode == GMM_WSTOP_PAUSE && !st.why[0]);
+	gmm_guest_destroy(g);
+	/* pause without pause ops: every batch falls back */
+	g = wstop_guest(p, GMM_WSTOP_PAUSE, -1, 0, 4 * MIB, true, &s);
+	CHECK(gmm_guest_set_pause(g, NULL, NULL) == 0);
+	CHECK(gmm_guest_migrate(g, 0, 4 * MIB, 0, NULL) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	CHECK(st.mode == GMM_WSTOP_MPROTECT && strstr(st.why, "gmm_guest_set_pause"));
+	CHECK(st.fallbacks == st.batches && st.batches == 4 * MIB / GMM_PAGE_SIZE / 32);
+	/* a refused pause moves nothing */
+	CHECK(gmm_guest_set_pause(g, &refusing_ops, NULL) == 0);
+	CHECK(gmm_guest_migrate(g, 0, 4 * MIB, 0, &res) == 0);
+	CHECK(res.units == 0 && res.busy == 4 * MIB / GMM_PAGE_SIZE);
+	CHECK(gmm_guest_wstop_stats(g, &st) == 0);
+	CHECK(st.mode == GMM_WSTOP_PAUSE && st.refused == 4 * MIB / GMM_PAGE_SIZE / 32);
+	CHECK(gmm_guest_migrate(NULL, 0, 1, 0, NULL) == -EINVAL);
+	CHECK(gmm_guest_set_pause(NULL, NULL, NULL) == -EINVAL);
+	gmm_guest_destroy(g);
+	printf("write stop fallbacks: ok\n");
+}
+
+static void test_wstop_shmem(uint64_t pages)
+{
+	struct gmm_pool *p = memfd_pool(0, 64 * MIB);
+
+	test_wstop_fallbacks(p);
+	for (int m = GMM_WSTOP_MPROTECT; m <= GMM_WSTOP_PAUSE; m++)
+		wstop_run(p, m, 1, pages);
+	wstop_run(p, GMM_WSTOP_UFFD_WP, GMM_PAGEBLOCK_PAGES, pages);
+	gmm_pool_destroy(p);
+}
+
 static const char *nr_huge_path = "/proc/sys/vm/nr_hugepages";
 static long saved_huge = -1;
 
@@ -773,6 +977,7 @@ int main(int argc, char **argv)
 	test_stale_link();
 	test_contig();
 	test_guest_shmem(pages);
+	test_wstop_shmem(pages);
 	test_guest_hugetlb(pages);
 	printf("ok\n");
 	return 0;

@@ -245,7 +245,7 @@ def test_shapes(v, c):
             'system_reset', 'query-version', 'query-commands', 'query-kvm', 'query-cpus-fast',
             'balloon', 'query-balloon', 'qom-get', 'qom-set', 'query-memdev', 'query-memory-devices', 'x-gmm-buddyinfo',
             'x-gmm-pagetypeinfo', 'x-gmm-zoneinfo', 'x-gmm-extfrag', 'x-gmm-pcp-stats',
-            'x-gmm-report-stats', 'x-gmm-guest-stats'}
+            'x-gmm-report-stats', 'x-gmm-guest-stats', 'x-gmm-compact'}
     check(names == want, 'query-commands: missing %s, extra %s' % (want - names, names - want))
     check(c.ret('query-kvm') == {'enabled': True, 'present': True}, 'query-kvm')
     cpus = c.ret('query-cpus-fast')
@@ -271,6 +271,14 @@ def test_shapes(v, c):
     check(gs.get('mode') == 'gmm' and gs.get('ram-bytes') == 64 << 20 and
           gs['huge-bytes'] <= gs['backed-bytes'] and 0 <= gs['huge-permille'] <= 1000,
           'x-gmm-guest-stats %r' % gs)
+    # the loader wrote the guest image: backed pages, moved while the vCPUs wait
+    cp = c.ret('x-gmm-compact')
+    check(set(cp) == {'migrated-pages', 'migrated-units', 'pinned', 'busy', 'no-target',
+                      'compacted-pages', 'pgmigrate-success', 'pgmigrate-fail', 'write-stop',
+                      'write-stop-reason', 'stop-batches', 'stop-fallbacks', 'stop-refused',
+                      'stop-ns-mean', 'stop-ns-max', 'ns'} and
+          cp['migrated-pages'] > 0 and cp['pgmigrate-success'] >= cp['migrated-pages'] and
+          cp['write-stop'] == 'pause', 'x-gmm-compact %r' % cp)
 
 
 def test_errors(c):

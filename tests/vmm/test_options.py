@@ -35,7 +35,8 @@ def main():
     if rc != 0 or any(w not in out for w in ('--memory', '--numa', 'Exit status', 'gmm|lazy|plain',
                                              '--report-delay-ms', '--device-memory',
                                              '--balloon', 'free-page-reporting', '--qtest',
-                                             '--qmp', '--paused', '--virtio-mem')):
+                                             '--qmp', '--paused', '--virtio-mem',
+                                             '--write-stop')):
         print('FAIL --help: exit %d' % rc)
         failures += 1
 
@@ -47,6 +48,9 @@ def main():
     expect_error(['--hugepages', '3M'], 2, ['--hugepages'])
     expect_error(['--memory-mode', 'eager'], 2, ['--memory-mode', 'gmm, lazy or plain'])
     expect_error(['--report-delay-ms', 'soon'], 2, ['--report-delay-ms'])
+    expect_error(['--write-stop', 'freeze'], 2, ['--write-stop', 'uffd-wp or pause', 'freeze'])
+    expect_error(['--write-stop', 'pause', '--memory-mode', 'lazy'], 2,
+                 ['--write-stop', 'gmm'])
     expect_error(['--report-delay-ms', '-1'], 2, ['--report-delay-ms'])
     expect_error(['--device-memory', 'x'], 2, ['--device-memory'])
     expect_error(['--device-memory', '3M'], 2, ['--device-memory', '2 MiB'])
