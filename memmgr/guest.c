@@ -1367,7 +1367,7 @@ static void release_units(struct gmm_guest *g, struct region *r, struct wstop *w
  * caller frees the old blocks of moved units and the new ones of the rest.
  * Return: the units moved.
  */
-static unsigned int migrate_batch(struct gmm_guest *g, struct region *r, struct mig_unit *u,
+static unsigned int guest_migrate_batch(struct gmm_guest *g, struct region *r, struct mig_unit *u,
 				  unsigned int n, enum gmm_migrate_mode mode)
 {
 	unsigned int moved = 0;
@@ -1412,7 +1412,7 @@ static int guest_migrate(void *ctx, uint64_t gfn, uint64_t old, uint64_t new, un
 	u.base = gfn - (r->gpa >> GMM_PAGE_SHIFT);
 	if (u.base & ((1ull << order) - 1))
 		return -EAGAIN;
-	migrate_batch(g, r, &u, 1, mode);
+	guest_migrate_batch(g, r, &u, 1, mode);
 	return u.err;
 }
 
@@ -1500,7 +1500,7 @@ static void migrate_region(struct gmm_guest *g, struct region *r, uint64_t idx, 
 
 		if (!n)
 			continue;
-		migrate_batch(g, r, u, n, GMM_MIGRATE_SYNC);
+		guest_migrate_batch(g, r, u, n, GMM_MIGRATE_SYNC);
 		res->batches++;
 		settle_units(g, u, n, res);
 	}
