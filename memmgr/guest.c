@@ -1367,8 +1367,9 @@ static void release_units(struct gmm_guest *g, struct region *r, struct wstop *w
  * caller frees the old blocks of moved units and the new ones of the rest.
  * Return: the units moved.
  */
-static unsigned int guest_migrate_batch(struct gmm_guest *g, struct region *r, struct mig_unit *u,
-				  unsigned int n, enum gmm_migrate_mode mode)
+static unsigned int guest_migrate_batch(struct gmm_guest *g, struct region *r,
+					struct mig_unit *u, unsigned int n,
+					enum gmm_migrate_mode mode)
 {
 	unsigned int moved = 0;
 	uint64_t pages = 0;
