@@ -34,6 +34,7 @@ struct compact_control {
 	int order;                /* -1: the whole zone */
 	enum gmm_migrate_mode mode;
 	bool ignore_skip;         /* manual compaction: scan blocks marked skip */
+	bool abandon_unmovable;   /* sync too: leave a pageblock at its first non-movable frame */
 	bool proactive;
 	unsigned int score_low;   /* proactive: stop at or below this score */
 	uint64_t target;          /* order 9: stop once this many frames are in free pageblocks */
@@ -69,6 +70,8 @@ static void cc_init(struct compact_control *cc, struct gmm_zone *z, int order,
 	cc->mode = mode;
 	cc->mt = GMM_MT_MOVABLE;
 	cc->captured = GMM_PFN_NONE;
+	cc->abandon_unmovable = (order < 0 || order >= GMM_PAGEBLOCK_ORDER) &&
+				pool_defrag_mode(z->pool);
 }
 
 /* --- per-zone state: deferral and the cached scanner positions --------- */
@@ -159,13 +162,22 @@ static unsigned int goal_order(const struct compact_control *cc)
 }
 
 /*
- * Async mode, an unmovable frame at @pfn of a MOVABLE or CMA pageblock: the
- * aligned chunk around it cannot be emptied, so moving anything else out of
- * it is wasted (the kernel's skip_on_failure).  Drop the sources already
- * taken from the chunk; returns where the scan goes on.  The sync modes
- * still empty such chunks, as the kernel's: a pageblock emptied of all but
- * its few foreign frames can be claimed whole by their type later, which
- * keeps the long-run grouping (bench-alloc frag) where it was.
+ * A non-movable frame at @pfn: the aligned chunk around it cannot be
+ * emptied, so moving anything else out of it is wasted (the kernel's
+ * skip_on_failure).  Drop the sources already taken from the chunk; returns
+ * where the scan goes on.  Applies to
+ * - async mode, in MOVABLE and CMA pageblocks (the kernel's rule);
+ * - in defrag mode, the passes whose goal is whole pageblocks (whole-zone,
+ *   proactive, pageblock orders), whatever the pageblock's type
+ *   (cc->abandon_unmovable): no frame is stolen in defrag mode, so a
+ *   pageblock holding a non-movable frame is one of that type's own, which
+ *   movable memory only enters by claiming it whole; reading on finds
+ *   nothing to make room with, and the pageblock cannot be produced.
+ * Without defrag mode the sync modes still empty such chunks, as the
+ * kernel's do: there the non-movable frame was stolen into a movable
+ * pageblock, and emptying the pageblock of all but its few foreign frames
+ * lets their type claim it whole later, which keeps the long-run grouping
+ * (bench-alloc frag, "compact" column: 0% instead of 30-98% when abandoned).
  */
 static uint64_t abandon_chunk(struct compact_control *cc, uint64_t pfn)
 {
@@ -189,7 +201,8 @@ static void scan_migrate_block(struct compact_control *cc, uint64_t end)
 	uint64_t pfn = cc->migrate_pfn, start = pfn, scanned = 0;
 	int mt = pb_mt(p, start);
 	bool movable = false;
-	bool abandon = cc->mode == GMM_MIGRATE_ASYNC && (mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA);
+	bool abandon = cc->abandon_unmovable ||
+		       (cc->mode == GMM_MIGRATE_ASYNC && (mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA));
 
 	while (pfn < end && cc->nr_mig < COMPACT_CLUSTER_MAX) {
 		uint8_t s = fr_state(p, pfn);
