@@ -13,10 +13,11 @@
  *          grouping off; order-9 blocks allocatable at rest and clean
  *          pageblocks against the theoretical maximum, total pageblocks -
  *          ceil(unmovable+reclaimable frames / 512);
- *   compact compaction throughput: a fragmented 1 GiB pool compacted whole,
- *          and alloc_contig_range of 2 MiB on a full pool (success, latency),
- *          GiB/s migrated against memcpy of the same bytes in the same run,
- *          and frames scanned per frame migrated;
+ *   compact compaction throughput: a 1 GiB pool fragmented by the frag
+ *          workload compacted whole, in defrag mode (the default, the
+ *          headline) and without it: GiB/s migrated against memcpy of the
+ *          same bytes in the same run, frames scanned per frame produced
+ *          (newly free in whole pageblocks) and per frame migrated;
  *   scale  metadata bytes per GiB, pool creation time and order-0/order-9
  *          costs for pools of 1 GiB, 64 GiB and 1 TiB (memory reserved,
  *          never touched), as ratios to the 1 GiB pool.
@@ -937,7 +938,7 @@ static void usage(FILE *f)
 		"  frag   mixed-mobility fragmentation: defrag mode vs compaction alone,\n"
 		"         grouping alone and grouping off\n"
 		"  compact  compaction throughput (GiB/s vs memcpy), scanned per produced,\n"
-		"           alloc_contig_range on a full pool\n"
+		"           defrag mode (the default) and without it\n"
 		"  scale  metadata and costs of 1 GiB, 64 GiB and 1 TiB pools vs 1 GiB\n"
 		"  contig alloc_contig_range/pages of 2 MiB and 1 GiB on a 90%% full pool vs\n"
 		"         an empty one and order-9 gmm_alloc\n"
