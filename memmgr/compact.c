@@ -250,26 +250,35 @@ static unsigned int dry_bit(unsigned int o, int mt)
 	return 1u << (2 * o + (mt == GMM_MT_CMA));
 }
 
-/* Free the moved-out blocks below @below; the pageblocks left behind may
- * offer blocks larger than a frame again.  Under the lock. */
+/*
+ * Free the moved-out blocks below @below.  A pageblock they leave partly
+ * used (a move refused, a non-movable frame) may offer blocks larger than a
+ * frame again, so the larger free lists are searched again; wholly free
+ * ones offer nothing (a produced block is not a target).  Under the lock.
+ */
 static void free_moved(struct compact_control *cc, uint64_t below)
 {
 	struct gmm_zone *z = cc->z;
 	unsigned int left = 0;
+	bool partial = false;
 
 	for (unsigned int i = 0; i < cc->nr_moved; i++) {
-		uint64_t pfn = cc->moved[i];
-
-		if (pfn >= below) {
+		if (cc->moved[i] >= below)
+			continue;
+		buddy_free_range(z, cc->moved[i], fr_order(z->pool, cc->moved[i]));
+		z->ev.free++;
+	}
+	for (unsigned int i = 0; i < cc->nr_moved; i++) {
+		if (cc->moved[i] >= below) {
 			cc->moved[left++] = cc->moved[i];
 			continue;
 		}
-		buddy_free_range(z, pfn, fr_order(z->pool, pfn));
-		z->ev.free++;
+		partial |= block_nfree(z->pool, cc->moved[i]) < GMM_PAGEBLOCK_PAGES;
 	}
 	if (left < cc->nr_moved) {
 		zone_maybe_clear_boost(z);
-		cc->dry &= dry_bit(0, GMM_MT_MOVABLE) | dry_bit(0, GMM_MT_CMA);
+		if (partial)
+			cc->dry &= dry_bit(0, GMM_MT_MOVABLE) | dry_bit(0, GMM_MT_CMA);
 	}
 	cc->nr_moved = left;
 }
