@@ -259,7 +259,8 @@ static unsigned int dry_bit(unsigned int o, int mt)
 static void free_moved(struct compact_control *cc, uint64_t below)
 {
 	struct gmm_zone *z = cc->z;
-	unsigned int left = 0;
+	unsigned int left = 0, freed = 0;
+	uint64_t seen = GMM_PFN_NONE; /* the pageblock checked last (they come in runs) */
 	bool partial = false;
 
 	for (unsigned int i = 0; i < cc->nr_moved; i++) {
@@ -267,19 +268,23 @@ static void free_moved(struct compact_control *cc, uint64_t below)
 			continue;
 		buddy_free_range(z, cc->moved[i], fr_order(z->pool, cc->moved[i]));
 		z->ev.free++;
+		freed++;
 	}
+	if (!freed)
+		return;
 	for (unsigned int i = 0; i < cc->nr_moved; i++) {
+		uint64_t b = cc->moved[i] & ~(GMM_PAGEBLOCK_PAGES - 1);
+
 		if (cc->moved[i] >= below) {
 			cc->moved[left++] = cc->moved[i];
-			continue;
+		} else if (b != seen) {
+			seen = b;
+			partial |= block_nfree(z->pool, b) < GMM_PAGEBLOCK_PAGES;
 		}
-		partial |= block_nfree(z->pool, cc->moved[i]) < GMM_PAGEBLOCK_PAGES;
 	}
-	if (left < cc->nr_moved) {
-		zone_maybe_clear_boost(z);
-		if (partial)
-			cc->dry &= dry_bit(0, GMM_MT_MOVABLE) | dry_bit(0, GMM_MT_CMA);
-	}
+	zone_maybe_clear_boost(z);
+	if (partial)
+		cc->dry &= dry_bit(0, GMM_MT_MOVABLE) | dry_bit(0, GMM_MT_CMA);
 	cc->nr_moved = left;
 }
 
