@@ -34,6 +34,7 @@ struct compact_control {
 	int order;                /* -1: the whole zone */
 	enum gmm_migrate_mode mode;
 	bool ignore_skip;         /* manual compaction: scan blocks marked skip */
+	bool abandon_unmovable;   /* sync too: leave a pageblock at its first non-movable frame */
 	bool proactive;
 	unsigned int score_low;   /* proactive: stop at or below this score */
 	uint64_t target;          /* order 9: stop once this many frames are in free pageblocks */
@@ -69,6 +70,8 @@ static void cc_init(struct compact_control *cc, struct gmm_zone *z, int order,
 	cc->mode = mode;
 	cc->mt = GMM_MT_MOVABLE;
 	cc->captured = GMM_PFN_NONE;
+	cc->abandon_unmovable = (order < 0 || order >= GMM_PAGEBLOCK_ORDER) &&
+				pool_defrag_mode(z->pool);
 }
 
 /* --- per-zone state: deferral and the cached scanner positions --------- */
@@ -159,13 +162,22 @@ static unsigned int goal_order(const struct compact_control *cc)
 }
 
 /*
- * Async mode, an unmovable frame at @pfn of a MOVABLE or CMA pageblock: the
- * aligned chunk around it cannot be emptied, so moving anything else out of
- * it is wasted (the kernel's skip_on_failure).  Drop the sources already
- * taken from the chunk; returns where the scan goes on.  The sync modes
- * still empty such chunks, as the kernel's: a pageblock emptied of all but
- * its few foreign frames can be claimed whole by their type later, which
- * keeps the long-run grouping (bench-alloc frag) where it was.
+ * A non-movable frame at @pfn: the aligned chunk around it cannot be
+ * emptied, so moving anything else out of it is wasted (the kernel's
+ * skip_on_failure).  Drop the sources already taken from the chunk; returns
+ * where the scan goes on.  Applies to
+ * - async mode, in MOVABLE and CMA pageblocks (the kernel's rule);
+ * - in defrag mode, the passes whose goal is whole pageblocks (whole-zone,
+ *   proactive, pageblock orders), whatever the pageblock's type
+ *   (cc->abandon_unmovable): no frame is stolen in defrag mode, so a
+ *   pageblock holding a non-movable frame is one of that type's own, which
+ *   movable memory only enters by claiming it whole; reading on finds
+ *   nothing to make room with, and the pageblock cannot be produced.
+ * Without defrag mode the sync modes still empty such chunks, as the
+ * kernel's do: there the non-movable frame was stolen into a movable
+ * pageblock, and emptying the pageblock of all but its few foreign frames
+ * lets their type claim it whole later, which keeps the long-run grouping
+ * (bench-alloc frag, "compact" column: 0% instead of 30-98% when abandoned).
  */
 static uint64_t abandon_chunk(struct compact_control *cc, uint64_t pfn)
 {
@@ -189,7 +201,8 @@ static void scan_migrate_block(struct compact_control *cc, uint64_t end)
 	uint64_t pfn = cc->migrate_pfn, start = pfn, scanned = 0;
 	int mt = pb_mt(p, start);
 	bool movable = false;
-	bool abandon = cc->mode == GMM_MIGRATE_ASYNC && (mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA);
+	bool abandon = cc->abandon_unmovable ||
+		       (cc->mode == GMM_MIGRATE_ASYNC && (mt == GMM_MT_MOVABLE || mt == GMM_MT_CMA));
 
 	while (pfn < end && cc->nr_mig < COMPACT_CLUSTER_MAX) {
 		uint8_t s = fr_state(p, pfn);
@@ -237,27 +250,41 @@ static unsigned int dry_bit(unsigned int o, int mt)
 	return 1u << (2 * o + (mt == GMM_MT_CMA));
 }
 
-/* Free the moved-out blocks below @below; the pageblocks left behind may
- * offer blocks larger than a frame again.  Under the lock. */
+/*
+ * Free the moved-out blocks below @below.  A pageblock they leave partly
+ * used (a move refused, a non-movable frame) may offer blocks larger than a
+ * frame again, so the larger free lists are searched again; wholly free
+ * ones offer nothing (a produced block is not a target).  Under the lock.
+ */
 static void free_moved(struct compact_control *cc, uint64_t below)
 {
 	struct gmm_zone *z = cc->z;
-	unsigned int left = 0;
+	unsigned int left = 0, freed = 0;
+	uint64_t seen = GMM_PFN_NONE; /* the pageblock checked last (they come in runs) */
+	bool partial = false;
 
 	for (unsigned int i = 0; i < cc->nr_moved; i++) {
-		uint64_t pfn = cc->moved[i];
-
-		if (pfn >= below) {
-			cc->moved[left++] = cc->moved[i];
+		if (cc->moved[i] >= below)
 			continue;
-		}
-		buddy_free_range(z, pfn, fr_order(z->pool, pfn));
+		buddy_free_range(z, cc->moved[i], fr_order(z->pool, cc->moved[i]));
 		z->ev.free++;
+		freed++;
 	}
-	if (left < cc->nr_moved) {
-		zone_maybe_clear_boost(z);
+	if (!freed)
+		return;
+	for (unsigned int i = 0; i < cc->nr_moved; i++) {
+		uint64_t b = cc->moved[i] & ~(GMM_PAGEBLOCK_PAGES - 1);
+
+		if (cc->moved[i] >= below) {
+			cc->moved[left++] = cc->moved[i];
+		} else if (b != seen) {
+			seen = b;
+			partial |= block_nfree(z->pool, b) < GMM_PAGEBLOCK_PAGES;
+		}
+	}
+	zone_maybe_clear_boost(z);
+	if (partial)
 		cc->dry &= dry_bit(0, GMM_MT_MOVABLE) | dry_bit(0, GMM_MT_CMA);
-	}
 	cc->nr_moved = left;
 }
 

@@ -62,7 +62,9 @@ struct gmm_compact_result {
  * @order: stop once a free block of this order exists; -1: the whole zone
  *         (the kernel's /proc/sys/vm/compact_memory)
  * @mode:  GMM_MIGRATE_ASYNC (only MOVABLE pageblocks, skip busy owners) or
- *         a sync mode (every pageblock)
+ *         a sync mode (every pageblock; in defrag mode, a pass for whole
+ *         pageblocks, @order -1 or >= the pageblock order, leaves a
+ *         pageblock at its first non-movable frame: it cannot be produced)
  * @res:   receives what was done (may be NULL)
  *
  * The caller must not hold locks of a frame owner (it would be skipped).
@@ -151,7 +153,11 @@ void gmm_kcompactd_stop(struct gmm_pool *pool);
  *     allocation fails for defrag mode's sake), counted in the zone's
  *     `defrag_fallback` event, and wakes kcompactd.
  * kcompactd (when started) compacts each zone every round until its free
- * frames in whole pageblocks reach the high watermark.
+ * frames in whole pageblocks reach the high watermark.  Compaction passes
+ * for whole pageblocks leave a pageblock at its first non-movable frame
+ * (without defrag mode the sync modes empty it of its movable frames, as
+ * the kernel's: its non-movable frame was stolen, and its type may claim
+ * the emptied pageblock later).
  * The price: a request that would have stolen a frame may stall for a
  * compaction run (bounded by the usual deferral after failures).
  * On by default (off in the kernel): a host that packs guests tightly runs

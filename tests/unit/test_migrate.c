@@ -368,6 +368,49 @@ static void test_defrag_mode(void)
 	printf("defrag mode: ok\n");
 }
 
+/*
+ * A pageblock holding a non-movable frame cannot be produced.  In defrag
+ * mode a whole-zone sync pass leaves it at that frame, moving none of its
+ * movable frames (no frame is stolen in defrag mode: such a pageblock is
+ * its type's own); without defrag mode the pass empties it of its movable
+ * frames, as the kernel's sync compaction does (the frame was stolen:
+ * emptied, the pageblock can be claimed whole by its type later).
+ */
+static void test_unmovable_pageblock(void)
+{
+	for (int defrag = 1; defrag >= 0; defrag--) {
+		struct gmm_pool *p = plain_pool(16 * MIB);
+		uint64_t n = gmm_pool_nr_pages(p), held = 0, stayed = 0;
+		struct gmm_compact_result res;
+		uint64_t *was = malloc(n * sizeof(*was));
+		struct table t;
+
+		CHECK(was != NULL);
+		CHECK(gmm_pool_set_defrag_mode(p, defrag) == 0);
+		table_init(&t, p, n);
+		fragment(&t); /* frames 0, 4, 8 ... held, the rest free */
+		CHECK(gmm_alloc_contig_range(p, 1, 2) == 0); /* pageblock 0: non-movable frame 1 */
+		for (uint64_t k = 0; k < n; k++)
+			was[k] = t.pfn[k];
+		CHECK(gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res) == 0);
+		CHECK(res.migrated > 0);
+		for (uint64_t k = 0; k < n; k++) {
+			if (was[k] == GMM_PFN_NONE || was[k] >= GMM_PAGEBLOCK_PAGES)
+				continue;
+			held++;
+			stayed += t.pfn[k] == was[k];
+		}
+		CHECK(held >= GMM_PAGEBLOCK_PAGES / 4 - 1);
+		CHECK_EQ(stayed, defrag ? held : 0);
+		table_check(&t);
+		CHECK(gmm_free_contig_range(p, 1, 2) == 0);
+		table_fini(&t);
+		free(was);
+		gmm_pool_destroy(p);
+	}
+	printf("pageblock with a non-movable frame: ok\n");
+}
+
 /* Frames free in whole pageblocks, and the zone's high watermark. */
 static uint64_t free_in_blocks(struct gmm_pool *p, uint64_t *high)
 {
@@ -974,6 +1017,7 @@ int main(int argc, char **argv)
 	test_compact_table();
 	test_defrag_mode();
 	test_defrag_kcompactd();
+	test_unmovable_pageblock();
 	test_stale_link();
 	test_contig();
 	test_guest_shmem(pages);
