@@ -160,6 +160,17 @@ struct gmm_node {
 	uint64_t hotplug_start, hotplug_end;
 };
 
+/*
+ * A pageblock's word: its zone's pcp_off (0 while the block is absent)
+ * next to its type and flag bits, so that a free into a cache finds both
+ * with one index (pcp_free0()).
+ */
+struct gmm_pageblock {
+	uint16_t pcp_off;
+	uint8_t bits; /* PB_* */
+	uint8_t unused;
+};
+
 /* A memory block: the unit of backing and of pool growth. */
 struct gmm_mblock {
 	struct gmm_zone *zone; /* NULL: not present */
@@ -176,9 +187,8 @@ struct gmm_pool {
 	struct gmm_mblock *mblocks;
 	uint64_t *link;
 	uint8_t *state;
-	uint8_t *pb;
+	struct gmm_pageblock *pb; /* per pageblock: bits (pb_byte()), cache offset */
 	uint16_t *pb_nfree;       /* per pageblock: frames on the buddy's free lists */
-	uint16_t *pb_pcp;         /* per pageblock: its zone's pcp_off, 0 while absent */
 	size_t meta_bytes;        /* size of the metadata mapping */
 	void *meta;
 	struct gmm_node nodes[GMM_MAX_NODES];
@@ -279,7 +289,7 @@ static inline void pb_nfree_account(struct gmm_pool *p, uint64_t pfn, unsigned i
 
 static inline uint8_t *pb_byte(const struct gmm_pool *p, uint64_t pfn)
 {
-	return &p->pb[pfn >> GMM_PAGEBLOCK_ORDER];
+	return &p->pb[pfn >> GMM_PAGEBLOCK_ORDER].bits;
 }
 
 /* The migratetype of a pfn's pageblock, ignoring isolation. */
@@ -318,13 +328,13 @@ static inline int pb_mt_relaxed(const struct gmm_pool *p, uint64_t pfn)
 }
 
 /*
- * The cache offset of a pageblock's zone (pb_pcp[]): written under the zone
+ * The cache offset of a pageblock's zone: written under the zone
  * lock when its memory block comes and goes, read by cache owners freeing a
  * frame of it without the lock.
  */
 static inline void pb_set_pcp(struct gmm_pool *p, uint64_t pfn, uint16_t off)
 {
-	__atomic_store_n(&p->pb_pcp[pfn >> GMM_PAGEBLOCK_ORDER], off, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->pb[pfn >> GMM_PAGEBLOCK_ORDER].pcp_off, off, __ATOMIC_RELAXED);
 }
 
 static inline void pb_set_type(struct gmm_pool *p, uint64_t pfn, int mt)

@@ -368,7 +368,8 @@ static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
 							   struct gmm_thread *t, uint64_t pfn)
 {
 	size_t b = pfn >> GMM_PAGEBLOCK_ORDER;
-	size_t mt = __atomic_load_n(&p->pb[b], __ATOMIC_RELAXED) & (PB_ISOLATE | PB_MT_MASK);
+	struct gmm_pageblock *pbs = p->pb;
+	size_t mt = __atomic_load_n(&pbs[b].bits, __ATOMIC_RELAXED) & (PB_ISOLATE | PB_MT_MASK);
 	/* one register for the test and the index (gcc would narrow the test apart) */
 	__asm__("" : "+r"(mt));
 	uint8_t *state = p->state;
@@ -382,7 +383,7 @@ static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
 	owner_lock(t);
 	c = rcu_dereference(t->cache);
 	/* the frame is allocated, so its block is present: the offset is not 0 */
-	pz = (struct pcp_zone *)((char *)c + __atomic_load_n(&p->pb_pcp[b], __ATOMIC_RELAXED));
+	pz = (struct pcp_zone *)((char *)c + __atomic_load_n(&pbs[b].pcp_off, __ATOMIC_RELAXED));
 	z = pz->zone;
 	/* isolated, HIGHATOMIC or CMA: the full path sorts them out */
 	if (unlikely(mt >= MT_PCPTYPES)) {

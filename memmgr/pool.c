@@ -221,7 +221,7 @@ static int alloc_metadata(struct gmm_pool *p)
 	uint64_t state = (p->nr_pfns + GMM_PAGE_SIZE - 1) & ~(GMM_PAGE_SIZE - 1);
 	uint64_t pb = p->nr_pfns >> GMM_PAGEBLOCK_ORDER;
 
-	p->meta_bytes = link + state + 2 * pb * sizeof(uint16_t) + pb;
+	p->meta_bytes = link + state + pb * (sizeof(uint16_t) + sizeof(struct gmm_pageblock));
 	p->meta = mmap(NULL, p->meta_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p->meta == MAP_FAILED) {
@@ -231,9 +231,8 @@ static int alloc_metadata(struct gmm_pool *p)
 	}
 	p->link = p->meta;
 	p->state = (uint8_t *)p->meta + link;
-	p->pb_nfree = (uint16_t *)(p->state + state);
-	p->pb_pcp = p->pb_nfree + pb;
-	p->pb = (uint8_t *)(p->pb_pcp + pb);
+	p->pb = (struct gmm_pageblock *)(p->state + state);
+	p->pb_nfree = (uint16_t *)(p->pb + pb);
 	p->mblocks = calloc(p->nr_mblocks, sizeof(*p->mblocks));
 	if (!p->mblocks)
 		return gmm_set_error(-ENOMEM, "cannot allocate %llu memory block descriptors",
