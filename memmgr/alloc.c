@@ -533,12 +533,11 @@ int __attribute__((noinline)) free_pcp(struct gmm_thread *t, struct gmm_zone *z,
 
 /* An order-0 frame into the caller's cache (free_pcp() for order 0, inline). */
 static inline __attribute__((always_inline)) int free_pcp0(struct gmm_pool *p,
-							   struct gmm_thread *t,
-							   struct gmm_zone *z, uint64_t pfn)
+							   struct gmm_thread *t, uint64_t pfn)
 {
 	if (unlikely((fr_state(p, pfn) & (uint8_t)~FR_FLAG) != FR_ALLOC))
 		return bad_free(p, pfn, 0);
-	return pcp_free0(p, t, z, pfn);
+	return pcp_free0(p, t, pfn);
 }
 
 static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
@@ -566,11 +565,11 @@ static int __attribute__((noinline)) free_slow(struct gmm_pool *p, uint64_t pfn,
  */
 int gmm_free(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 {
-	struct gmm_zone *z;
-
-	/* the fast slot holds a cache whenever it holds @p (pcp_self()) */
-	if (likely(!order && gmm_pcp_tls_fast.pool == p && (z = pfn_zone(p, pfn))))
-		return free_pcp0(p, gmm_pcp_tls_fast.t, z, pfn);
+	/* the fast slot holds a cache whenever it holds @p (pcp_self()); only
+	 * frames of present blocks are allocated (the state check), so the
+	 * zone is found from the pageblock (pcp_free0()) */
+	if (likely(!order && gmm_pcp_tls_fast.pool == p && pfn < p->nr_pfns))
+		return free_pcp0(p, gmm_pcp_tls_fast.t, pfn);
 	return free_slow(p, pfn, order);
 }
 
@@ -793,7 +792,7 @@ int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 			continue;
 		}
 		if (t) {
-			if (free_pcp0(p, t, z, pfns[i]))
+			if (free_pcp0(p, t, pfns[i]))
 				err = -EINVAL;
 			continue;
 		}

@@ -109,6 +109,10 @@ static int check_mblock(struct gmm_zone *z, uint64_t start, struct tally *t)
 
 		if (err)
 			return err;
+		if (p->pb[b >> GMM_PAGEBLOCK_ORDER].pcp_off != z->pcp_off)
+			return gmm_set_error(-EUCLEAN, "pageblock %llu: cache offset %u, its zone's "
+					     "is %u", (unsigned long long)b,
+					     p->pb[b >> GMM_PAGEBLOCK_ORDER].pcp_off, z->pcp_off);
 	}
 	return 0;
 }

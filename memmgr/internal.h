@@ -81,7 +81,9 @@ enum { WMARK_MIN = 0, WMARK_LOW = 1, WMARK_HIGH = 2, NR_WMARK = 3 };
 /*
  * A list of blocks doubly linked through link[] (next << 32 | prev, the
  * head's prev stale): the buddy's free lists and the per-thread caches'
- * lists (pl_* below).
+ * lists (pl_* below).  The list is empty when head is PFN_NIL; the buddy's
+ * lists then also have tail PFN_NIL, a cache list's tail may be stale (its
+ * order-0 hit does not write it).
  */
 struct pfn_list {
 	uint32_t head;
@@ -158,6 +160,17 @@ struct gmm_node {
 	uint64_t hotplug_start, hotplug_end;
 };
 
+/*
+ * A pageblock's word: its zone's pcp_off (0 while the block is absent)
+ * next to its type and flag bits, so that a free into a cache finds both
+ * with one index (pcp_free0()).
+ */
+struct gmm_pageblock {
+	uint16_t pcp_off;
+	uint8_t bits; /* PB_* */
+	uint8_t unused;
+};
+
 /* A memory block: the unit of backing and of pool growth. */
 struct gmm_mblock {
 	struct gmm_zone *zone; /* NULL: not present */
@@ -174,7 +187,7 @@ struct gmm_pool {
 	struct gmm_mblock *mblocks;
 	uint64_t *link;
 	uint8_t *state;
-	uint8_t *pb;
+	struct gmm_pageblock *pb; /* per pageblock: bits (pb_byte()), cache offset */
 	uint16_t *pb_nfree;       /* per pageblock: frames on the buddy's free lists */
 	size_t meta_bytes;        /* size of the metadata mapping */
 	void *meta;
@@ -276,7 +289,7 @@ static inline void pb_nfree_account(struct gmm_pool *p, uint64_t pfn, unsigned i
 
 static inline uint8_t *pb_byte(const struct gmm_pool *p, uint64_t pfn)
 {
-	return &p->pb[pfn >> GMM_PAGEBLOCK_ORDER];
+	return &p->pb[pfn >> GMM_PAGEBLOCK_ORDER].bits;
 }
 
 /* The migratetype of a pfn's pageblock, ignoring isolation. */
@@ -312,6 +325,16 @@ static inline int pb_mt_relaxed(const struct gmm_pool *p, uint64_t pfn)
 	if (unlikely(b & PB_ISOLATE))
 		return GMM_MT_ISOLATE;
 	return b & PB_MT_MASK;
+}
+
+/*
+ * The cache offset of a pageblock's zone: written under the zone
+ * lock when its memory block comes and goes, read by cache owners freeing a
+ * frame of it without the lock.
+ */
+static inline void pb_set_pcp(struct gmm_pool *p, uint64_t pfn, uint16_t off)
+{
+	__atomic_store_n(&p->pb[pfn >> GMM_PAGEBLOCK_ORDER].pcp_off, off, __ATOMIC_RELAXED);
 }
 
 static inline void pb_set_type(struct gmm_pool *p, uint64_t pfn, int mt)
@@ -385,7 +408,7 @@ static inline void pl_add_head(struct gmm_pool *p, struct pfn_list *l, uint32_t 
 static inline void pl_add_tail(struct gmm_pool *p, struct pfn_list *l, uint32_t pfn)
 {
 	pl_set(p, pfn, PFN_NIL, l->tail);
-	if (l->tail == PFN_NIL)
+	if (l->head == PFN_NIL) /* not the tail: stale in an empty cache list */
 		l->head = pfn;
 	else
 		pl_set_next(p, l->tail, pfn);
@@ -522,6 +545,8 @@ void freelist_add_flag(struct gmm_zone *z, uint64_t pfn, unsigned int order, int
 bool pcp_offline_begin(void);
 void pcp_offline_end(bool was_online);
 unsigned int pcp_nr_attached(struct gmm_pool *p);
+/* The byte offset of @z's part in every cache (gmm_zone.pcp_off), never 0. */
+uint32_t pcp_zone_off(const struct gmm_zone *z);
 
 /* --- report.c --------------------------------------------------------- */
 void report_fini(struct gmm_pool *p);

@@ -81,7 +81,7 @@ static void cache_reset(struct pcp_cache *c)
 	}
 }
 
-static struct pcp_cache *cache_new(unsigned int nr_zones)
+static struct pcp_cache *cache_new(struct gmm_pool *p, unsigned int nr_zones)
 {
 	size_t bytes = sizeof(struct pcp_cache) + nr_zones * sizeof(struct pcp_zone);
 	struct pcp_cache *c = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
@@ -89,8 +89,15 @@ static struct pcp_cache *cache_new(unsigned int nr_zones)
 	if (!c)
 		return NULL;
 	c->nr_zones = nr_zones;
+	for (unsigned int i = 0; i < nr_zones; i++)
+		c->zones[i].zone = &p->nodes[i / GMM_NR_ZONES].zones[i % GMM_NR_ZONES];
 	cache_reset(c);
 	return c;
+}
+
+uint32_t pcp_zone_off(const struct gmm_zone *z)
+{
+	return (uint32_t)(offsetof(struct pcp_cache, zones) + zone_idx(z) * sizeof(struct pcp_zone));
 }
 
 /* --- sizing ------------------------------------------------------------ */
@@ -560,9 +567,7 @@ static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list 
 		pfns[got++] = pfn;
 		pfn = next;
 	}
-	l->head = pfn;
-	if (pfn == PFN_NIL)
-		l->tail = PFN_NIL;
+	l->head = pfn; /* the tail of an emptied list is left stale */
 	pz_count_add(pz, -(int64_t)got);
 	return got;
 }
@@ -802,8 +807,8 @@ int gmm_thread_attach(struct gmm_pool *p)
 	t = aligned_alloc(64, sizeof(*t)); /* no line shared with another thread's data */
 	if (t) {
 		memset(t, 0, sizeof(*t));
-		t->cache = cache_new(pp->nr_zones);
-		t->spare = cache_new(pp->nr_zones);
+		t->cache = cache_new(p, pp->nr_zones);
+		t->spare = cache_new(p, pp->nr_zones);
 	}
 	if (!t || !t->cache || !t->spare) {
 		if (t) {
@@ -995,8 +1000,6 @@ int pcp_pool_init(struct gmm_pool *p)
 		for (int zt = 0; zt < GMM_NR_ZONES; zt++) {
 			struct gmm_zone *z = &p->nodes[n].zones[zt];
 
-			z->pcp_off = (uint32_t)(offsetof(struct pcp_cache, zones) +
-						zone_idx(z) * sizeof(struct pcp_zone));
 			__atomic_store_n(&z->pcp_gen, PCP_GEN_VALID, __ATOMIC_RELAXED);
 		}
 	}
@@ -1070,7 +1073,7 @@ static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int
 			return gmm_set_error(-EUCLEAN, "cache list %u: bad prev link at %u", pi, cur);
 		*frames += 1ull << order;
 	}
-	if (l->tail != prev)
+	if (prev != PFN_NIL && l->tail != prev) /* an empty list's tail is stale */
 		return gmm_set_error(-EUCLEAN, "cache list %u: tail wrong", pi);
 	return 0;
 }

@@ -38,6 +38,7 @@ struct pcp_zone {
 	uint32_t flags;
 	uint32_t high;       /* adaptive high mark, between high_min and high_max */
 	uint32_t alloc_factor; /* refill size is batch << alloc_factor (order 0) */
+	struct gmm_zone *zone; /* whose part this is (set once, for pcp_free0()) */
 	struct pfn_list lists[NR_PCP_LISTS];
 } __attribute__((aligned(64))); /* a whole number of lines: no line shared between zones */
 
@@ -364,26 +365,31 @@ int free_pcp(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned in
  * change count and free_count only, so they keep trim_at valid.
  */
 static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
-							   struct gmm_thread *t,
-							   struct gmm_zone *z, uint64_t pfn)
+							   struct gmm_thread *t, uint64_t pfn)
 {
-	size_t mt = __atomic_load_n(pb_byte(p, pfn), __ATOMIC_RELAXED) &
-		    (PB_ISOLATE | PB_MT_MASK);
+	size_t b = pfn >> GMM_PAGEBLOCK_ORDER;
+	struct gmm_pageblock *pbs = p->pb;
+	size_t mt = __atomic_load_n(&pbs[b].bits, __ATOMIC_RELAXED) & (PB_ISOLATE | PB_MT_MASK);
 	/* one register for the test and the index (gcc would narrow the test apart) */
 	__asm__("" : "+r"(mt));
 	uint8_t *state = p->state;
 	uint32_t *link = (uint32_t *)p->link; /* halves: prev, next (little-endian) */
+	struct gmm_zone *z;
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
 	struct pfn_list *l;
 	uint32_t count, head;
 
-	/* isolated, HIGHATOMIC or CMA: the full path sorts them out */
-	if (unlikely(mt >= MT_PCPTYPES))
-		return free_pcp(t, z, pfn, 0);
 	owner_lock(t);
 	c = rcu_dereference(t->cache);
-	pz = cache_zone(c, z);
+	/* the frame is allocated, so its block is present: the offset is not 0 */
+	pz = (struct pcp_zone *)((char *)c + __atomic_load_n(&pbs[b].pcp_off, __ATOMIC_RELAXED));
+	z = pz->zone;
+	/* isolated, HIGHATOMIC or CMA: the full path sorts them out */
+	if (unlikely(mt >= MT_PCPTYPES)) {
+		owner_unlock(t);
+		return free_pcp(t, z, pfn, 0);
+	}
 	if (unlikely(pz->gen != __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED))) {
 		owner_unlock(t);
 		return free_pcp(t, z, pfn, 0);
@@ -484,9 +490,7 @@ static inline __attribute__((always_inline)) uint64_t pcp_alloc_hit0(struct gmm_
 	link = p->link;
 	state = p->state;
 	next = ((const uint32_t *)link)[2 * (size_t)pfn + 1]; /* pl_next() */
-	l->head = next;
-	if (next == PFN_NIL)
-		l->tail = PFN_NIL;
+	l->head = next; /* the tail of an emptied list is left stale */
 	pz->free_count >>= 1;
 	pz_count_add(pz, -1);
 	CTR_ADD(t, alloc_hit, 1);

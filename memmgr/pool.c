@@ -221,7 +221,7 @@ static int alloc_metadata(struct gmm_pool *p)
 	uint64_t state = (p->nr_pfns + GMM_PAGE_SIZE - 1) & ~(GMM_PAGE_SIZE - 1);
 	uint64_t pb = p->nr_pfns >> GMM_PAGEBLOCK_ORDER;
 
-	p->meta_bytes = link + state + pb * sizeof(uint16_t) + pb;
+	p->meta_bytes = link + state + pb * (sizeof(uint16_t) + sizeof(struct gmm_pageblock));
 	p->meta = mmap(NULL, p->meta_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p->meta == MAP_FAILED) {
@@ -231,8 +231,8 @@ static int alloc_metadata(struct gmm_pool *p)
 	}
 	p->link = p->meta;
 	p->state = (uint8_t *)p->meta + link;
-	p->pb_nfree = (uint16_t *)(p->state + state);
-	p->pb = (uint8_t *)(p->pb_nfree + pb);
+	p->pb = (struct gmm_pageblock *)(p->state + state);
+	p->pb_nfree = (uint16_t *)(p->pb + pb);
 	p->mblocks = calloc(p->nr_mblocks, sizeof(*p->mblocks));
 	if (!p->mblocks)
 		return gmm_set_error(-ENOMEM, "cannot allocate %llu memory block descriptors",
@@ -251,6 +251,7 @@ static void init_zone(struct gmm_pool *p, struct gmm_zone *z, int node, int type
 	z->pool = p;
 	z->node = node;
 	z->type = type;
+	z->pcp_off = pcp_zone_off(z);
 	for (unsigned int o = 0; o <= GMM_MAX_ORDER_LIMIT; o++)
 		for (int mt = 0; mt < GMM_MT_NR; mt++)
 			z->area[o][mt].list.head = z->area[o][mt].list.tail = PFN_NIL;
@@ -298,8 +299,10 @@ static int add_mblock(struct gmm_pool *p, struct gmm_zone *z, uint64_t start, ui
 	pthread_mutex_lock(&z->lock);
 	mb->host = addr;
 	mb->zone = z;
-	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES)
+	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES) {
 		pb_set_type(p, b, b >= cma_from ? GMM_MT_CMA : def);
+		pb_set_pcp(p, b, (uint16_t)z->pcp_off);
+	}
 	if (!z->present || start < z->start_pfn) {
 		uint64_t end = z->present ? z->start_pfn + z->spanned : start + nr;
 
@@ -553,8 +556,10 @@ static void take_block(struct gmm_zone *z, uint64_t start, uint64_t nr)
 		freelist_del(z, pfn, o, GMM_MT_ISOLATE);
 		pfn += 1ull << o;
 	}
-	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES)
+	for (uint64_t b = start; b < start + nr; b += GMM_PAGEBLOCK_PAGES) {
 		pb_store(p, b, 0);
+		pb_set_pcp(p, b, 0);
+	}
 	pfn_mblock(p, start)->zone = NULL;
 	z->present -= nr;
 	z->managed -= nr;
