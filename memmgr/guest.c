@@ -1077,6 +1077,17 @@ static int write_stop(struct gmm_guest *g, struct region *r, uint64_t base, uint
 	return err;
 }
 
+/*
+ * Room for @more host mappings, without looking at the host's limit again
+ * (check_maps() does, reading /proc/self/maps): migration and collapse are
+ * optional work, refused cheaply at the budget.
+ */
+static bool maps_room(struct gmm_guest *g, int64_t more)
+{
+	return more <= 0 || __atomic_load_n(&g->maps, __ATOMIC_RELAXED) + more <=
+			    __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED);
+}
+
 /* Record frames [@pfn, +@n) mapped at pages [@base, +@n); recount the mappings there. */
 static void remap_entries(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t pfn,
 			  uint64_t n, uint64_t flags)
@@ -1096,7 +1107,7 @@ static int move_unit(struct gmm_guest *g, struct region *r, uint64_t base, uint6
 	int err;
 
 	/* the new frame may split a run of file-neighbours: stay in the budget */
-	if (check_maps(g, r->gpa + (base << GMM_PAGE_SHIFT), remap_delta(r, base, new, n)))
+	if (!maps_room(g, remap_delta(r, base, new, n)))
 		return -EAGAIN;
 	err = write_stop(g, r, base, n);
 	if (err)
@@ -1289,7 +1300,7 @@ static int collapse_locked(struct gmm_guest *g, struct region *r, uint64_t base,
 	uint64_t old[HUGE_PAGES];
 	int err;
 
-	if (check_maps(g, r->gpa + (base << GMM_PAGE_SHIFT), remap_delta(r, base, block, HUGE_PAGES)))
+	if (!maps_room(g, remap_delta(r, base, block, HUGE_PAGES)))
 		return -ENOSPC;
 	err = chunk_write_stop(g, r, base);
 	if (err)

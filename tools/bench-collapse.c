@@ -41,7 +41,10 @@
 #define CHUNK (2 * MIB)
 #define NR_WRITERS 2
 #define POOL_EXTRA_PCT 25    /* pool = guest RAM + this share */
-#define CHURN_PCT 2          /* 4 KiB pages discarded and re-backed per round, % of RAM */
+/* 4 KiB pages discarded and re-backed per round, per mille of RAM: enough
+ * for ~2.5 pages per 2 MiB chunk and round, few enough that the scattered
+ * pages' host mappings stay well below vm.max_map_count (65530) at 1 GiB */
+#define CHURN_PERMILLE 5
 #define POOL_BLOCK (8 * MIB) /* memory block: the pool's size is a multiple */
 #define SAMPLE_MS 10
 #define STALL_MS 5000        /* no progress for this long: stop waiting */
@@ -62,6 +65,7 @@ struct result {
 	double secs_end;      /* to the end */
 	double churn_secs;
 	uint64_t bad, waits, passes;
+	uint64_t maps_churn;  /* host mappings after the churn */
 	struct gmm_guest_stats st;
 	struct gmm_collapse_stats ks;
 	struct gmm_compact_events ce;
@@ -129,14 +133,14 @@ static struct gmm_pool *make_pool(uint64_t page_size, uint64_t bytes)
 }
 
 /*
- * The churn: each round discards CHURN_PCT of the guest's units at random
+ * The churn: each round discards CHURN_PERMILLE of the guest's units at random
  * and writes them again in another random order.  @unit: pages per discard
  * (1, or a hugetlbfs page).
  */
 static int churn(struct gmm_guest *g, uint64_t ram, uint64_t unit, unsigned int rounds,
 		 uint64_t seed)
 {
-	uint64_t nr_units = ram / GMM_PAGE_SIZE / unit, n = nr_units * CHURN_PCT / 100 + 1;
+	uint64_t nr_units = ram / GMM_PAGE_SIZE / unit, n = nr_units * CHURN_PERMILLE / 1000 + 1;
 	uint64_t *pick = malloc(n * sizeof(*pick)), ubytes = unit * GMM_PAGE_SIZE;
 	static uint64_t page[GW_WORDS];
 
@@ -231,6 +235,8 @@ static int run(uint64_t page_size, uint64_t ram, bool on, const struct opts *o,
 		goto out;
 	res->churn_secs = now() - t0;
 	res->share_churn = share(g);
+	gmm_guest_stats(g, &res->st);
+	res->maps_churn = res->st.host_mappings;
 	gmm_compact_stats(p, &ce0);
 	gw_install(g);
 	if (gw_start(ws, NR_WRITERS, s.hva, ram / GMM_PAGE_SIZE, NULL)) {
@@ -262,11 +268,15 @@ out:
 
 static void print_run(const char *name, const struct result *r)
 {
-	printf("  %-14s after churn %6.2f%%  end %6.2f%%  to %.0f%%: %s%7.3f s  "
-	       "collapsed %llu (alloc %llu, failed %llu)  full scans %llu  compact stalls %llu, "
-	       "pages migrated %llu  writer passes %llu, waited %llu, mismatched pages %llu\n",
-	       name, r->share_churn, r->share_end, GOAL_PCT, r->secs_goal < 0 ? "never " : "",
-	       r->secs_goal < 0 ? 0 : r->secs_goal, (unsigned long long)r->st.pages_collapsed,
+	printf("  %-14s on 2 MiB blocks: %6.2f%% after the churn, %6.2f%% at the end "
+	       "(%.0f%%: %s%.3f s); host mappings %llu -> %llu\n", name, r->share_churn,
+	       r->share_end, GOAL_PCT, r->secs_goal < 0 ? "never " : "",
+	       r->secs_goal < 0 ? 0 : r->secs_goal, (unsigned long long)r->maps_churn,
+	       (unsigned long long)r->st.host_mappings);
+	printf("  %-14s collapsed %llu chunks (thp_collapse_alloc %llu, failed %llu), full scans "
+	       "%llu; compact stalls %llu, pages migrated %llu; writers: %llu passes, %llu "
+	       "writes waited, %llu mismatched pages\n", "",
+	       (unsigned long long)r->st.pages_collapsed,
 	       (unsigned long long)r->st.thp_collapse_alloc,
 	       (unsigned long long)r->st.thp_collapse_alloc_failed,
 	       (unsigned long long)r->ks.full_scans, (unsigned long long)r->ce.compact_stall,
@@ -280,11 +290,11 @@ static int bench(const char *name, uint64_t page_size, const struct opts *o)
 	uint64_t ram = o->ram_mib * MIB;
 	struct result off, on;
 
-	printf("%s: guest RAM %llu MiB in a %llu MiB pool, churn %u rounds of %d%% of RAM "
+	printf("%s: guest RAM %llu MiB in a %llu MiB pool, churn %u rounds of %.1f%% of RAM "
 	       "(4 KiB discard + re-back%s), seed %llu\n", name,
 	       (unsigned long long)o->ram_mib,
 	       (unsigned long long)(pool_bytes(ram) / MIB), o->rounds,
-	       CHURN_PCT, page_size ? "; hugetlbfs: whole 2 MiB pages" : "",
+	       CHURN_PERMILLE / 10.0, page_size ? "; hugetlbfs: whole 2 MiB pages" : "",
 	       (unsigned long long)o->seed);
 	if (run(page_size, ram, false, o, &off) || run(page_size, ram, true, o, &on))
 		return 1;
