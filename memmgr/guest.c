@@ -68,11 +68,15 @@ struct gmm_guest {
 	uint64_t migrated;	/* pages moved, atomic */
 	uint32_t mseq;		/* bumped (futex) when a migration ends */
 	pthread_mutex_t pin_lock; /* gmm_guest_pin/unpin: check and count as one */
+	/* khugepaged holds the guest (under the pool's guests_lock) */
+	unsigned int collapse_users;
+	pthread_cond_t collapse_idle;
 	/* collapse counters (atomic) */
 	uint64_t collapse_alloc, collapse_alloc_failed, collapsed;
 };
 
 static const struct gmm_migrate_ops guest_migrate_ops;
+static void guest_unlist(struct gmm_guest *g);
 
 static inline uint64_t entry_get(const struct region *r, uint64_t idx)
 {
@@ -181,13 +185,17 @@ int gmm_guest_create(struct gmm_pool *p, const struct gmm_guest_config *cfg,
 		free(g);
 		return err;
 	}
+	/* before the guest is published in the pool's table (khugepaged) */
+	g->maps_budget = g->cfg.max_mappings ? (int64_t)g->cfg.max_mappings : maps_budget();
+	pthread_mutex_init(&g->pin_lock, NULL);
+	pthread_cond_init(&g->collapse_idle, NULL);
 	err = register_guest(p, g);
 	if (err) {
+		pthread_mutex_destroy(&g->pin_lock);
+		pthread_cond_destroy(&g->collapse_idle);
 		free(g);
 		return err;
 	}
-	pthread_mutex_init(&g->pin_lock, NULL);
-	g->maps_budget = g->cfg.max_mappings ? (int64_t)g->cfg.max_mappings : maps_budget();
 	*out = g;
 	return 0;
 }
@@ -887,12 +895,7 @@ void gmm_guest_destroy(struct gmm_guest *g)
 {
 	if (!g)
 		return;
-	/* out of the pool's table first: khugepaged then leaves the guest alone */
-	pthread_mutex_lock(&g->pool->guests_lock);
-	if (g->pool->guests[g->id] == g)
-		g->pool->guests[g->id] = NULL;
-	pthread_mutex_unlock(&g->pool->guests_lock);
-	khugepaged_forget(g->pool, g);
+	guest_unlist(g);
 	gmm_owner_unregister(g->pool, g->id);
 	g->dying = true;
 	for (unsigned int i = 0; i < g->nr_regions; i++) {
@@ -908,6 +911,7 @@ void gmm_guest_destroy(struct gmm_guest *g)
 		munmap(r->map, r->map_bytes);
 	}
 	pthread_mutex_destroy(&g->pin_lock);
+	pthread_cond_destroy(&g->collapse_idle);
 	free(g);
 }
 
@@ -1366,6 +1370,48 @@ static int collapse_chunk(struct gmm_guest *g, struct region *r, uint64_t base,
 	count(&g->collapsed, &st->pages_collapsed);
 	st->pages_added += added;
 	return 1;
+}
+
+struct gmm_guest *guest_collapse_get(struct gmm_pool *p, unsigned int *id)
+{
+	struct gmm_guest *g = NULL;
+
+	pthread_mutex_lock(&p->guests_lock);
+	for (; *id < GMM_MAX_GUESTS && !g; (*id)++)
+		g = p->guests[*id];
+	if (g) {
+		(*id)--;
+		g->collapse_users++;
+	}
+	pthread_mutex_unlock(&p->guests_lock);
+	return g;
+}
+
+void guest_collapse_put(struct gmm_guest *g)
+{
+	pthread_mutex_lock(&g->pool->guests_lock);
+	if (!--g->collapse_users)
+		pthread_cond_broadcast(&g->collapse_idle);
+	pthread_mutex_unlock(&g->pool->guests_lock);
+}
+
+/*
+ * Destroy: out of the pool's table, so khugepaged picks the guest no more,
+ * then wait until it has put it back (offline: it may be compacting, which
+ * drains the caches).
+ */
+static void guest_unlist(struct gmm_guest *g)
+{
+	struct gmm_pool *p = g->pool;
+	bool was = pcp_offline_begin();
+
+	pthread_mutex_lock(&p->guests_lock);
+	if (p->guests[g->id] == g)
+		p->guests[g->id] = NULL;
+	while (g->collapse_users)
+		pthread_cond_wait(&g->collapse_idle, &p->guests_lock);
+	pthread_mutex_unlock(&p->guests_lock);
+	pcp_offline_end(was);
 }
 
 int gmm_guest_collapse(struct gmm_guest *g, uint64_t max_chunks, struct gmm_collapse_stats *st)

@@ -510,9 +510,10 @@ struct gmm_collapse_stats;
  * had (the cursor stays on that chunk).  Caller holds no lock of @g. */
 bool guest_collapse_scan(struct gmm_guest *g, uint64_t *cursor, uint64_t *budget,
 			 unsigned int max_none, struct gmm_collapse_stats *st);
-/* gmm_guest_destroy(), after taking @g out of p->guests: wait until
- * khugepaged is not working on @g. */
-void khugepaged_forget(struct gmm_pool *p, struct gmm_guest *g);
+/* The guest with the lowest rmap id >= *@id (*@id set to it), held against
+ * gmm_guest_destroy() until guest_collapse_put(); NULL past the last. */
+struct gmm_guest *guest_collapse_get(struct gmm_pool *p, unsigned int *id);
+void guest_collapse_put(struct gmm_guest *g);
 /* gmm_pool_destroy(): stop the thread, free its state. */
 void khugepaged_fini(struct gmm_pool *p);
 

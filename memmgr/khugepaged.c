@@ -11,11 +11,9 @@
  * direct compaction), it sleeps alloc_sleep_millisecs and retries the same
  * chunk, as the kernel's khugepaged_alloc_sleep().
  *
- * A guest being destroyed leaves the pool's guest table first and then
- * waits in khugepaged_forget() until the thread is not working on it; the
- * thread takes a guest from the table (under guests_lock) and marks it its
- * current one (under its own lock) in one step, so it never picks a guest
- * after its destroy has looked.
+ * The thread holds the guest it scans (guest_collapse_get/put, under the
+ * pool's guests_lock); a guest being destroyed leaves the pool's table and
+ * waits until it is put back.
  *
  * The control block lives until the pool is destroyed; start and stop only
  * start and join the thread.
@@ -37,11 +35,9 @@ struct khugepaged {
 	struct gmm_pool *pool;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;	/* stop, new controls */
-	pthread_cond_t idle;	/* cur changed */
 	pthread_t thread;
 	bool running, stop, kicked;
 	struct gmm_khugepaged_config cfg;
-	struct gmm_guest *cur;	/* the guest being scanned, or NULL */
 	/* the thread's own: where the scan stands */
 	unsigned int next_id;
 	uint64_t cursor;
@@ -80,31 +76,10 @@ static void add_stats(struct gmm_collapse_stats *to, const struct gmm_collapse_s
 	to->full_scans += d->full_scans;
 }
 
-/* Take the next guest from id kh->next_id on as the current one; NULL past the last. */
-static struct gmm_guest *take_guest(struct khugepaged *kh)
-{
-	struct gmm_pool *p = kh->pool;
-	struct gmm_guest *g = NULL;
-
-	pthread_mutex_lock(&p->guests_lock);
-	for (; kh->next_id < GMM_MAX_GUESTS && !g; kh->next_id++)
-		g = p->guests[kh->next_id];
-	if (g) {
-		kh->next_id--;
-		pthread_mutex_lock(&kh->lock);
-		kh->cur = g;
-		pthread_mutex_unlock(&kh->lock);
-	}
-	pthread_mutex_unlock(&p->guests_lock);
-	return g;
-}
-
-static void leave_guest(struct khugepaged *kh, const struct gmm_collapse_stats *d)
+static void add_round(struct khugepaged *kh, const struct gmm_collapse_stats *d)
 {
 	pthread_mutex_lock(&kh->lock);
-	kh->cur = NULL;
 	add_stats(&kh->st, d);
-	pthread_cond_broadcast(&kh->idle);
 	pthread_mutex_unlock(&kh->lock);
 }
 
@@ -116,14 +91,14 @@ static bool scan_round(struct khugepaged *kh, const struct gmm_khugepaged_config
 
 	while (budget) {
 		struct gmm_collapse_stats d = { 0 };
-		struct gmm_guest *g = take_guest(kh);
+		struct gmm_guest *g = guest_collapse_get(kh->pool, &kh->next_id);
 		uint64_t failed;
 		bool done;
 
 		if (!g) {
 			/* past the last guest: a full scan, if any guest was seen */
 			d.full_scans = kh->visited;
-			leave_guest(kh, &d);
+			add_round(kh, &d);
 			kh->next_id = 0;
 			kh->cursor = 0;
 			kh->visited = false;
@@ -135,7 +110,8 @@ static bool scan_round(struct khugepaged *kh, const struct gmm_khugepaged_config
 		kh->visited = true;
 		done = guest_collapse_scan(g, &kh->cursor, &budget, cfg->max_ptes_none, &d);
 		failed = d.thp_collapse_alloc_failed;
-		leave_guest(kh, &d);
+		guest_collapse_put(g);
+		add_round(kh, &d);
 		if (failed)
 			return true;
 		if (done)
@@ -200,7 +176,6 @@ static struct khugepaged *khugepaged_get(struct gmm_pool *p)
 	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
 	pthread_cond_init(&kh->wake, &a);
 	pthread_condattr_destroy(&a);
-	pthread_cond_init(&kh->idle, NULL);
 	__atomic_store_n(&p->khugepaged, kh, __ATOMIC_RELEASE);
 	return kh;
 }
@@ -326,22 +301,6 @@ int gmm_khugepaged_print_stats(struct gmm_pool *p, FILE *f)
 	return 0;
 }
 
-void khugepaged_forget(struct gmm_pool *p, struct gmm_guest *g)
-{
-	struct khugepaged *kh = __atomic_load_n(&p->khugepaged, __ATOMIC_ACQUIRE);
-	bool was;
-
-	if (!kh)
-		return;
-	/* the thread may be compacting, which drains caches: wait offline */
-	was = pcp_offline_begin();
-	pthread_mutex_lock(&kh->lock);
-	while (kh->cur == g)
-		pthread_cond_wait(&kh->idle, &kh->lock);
-	pthread_mutex_unlock(&kh->lock);
-	pcp_offline_end(was);
-}
-
 void khugepaged_fini(struct gmm_pool *p)
 {
 	struct khugepaged *kh = p->khugepaged;
@@ -351,7 +310,6 @@ void khugepaged_fini(struct gmm_pool *p)
 	gmm_khugepaged_stop(p);
 	pthread_mutex_destroy(&kh->lock);
 	pthread_cond_destroy(&kh->wake);
-	pthread_cond_destroy(&kh->idle);
 	free(kh);
 	p->khugepaged = NULL;
 }

@@ -446,7 +446,8 @@ int gmm_khugepaged_start(struct gmm_pool *pool, const struct gmm_khugepaged_conf
  * @pool: the pool, or NULL
  *
  * Returns once the thread has exited (a collapse in progress is finished
- * first, never left half done).  Nothing happens when it is not running.
+ * first, never left half done).  Nothing happens when it is not running;
+ * a second stop racing the first returns at once.
  */
 void gmm_khugepaged_stop(struct gmm_pool *pool);
 
