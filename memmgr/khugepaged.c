@@ -29,6 +29,7 @@
 #define KHUGEPAGED_PAGES_TO_SCAN 4096 /* the kernel's default: 8 PMDs */
 #define KHUGEPAGED_SCAN_SLEEP_MS 10000
 #define KHUGEPAGED_ALLOC_SLEEP_MS 60000
+#define KHUGEPAGED_THREAD_NAME "gmm-khugepaged" /* as ps and /proc/PID/task/TID/comm show it */
 #define KHUGEPAGED_MAX_PTES_NONE_MAX ((unsigned int)GMM_PAGEBLOCK_PAGES - 1)
 
 struct khugepaged {
@@ -209,6 +210,8 @@ int gmm_khugepaged_start(struct gmm_pool *p, const struct gmm_khugepaged_config 
 	kh->stop = false;
 	kh->kicked = false;
 	kh->running = !pthread_create(&kh->thread, NULL, khugepaged_main, kh);
+	if (kh->running)
+		pthread_setname_np(kh->thread, KHUGEPAGED_THREAD_NAME);
 	err = kh->running ? 0 : gmm_set_error(-ENOMEM, "khugepaged: cannot start a thread");
 	pthread_mutex_unlock(&kh->lock);
 	return err;

@@ -20,6 +20,7 @@
  * The hugetlbfs part reserves hugepages through /proc/sys/vm/nr_hugepages
  * (root) and restores the old value at exit.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -354,8 +355,34 @@ static void test_khugepaged_hugetlb(void)
 	restore_huge();
 }
 
+/* Threads of this process named as khugepaged names its thread. */
+static unsigned int nr_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	unsigned int n = 0;
+
+	CHECK(d != NULL);
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue; /* exited meanwhile */
+		n += fgets(comm, sizeof(comm), f) && !strcmp(comm, "gmm-khugepaged\n");
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
 static void test_start_stop(void)
 {
+	unsigned int threads = nr_threads(); /* 0 */
 	struct gmm_pool *p = memfd_pool(0, 32 * MIB);
 	struct gmm_khugepaged_config kc;
 	struct gmm_collapse_stats ks;
@@ -393,7 +420,13 @@ static void test_start_stop(void)
 	CHECK(gmm_pool_check(p) == 0);
 	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
 	CHECK(gmm_khugepaged_print_stats(NULL, stdout) == -EINVAL);
+	CHECK_EQ(nr_threads(), threads + 1);
+	gmm_khugepaged_stop(p);
+	CHECK_EQ(nr_threads(), threads);
+	CHECK(gmm_khugepaged_start(p, &kc) == 0);
+	CHECK_EQ(nr_threads(), threads + 1);
 	gmm_pool_destroy(p); /* stops the thread */
+	CHECK_EQ(nr_threads(), threads);
 	printf("khugepaged start/stop: ok\n");
 }
 
