@@ -46,7 +46,8 @@
  * migrating in the backing map, write-protects it, copies it, and maps the
  * new frame over it with MAP_FIXED; see gmm_guest_migration_wait() and the
  * pin contract (gmm_guest_pin(); pages reached by gmm_guest_ptr() are never
- * moved).
+ * moved).  Collapse (gmm_guest_collapse(), khugepaged) moves whole 2 MiB
+ * chunks the same way; see the end of this file.
  *
  * What accesses see:
  *  - Without a userfaultfd, only a vCPU's access to an unbacked page exits

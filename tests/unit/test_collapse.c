@@ -217,6 +217,12 @@ static void test_khugepaged_shmem(void)
 	CHECK(gmm_migrate_block(p, gmm_guest_gpa_to_pfn(g, 3 * CHUNK), GMM_MIGRATE_SYNC, &new) == 0);
 	CHECK(chunk_huge(g, 3 * CHUNK));
 	check_maps_count(g, &s);
+	/* unpinned, chunk 2 collapses; chunk 5's gmm_guest_ptr() pin is for good */
+	CHECK(gmm_guest_unpin(g, 2 * CHUNK + 5 * GMM_PAGE_SIZE, 1) == 0);
+	CHECK(gmm_guest_collapse(g, UINT64_MAX, &ks) == 0);
+	CHECK_EQ(ks.pages_collapsed, 1);
+	CHECK(chunk_huge(g, 2 * CHUNK) && !chunk_huge(g, 5 * CHUNK));
+	check_maps_count(g, &s);
 	CHECK(gmm_pool_check(p) == 0);
 	gmm_guest_destroy(g);
 	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
