@@ -21,9 +21,10 @@
  * reserved); on hugetlbfs every unit is a host huge page, so the share is
  * 100% either way and khugepaged has nothing to do.
  *
- * Usage: bench-collapse [--quick] [--ram MIB] [--rounds N] [--seed N]
+ * Usage: bench-collapse [--quick] [--ram MIB] [--rounds N] [--seed N] [--extra PCT]
  *        [--no-hugetlb]
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@
 #define MIB (1ull << 20)
 #define CHUNK (2 * MIB)
 #define NR_WRITERS 2
-#define POOL_EXTRA_PCT 25    /* pool = guest RAM + this share */
+#define POOL_EXTRA_PCT 25    /* pool = guest RAM + this share (default of --extra) */
 /* 4 KiB pages discarded and re-backed per round, per mille of RAM: enough
  * for ~2.5 pages per 2 MiB chunk and round, few enough that the scattered
  * pages' host mappings stay well below vm.max_map_count (65530) at 1 GiB */
@@ -66,6 +67,7 @@ struct result {
 	double churn_secs;
 	uint64_t bad, waits, passes;
 	uint64_t maps_churn;  /* host mappings after the churn */
+	double cpu_secs;      /* the khugepaged thread's CPU time (user + system) */
 	struct gmm_guest_stats st;
 	struct gmm_collapse_stats ks;
 	struct gmm_compact_events ce;
@@ -87,6 +89,35 @@ static uint64_t rnd(uint64_t *s)
 	return *s;
 }
 
+/* CPU seconds of the thread named gmm-khugepaged (its /proc stat), or 0. */
+static double khugepaged_cpu(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	double secs = 0;
+
+	while (d && (e = readdir(d))) {
+		char path[300], buf[512], *p;
+		unsigned long ut, st;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+		f = e->d_name[0] != '.' ? fopen(path, "re") : NULL;
+		if (!f)
+			continue;
+		p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+		fclose(f);
+		/* after "(comm)": state and fields 4..13, then utime and stime */
+		if (p && strstr(buf, "(gmm-khugepaged)") &&
+		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+			   &st) == 2)
+			secs += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	}
+	if (d)
+		closedir(d);
+	return secs;
+}
+
 static double share(struct gmm_guest *g)
 {
 	struct gmm_guest_stats st;
@@ -102,10 +133,12 @@ static int fail(const char *what)
 	return -1;
 }
 
-/* Guest RAM + POOL_EXTRA_PCT, in whole memory blocks. */
+static unsigned int pool_extra_pct = POOL_EXTRA_PCT;
+
+/* Guest RAM + pool_extra_pct, in whole memory blocks. */
 static uint64_t pool_bytes(uint64_t ram)
 {
-	uint64_t b = ram + ram * POOL_EXTRA_PCT / 100;
+	uint64_t b = ram + ram * pool_extra_pct / 100;
 
 	return (b + POOL_BLOCK - 1) / POOL_BLOCK * POOL_BLOCK;
 }
@@ -247,6 +280,7 @@ static int run(uint64_t page_size, uint64_t ram, bool on, const struct opts *o,
 	wait_share(g, t0, on, res);
 	while (gw_min_passes(ws, NR_WRITERS) < 2)
 		usleep(SAMPLE_MS * 1000);
+	res->cpu_secs = khugepaged_cpu();
 	gmm_khugepaged_stop(p);
 	res->bad = gw_stop(ws, NR_WRITERS);
 	res->bad += gw_verify(ws, NR_WRITERS, g, 0);
@@ -269,10 +303,10 @@ out:
 static void print_run(const char *name, const struct result *r)
 {
 	printf("  %-14s on 2 MiB blocks: %6.2f%% after the churn, %6.2f%% at the end "
-	       "(%.0f%%: %s%.3f s); host mappings %llu -> %llu\n", name, r->share_churn,
-	       r->share_end, GOAL_PCT, r->secs_goal < 0 ? "never " : "",
-	       r->secs_goal < 0 ? 0 : r->secs_goal, (unsigned long long)r->maps_churn,
-	       (unsigned long long)r->st.host_mappings);
+	       "(%.0f%%: %s%.3f s, khugepaged CPU %.3f s); host mappings %llu -> %llu\n", name,
+	       r->share_churn, r->share_end, GOAL_PCT, r->secs_goal < 0 ? "never " : "",
+	       r->secs_goal < 0 ? 0 : r->secs_goal, r->cpu_secs,
+	       (unsigned long long)r->maps_churn, (unsigned long long)r->st.host_mappings);
 	printf("  %-14s collapsed %llu chunks (thp_collapse_alloc %llu, failed %llu), full scans "
 	       "%llu; compact stalls %llu, pages migrated %llu; writers: %llu passes, %llu "
 	       "writes waited, %llu mismatched pages\n", "",
@@ -376,6 +410,8 @@ static void usage(FILE *f)
 		"  --ram MIB     guest RAM, a multiple of 2 (the hugetlbfs run takes a quarter)\n"
 		"  --rounds N    churn rounds (default 5)\n"
 		"  --seed N      churn seed (default 1)\n"
+		"  --extra PCT   pool size beyond the guest's RAM, %% of it (default 25; 110:\n"
+		"                every collapse finds a free block, no compaction)\n"
 		"  --no-hugetlb  shmem only\n");
 }
 
@@ -384,6 +420,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	static const struct option lo[] = {
 		{ "quick", 0, 0, 'q' }, { "ram", 1, 0, 'r' }, { "rounds", 1, 0, 'n' },
 		{ "seed", 1, 0, 's' }, { "no-hugetlb", 0, 0, 'H' }, { "help", 0, 0, 'h' },
+		{ "extra", 1, 0, 'e' },
 		{ 0, 0, 0, 0 } };
 	char *end;
 	int c;
@@ -396,6 +433,11 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'n': o->rounds = (unsigned int)strtoul(optarg, &end, 0); if (*end) return -1; break;
 		case 's': o->seed = strtoull(optarg, &end, 0); if (*end) return -1; break;
 		case 'H': o->hugetlb = false; break;
+		case 'e':
+			pool_extra_pct = (unsigned int)strtoul(optarg, &end, 0);
+			if (*end || pool_extra_pct > 1000)
+				return -1;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
