@@ -11,6 +11,8 @@
  *    (/proc/self/maps) after collapse and after migration;
  *  - max_ptes_none: chunks with unbacked pages are collapsed only up to it,
  *    the added pages read zero, a wholly unbacked chunk never;
+ *  - a guest whose unbacked pages are userfaultfd placeholders: holes
+ *    filled by collapse (max_ptes_none 511), the mapping count still right;
  *  - hugetlbfs: khugepaged beside compaction under writers: nothing to
  *    collapse, no lost write;
  *  - start/stop/configure: errors, repeated starts and stops, a guest
@@ -22,10 +24,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gmm/compact.h>
@@ -295,6 +301,47 @@ static void test_max_ptes_none(void)
 	printf("max_ptes_none: 0 adds nothing, 2 and 511 fill 1 and 3 holes with zeros: ok\n");
 }
 
+/* With a userfaultfd, unbacked pages are registered anonymous placeholders. */
+static void test_uffd_holes(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct gmm_pool *p = memfd_pool(0, 32 * MIB);
+	struct gmm_khugepaged_config kc;
+	struct gmm_guest_config gc;
+	struct gmm_collapse_stats ks;
+	struct gmm_memslot s;
+	struct gmm_guest *g;
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	CHECK(uffd >= 0);
+	CHECK(ioctl(uffd, UFFDIO_API, &api) == 0);
+	gmm_guest_config_init(&gc);
+	gc.huge_fault = false;
+	gc.uffd = uffd;
+	CHECK(gmm_guest_create(p, &gc, &g) == 0);
+	CHECK(gmm_guest_add_ram(g, 0, 4 * MIB, 0, &s) == 0);
+	CHECK(gmm_guest_populate(g, 0, 4 * MIB) == 0);
+	scatter(g, 4 * MIB);
+	for (uint64_t i = 0; i < 3; i++)
+		CHECK(gmm_guest_discard(g, (20 + 100 * i) * GMM_PAGE_SIZE, GMM_PAGE_SIZE) == 0);
+	check_maps_count(g, &s);
+	fast_config(&kc, 511);
+	CHECK(gmm_khugepaged_start(p, &kc) == 0);
+	wait_scans(p, g, 2, 2);
+	gmm_khugepaged_stop(p);
+	CHECK(chunk_huge(g, 0) && chunk_huge(g, CHUNK));
+	CHECK(gmm_khugepaged_stats(p, &ks, NULL) == 0);
+	CHECK_EQ(ks.pages_added, 3);
+	for (uint64_t i = 0; i < 3; i++)
+		CHECK(page_is(g, (20 + 100 * i) * GMM_PAGE_SIZE, 0));
+	check_maps_count(g, &s);
+	gmm_guest_destroy(g);
+	close(uffd);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+	gmm_pool_destroy(p);
+	printf("userfaultfd placeholders: 3 holes filled by collapse, mapping count right\n");
+}
+
 static const char *nr_huge_path = "/proc/sys/vm/nr_hugepages";
 static long saved_huge = -1;
 
@@ -489,6 +536,7 @@ int main(void)
 	test_start_stop();
 	test_pin_race();
 	test_max_ptes_none();
+	test_uffd_holes();
 	test_khugepaged_shmem();
 	test_khugepaged_hugetlb();
 	printf("ok\n");
