@@ -712,8 +712,9 @@ static void test_guest_shmem(uint64_t pages)
 	while (writers_behind(ws))
 		usleep(1000);
 	writers_stop(ws);
-	CHECK_EQ(cs.thp_collapse_alloc, ram / 2 / (2 * MIB));
-	CHECK_EQ(cs.scanned, ram / (2 * MIB));
+	CHECK_EQ(cs.pages_collapsed, ram / 2 / (2 * MIB));
+	CHECK_EQ(cs.thp_collapse_alloc, cs.pages_collapsed);
+	CHECK_EQ(cs.pages_scanned, ram / GMM_PAGE_SIZE);
 	CHECK(gmm_guest_stats(g, &st) == 0);
 	CHECK_EQ(st.huge_bytes, ram / 2);
 	for (uint64_t gpa = ram / 2; gpa < ram; gpa += 2 * MIB) {
@@ -723,8 +724,8 @@ static void test_guest_shmem(uint64_t pages)
 		CHECK_EQ(gmm_guest_gpa_to_pfn(g, gpa + 2 * MIB - 1), pfn + GMM_PAGEBLOCK_PAGES - 1);
 	}
 	printf("shmem: collapse moved %llu of %llu chunks onto 2 MiB blocks under the writers, "
-	       "%llu mappings left\n", (unsigned long long)cs.thp_collapse_alloc,
-	       (unsigned long long)cs.scanned, (unsigned long long)st.mappings);
+	       "%llu mappings left\n", (unsigned long long)cs.pages_collapsed,
+	       (unsigned long long)(cs.pages_scanned / GMM_PAGEBLOCK_PAGES), (unsigned long long)st.mappings);
 	printf("shmem: compaction under the writers moved %llu pages (%llu + %llu rounds)\n",
 	       (unsigned long long)res.migrated, (unsigned long long)ws[0].rounds,
 	       (unsigned long long)ws[1].rounds);
