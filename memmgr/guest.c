@@ -1477,25 +1477,57 @@ static unsigned int guest_migrate_batch(struct gmm_guest *g, struct region *r,
 	return moved;
 }
 
+/* A compaction item as a unit of region @r: false when it is not one. */
+static bool item_unit(const struct gmm_guest *g, const struct region *r,
+		      const struct gmm_migrate_item *it, struct mig_unit *u)
+{
+	if (!r || (it->order && it->order != HUGE_ORDER && it->order != g->unit_order))
+		return false;
+	*u = (struct mig_unit){ it->key - (r->gpa >> GMM_PAGE_SHIFT), it->old_pfn, it->new_pfn,
+				it->order, 0 };
+	return !(u->base & ((1ull << it->order) - 1));
+}
+
+/* The owner callback: each run of items in one region is one batch. */
+static void guest_migrate_items(void *ctx, struct gmm_migrate_item *it, unsigned int n,
+				enum gmm_migrate_mode mode)
+{
+	struct mig_unit u[GMM_MIGRATE_BATCH_MAX];
+	unsigned int idx[GMM_MIGRATE_BATCH_MAX];
+	struct gmm_guest *g = ctx;
+
+	for (unsigned int i = 0, j; i < n; i = j) {
+		struct region *r = region_of_gfn(g, it[i].key);
+		unsigned int k = 0;
+
+		for (j = i; j < n && k < GMM_MIGRATE_BATCH_MAX; j++) {
+			if (j > i && region_of_gfn(g, it[j].key) != r)
+				break;
+			it[j].err = -EAGAIN;
+			if (item_unit(g, r, &it[j], &u[k]))
+				idx[k++] = j;
+		}
+		if (!k)
+			continue;
+		guest_migrate_batch(g, r, u, k, mode);
+		for (unsigned int m = 0; m < k; m++)
+			it[idx[m]].err = u[m].err;
+	}
+}
+
 static int guest_migrate(void *ctx, uint64_t gfn, uint64_t old, uint64_t new, unsigned int order,
 			 enum gmm_migrate_mode mode)
 {
-	struct gmm_guest *g = ctx;
-	struct region *r = region_of_gfn(g, gfn);
-	struct mig_unit u = { .old = old, .new = new, .order = order };
+	struct gmm_migrate_item it = { gfn, old, new, order, 0 };
 
-	if (!r || (order && order != HUGE_ORDER && order != g->unit_order))
-		return -EAGAIN;
-	u.base = gfn - (r->gpa >> GMM_PAGE_SHIFT);
-	if (u.base & ((1ull << order) - 1))
-		return -EAGAIN;
-	guest_migrate_batch(g, r, &u, 1, mode);
-	return u.err;
+	guest_migrate_items(ctx, &it, 1, mode);
+	return it.err;
 }
 
 static const struct gmm_migrate_ops guest_migrate_ops = {
 	.name = "guest",
 	.migrate = guest_migrate,
+	.migrate_batch = guest_migrate_items,
 };
 
 /* gmm_guest_migrate(): up to @max units from page *@idx below @end, with targets. */

@@ -119,7 +119,10 @@ static int table_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, un
 	return 0;
 }
 
-static const struct gmm_migrate_ops table_ops = { "table", table_migrate };
+static const struct gmm_migrate_ops table_ops = {
+	.name = "table",
+	.migrate = table_migrate,
+};
 
 static struct gmm_pool *plain_pool(uint64_t bytes)
 {
@@ -908,11 +911,57 @@ static void test_wstop_fallbacks(struct gmm_pool *p)
 	printf("write stop fallbacks: ok\n");
 }
 
+static uint64_t pauses; /* counting_pause() calls, atomic */
+
+static int counting_pause(void *ctx)
+{
+	(void)ctx;
+	__atomic_fetch_add(&pauses, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void counting_resume(void *ctx)
+{
+	(void)ctx;
+}
+
+static const struct gmm_pause_ops counting_ops = { counting_pause, counting_resume };
+
+/* Compaction hands a guest each cluster of its pages as one batch: one pause per cluster. */
+static void test_wstop_compact(struct gmm_pool *p)
+{
+	const uint64_t ram = 16 * MIB;
+	struct gmm_wstop_stats before, after;
+	struct gmm_compact_result res;
+	struct gmm_memslot s;
+	struct gmm_guest *g = wstop_guest(p, GMM_WSTOP_PAUSE, -1, 0, ram, true, &s);
+	uint64_t units;
+
+	CHECK(gmm_guest_set_pause(g, &counting_ops, NULL) == 0);
+	for (uint64_t gpa = 0; gpa < ram / 2; gpa += 2 * GMM_PAGE_SIZE)
+		CHECK(gmm_guest_discard(g, gpa, GMM_PAGE_SIZE) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &before) == 0);
+	__atomic_store_n(&pauses, 0, __ATOMIC_RELAXED);
+	CHECK(gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &after) == 0);
+	units = after.units - before.units;
+	printf("compaction in pause mode: %llu pages in %llu batches, %llu pauses\n",
+	       (unsigned long long)units, (unsigned long long)(after.batches - before.batches),
+	       (unsigned long long)pauses);
+	CHECK(units > 0 && units == res.migrated);
+	CHECK_EQ(pauses, after.batches - before.batches);
+	CHECK(pauses * 4 < units);
+	CHECK(gmm_pool_check(p) == 0);
+	gmm_guest_destroy(g);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+}
+
 static void test_wstop_shmem(uint64_t pages)
 {
 	struct gmm_pool *p = memfd_pool(0, 64 * MIB);
 
 	test_wstop_fallbacks(p);
+	test_wstop_compact(p);
 	for (int m = GMM_WSTOP_MPROTECT; m <= GMM_WSTOP_PAUSE; m++)
 		wstop_run(p, m, 1, pages);
 	wstop_run(p, GMM_WSTOP_UFFD_WP, GMM_PAGEBLOCK_PAGES, pages);
