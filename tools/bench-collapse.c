@@ -21,15 +21,23 @@
  * reserved); on hugetlbfs every unit is a host huge page, so the share is
  * 100% either way and khugepaged has nothing to do.
  *
+ * The guest's write stop (--write-stop) is the one collapse and compaction
+ * use: mprotect (default), uffd-wp (a userfaultfd with
+ * UFFD_FEATURE_WP_HUGETLBFS_SHMEM), or pause, with the writer threads
+ * standing in for vCPUs (a paused writer parks before its next page).
+ *
  * Usage: bench-collapse [--quick] [--ram MIB] [--rounds N] [--seed N] [--extra PCT]
- *        [--no-hugetlb]
+ *        [--write-stop mprotect|uffd-wp|pause] [--no-hugetlb]
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +65,7 @@ struct opts {
 	unsigned int rounds;
 	uint64_t seed;
 	bool hugetlb;
+	int write_stop; /* enum gmm_write_stop */
 };
 
 struct result {
@@ -237,6 +246,29 @@ static void khugepaged_cfg(struct gmm_khugepaged_config *c)
 	c->alloc_sleep_millisecs = 100;
 }
 
+/* A guest with the write stop asked for (*@uffd: its userfaultfd, or -1). */
+static int make_guest(struct gmm_pool *p, const struct opts *o, int *uffd, struct gmm_guest **g)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
+	struct gmm_guest_config gc;
+
+	gmm_guest_config_init(&gc);
+	gc.write_stop = o->write_stop;
+	*uffd = -1;
+	if (o->write_stop == GMM_WSTOP_UFFD_WP) {
+		*uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		if (*uffd < 0 || ioctl(*uffd, UFFDIO_API, &api))
+			return fail("userfaultfd with write-protect");
+		gc.uffd = *uffd;
+		gc.uffd_features = api.features;
+	}
+	if (gmm_guest_create(p, &gc, g))
+		return -1;
+	if (o->write_stop == GMM_WSTOP_PAUSE)
+		return gmm_guest_set_pause(*g, gw_pause_ops(), NULL);
+	return 0;
+}
+
 static int run(uint64_t page_size, uint64_t ram, bool on, const struct opts *o,
 	       struct result *res)
 {
@@ -247,13 +279,14 @@ static int run(uint64_t page_size, uint64_t ram, bool on, const struct opts *o,
 	struct gmm_compact_events ce0;
 	struct gmm_memslot s;
 	struct gmm_guest *g = NULL;
+	int uffd = -1;
 	double t0;
 	int err = -1;
 
 	memset(res, 0, sizeof(*res));
 	if (!p)
 		return -1;
-	if (gmm_guest_create(p, NULL, &g) || gmm_guest_add_ram(g, 0, ram, 0, &s) ||
+	if (make_guest(p, o, &uffd, &g) || gmm_guest_add_ram(g, 0, ram, 0, &s) ||
 	    gmm_guest_populate(g, 0, ram)) {
 		fail("guest");
 		goto out;
@@ -297,6 +330,8 @@ out:
 	gmm_khugepaged_stop(p);
 	gmm_guest_destroy(g);
 	gmm_pool_destroy(p);
+	if (uffd >= 0)
+		close(uffd);
 	return err;
 }
 
@@ -412,6 +447,8 @@ static void usage(FILE *f)
 		"  --seed N      churn seed (default 1)\n"
 		"  --extra PCT   pool size beyond the guest's RAM, %% of it (default 25; 110:\n"
 		"                every collapse finds a free block, no compaction)\n"
+		"  --write-stop mprotect|uffd-wp|pause\n"
+		"                the guest's write stop (default mprotect)\n"
 		"  --no-hugetlb  shmem only\n");
 }
 
@@ -420,12 +457,13 @@ static int parse(int argc, char **argv, struct opts *o)
 	static const struct option lo[] = {
 		{ "quick", 0, 0, 'q' }, { "ram", 1, 0, 'r' }, { "rounds", 1, 0, 'n' },
 		{ "seed", 1, 0, 's' }, { "no-hugetlb", 0, 0, 'H' }, { "help", 0, 0, 'h' },
-		{ "extra", 1, 0, 'e' },
+		{ "extra", 1, 0, 'e' }, { "write-stop", 1, 0, 'w' },
 		{ 0, 0, 0, 0 } };
 	char *end;
 	int c;
 
-	*o = (struct opts){ .ram_mib = 1024, .rounds = 5, .seed = 1, .hugetlb = true };
+	*o = (struct opts){ .ram_mib = 1024, .rounds = 5, .seed = 1, .hugetlb = true,
+			    .write_stop = GMM_WSTOP_MPROTECT };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'q': o->ram_mib = 64; break;
@@ -436,6 +474,11 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'e':
 			pool_extra_pct = (unsigned int)strtoul(optarg, &end, 0);
 			if (*end || pool_extra_pct > 1000)
+				return -1;
+			break;
+		case 'w':
+			o->write_stop = gmm_write_stop_parse(optarg);
+			if (o->write_stop <= GMM_WSTOP_DEFAULT)
 				return -1;
 			break;
 		case 'h': usage(stdout); exit(0);
@@ -459,7 +502,7 @@ int main(int argc, char **argv)
 	}
 	printf("khugepaged on: pages_to_scan 4096, scan_sleep_millisecs 10, "
 	       "alloc_sleep_millisecs 100, max_ptes_none 0; %d writer threads through the "
-	       "mapping\n", NR_WRITERS);
+	       "mapping; write stop %s\n", NR_WRITERS, gmm_write_stop_name(o.write_stop));
 	err = bench("shmem", 0, &o);
 	if (o.hugetlb)
 		err |= bench_hugetlb(o);

@@ -49,6 +49,7 @@ expect 2 "bad argument" "$build/tools/bench-backing" --bogus
 expect 0 "usage: bench-collapse" "$build/tools/bench-collapse" --help
 grep -q "khugepaged on" "$tmp/out" && fail "bench-collapse --help ran a benchmark"
 expect 2 "usage: bench-collapse" "$build/tools/bench-collapse" --ram 3
+expect 2 "usage: bench-collapse" "$build/tools/bench-collapse" --write-stop freeze
 "$build/tools/gmm-stat" --size 256M --guest 16M --json khugepaged >"$tmp/khuge" ||
 	fail "gmm-stat --guest 16M khugepaged failed"
 python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
