@@ -48,6 +48,7 @@ struct region {
 	char *hva;
 	int node;
 	uint64_t *map; /* per page, atomic */
+	uint64_t vma_unit; /* hugetlbfs: pages per host mapping, which never merges; else 0 */
 	size_t map_bytes;
 	/* shared: backing and accessing pages; exclusive: discard, teardown */
 	pthread_rwlock_t lock;
@@ -75,9 +76,16 @@ struct gmm_guest {
 	pthread_mutex_t wstop_lock; /* wstop_why, wst, pause_ops changes */
 	char wstop_why[160];
 	struct gmm_wstop_stats wst;
+	pthread_mutex_t pin_lock; /* gmm_guest_pin/unpin: check and count as one */
+	/* khugepaged holds the guest (under the pool's guests_lock) */
+	unsigned int collapse_users;
+	pthread_cond_t collapse_idle;
+	/* collapse counters (atomic) */
+	uint64_t collapse_alloc, collapse_alloc_failed, collapsed;
 };
 
 static const struct gmm_migrate_ops guest_migrate_ops;
+static void guest_unlist(struct gmm_guest *g);
 static int wstop_resolve(struct gmm_guest *g);
 static void wstop_register(struct gmm_guest *g, char *hva, uint64_t len);
 static void migration_wake(struct gmm_guest *g);
@@ -189,14 +197,20 @@ int gmm_guest_create(struct gmm_pool *p, const struct gmm_guest_config *cfg,
 		free(g);
 		return err;
 	}
+	/* before the guest is published in the pool's table (khugepaged) */
+	g->maps_budget = g->cfg.max_mappings ? (int64_t)g->cfg.max_mappings : maps_budget();
+	pthread_mutex_init(&g->pin_lock, NULL);
+	pthread_cond_init(&g->collapse_idle, NULL);
 	err = wstop_resolve(g);
 	if (!err)
 		err = register_guest(p, g);
 	if (err) {
+		pthread_mutex_destroy(&g->pin_lock);
+		pthread_cond_destroy(&g->collapse_idle);
+		pthread_mutex_destroy(&g->wstop_lock);
 		free(g);
 		return err;
 	}
-	g->maps_budget = g->cfg.max_mappings ? (int64_t)g->cfg.max_mappings : maps_budget();
 	*out = g;
 	return 0;
 }
@@ -367,6 +381,7 @@ int gmm_guest_add_ram(struct gmm_guest *g, uint64_t gpa, uint64_t size, int node
 	r->size = size;
 	r->nr_pages = size >> GMM_PAGE_SHIFT;
 	r->node = node;
+	r->vma_unit = g->unit_order ? 1ull << g->unit_order : 0;
 	r->map_bytes = r->nr_pages * sizeof(uint64_t);
 	r->map = mmap(NULL, r->map_bytes, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -386,7 +401,7 @@ int gmm_guest_add_ram(struct gmm_guest *g, uint64_t gpa, uint64_t size, int node
 	}
 	__atomic_fetch_add(&g->maps, 1, __ATOMIC_RELAXED);
 	region_init_locks(r);
-	g->nr_regions++;
+	__atomic_store_n(&g->nr_regions, g->nr_regions + 1, __ATOMIC_RELEASE);
 	if (slot)
 		fill_slot(g, g->nr_regions - 1, slot);
 	return 0;
@@ -449,7 +464,8 @@ static void set_rmap(struct gmm_guest *g, uint64_t pfn, uint64_t gfn, uint64_t n
  * Host mappings.  Pages @i - 1 and @i of @r lie in different kernel
  * mappings when one is backed and the other not, or when both are backed by
  * frames that are not file-neighbours (the kernel merges a mapping with its
- * neighbour when the file offsets continue; unbacked placeholders merge too).
+ * neighbour when the file offsets continue; unbacked placeholders merge too;
+ * hugetlbfs mappings never merge: every host page is one).
  * A region has 1 + its boundaries mappings.  Counted as the map changes,
  * under the chunk lock; a boundary between chunks being backed at the same
  * moment may be miscounted by one, which MAPS_HEADROOM absorbs.
@@ -464,6 +480,8 @@ static bool boundary(const struct region *r, uint64_t i)
 	b = entry_get(r, i);
 	if (!a || !b)
 		return !a != !b;
+	if (r->vma_unit) /* hugetlbfs mappings are VM_DONTEXPAND: never merged */
+		return !(i & (r->vma_unit - 1));
 	return entry_pfn(b) != entry_pfn(a) + 1;
 }
 
@@ -516,17 +534,22 @@ static int unmap_pages(struct gmm_guest *g, struct region *r, uint64_t idx, uint
 	return err ? err : placeholder(g, r->hva + (idx << GMM_PAGE_SHIFT), nr << GMM_PAGE_SHIFT);
 }
 
-/* Mappings gained by mapping frames [@pfn, +@nr) at the unbacked pages [@idx, +@nr). */
-static int64_t install_delta(const struct region *r, uint64_t idx, uint64_t pfn, uint64_t nr)
+/*
+ * Mappings gained by mapping frames [@pfn, +@nr) at pages [@idx, +@nr), backed
+ * or not (backing, migration, collapse): the boundaries at the range's
+ * edges afterwards, less every boundary there and inside it now.
+ */
+static int64_t remap_delta(const struct region *r, uint64_t idx, uint64_t pfn, uint64_t nr)
 {
 	uint64_t end = idx + nr;
 	uint64_t a = idx ? entry_get(r, idx - 1) : 0;
 	uint64_t b = end < r->nr_pages ? entry_get(r, end) : 0;
-	int64_t before = (idx && a) + (end < r->nr_pages && b);
 	int64_t after = (idx && (!a || entry_pfn(a) + 1 != pfn)) +
 			(end < r->nr_pages && (!b || entry_pfn(b) != pfn + nr));
 
-	return after - before;
+	if (r->vma_unit) /* one mapping per host page, merging with nothing */
+		after = (idx > 0) + (end < r->nr_pages) + (int64_t)(nr / r->vma_unit) - 1;
+	return after - boundaries(r, idx, end);
 }
 
 /* Map @nr frames from @pfn at page @idx and record them. */
@@ -535,7 +558,7 @@ static int install(struct gmm_guest *g, struct region *r, uint64_t idx, uint64_t
 {
 	int64_t before;
 	int err = check_maps(g, r->gpa + (idx << GMM_PAGE_SHIFT),
-			     install_delta(r, idx, pfn, nr));
+			     remap_delta(r, idx, pfn, nr));
 
 	err = err ? err : map_frames(g, r, idx, pfn, nr);
 	if (err)
@@ -899,6 +922,7 @@ void gmm_guest_destroy(struct gmm_guest *g)
 {
 	if (!g)
 		return;
+	guest_unlist(g);
 	gmm_owner_unregister(g->pool, g->id);
 	g->dying = true;
 	for (unsigned int i = 0; i < g->nr_regions; i++) {
@@ -913,11 +937,9 @@ void gmm_guest_destroy(struct gmm_guest *g)
 		munmap(r->hva, r->size);
 		munmap(r->map, r->map_bytes);
 	}
-	pthread_mutex_lock(&g->pool->guests_lock);
-	if (g->pool->guests[g->id] == g)
-		g->pool->guests[g->id] = NULL;
-	pthread_mutex_unlock(&g->pool->guests_lock);
 	pthread_mutex_destroy(&g->wstop_lock);
+	pthread_mutex_destroy(&g->pin_lock);
+	pthread_cond_destroy(&g->collapse_idle);
 	free(g);
 }
 
@@ -960,6 +982,9 @@ int gmm_guest_stats(struct gmm_guest *g, struct gmm_guest_stats *st)
 	st->discarded_pages = __atomic_load_n(&g->discarded, __ATOMIC_RELAXED);
 	st->host_mappings = (uint64_t)__atomic_load_n(&g->maps, __ATOMIC_RELAXED);
 	st->host_mappings_max = (uint64_t)__atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED);
+	st->thp_collapse_alloc = __atomic_load_n(&g->collapse_alloc, __ATOMIC_RELAXED);
+	st->thp_collapse_alloc_failed = __atomic_load_n(&g->collapse_alloc_failed, __ATOMIC_RELAXED);
+	st->pages_collapsed = __atomic_load_n(&g->collapsed, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -1301,6 +1326,43 @@ static void migration_wake(struct gmm_guest *g)
 	syscall(SYS_futex, &g->mseq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
+/*
+ * Room for @more host mappings, without looking at the host's limit again
+ * (check_maps() does, reading /proc/self/maps): migration and collapse are
+ * optional work, refused cheaply at the budget.
+ */
+static bool maps_room(struct gmm_guest *g, int64_t more)
+{
+	return more <= 0 || __atomic_load_n(&g->maps, __ATOMIC_RELAXED) + more <=
+			    __atomic_load_n(&g->maps_budget, __ATOMIC_RELAXED);
+}
+
+/* Record frames [@pfn, +@n) mapped at pages [@base, +@n); recount the mappings there. */
+static void remap_entries(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t pfn,
+			  uint64_t n, uint64_t flags)
+{
+	int64_t before = boundaries(r, base, base + n);
+
+	set_rmap(g, pfn, (r->gpa >> GMM_PAGE_SHIFT) + base, n);
+	for (uint64_t i = 0; i < n; i++)
+		entry_set(r, base + i, (pfn + i + 1) | flags);
+	__atomic_fetch_add(&g->maps, boundaries(r, base, base + n) - before, __ATOMIC_RELAXED);
+}
+
+/* Step 3 for pages [@base, +@n): MAP_MIGRATING, then the stop; neither on failure. */
+static int stop_run(struct gmm_guest *g, struct region *r, struct wstop *ws, uint64_t base,
+		    uint64_t n)
+{
+	int err;
+
+	for (uint64_t k = base; k < base + n; k++)
+		__atomic_fetch_or(&r->map[k], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+	err = wstop_protect(g, r, ws, base, n);
+	if (err)
+		wstop_unprotect(g, r, ws, base, n);
+	return err;
+}
+
 /* Step 3 for the checked units: one stop per run of adjacent units. */
 static void protect_units(struct gmm_guest *g, struct region *r, struct wstop *ws,
 			  struct mig_unit *u, unsigned int n)
@@ -1316,12 +1378,9 @@ static void protect_units(struct gmm_guest *g, struct region *r, struct wstop *w
 		end = u[i].base + (1ull << u[i].order);
 		for (j = i + 1; j < n && !u[j].err && u[j].base == end; j++)
 			end += 1ull << u[j].order;
-		for (uint64_t k = u[i].base; k < end; k++)
-			__atomic_fetch_or(&r->map[k], MAP_MIGRATING, __ATOMIC_ACQ_REL);
-		err = wstop_protect(g, r, ws, u[i].base, end - u[i].base);
+		err = stop_run(g, r, ws, u[i].base, end - u[i].base);
 		if (!err)
 			continue;
-		wstop_unprotect(g, r, ws, u[i].base, end - u[i].base);
 		for (unsigned int k = i; k < j; k++)
 			u[k].err = err;
 	}
@@ -1338,10 +1397,23 @@ static int remap_unit(struct gmm_guest *g, struct region *r, struct wstop *ws,
 		wstop_unprotect(g, r, ws, u->base, n);
 		return err;
 	}
-	set_rmap(g, u->new, (r->gpa >> GMM_PAGE_SHIFT) + u->base, n);
-	for (uint64_t i = 0; i < n; i++)
-		entry_set(r, u->base + i, (u->new + i + 1) | flags);
+	remap_entries(g, r, u->base, u->new, n, flags);
 	__atomic_fetch_add(&g->migrated, n, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/*
+ * Step 2's check of unit @u: the new frame may split a run of
+ * file-neighbours, so the batch (*@more mappings so far) stays in the budget.
+ */
+static int unit_room(struct gmm_guest *g, const struct region *r, const struct mig_unit *u,
+		     int64_t *more)
+{
+	int64_t d = remap_delta(r, u->base, u->new, 1ull << u->order);
+
+	if (!maps_room(g, *more + d))
+		return -EAGAIN;
+	*more += d;
 	return 0;
 }
 
@@ -1373,6 +1445,7 @@ static unsigned int guest_migrate_batch(struct gmm_guest *g, struct region *r,
 {
 	unsigned int moved = 0;
 	uint64_t pages = 0;
+	int64_t more = 0;
 	struct wstop ws;
 
 	wstop_begin(g, &ws);
@@ -1382,8 +1455,11 @@ static unsigned int guest_migrate_batch(struct gmm_guest *g, struct region *r,
 		wstop_end(g, &ws, 0, 0);
 		return 0;
 	}
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; i < n; i++) {
 		u[i].err = unit_check(r, u[i].base, u[i].old, u[i].order);
+		if (!u[i].err)
+			u[i].err = unit_room(g, r, &u[i], &more);
+	}
 	protect_units(g, r, &ws, u, n);
 	for (unsigned int i = 0; i < n; i++)
 		if (!u[i].err)
@@ -1401,25 +1477,57 @@ static unsigned int guest_migrate_batch(struct gmm_guest *g, struct region *r,
 	return moved;
 }
 
+/* A compaction item as a unit of region @r: false when it is not one. */
+static bool item_unit(const struct gmm_guest *g, const struct region *r,
+		      const struct gmm_migrate_item *it, struct mig_unit *u)
+{
+	if (!r || (it->order && it->order != HUGE_ORDER && it->order != g->unit_order))
+		return false;
+	*u = (struct mig_unit){ it->key - (r->gpa >> GMM_PAGE_SHIFT), it->old_pfn, it->new_pfn,
+				it->order, 0 };
+	return !(u->base & ((1ull << it->order) - 1));
+}
+
+/* The owner callback: each run of items in one region is one batch. */
+static void guest_migrate_items(void *ctx, struct gmm_migrate_item *it, unsigned int n,
+				enum gmm_migrate_mode mode)
+{
+	struct mig_unit u[GMM_MIGRATE_BATCH_MAX];
+	unsigned int idx[GMM_MIGRATE_BATCH_MAX];
+	struct gmm_guest *g = ctx;
+
+	for (unsigned int i = 0, j; i < n; i = j) {
+		struct region *r = region_of_gfn(g, it[i].key);
+		unsigned int k = 0;
+
+		for (j = i; j < n && k < GMM_MIGRATE_BATCH_MAX; j++) {
+			if (j > i && region_of_gfn(g, it[j].key) != r)
+				break;
+			it[j].err = -EAGAIN;
+			if (item_unit(g, r, &it[j], &u[k]))
+				idx[k++] = j;
+		}
+		if (!k)
+			continue;
+		guest_migrate_batch(g, r, u, k, mode);
+		for (unsigned int m = 0; m < k; m++)
+			it[idx[m]].err = u[m].err;
+	}
+}
+
 static int guest_migrate(void *ctx, uint64_t gfn, uint64_t old, uint64_t new, unsigned int order,
 			 enum gmm_migrate_mode mode)
 {
-	struct gmm_guest *g = ctx;
-	struct region *r = region_of_gfn(g, gfn);
-	struct mig_unit u = { .old = old, .new = new, .order = order };
+	struct gmm_migrate_item it = { gfn, old, new, order, 0 };
 
-	if (!r || (order && order != HUGE_ORDER && order != g->unit_order))
-		return -EAGAIN;
-	u.base = gfn - (r->gpa >> GMM_PAGE_SHIFT);
-	if (u.base & ((1ull << order) - 1))
-		return -EAGAIN;
-	guest_migrate_batch(g, r, &u, 1, mode);
-	return u.err;
+	guest_migrate_items(ctx, &it, 1, mode);
+	return it.err;
 }
 
 static const struct gmm_migrate_ops guest_migrate_ops = {
 	.name = "guest",
 	.migrate = guest_migrate,
+	.migrate_batch = guest_migrate_items,
 };
 
 /* gmm_guest_migrate(): up to @max units from page *@idx below @end, with targets. */
@@ -1579,6 +1687,10 @@ static int pin_range(struct gmm_guest *g, uint64_t gpa, uint64_t len, int delta)
 	} else {
 		region_lock(r, false);
 	}
+	/* check and count under one lock: two unpins of a page pinned once
+	 * must not both pass the check (the count would wrap into the entry's
+	 * flags); the holder makes no gmm call, so a plain lock */
+	pthread_mutex_lock(&g->pin_lock);
 	for (uint64_t i = idx; i < end && !err; i++)
 		if ((entry_get(r, i) & MAP_PIN_MASK) == (delta > 0 ? MAP_PIN_MASK : 0))
 			err = gmm_set_error(delta > 0 ? -EOVERFLOW : -EINVAL,
@@ -1588,6 +1700,7 @@ static int pin_range(struct gmm_guest *g, uint64_t gpa, uint64_t len, int delta)
 	for (uint64_t i = idx; i < end && !err; i++)
 		__atomic_fetch_add(&r->map[i], delta > 0 ? MAP_PIN_ONE : -MAP_PIN_ONE,
 				   __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&g->pin_lock);
 	pthread_rwlock_unlock(&r->lock);
 	return err;
 }
@@ -1609,97 +1722,239 @@ uint64_t gmm_guest_migrated(const struct gmm_guest *g)
 
 /* --- collapse onto 2 MiB blocks (khugepaged) ------------------------------- */
 
-/* Are the 512 pages at @base all backed by single frames, none pinned? */
-static bool chunk_collapsible(const struct region *r, uint64_t base)
+/*
+ * A chunk is collapsed as a migration batch of one unit is moved, with the
+ * guest's write stop (wstop_begin() before the region lock, which is held
+ * exclusively; stop_run() on each backed run): the backed runs are copied into an
+ * aligned order-9 block (unbacked pages, up to max_ptes_none of them, read
+ * as zero), and the block is mapped over the whole chunk in one mmap, which
+ * ends the write stop; then the entries, the rmap and the mapping count are
+ * updated and the old frames freed.  The block is allocated before the lock
+ * is taken: the allocation may compact, and compaction may move pages of
+ * the same region (it only try-locks the region).
+ */
+
+#define COLLAPSE_SKIP (MAP_HUGE_BIT | MAP_MIGRATING | MAP_PTR_PIN | MAP_PIN_MASK)
+
+/* May the chunk at @base be collapsed, with at most @max_none unbacked pages? */
+static bool chunk_collapsible(const struct region *r, uint64_t base, unsigned int max_none)
 {
+	unsigned int none = 0;
+
 	for (uint64_t i = base; i < base + HUGE_PAGES; i++) {
 		uint64_t e = entry_get(r, i);
 
-		if (!e || (e & (MAP_HUGE_BIT | MAP_MIGRATING | MAP_PTR_PIN | MAP_PIN_MASK)))
+		if (!e && ++none > max_none)
+			return false;
+		if (e & COLLAPSE_SKIP)
 			return false;
 	}
-	return true;
+	return none < HUGE_PAGES;
 }
 
-/* Copy the chunk into @block and map it in one piece (region lock held exclusively). */
-static int collapse_locked(struct gmm_guest *g, struct region *r, uint64_t base, uint64_t block)
+/* The next run of backed pages in [*@i, @end): its start, and *@i past it; false at @end. */
+static bool next_backed_run(const struct region *r, uint64_t *i, uint64_t end, uint64_t *start)
 {
-	char *hva = r->hva + (base << GMM_PAGE_SHIFT);
+	while (*i < end && !entry_get(r, *i))
+		(*i)++;
+	*start = *i;
+	while (*i < end && entry_get(r, *i))
+		(*i)++;
+	return *i > *start;
+}
+
+/* Write-stop every backed run of the chunk; on failure none stays stopped. */
+static int chunk_write_stop(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			    uint64_t base)
+{
+	uint64_t i = base, start, j = base, s2;
+	int err = 0;
+
+	while (!err && next_backed_run(r, &i, base + HUGE_PAGES, &start))
+		err = stop_run(g, r, ws, start, i - start);
+	if (!err)
+		return 0;
+	while (next_backed_run(r, &j, start, &s2))
+		wstop_unprotect(g, r, ws, s2, j - s2);
+	return err;
+}
+
+static void chunk_write_stop_cancel(struct gmm_guest *g, struct region *r, struct wstop *ws,
+				   uint64_t base)
+{
+	uint64_t i = base, start;
+
+	while (next_backed_run(r, &i, base + HUGE_PAGES, &start))
+		wstop_unprotect(g, r, ws, start, i - start);
+}
+
+/* Copy the chunk into @block and map it in one piece; *@added: pages that were unbacked. */
+static int collapse_locked(struct gmm_guest *g, struct region *r, struct wstop *ws,
+			   uint64_t base, uint64_t block, uint64_t *added)
+{
 	uint64_t old[HUGE_PAGES];
 	int err;
 
+	if (!maps_room(g, remap_delta(r, base, block, HUGE_PAGES)))
+		return -ENOSPC;
+	err = chunk_write_stop(g, r, ws, base);
+	if (err)
+		return err;
+	*added = 0;
 	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
-		old[i] = entry_pfn(entry_get(r, base + i));
-		__atomic_fetch_or(&r->map[base + i], MAP_MIGRATING, __ATOMIC_ACQ_REL);
+		uint64_t e = entry_get(r, base + i);
+		void *to = gmm_pfn_to_host(g->pool, block + i);
+
+		old[i] = e ? entry_pfn(e) : GMM_PFN_NONE;
+		if (e)
+			memcpy(to, gmm_pfn_to_host(g->pool, old[i]), GMM_PAGE_SIZE);
+		else
+			memset(to, 0, GMM_PAGE_SIZE);
+		*added += !e;
 	}
-	err = mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ) ? -errno : 0;
-	for (uint64_t i = 0; !err && i < HUGE_PAGES; i++)
-		memcpy(gmm_pfn_to_host(g->pool, block + i), gmm_pfn_to_host(g->pool, old[i]),
-		       GMM_PAGE_SIZE);
-	if (!err)
-		err = map_frames(g, r, base, block, HUGE_PAGES);
+	err = mmap_frames(g, r, base, block, HUGE_PAGES);
 	if (err) {
-		mprotect(hva, HUGE_PAGES << GMM_PAGE_SHIFT, PROT_READ | PROT_WRITE);
-		for (uint64_t i = 0; i < HUGE_PAGES; i++)
-			__atomic_fetch_and(&r->map[base + i], ~MAP_MIGRATING, __ATOMIC_ACQ_REL);
-		migration_wake(g);
+		chunk_write_stop_cancel(g, r, ws, base);
 		return err;
 	}
-	set_rmap(g, block, (r->gpa >> GMM_PAGE_SHIFT) + base, HUGE_PAGES);
+	remap_entries(g, r, base, block, HUGE_PAGES, MAP_HUGE_BIT);
+	wstop_release(g, r, ws, base, HUGE_PAGES);
 	for (uint64_t i = 0; i < HUGE_PAGES; i++) {
-		entry_set(r, base + i, (block + i + 1) | MAP_HUGE_BIT);
+		if (old[i] == GMM_PFN_NONE)
+			continue;
 		rmap_store(g->pool, old[i], 0);
 		gmm_free(g->pool, old[i], 0);
 	}
-	migration_wake(g);
 	return 0;
 }
 
-/* Collapse one chunk: 1 done, 0 not collapsible, -ENOMEM no order-9 block. */
-static int collapse_chunk(struct gmm_guest *g, struct region *r, uint64_t base)
+static void count(uint64_t *guest_counter, uint64_t *pass_counter)
 {
-	uint64_t block;
-	int err = 0;
+	__atomic_fetch_add(guest_counter, 1, __ATOMIC_RELAXED);
+	(*pass_counter)++;
+}
 
-	if (!chunk_collapsible(r, base))
+/* Collapse one chunk: 1 done, 0 not collapsible (or raced), -ENOMEM no order-9 block. */
+static int collapse_chunk(struct gmm_guest *g, struct region *r, uint64_t base,
+			  unsigned int max_none, struct gmm_collapse_stats *st)
+{
+	uint64_t block, added = 0;
+	struct wstop ws;
+	int err = -EAGAIN;
+
+	st->pages_scanned += HUGE_PAGES;
+	if (g->unit_order || !chunk_collapsible(r, base, max_none))
 		return 0;
-	/* allocate first: the allocation may compact, and compaction may move
-	 * pages of this region (it only try-locks the region) */
 	block = gmm_alloc(g->pool, HUGE_ORDER, GMM_MOVABLE, r->node);
-	if (block == GMM_PFN_NONE)
+	if (block == GMM_PFN_NONE) {
+		count(&g->collapse_alloc_failed, &st->thp_collapse_alloc_failed);
 		return -ENOMEM;
-	region_lock(r, true);
-	if (chunk_collapsible(r, base))
-		err = collapse_locked(g, r, base, block) ? 0 : 1;
-	pthread_rwlock_unlock(&r->lock);
-	if (err != 1)
+	}
+	count(&g->collapse_alloc, &st->thp_collapse_alloc);
+	/* the pause before the lock, as in guest_migrate_batch(); refused: skipped */
+	wstop_begin(g, &ws);
+	if (!ws.refused) {
+		region_lock(r, true);
+		if (chunk_collapsible(r, base, max_none))
+			err = collapse_locked(g, r, &ws, base, block, &added);
+		pthread_rwlock_unlock(&r->lock);
+	}
+	wstop_end(g, &ws, !err, err ? 0 : HUGE_PAGES - added);
+	if (err) {
 		gmm_free(g->pool, block, HUGE_ORDER);
-	return err;
+		return 0;
+	}
+	count(&g->collapsed, &st->pages_collapsed);
+	st->pages_added += added;
+	return 1;
+}
+
+struct gmm_guest *guest_collapse_get(struct gmm_pool *p, unsigned int *id)
+{
+	struct gmm_guest *g = NULL;
+
+	pthread_mutex_lock(&p->guests_lock);
+	for (; *id < GMM_MAX_GUESTS && !g; (*id)++)
+		g = p->guests[*id];
+	if (g) {
+		(*id)--;
+		g->collapse_users++;
+	}
+	pthread_mutex_unlock(&p->guests_lock);
+	return g;
+}
+
+void guest_collapse_put(struct gmm_guest *g)
+{
+	pthread_mutex_lock(&g->pool->guests_lock);
+	if (!--g->collapse_users)
+		pthread_cond_broadcast(&g->collapse_idle);
+	pthread_mutex_unlock(&g->pool->guests_lock);
+}
+
+/*
+ * Destroy: out of the pool's table, so khugepaged picks the guest no more,
+ * then wait until it has put it back (offline: it may be compacting, which
+ * drains the caches).
+ */
+static void guest_unlist(struct gmm_guest *g)
+{
+	struct gmm_pool *p = g->pool;
+	bool was = pcp_offline_begin();
+
+	pthread_mutex_lock(&p->guests_lock);
+	if (p->guests[g->id] == g)
+		p->guests[g->id] = NULL;
+	while (g->collapse_users)
+		pthread_cond_wait(&g->collapse_idle, &p->guests_lock);
+	pthread_mutex_unlock(&p->guests_lock);
+	pcp_offline_end(was);
 }
 
 int gmm_guest_collapse(struct gmm_guest *g, uint64_t max_chunks, struct gmm_collapse_stats *st)
 {
-	uint64_t done = 0;
+	unsigned int nr;
 
 	if (!g || !st)
 		return gmm_set_error(-EINVAL, "gmm_guest_collapse: NULL argument");
 	memset(st, 0, sizeof(*st));
-	if (g->unit_order)
-		return 0; /* hugetlbfs: every unit is a host huge page already */
-	for (unsigned int ri = 0; ri < g->nr_regions && done < max_chunks; ri++) {
+	nr = __atomic_load_n(&g->nr_regions, __ATOMIC_ACQUIRE);
+	for (unsigned int ri = 0; ri < nr && st->pages_collapsed < max_chunks; ri++) {
 		struct region *r = &g->regions[ri];
 
-		for (uint64_t base = 0; base < r->nr_pages && done < max_chunks; base += HUGE_PAGES) {
-			int res = collapse_chunk(g, r, base);
-
-			st->scanned++;
-			if (res > 0) {
-				st->thp_collapse_alloc++;
-				done++;
-			} else if (res < 0) {
-				st->thp_collapse_alloc_failed++;
-			}
-		}
+		for (uint64_t base = 0; base < r->nr_pages && st->pages_collapsed < max_chunks;
+		     base += HUGE_PAGES)
+			collapse_chunk(g, r, base, 0, st);
 	}
 	return 0;
+}
+
+/* khugepaged's cursor in a guest: region index and page index. */
+#define CURSOR_REGION_SHIFT 40
+
+bool guest_collapse_scan(struct gmm_guest *g, uint64_t *cursor, uint64_t *budget,
+			 unsigned int max_none, struct gmm_collapse_stats *st)
+{
+	unsigned int nr = __atomic_load_n(&g->nr_regions, __ATOMIC_ACQUIRE);
+
+	for (;;) {
+		unsigned int ri = (unsigned int)(*cursor >> CURSOR_REGION_SHIFT);
+		uint64_t base = *cursor & ((1ull << CURSOR_REGION_SHIFT) - 1);
+
+		if (ri >= nr) {
+			*cursor = 0;
+			return true;
+		}
+		if (base >= g->regions[ri].nr_pages) {
+			*cursor = (uint64_t)(ri + 1) << CURSOR_REGION_SHIFT;
+			continue;
+		}
+		if (!*budget)
+			return false;
+		*budget = *budget > HUGE_PAGES ? *budget - HUGE_PAGES : 0;
+		/* no block: stay on this chunk, the caller sleeps */
+		if (collapse_chunk(g, &g->regions[ri], base, max_none, st) == -ENOMEM)
+			return false;
+		*cursor += HUGE_PAGES;
+	}
 }

@@ -215,6 +215,8 @@ struct gmm_pool {
 	struct gmm_owner owners[GMM_MAX_GUESTS];
 	/* the kcompactd threads, or NULL (kcompactd.c) */
 	struct kcompactd *kcompactd;
+	/* the khugepaged thread, or NULL (khugepaged.c) */
+	struct khugepaged *khugepaged;
 };
 
 /* --- frame and pageblock helpers ------------------------------------- */
@@ -601,6 +603,23 @@ void compact_node_order(struct gmm_pool *p, int node, unsigned int order, uint64
 /* Proactive compaction when the node's score is above the high mark
  * (returns whether it ran). */
 int compact_proactive_node(struct gmm_pool *p, int node, unsigned int proactiveness);
+
+/* --- guest.c collapse / khugepaged.c ----------------------------------- */
+struct gmm_guest;
+struct gmm_collapse_stats;
+/* Scan @g's chunks for collapse from *@cursor (0: the start) while *@budget
+ * (guest pages) lasts, collapsing those with at most @max_none unbacked
+ * pages; counts into @st.  True when the guest's end was reached (*@cursor
+ * back to 0); false when the budget ran out or no order-9 block could be
+ * had (the cursor stays on that chunk).  Caller holds no lock of @g. */
+bool guest_collapse_scan(struct gmm_guest *g, uint64_t *cursor, uint64_t *budget,
+			 unsigned int max_none, struct gmm_collapse_stats *st);
+/* The guest with the lowest rmap id >= *@id (*@id set to it), held against
+ * gmm_guest_destroy() until guest_collapse_put(); NULL past the last. */
+struct gmm_guest *guest_collapse_get(struct gmm_pool *p, unsigned int *id);
+void guest_collapse_put(struct gmm_guest *g);
+/* gmm_pool_destroy(): stop the thread, free its state. */
+void khugepaged_fini(struct gmm_pool *p);
 
 /* --- pcp.c: per-thread caches (the hot paths are inline in pcp.h) ------- */
 #define NR_PCP_ORDERS (GMM_COSTLY_ORDER + 1)

@@ -158,6 +158,31 @@ static void batch_read_rmaps(struct gmm_pool *p, struct migrate_req *r, unsigned
 		pthread_mutex_unlock(&held->lock);
 }
 
+/*
+ * Hand owner @o (id @id) its run of blocks from r[@i] (owned by it, not
+ * failed) in one migrate_batch() call; returns the index past the run.
+ */
+static unsigned int call_owner_batch(struct gmm_owner *o, unsigned int id, struct migrate_req *r,
+				     unsigned int i, unsigned int n, enum gmm_migrate_mode mode)
+{
+	struct gmm_migrate_item it[GMM_MIGRATE_BATCH_MAX];
+	unsigned int idx[GMM_MIGRATE_BATCH_MAX], k = 0, j;
+
+	for (j = i; j < n && k < GMM_MIGRATE_BATCH_MAX; j++) {
+		if (r[j].err)
+			continue;
+		if (rmap_owner(r[j].rmap) != id)
+			break;
+		idx[k] = j;
+		it[k++] = (struct gmm_migrate_item){ r[j].rmap & RMAP_GFN_MASK, r[j].old, r[j].new,
+						     r[j].order, 0 };
+	}
+	o->ops->migrate_batch(o->ctx, it, k, mode);
+	for (unsigned int m = 0; m < k; m++)
+		r[idx[m]].err = it[m].err;
+	return j;
+}
+
 /* Call the owners, one reference per run of blocks of the same owner. */
 static void batch_call_owners(struct gmm_pool *p, struct migrate_req *r, unsigned int n,
 			      enum gmm_migrate_mode mode)
@@ -165,18 +190,25 @@ static void batch_call_owners(struct gmm_pool *p, struct migrate_req *r, unsigne
 	struct gmm_owner *o = NULL;
 	unsigned int id = 0;
 
-	for (unsigned int i = 0; i < n; i++) {
-		if (r[i].err)
+	for (unsigned int i = 0; i < n;) {
+		if (r[i].err) {
+			i++;
 			continue;
+		}
 		if (!o || rmap_owner(r[i].rmap) != id) {
 			if (o)
 				owner_put(o);
 			id = rmap_owner(r[i].rmap);
 			o = owner_get(p, id);
 		}
+		if (o && o->ops->migrate_batch) {
+			i = call_owner_batch(o, id, r, i, n, mode);
+			continue;
+		}
 		r[i].err = o ? o->ops->migrate(o->ctx, r[i].rmap & RMAP_GFN_MASK, r[i].old,
 					       r[i].new, r[i].order, mode) :
 			       -ENOENT;
+		i++;
 	}
 	if (o)
 		owner_put(o);

@@ -368,6 +368,7 @@ static void pool_teardown(struct gmm_pool *p, bool own_backing)
 	const struct gmm_backing_ops *ops;
 
 	kcompactd_stop_all(p);
+	khugepaged_fini(p);
 	report_fini(p);
 	pcp_pool_destroy(p);
 	ops = p->cfg.backing;

@@ -653,7 +653,10 @@ static int movload_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, 
 	return gmm_rmap_set(m->pool, new, order, m->id, key);
 }
 
-static const struct gmm_migrate_ops movload_ops = { "bench-contig", movload_migrate };
+static const struct gmm_migrate_ops movload_ops = {
+	.name = "bench-contig",
+	.migrate = movload_migrate,
+};
 
 static void movload_drop(struct movload *m, uint64_t k)
 {

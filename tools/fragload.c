@@ -57,7 +57,10 @@ static int fragload_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new,
 	return err;
 }
 
-static const struct gmm_migrate_ops fragload_ops = { "fragload", fragload_migrate };
+static const struct gmm_migrate_ops fragload_ops = {
+	.name = "fragload",
+	.migrate = fragload_migrate,
+};
 
 int fragload_own(struct fragload *f)
 {

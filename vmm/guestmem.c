@@ -194,6 +194,7 @@ void guestmem_destroy(struct guestmem *gm)
 {
 	if (!gm)
 		return;
+	guestmem_khugepaged(gm, false, NULL); /* it may use the userfaultfd */
 	guestmem_uffd_release(gm);
 	gm->ops->destroy(gm);
 	for (unsigned int i = 0; i < gm->nr; i++) {
@@ -205,6 +206,7 @@ void guestmem_destroy(struct guestmem *gm)
 
 void guestmem_release(struct guestmem *gm)
 {
+	guestmem_khugepaged(gm, false, NULL); /* it may use the userfaultfd */
 	guestmem_uffd_release(gm);
 }
 

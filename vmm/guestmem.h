@@ -74,6 +74,7 @@ struct guestmem_cfg {
 	uint64_t max_mappings;	/* gmm: host mappings allowed, 0: what
 				 * vm.max_map_count leaves */
 	int write_stop;		/* gmm: enum gmm_write_stop of migrations */
+	bool khugepaged;	/* gmm: start the pool's khugepaged (defaults) */
 	unsigned int nr_nodes;
 	struct guestmem_node_cfg nodes[GUESTMEM_MAX_NODES];
 };
@@ -129,6 +130,17 @@ int guestmem_set_pause(struct guestmem *gm, const struct gmm_pause_ops *ops, voi
  * Such a thread must not wait for the vCPUs to pause.
  */
 bool guestmem_on_fault_thread(void);
+
+/*
+ * gmm mode: start the pool's khugepaged with @cfg (NULL: the defaults) or
+ * change the running one's controls (@enable), or stop it; 0 or -errno
+ * (-EOPNOTSUPP in other modes).  Main thread before the vCPUs start, the
+ * monitor under vm->migrate_lock while not stopping, and the release.
+ */
+struct gmm_khugepaged_config;
+int guestmem_khugepaged(struct guestmem *gm, bool enable, const struct gmm_khugepaged_config *cfg);
+/* gmm mode: is khugepaged running (same callers)? */
+bool guestmem_khugepaged_running(const struct guestmem *gm);
 
 /* gmm mode: libgmm's pool and guest (statistics, tests); NULL otherwise. */
 struct gmm_pool *guestmem_gmm_pool(const struct guestmem *gm);

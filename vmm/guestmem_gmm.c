@@ -26,6 +26,7 @@ struct gmm_ram {
 	struct gmm_pool *pool;
 	struct gmm_guest *guest;
 	void *memfd;			/* the pool's backing context; it frees it */
+	bool khugepaged;		/* guestmem_khugepaged() started it, atomic */
 };
 
 struct progress {
@@ -243,7 +244,13 @@ static int gmm_setup(struct guestmem *gm, char *err, size_t errlen)
 	}
 	if (gm->cfg.prealloc && ram_prealloc(gr, err, errlen))
 		return -1;
-	return start_reporting(gr, gm->cfg.report_delay_ms, err, errlen);
+	if (start_reporting(gr, gm->cfg.report_delay_ms, err, errlen))
+		return -1;
+	if (gm->cfg.khugepaged && guestmem_khugepaged(gm, true, NULL)) {
+		snprintf(err, errlen, "cannot start khugepaged: %s", gmm_last_error());
+		return -1;
+	}
+	return 0;
 }
 
 static void gmm_destroy(struct guestmem *gm)
@@ -268,6 +275,33 @@ int guestmem_frame_fd(const struct guestmem *gm, uint64_t pfn, int *fd, uint64_t
 	if (!gr)
 		return -EOPNOTSUPP;
 	return gmm_backing_memfd.frame_fd(gr->memfd, pfn, fd, off);
+}
+
+int guestmem_khugepaged(struct guestmem *gm, bool enable, const struct gmm_khugepaged_config *cfg)
+{
+	struct gmm_ram *gr = gm->ops == &guestmem_gmm_ops ? gm->priv : NULL;
+	int ret;
+
+	if (!gr)
+		return -EOPNOTSUPP;
+	if (!enable) {
+		gmm_khugepaged_stop(gr->pool);
+		__atomic_store_n(&gr->khugepaged, false, __ATOMIC_RELAXED);
+		return 0;
+	}
+	if (guestmem_khugepaged_running(gm))
+		return gmm_khugepaged_configure(gr->pool, cfg);
+	ret = gmm_khugepaged_start(gr->pool, cfg);
+	if (!ret)
+		__atomic_store_n(&gr->khugepaged, true, __ATOMIC_RELAXED);
+	return ret;
+}
+
+bool guestmem_khugepaged_running(const struct guestmem *gm)
+{
+	const struct gmm_ram *gr = gm->ops == &guestmem_gmm_ops ? gm->priv : NULL;
+
+	return gr && __atomic_load_n(&gr->khugepaged, __ATOMIC_RELAXED);
 }
 
 int guestmem_set_pause(struct guestmem *gm, const struct gmm_pause_ops *ops, void *ctx)

@@ -53,6 +53,9 @@ static const char usage[] =
 "                           vCPUs for each batch (default), userfaultfd\n"
 "                           write-protect, or mprotect (crashes guests on\n"
 "                           kvm_pvm); docs/compaction.md\n"
+"      --khugepaged         gmm: start khugepaged, which collapses guest RAM\n"
+"                           on scattered 4 KiB frames onto 2 MiB blocks\n"
+"                           (defaults; QMP x-gmm-khugepaged changes them)\n"
 "      --report-delay-ms N  gmm: report free pool memory to the host N ms after\n"
 "                           it appears (default 500; 0 = no reporting)\n"
 "      --device-memory SIZE gmm: extra pool memory on node 0 for device memory\n"
@@ -439,7 +442,7 @@ static int parse_qmp(struct vmm_opts *o, char *arg)
 enum {
 	OPT_NUMA = 256, OPT_HUGE, OPT_PREALLOC, OPT_MODE, OPT_GUEST, OPT_DTB, OPT_LOSE,
 	OPT_REPORT, OPT_DEVMEM, OPT_BALLOON, OPT_QTEST, OPT_FAULTS, OPT_QMP,
-	OPT_VMEM, OPT_WSTOP,
+	OPT_VMEM, OPT_WSTOP, OPT_KHUGEPAGED,
 };
 
 static const struct option longopts[] = {
@@ -451,6 +454,7 @@ static const struct option longopts[] = {
 	{ "report-delay-ms", required_argument, NULL, OPT_REPORT },
 	{ "fault-path", required_argument, NULL, OPT_FAULTS },
 	{ "write-stop", required_argument, NULL, OPT_WSTOP },
+	{ "khugepaged", no_argument, NULL, OPT_KHUGEPAGED },
 	{ "device-memory", required_argument, NULL, OPT_DEVMEM },
 	{ "vcpus", required_argument, NULL, 'c' },
 	{ "kernel", required_argument, NULL, 'k' },
@@ -491,6 +495,9 @@ static int parse_one(struct vmm_opts *o, int c, char *arg)
 		return parse_fault_path(o, arg);
 	case OPT_WSTOP:
 		return parse_write_stop(o, arg);
+	case OPT_KHUGEPAGED:
+		o->mem.khugepaged = true;
+		return 0;
 	case OPT_DEVMEM:
 		return parse_device_memory(o, arg);
 	case 'c':
@@ -596,6 +603,8 @@ static int check_combination(struct vmm_opts *o)
 		return -VMM_EXIT_USAGE;
 	if (o->write_stop_given && o->mem.mode != GUESTMEM_GMM)
 		return fail("--write-stop is for --memory-mode gmm (nothing migrates guest pages in the others)%s", "");
+	if (o->mem.khugepaged && o->mem.mode != GUESTMEM_GMM)
+		return fail("--khugepaged is for --memory-mode gmm (guest RAM is not on the pool in the others)%s", "");
 	if (o->mem.mode != GUESTMEM_GMM)
 		return 0;
 	if (o->mem.page_size > (2ULL << 20))

@@ -27,11 +27,12 @@
 /* QEMU's bound on the stats polling interval (it is a uint32 timer value). */
 #define STATS_INTERVAL_MAX	4294967295LL
 
-enum arg_type { ARG_INT, ARG_STR, ARG_ANY };
+enum arg_type { ARG_INT, ARG_STR, ARG_ANY, ARG_BOOL };
 
 struct qmp_arg {
 	const char *name;
-	enum arg_type type;		/* every argument is required */
+	enum arg_type type;
+	bool optional;			/* false: required */
 };
 
 typedef struct json_object *(*qmp_fn)(struct qmp_ctx *c, struct json_object *args,
@@ -629,7 +630,10 @@ static struct json_object *x_report_stats(struct qmp_ctx *c, struct json_object 
 	return o;
 }
 
-/* Guest RAM figures in every mode; the 2 MiB share of the backed RAM. */
+static struct json_object *khugepaged_info(struct qmp_ctx *c, struct gmm_pool *pool,
+					   struct qmp_error *err);
+
+/* Guest RAM figures in every mode; the 2 MiB share of the backed RAM; gmm: khugepaged's. */
 static struct json_object *x_guest_stats(struct qmp_ctx *c, struct json_object *args,
 					 struct qmp_error *err)
 {
@@ -649,6 +653,8 @@ static struct json_object *x_guest_stats(struct qmp_ctx *c, struct json_object *
 	add_u64(o, "huge-faults", st.huge_faults);
 	add_u64(o, "huge-bytes", st.huge_bytes);
 	add_u64(o, "huge-permille", backed ? st.huge_bytes * 1000 / backed : 0);
+	if (guestmem_gmm_pool(c->vm->gm))
+		add(o, "khugepaged", khugepaged_info(c, guestmem_gmm_pool(c->vm->gm), err));
 	return o;
 }
 
@@ -698,17 +704,117 @@ static struct json_object *x_compact(struct qmp_ctx *c, struct json_object *args
 	add_u64(o, "stop-ns-mean", ws.batches ? ws.stop_ns / ws.batches : 0);
 	add_u64(o, "stop-ns-max", ws.stop_ns_max);
 	add_u64(o, "ns", now_ns() - t0);
+	add(o, "khugepaged", khugepaged_info(c, pool, err));
 	return o;
+}
+
+/* The pool's khugepaged counters and controls (x-gmm-khugepaged, x-gmm-guest-stats). */
+static struct json_object *khugepaged_info(struct qmp_ctx *c, struct gmm_pool *pool,
+					   struct qmp_error *err)
+{
+	struct gmm_khugepaged_config kc;
+	struct gmm_collapse_stats st;
+	struct json_object *o;
+
+	if (gmm_khugepaged_stats(pool, &st, &kc)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "%s", gmm_last_error());
+		return NULL;
+	}
+	o = json_object_new_object();
+	add(o, "running", json_object_new_boolean(guestmem_khugepaged_running(c->vm->gm)));
+	add_u64(o, "pages_to_scan", kc.pages_to_scan);
+	add_u64(o, "scan_sleep_millisecs", kc.scan_sleep_millisecs);
+	add_u64(o, "alloc_sleep_millisecs", kc.alloc_sleep_millisecs);
+	add_u64(o, "max_ptes_none", kc.max_ptes_none);
+	add_u64(o, "pages_scanned", st.pages_scanned);
+	add_u64(o, "full_scans", st.full_scans);
+	add_u64(o, "thp_collapse_alloc", st.thp_collapse_alloc);
+	add_u64(o, "thp_collapse_alloc_failed", st.thp_collapse_alloc_failed);
+	add_u64(o, "pages_collapsed", st.pages_collapsed);
+	add_u64(o, "pages_added", st.pages_added);
+	return o;
+}
+
+/* One control of x-gmm-khugepaged, if given: false on a bad value. */
+static bool khugepaged_control(struct json_object *args, const char *name, unsigned int *to,
+			       bool *given, struct qmp_error *err)
+{
+	struct json_object *v;
+	int64_t x;
+
+	if (!json_object_object_get_ex(args, name, &v))
+		return true;
+	x = json_object_get_int64(v);
+	if (x < 0 || x > UINT32_MAX) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "Parameter '%s' expects 0 to %u", name,
+			      UINT32_MAX);
+		return false;
+	}
+	*to = (unsigned int)x;
+	*given = true;
+	return true;
+}
+
+/*
+ * Start (enable true), change (controls given) or stop (enable false) the
+ * pool's khugepaged; the reply is its state and counters either way.
+ */
+static struct json_object *x_khugepaged(struct qmp_ctx *c, struct json_object *args,
+					struct qmp_error *err)
+{
+	struct gmm_pool *pool = pool_of(c, err);
+	struct gmm_khugepaged_config kc;
+	struct gmm_collapse_stats st;
+	struct json_object *en = NULL;
+	bool given = false, ok;
+	int ret = 0;
+
+	if (!pool)
+		return NULL;	/* pool_of() said why */
+	json_object_object_get_ex(args, "enable", &en);
+	pthread_mutex_lock(&c->vm->migrate_lock);
+	gmm_khugepaged_config_init(&kc);
+	if (guestmem_khugepaged_running(c->vm->gm))
+		gmm_khugepaged_stats(pool, &st, &kc);
+	ok = khugepaged_control(args, "pages_to_scan", &kc.pages_to_scan, &given, err) &&
+	     khugepaged_control(args, "scan_sleep_millisecs", &kc.scan_sleep_millisecs, &given,
+				err) &&
+	     khugepaged_control(args, "alloc_sleep_millisecs", &kc.alloc_sleep_millisecs,
+				&given, err) &&
+	     khugepaged_control(args, "max_ptes_none", &kc.max_ptes_none, &given, err);
+	if (ok && atomic_load(&c->vm->stopping) && (en || given)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "the VM is stopping");
+		ok = false;
+	} else if (ok && en && !json_object_get_boolean(en) && given) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "controls given with enable false");
+		ok = false;
+	} else if (ok && !en && given && !guestmem_khugepaged_running(c->vm->gm)) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "khugepaged is not running (enable true starts it)");
+		ok = false;
+	}
+	if (ok && (en || given))
+		ret = guestmem_khugepaged(c->vm->gm, en ? json_object_get_boolean(en) : true, &kc);
+	pthread_mutex_unlock(&c->vm->migrate_lock);
+	if (ok && ret) {
+		qmp_error_set(err, QMP_GENERIC_ERROR, "%s", gmm_last_error());
+		ok = false;
+	}
+	return ok ? khugepaged_info(c, pool, err) : NULL;
 }
 
 /* ---- the table ---- */
 
-static const struct qmp_arg balloon_args[] = { { "value", ARG_INT }, { NULL, 0 } };
+static const struct qmp_arg balloon_args[] = { { "value", ARG_INT, false }, { NULL, 0, false } };
+static const struct qmp_arg khugepaged_args[] = {
+	{ "enable", ARG_BOOL, true }, { "pages_to_scan", ARG_INT, true },
+	{ "scan_sleep_millisecs", ARG_INT, true }, { "alloc_sleep_millisecs", ARG_INT, true },
+	{ "max_ptes_none", ARG_INT, true }, { NULL, 0, false },
+};
 static const struct qmp_arg qom_get_args[] = {
-	{ "path", ARG_STR }, { "property", ARG_STR }, { NULL, 0 },
+	{ "path", ARG_STR, false }, { "property", ARG_STR, false }, { NULL, 0, false },
 };
 static const struct qmp_arg qom_set_args[] = {
-	{ "path", ARG_STR }, { "property", ARG_STR }, { "value", ARG_ANY }, { NULL, 0 },
+	{ "path", ARG_STR, false }, { "property", ARG_STR, false }, { "value", ARG_ANY, false }, { NULL, 0, false },
 };
 
 static struct json_object *query_commands(struct qmp_ctx *c, struct json_object *args,
@@ -740,6 +846,7 @@ static const struct qmp_cmd commands[] = {
 	{ "x-gmm-report-stats", x_report_stats, NULL },
 	{ "x-gmm-guest-stats", x_guest_stats, NULL },
 	{ "x-gmm-compact", x_compact, NULL },
+	{ "x-gmm-khugepaged", x_khugepaged, khugepaged_args },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -782,7 +889,9 @@ static const struct qmp_arg *find_arg(const struct qmp_arg *a, const char *name)
 	return NULL;
 }
 
-static const char *const type_names[] = { [ARG_INT] = "integer", [ARG_STR] = "string" };
+static const char *const type_names[] = {
+	[ARG_INT] = "integer", [ARG_STR] = "string", [ARG_BOOL] = "boolean",
+};
 
 /* Unknown, mistyped and missing arguments, as QEMU's visitors word them. */
 static bool check_args(const struct qmp_cmd *cmd, struct json_object *args,
@@ -798,7 +907,8 @@ static bool check_args(const struct qmp_cmd *cmd, struct json_object *args,
 		}
 		ok = a->type == ARG_ANY ||
 		     (a->type == ARG_INT && json_object_is_type(val, json_type_int)) ||
-		     (a->type == ARG_STR && json_object_is_type(val, json_type_string));
+		     (a->type == ARG_STR && json_object_is_type(val, json_type_string)) ||
+		     (a->type == ARG_BOOL && json_object_is_type(val, json_type_boolean));
 		if (!ok) {
 			qmp_error_set(err, QMP_GENERIC_ERROR,
 				      "Invalid parameter type for '%s', expected: %s",
@@ -807,7 +917,7 @@ static bool check_args(const struct qmp_cmd *cmd, struct json_object *args,
 		}
 	}
 	for (const struct qmp_arg *a = cmd->args; a && a->name; a++) {
-		if (!json_object_object_get_ex(args, a->name, NULL)) {
+		if (!a->optional && !json_object_object_get_ex(args, a->name, NULL)) {
 			qmp_error_set(err, QMP_GENERIC_ERROR, "Parameter '%s' is missing", a->name);
 			return false;
 		}

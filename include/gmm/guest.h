@@ -46,7 +46,9 @@
  * migrating in the backing map, stops its writers (enum gmm_write_stop),
  * copies it, and maps the new frame over it with MAP_FIXED; see
  * gmm_guest_migration_wait() and the pin contract (gmm_guest_pin(); pages
- * reached by gmm_guest_ptr() are never moved).
+ * reached by gmm_guest_ptr() are never moved).  Collapse
+ * (gmm_guest_collapse(), khugepaged) moves whole 2 MiB chunks the same way,
+ * with the same write stop; see the end of this file.
  *
  * What accesses see:
  *  - Without a userfaultfd, only a vCPU's access to an unbacked page exits
@@ -71,6 +73,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <gmm/pool.h>
 
@@ -164,7 +167,7 @@ struct gmm_wstop_stats {
 	int requested;        /* enum gmm_write_stop asked for (config) */
 	int mode;             /* what is used: never GMM_WSTOP_DEFAULT */
 	char why[160];        /* why mode differs from the request, or "" */
-	uint64_t batches;     /* write stops */
+	uint64_t batches;     /* write stops (migration batches, collapses) */
 	uint64_t units;       /* units moved */
 	uint64_t pages;       /* 4 KiB pages moved */
 	uint64_t fallbacks;   /* batches done with mprotect: no pause ops */
@@ -209,6 +212,10 @@ struct gmm_guest_stats {
 	uint64_t discarded_pages;
 	uint64_t host_mappings;  /* kernel mappings of all regions, placeholders too */
 	uint64_t host_mappings_max; /* what they may reach below vm.max_map_count */
+	/* collapse (gmm_guest_collapse() and khugepaged together) */
+	uint64_t thp_collapse_alloc;
+	uint64_t thp_collapse_alloc_failed;
+	uint64_t pages_collapsed;  /* 2 MiB chunks collapsed */
 };
 
 /** gmm_guest_config_init() - the defaults (2 MiB faults on, no userfaultfd). */
@@ -501,31 +508,137 @@ int gmm_write_stop_parse(const char *name);
  */
 uint64_t gmm_guest_migrated(const struct gmm_guest *guest);
 
-/** What a collapse pass did (the kernel's vmstat names where they exist). */
+/* --- collapse onto 2 MiB blocks (khugepaged) --------------------------------
+ *
+ * A 2 MiB-aligned guest chunk backed by scattered 4 KiB frames (after
+ * discards, balloon deflates, 4 KiB faults when no block was free) is one
+ * host mapping per run of file-contiguous frames and cannot be mapped by the
+ * host with one PMD.  Collapse copies such a chunk onto one aligned order-9
+ * block (gmm_alloc(GMM_MOVABLE): direct compaction makes the block when
+ * none is free) and maps it in one piece; the old frames are freed.  Writers
+ * are stopped as for a migration batch, with the guest's write stop (enum
+ * gmm_write_stop: the pause, uffd-wp or mprotect; see
+ * gmm_guest_migration_wait()); a collapse counts as one batch of one unit in
+ * gmm_guest_wstop_stats(), and a refused pause leaves the chunk for later.
+ * Chunks with a pinned page (gmm_guest_pin(), gmm_guest_ptr()), a page under
+ * migration, or a page of a 2 MiB block are left alone.  On hugetlbfs every
+ * unit is a host huge page already: nothing to do.
+ *
+ * gmm_guest_collapse() is one pass the embedder calls; gmm_khugepaged_start()
+ * runs the kernel's khugepaged: one thread per pool, which scans every guest
+ * of the pool in turn at a bounded rate.  One thread per pool, not per guest:
+ * its CPU cost and the order-9 blocks it takes are the pool's, whatever the
+ * number of guests (the kernel runs one khugepaged for the whole system).
+ */
+
+/** What collapse did (the kernel's vmstat and khugepaged sysfs names). */
 struct gmm_collapse_stats {
-	uint64_t scanned;                   /* 2 MiB chunks looked at */
-	uint64_t thp_collapse_alloc;        /* chunks moved onto an order-9 block */
-	uint64_t thp_collapse_alloc_failed; /* ... for which no order-9 block came */
+	uint64_t pages_scanned;             /* guest pages looked at (512 per chunk) */
+	uint64_t thp_collapse_alloc;        /* order-9 blocks allocated for a collapse */
+	uint64_t thp_collapse_alloc_failed; /* ... that could not be had */
+	uint64_t pages_collapsed;           /* chunks now on one block (the kernel
+					     * counts huge pages too) */
+	uint64_t pages_added;               /* unbacked pages backed (max_ptes_none) */
+	uint64_t full_scans;                /* khugepaged: passes over every guest */
 };
 
 /**
- * gmm_guest_collapse() - one khugepaged pass: re-back 2 MiB chunks.
+ * gmm_guest_collapse() - one collapse pass over a guest.
  * @guest:      the guest
  * @max_chunks: stop after collapsing this many
- * @st:         receives what was done
+ * @st:         receives what was done (pages_scanned, thp_collapse_alloc,
+ *              thp_collapse_alloc_failed, pages_collapsed)
  *
- * Every 2 MiB-aligned chunk backed entirely by 4 KiB frames (none pinned)
- * is copied onto one aligned order-9 block (gmm_alloc(GMM_MOVABLE), which
- * may compact to get it) and mapped in one piece, so the host can map it
- * with a PMD; the old frames are freed.  Writers are stopped as for a
- * migration.  Chunks with unbacked pages are left alone (the kernel's
- * max_ptes_none = 0).  Nothing to do on hugetlbfs.  Call from a thread
- * that holds no region lock of this guest.
+ * Every chunk backed entirely (max_ptes_none 0: no memory added) by 4 KiB
+ * frames, none pinned, is collapsed as described above.  Call from a
+ * thread that holds no region lock of this guest; it may run beside
+ * khugepaged (each chunk is collapsed under the region lock).  With the
+ * pause write stop, a call from a thread the embedder's pause refuses (a
+ * vCPU's) collapses nothing.
  *
  * Return: 0 or -EINVAL.
  */
 int gmm_guest_collapse(struct gmm_guest *guest, uint64_t max_chunks,
 		       struct gmm_collapse_stats *st);
+
+/** khugepaged's controls (the kernel's /sys/kernel/mm/transparent_hugepage/khugepaged/). */
+struct gmm_khugepaged_config {
+	/* guest pages scanned per wake-up (default 4096, the kernel's: 8 chunks) */
+	unsigned int pages_to_scan;
+	/* sleep between wake-ups (default 10000, the kernel's) */
+	unsigned int scan_sleep_millisecs;
+	/* sleep after an order-9 block could not be had (default 60000) */
+	unsigned int alloc_sleep_millisecs;
+	/* unbacked pages a chunk may have and still be collapsed: they are
+	 * backed with zeroed memory (0..511).  Default 0, not the kernel's 511:
+	 * a guest's unbacked pages are mostly memory it gave back (balloon,
+	 * free page reporting, never touched); backing them would take memory
+	 * from the host for an idle guest and undo the guest's own reports.
+	 * Chunks wholly unbacked are never collapsed. */
+	unsigned int max_ptes_none;
+};
+
+/** gmm_khugepaged_config_init() - the defaults above. */
+void gmm_khugepaged_config_init(struct gmm_khugepaged_config *cfg);
+
+/**
+ * gmm_khugepaged_start() - start the pool's collapse thread.
+ * @pool: the pool (any thread; not from inside a gmm callback)
+ * @cfg:  its controls, or NULL for the defaults
+ *
+ * The thread wakes every scan_sleep_millisecs and looks at pages_to_scan
+ * guest pages, resuming where it stopped, going over each guest of the
+ * pool in turn (guests created later are included).  Stopped by
+ * gmm_khugepaged_stop() or gmm_pool_destroy(); gmm_guest_destroy() waits
+ * for the thread to leave the guest.  The counters keep counting across a
+ * stop and a start.
+ *
+ * Return: 0, -EINVAL (NULL pool, pages_to_scan 0, max_ptes_none > 511),
+ * -EBUSY (running already), -ENOMEM (no thread).
+ */
+int gmm_khugepaged_start(struct gmm_pool *pool, const struct gmm_khugepaged_config *cfg);
+
+/**
+ * gmm_khugepaged_stop() - stop the collapse thread and wait for it.
+ * @pool: the pool, or NULL
+ *
+ * Returns once the thread has exited (a collapse in progress is finished
+ * first, never left half done).  Nothing happens when it is not running;
+ * a second stop racing the first returns at once.
+ */
+void gmm_khugepaged_stop(struct gmm_pool *pool);
+
+/**
+ * gmm_khugepaged_configure() - change the controls of the (running) thread.
+ * @pool: the pool
+ * @cfg:  the new controls (checked as for gmm_khugepaged_start())
+ *
+ * Takes effect at the next wake-up; a sleeping thread is woken.
+ *
+ * Return: 0, -EINVAL, -ESRCH (khugepaged was never started on @pool).
+ */
+int gmm_khugepaged_configure(struct gmm_pool *pool, const struct gmm_khugepaged_config *cfg);
+
+/**
+ * gmm_khugepaged_stats() - khugepaged's counters and controls.
+ * @pool: the pool
+ * @st:   receives the counters (zero when it never ran)
+ * @cfg:  receives the controls (may be NULL)
+ *
+ * Return: 0, -EINVAL.  The counters of one guest (from khugepaged and
+ * gmm_guest_collapse() together) are in gmm_guest_stats().
+ */
+int gmm_khugepaged_stats(struct gmm_pool *pool, struct gmm_collapse_stats *st,
+			 struct gmm_khugepaged_config *cfg);
+
+/**
+ * gmm_khugepaged_print_stats() - the counters as the kernel names them.
+ * @pool: the pool
+ * @f:    where to
+ *
+ * Return: 0, -EINVAL.
+ */
+int gmm_khugepaged_print_stats(struct gmm_pool *pool, FILE *f);
 
 #ifdef __cplusplus
 }

@@ -54,7 +54,17 @@ enum gmm_migrate_mode {
 	GMM_MIGRATE_SYNC = 2,       /* may wait */
 };
 
-/** How an owner moves one of its blocks. */
+/** Most blocks handed to gmm_migrate_ops.migrate_batch in one call. */
+#define GMM_MIGRATE_BATCH_MAX 32
+
+/** One block of a gmm_migrate_ops.migrate_batch call. */
+struct gmm_migrate_item {
+	uint64_t key, old_pfn, new_pfn; /* as gmm_migrate_ops.migrate's arguments */
+	unsigned int order;
+	int err;                        /* out: what migrate() would return */
+};
+
+/** How an owner moves its blocks. */
 struct gmm_migrate_ops {
 	const char *name;
 	/*
@@ -71,6 +81,15 @@ struct gmm_migrate_ops {
 	 */
 	int (*migrate)(void *ctx, uint64_t key, uint64_t old_pfn, uint64_t new_pfn,
 		       unsigned int order, enum gmm_migrate_mode mode);
+	/*
+	 * Optional (NULL: migrate() per block): move @n blocks of this owner
+	 * (1..GMM_MIGRATE_BATCH_MAX) in one call, each under migrate()'s
+	 * contract, setting each item's err.  Compaction hands an owner each
+	 * run of its blocks in a cluster at once, so an owner whose write stop
+	 * costs per call (pausing a guest's vCPUs) pays it once per run.
+	 */
+	void (*migrate_batch)(void *ctx, struct gmm_migrate_item *items, unsigned int n,
+			      enum gmm_migrate_mode mode);
 };
 
 /**

@@ -338,7 +338,10 @@ static int model_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, un
 	return 0;
 }
 
-static const struct gmm_migrate_ops model_ops = { "model", model_migrate };
+static const struct gmm_migrate_ops model_ops = {
+	.name = "model",
+	.migrate = model_migrate,
+};
 
 /* Move one owned block by hand, or compact a zone. */
 static void op_migrate(struct model *m)

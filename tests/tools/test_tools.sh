@@ -35,7 +35,8 @@ for json_args in "all" "buddyinfo" "zoneinfo extfrag"; do
 done
 "$build/tools/gmm-stat" --size 256M --json all >"$tmp/all"
 python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
-assert set(d) == {"buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag", "compact", "pageblocks"}, d.keys()' "$tmp/all" ||
+assert set(d) == {"buddyinfo", "pagetypeinfo", "zoneinfo", "extfrag", "compact", "pageblocks",
+                  "khugepaged"}, d.keys()' "$tmp/all" ||
 	fail "gmm-stat --json all: not keyed by view"
 
 expect 0 "usage: bench-alloc" "$build/tools/bench-alloc" --help
@@ -45,6 +46,16 @@ expect 0 "theoretical maximum" "$build/tools/bench-alloc" frag --steps 20000
 expect 0 "usage: bench-backing" "$build/tools/bench-backing" --help
 grep -q prealloc "$tmp/out" && fail "bench-backing --help ran a benchmark"
 expect 2 "bad argument" "$build/tools/bench-backing" --bogus
+expect 0 "usage: bench-collapse" "$build/tools/bench-collapse" --help
+grep -q "khugepaged on" "$tmp/out" && fail "bench-collapse --help ran a benchmark"
+expect 2 "usage: bench-collapse" "$build/tools/bench-collapse" --ram 3
+expect 2 "usage: bench-collapse" "$build/tools/bench-collapse" --write-stop freeze
+"$build/tools/gmm-stat" --size 256M --guest 16M --json khugepaged >"$tmp/khuge" ||
+	fail "gmm-stat --guest 16M khugepaged failed"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+assert d["pages_collapsed"] == 8 and d["guest_huge_bytes"] == 16 << 20, d' "$tmp/khuge" ||
+	fail "gmm-stat --guest: khugepaged did not collapse the 8 chunks"
+expect 2 "bad value" "$build/tools/gmm-stat" --guest 3M
 expect 0 "usage:" sh "$src/tools/bench-pcp-compare.sh" --help
 expect 2 "usage:" sh "$src/tools/bench-pcp-compare.sh" only-one
 export GMM_BUILD="$tmp/nothing"

@@ -77,7 +77,10 @@ static int owner_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, un
 	return err;
 }
 
-static const struct gmm_migrate_ops owner_ops = { "test_contig", owner_migrate };
+static const struct gmm_migrate_ops owner_ops = {
+	.name = "test_contig",
+	.migrate = owner_migrate,
+};
 
 static void owner_init(struct owner *o, struct gmm_pool *p)
 {

@@ -119,7 +119,10 @@ static int table_migrate(void *ctx, uint64_t key, uint64_t old, uint64_t new, un
 	return 0;
 }
 
-static const struct gmm_migrate_ops table_ops = { "table", table_migrate };
+static const struct gmm_migrate_ops table_ops = {
+	.name = "table",
+	.migrate = table_migrate,
+};
 
 static struct gmm_pool *plain_pool(uint64_t bytes)
 {
@@ -755,8 +758,9 @@ static void test_guest_shmem(uint64_t pages)
 	while (writers_behind(ws))
 		usleep(1000);
 	writers_stop(ws);
-	CHECK_EQ(cs.thp_collapse_alloc, ram / 2 / (2 * MIB));
-	CHECK_EQ(cs.scanned, ram / (2 * MIB));
+	CHECK_EQ(cs.pages_collapsed, ram / 2 / (2 * MIB));
+	CHECK_EQ(cs.thp_collapse_alloc, cs.pages_collapsed);
+	CHECK_EQ(cs.pages_scanned, ram / GMM_PAGE_SIZE);
 	CHECK(gmm_guest_stats(g, &st) == 0);
 	CHECK_EQ(st.huge_bytes, ram / 2);
 	for (uint64_t gpa = ram / 2; gpa < ram; gpa += 2 * MIB) {
@@ -766,8 +770,8 @@ static void test_guest_shmem(uint64_t pages)
 		CHECK_EQ(gmm_guest_gpa_to_pfn(g, gpa + 2 * MIB - 1), pfn + GMM_PAGEBLOCK_PAGES - 1);
 	}
 	printf("shmem: collapse moved %llu of %llu chunks onto 2 MiB blocks under the writers, "
-	       "%llu mappings left\n", (unsigned long long)cs.thp_collapse_alloc,
-	       (unsigned long long)cs.scanned, (unsigned long long)st.mappings);
+	       "%llu mappings left\n", (unsigned long long)cs.pages_collapsed,
+	       (unsigned long long)(cs.pages_scanned / GMM_PAGEBLOCK_PAGES), (unsigned long long)st.mappings);
 	printf("shmem: compaction under the writers moved %llu pages (%llu + %llu rounds)\n",
 	       (unsigned long long)res.migrated, (unsigned long long)ws[0].rounds,
 	       (unsigned long long)ws[1].rounds);
@@ -950,11 +954,57 @@ static void test_wstop_fallbacks(struct gmm_pool *p)
 	printf("write stop fallbacks: ok\n");
 }
 
+static uint64_t pauses; /* counting_pause() calls, atomic */
+
+static int counting_pause(void *ctx)
+{
+	(void)ctx;
+	__atomic_fetch_add(&pauses, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void counting_resume(void *ctx)
+{
+	(void)ctx;
+}
+
+static const struct gmm_pause_ops counting_ops = { counting_pause, counting_resume };
+
+/* Compaction hands a guest each cluster of its pages as one batch: one pause per cluster. */
+static void test_wstop_compact(struct gmm_pool *p)
+{
+	const uint64_t ram = 16 * MIB;
+	struct gmm_wstop_stats before, after;
+	struct gmm_compact_result res;
+	struct gmm_memslot s;
+	struct gmm_guest *g = wstop_guest(p, GMM_WSTOP_PAUSE, -1, 0, ram, true, &s);
+	uint64_t units;
+
+	CHECK(gmm_guest_set_pause(g, &counting_ops, NULL) == 0);
+	for (uint64_t gpa = 0; gpa < ram / 2; gpa += 2 * GMM_PAGE_SIZE)
+		CHECK(gmm_guest_discard(g, gpa, GMM_PAGE_SIZE) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &before) == 0);
+	__atomic_store_n(&pauses, 0, __ATOMIC_RELAXED);
+	CHECK(gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res) == 0);
+	CHECK(gmm_guest_wstop_stats(g, &after) == 0);
+	units = after.units - before.units;
+	printf("compaction in pause mode: %llu pages in %llu batches, %llu pauses\n",
+	       (unsigned long long)units, (unsigned long long)(after.batches - before.batches),
+	       (unsigned long long)pauses);
+	CHECK(units > 0 && units == res.migrated);
+	CHECK_EQ(pauses, after.batches - before.batches);
+	CHECK(pauses * 4 < units);
+	CHECK(gmm_pool_check(p) == 0);
+	gmm_guest_destroy(g);
+	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
+}
+
 static void test_wstop_shmem(uint64_t pages)
 {
 	struct gmm_pool *p = memfd_pool(0, 64 * MIB);
 
 	test_wstop_fallbacks(p);
+	test_wstop_compact(p);
 	for (int m = GMM_WSTOP_MPROTECT; m <= GMM_WSTOP_PAUSE; m++)
 		wstop_run(p, m, 1, pages);
 	wstop_run(p, GMM_WSTOP_UFFD_WP, GMM_PAGEBLOCK_PAGES, pages);

@@ -245,7 +245,7 @@ def test_shapes(v, c):
             'system_reset', 'query-version', 'query-commands', 'query-kvm', 'query-cpus-fast',
             'balloon', 'query-balloon', 'qom-get', 'qom-set', 'query-memdev', 'query-memory-devices', 'x-gmm-buddyinfo',
             'x-gmm-pagetypeinfo', 'x-gmm-zoneinfo', 'x-gmm-extfrag', 'x-gmm-pcp-stats',
-            'x-gmm-report-stats', 'x-gmm-guest-stats', 'x-gmm-compact'}
+            'x-gmm-report-stats', 'x-gmm-guest-stats', 'x-gmm-compact', 'x-gmm-khugepaged'}
     check(names == want, 'query-commands: missing %s, extra %s' % (want - names, names - want))
     check(c.ret('query-kvm') == {'enabled': True, 'present': True}, 'query-kvm')
     cpus = c.ret('query-cpus-fast')
@@ -269,14 +269,15 @@ def test_shapes(v, c):
     check(rep.get('running') is False and 'free-reported' in rep, 'x-gmm-report-stats %r' % rep)
     gs = c.ret('x-gmm-guest-stats')
     check(gs.get('mode') == 'gmm' and gs.get('ram-bytes') == 64 << 20 and
-          gs['huge-bytes'] <= gs['backed-bytes'] and 0 <= gs['huge-permille'] <= 1000,
+          gs['huge-bytes'] <= gs['backed-bytes'] and 0 <= gs['huge-permille'] <= 1000 and
+          gs['khugepaged']['running'] is False and set(gs['khugepaged']) == KHUGEPAGED_KEYS,
           'x-gmm-guest-stats %r' % gs)
     # the loader wrote the guest image: backed pages, moved while the vCPUs wait
     cp = c.ret('x-gmm-compact')
     check(set(cp) == {'migrated-pages', 'migrated-units', 'pinned', 'busy', 'no-target',
                       'compacted-pages', 'pgmigrate-success', 'pgmigrate-fail', 'write-stop',
                       'write-stop-reason', 'stop-batches', 'stop-fallbacks', 'stop-refused',
-                      'stop-ns-mean', 'stop-ns-max', 'ns'} and
+                      'stop-ns-mean', 'stop-ns-max', 'ns', 'khugepaged'} and
           cp['migrated-pages'] > 0 and cp['pgmigrate-success'] >= cp['migrated-pages'] and
           cp['write-stop'] == 'pause', 'x-gmm-compact %r' % cp)
 
@@ -300,6 +301,20 @@ def test_errors(c):
          '"property": "guest-stats"}}', 'DeviceNotFound', 'not found'),
         ('{"execute": "qom-set", "arguments": {"path": "/x", "property": "p"}}', 'GenericError',
          "'value' is missing"),
+        ('{"execute": "x-gmm-khugepaged", "arguments": {"enable": "yes"}}', 'GenericError',
+         'expected: boolean'),
+        ('{"execute": "x-gmm-khugepaged", "arguments": {"pages_to_scan": -1}}', 'GenericError',
+         "'pages_to_scan' expects 0 to"),
+        ('{"execute": "x-gmm-khugepaged", "arguments": {"max_ptes_none": 4294967296}}',
+         'GenericError', "'max_ptes_none' expects 0 to"),
+        ('{"execute": "x-gmm-khugepaged", "arguments": {"max_ptes_none": 3}}', 'GenericError',
+         'not running'),
+        ('{"execute": "x-gmm-khugepaged", "arguments": {"enable": true, "max_ptes_none": 512}}',
+         'GenericError', 'max_ptes_none'),
+        ('{"execute": "x-gmm-khugepaged", "arguments": {"enable": false, "pages_to_scan": 8}}',
+         'GenericError', 'enable false'),
+        ('{"execute": "x-gmm-khugepaged", "arguments": {"scan": 1}}', 'GenericError',
+         "'scan' is unexpected"),
         ('[1, 2]', 'GenericError', 'must be a JSON object'),
         ('"execute"', 'GenericError', 'must be a JSON object'),
         ('42 ', 'GenericError', 'must be a JSON object'),
@@ -459,6 +474,43 @@ def wait_ticks(v, n, timeout=20):
     return v.ticks >= n
 
 
+KHUGEPAGED_KEYS = {'running', 'pages_to_scan', 'scan_sleep_millisecs', 'alloc_sleep_millisecs',
+                   'max_ptes_none', 'pages_scanned', 'full_scans', 'thp_collapse_alloc',
+                   'thp_collapse_alloc_failed', 'pages_collapsed', 'pages_added'}
+
+
+# ---- khugepaged: --khugepaged and x-gmm-khugepaged beside a running guest ----
+
+def test_khugepaged():
+    v = Vmm(VMM, base_args(['--khugepaged', '--guest', TICK, '--vcpus', '2']))
+    c = v.client()
+    k = c.ret('x-gmm-khugepaged')
+    check(set(k) == KHUGEPAGED_KEYS and k['running'] is True and k['pages_to_scan'] == 4096 and
+          k['scan_sleep_millisecs'] == 10000 and k['max_ptes_none'] == 0,
+          '--khugepaged: running with the defaults: %r' % k)
+    k = c.ret('x-gmm-khugepaged', {'pages_to_scan': 1024, 'scan_sleep_millisecs': 1})
+    check(k['running'] is True and k['pages_to_scan'] == 1024 and
+          k['scan_sleep_millisecs'] == 1 and k['alloc_sleep_millisecs'] == 60000,
+          'x-gmm-khugepaged changes the controls: %r' % k)
+    deadline = time.time() + 30
+    while time.time() < deadline and c.ret('x-gmm-guest-stats')['khugepaged']['full_scans'] < 2:
+        time.sleep(0.1)
+    gs = c.ret('x-gmm-guest-stats')['khugepaged']
+    check(gs['full_scans'] >= 2 and gs['pages_scanned'] >= 2 * (64 << 20) // 4096,
+          'khugepaged scanned the guest twice: %r' % gs)
+    check(wait_ticks(v, v.ticks + 20), 'the guest runs beside khugepaged (%d ticks)' % v.ticks)
+    k = c.ret('x-gmm-khugepaged', {'enable': False})
+    check(k['running'] is False and k['full_scans'] >= 2, 'enable false stops it: %r' % k)
+    r = c.cmd('x-gmm-khugepaged', {'pages_to_scan': 8})
+    check(error_class(r) == 'GenericError' and 'not running' in r['error']['desc'],
+          'controls of a stopped khugepaged: %r' % r)
+    k = c.ret('x-gmm-khugepaged', {'enable': True, 'max_ptes_none': 64})
+    check(k['running'] is True and k['max_ptes_none'] == 64 and k['pages_to_scan'] == 4096,
+          'enable true starts it again with the defaults and the controls given: %r' % k)
+    c.ret('quit')
+    check(v.wait() == 0, 'quit with khugepaged running')
+
+
 def test_pause():
     v = Vmm(VMM, base_args(['-S', '--guest', TICK, '--vcpus', '2']))
     a, b = v.client(), v.client()
@@ -606,7 +658,8 @@ def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the monitor tests need a running gmm-vmm')
         return 77
-    for t in (test_socket, test_protocol, test_balloon, test_pause, test_pause_benchmark_guest,
+    for t in (test_socket, test_protocol, test_balloon, test_khugepaged, test_pause,
+              test_pause_benchmark_guest,
               test_gmmctl, test_virtio_mem):
         print('--- ' + t.__name__, flush=True)
         t()

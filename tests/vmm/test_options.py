@@ -36,7 +36,7 @@ def main():
                                              '--report-delay-ms', '--device-memory',
                                              '--balloon', 'free-page-reporting', '--qtest',
                                              '--qmp', '--paused', '--virtio-mem',
-                                             '--write-stop')):
+                                             '--write-stop', '--khugepaged')):
         print('FAIL --help: exit %d' % rc)
         failures += 1
 
@@ -51,6 +51,7 @@ def main():
     expect_error(['--write-stop', 'freeze'], 2, ['--write-stop', 'uffd-wp or pause', 'freeze'])
     expect_error(['--write-stop', 'pause', '--memory-mode', 'lazy'], 2,
                  ['--write-stop', 'gmm'])
+    expect_error(['--khugepaged', '--memory-mode', 'plain'], 2, ['--khugepaged', 'gmm'])
     expect_error(['--report-delay-ms', '-1'], 2, ['--report-delay-ms'])
     expect_error(['--device-memory', 'x'], 2, ['--device-memory'])
     expect_error(['--device-memory', '3M'], 2, ['--device-memory', '2 MiB'])
