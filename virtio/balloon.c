@@ -542,19 +542,6 @@ static int alloc_maps(struct balloon *b, uint64_t ram_end)
 	return b->inflated && b->unit_count && b->pbp_bits && b->pfns && b->valid ? 0 : -ENOMEM;
 }
 
-static uint64_t ram_end(struct guestmem *gm)
-{
-	uint64_t end = 0;
-
-	for (unsigned int i = 0; i < guestmem_nr_slots(gm); i++) {
-		const struct guestmem_slot *s = guestmem_slot(gm, i);
-
-		if (s->gpa + s->size > end)
-			end = s->gpa + s->size;
-	}
-	return end;
-}
-
 static int start_stats(struct balloon *b)
 {
 	uint64_t ns = (uint64_t)b->cfg.stats_period * NS_PER_S;
@@ -582,7 +569,7 @@ struct balloon *balloon_create(struct vm *vm, struct pci_host *h,
 		b->ram_bytes = ram_bytes;
 		if (b->cfg.unit_bytes < PAGE_4K)
 			b->cfg.unit_bytes = PAGE_4K;
-		ret = alloc_maps(b, ram_end(gm));
+		ret = alloc_maps(b, guestmem_end(gm));
 	}
 	if (!ret)
 		ret = virtio_pci_init(&b->vd, h, gm, "virtio-balloon", VIRTIO_ID_BALLOON,

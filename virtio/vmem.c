@@ -77,6 +77,8 @@ static void unplug_chunk(struct vmem *m, uint64_t c)
 {
 	if (m->pfn[c] == GMM_PFN_NONE)
 		return;
+	/* other devices stop seeing it as RAM before it goes away */
+	guestmem_devram_set(m->gm, m->addr + c * VMEM_CHUNK, VMEM_CHUNK, false);
 	/* the guest must lose the frames before the pool may hand them out:
 	 * if they cannot be unmapped, they stay this device's (leaked) */
 	if (mmap(chunk_hva(m, c), VMEM_CHUNK, PROT_NONE,
@@ -121,6 +123,8 @@ static int plug_range(struct vmem *m, uint64_t first, uint64_t n)
 	}
 	for (uint64_t i = first; !ret && i < c; i++)
 		ret = map_chunk(m, i);
+	if (!ret)
+		guestmem_devram_set(m->gm, m->addr + first * VMEM_CHUNK, n * VMEM_CHUNK, true);
 	if (ret)
 		for (uint64_t i = first; i < c; i++)
 			unplug_chunk(m, i);
@@ -373,6 +377,10 @@ static int make_region(struct vmem *m, char *err, size_t errlen)
 	}
 	for (uint64_t c = 0; c < m->nr_chunks; c++)
 		m->pfn[c] = GMM_PFN_NONE;
+	if (guestmem_devram_add(m->gm, m->addr, m->cfg.size, m->hva, VMEM_CHUNK)) {
+		snprintf(err, errlen, "--virtio-mem %s: cannot make its region device RAM", m->cfg.id);
+		return -1;
+	}
 	return 0;
 }
 
