@@ -24,7 +24,8 @@
  *   vmem-requested N BYTES         ask for a new plugged size -> OK
  *   vmem-poke N OFF BYTE | vmem-peek N OFF   a guest access to device memory
  *                                     at region offset OFF (ERR unplugged)
- *   quit                           -> OK, and gmm-vmm exits 0
+ *   quit                           -> OK, and gmm-vmm exits 0 (so does QMP's
+ *                                     quit; SIGTERM: 143, as without --qtest)
  *
  * Numbers are decimal or 0x-prefixed hex. A malformed or failing command
  * gets "ERR reason" and changes nothing.
@@ -48,6 +49,14 @@
 /* Largest guest RAM range one read/write/memset command moves. */
 #define QTEST_MAX_XFER		(64ULL << 20)
 #define QTEST_MAX_ARGS		4
+#define QTEST_READ_CHUNK	4096	/* bytes read from the driver at a time */
+
+/* The driver's bytes not yet taken as commands. */
+struct linebuf {
+	char *buf;
+	size_t len, cap;
+	size_t skip;		/* the line handed out last: dropped next time */
+};
 
 struct qt {
 	struct vm *vm;
@@ -510,14 +519,51 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-static int serve(struct qt *q, FILE *in)
+/* One command line from fd into *line (growing it); 1, or 0 at the end of
+ * the connection or when the VM stopped (QMP quit, a signal) meanwhile. */
+static int next_line(struct qt *q, int fd, struct linebuf *b)
 {
-	char *line = NULL;
-	size_t cap = 0;
+	char *nl;
+
+	if (b->skip) {			/* drop the line handed out last time */
+		memmove(b->buf, b->buf + b->skip, b->len - b->skip);
+		b->len -= b->skip;
+		b->skip = 0;
+	}
+	while (!b->len || !(nl = memchr(b->buf, '\n', b->len))) {
+		ssize_t n;
+
+		if (b->len + QTEST_READ_CHUNK + 1 > b->cap) {
+			char *p = realloc(b->buf, b->cap * 2 + QTEST_READ_CHUNK + 1);
+
+			if (!p)
+				return 0;
+			b->buf = p;
+			b->cap = b->cap * 2 + QTEST_READ_CHUNK + 1;
+		}
+		if (!vm_wait(q->vm, fd))
+			return 0;
+		n = read(fd, b->buf + b->len, QTEST_READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		b->len += (size_t)n;
+	}
+	*nl = '\0';
+	b->skip = (size_t)(nl - b->buf) + 1;
+	return 1;
+}
+
+/* Commands until quit (exit 0), the VM stopping (its exit code) or the
+ * connection's end (VMM_EXIT_SIGNAL: the driver went away). */
+static int serve(struct qt *q, int fd)
+{
+	struct linebuf b = { 0 };
 	int done = 0;
 
-	while (!done && getline(&line, &cap, in) > 0) {
-		split(q, line);
+	while (!done && next_line(q, fd, &b)) {
+		split(q, b.buf);
 		if (q->argc == 0)
 			reply(q, "ERR empty command");
 		else if (q->argc > QTEST_MAX_ARGS)
@@ -525,14 +571,15 @@ static int serve(struct qt *q, FILE *in)
 		else
 			done = dispatch(q);
 	}
-	free(line);
-	return done ? VMM_EXIT_OK : VMM_EXIT_SIGNAL;
+	free(b.buf);
+	if (done)
+		return VMM_EXIT_OK;
+	return atomic_load(&q->vm->stopping) ? q->vm->exit_code : VMM_EXIT_SIGNAL;
 }
 
 int qtest_run(struct vm *vm)
 {
 	struct qt q = { .vm = vm };
-	FILE *in;
 	int fd, ret;
 
 	fd = connect_to(vm->opts->qtest);
@@ -541,14 +588,16 @@ int qtest_run(struct vm *vm)
 			strerror(-fd));
 		return VMM_EXIT_HOST;
 	}
-	in = fdopen(fd, "r");
 	q.out = fdopen(dup(fd), "w");
-	if (!in || !q.out || evloop_start(vm->loop)) {
+	if (!q.out || evloop_start(vm->loop)) {
 		fprintf(stderr, "gmm-vmm: --qtest: cannot set up the connection\n");
+		close(fd);
+		if (q.out)
+			fclose(q.out);
 		return VMM_EXIT_HOST;
 	}
-	ret = serve(&q, in);
-	fclose(in);
+	ret = serve(&q, fd);
+	close(fd);
 	fclose(q.out);
 	return ret;
 }

@@ -123,6 +123,8 @@ struct vm {
 	int exit_code;
 	char reason[256];
 	pthread_mutex_t stop_lock;
+	int stop_fd;			/* eventfd vm_stop() writes; -1 until created */
+	int signal_fd;			/* SIGTERM, SIGINT, SIGHUP (blocked); -1 */
 
 	uint64_t t_start;		/* CLOCK_MONOTONIC ns at main() */
 	_Atomic uint64_t t_first_insn;
@@ -158,6 +160,12 @@ int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * The main thread's wait (vm_run(), the qtest driver): until vm_stop() was
+ * called (0) or, with fd >= 0, fd is readable (1). SIGTERM, SIGINT and
+ * SIGHUP arriving meanwhile stop the VM with VMM_EXIT_SIGNAL + the signal.
+ */
+int vm_wait(struct vm *vm, int fd);
 uint64_t now_ns(void);
 /* The number after "KEY:" in a /proc file such as /proc/self/status (kB
  * there), 0 when absent; any thread. */
