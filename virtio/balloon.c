@@ -6,6 +6,7 @@
 #include "balloon_ctl.h"
 #include "devmem.h"
 #include "evloop.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -19,7 +20,6 @@
 #define PFN_CHUNK		65536
 /* Stats entries read from one stats buffer. */
 #define STATS_MAX_ENTRIES	64
-#define NS_PER_S		1000000000ULL
 
 struct balloon_range {
 	uint64_t gpa, len;
@@ -304,19 +304,11 @@ static unsigned int valid_pfns(struct balloon *b, unsigned int n)
 	return k;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 /* False when the device was reset while discards were done. */
 static bool handle_pfns(struct balloon *b, unsigned int qi, const struct vq_elem *e)
 {
 	bool inflate = qi == BALLOON_Q_INFLATE;
-	uint64_t total = e->out_bytes / 4, t0 = mono_ns();
+	uint64_t total = e->out_bytes / 4, t0 = now_ns();
 
 	for (uint64_t off = 0; off < total; off += PFN_CHUNK) {
 		uint64_t n = total - off < PFN_CHUNK ? total - off : PFN_CHUNK;
@@ -338,7 +330,7 @@ static bool handle_pfns(struct balloon *b, unsigned int qi, const struct vq_elem
 	}
 	b->pbp_unit = UINT64_MAX;	/* QEMU forgets it with the element */
 	if (inflate)
-		b->cnt.inflate_ns += mono_ns() - t0;
+		b->cnt.inflate_ns += now_ns() - t0;
 	return true;
 }
 
@@ -572,7 +564,7 @@ static int get_interval(void *opaque, int64_t *seconds)
 static int set_interval(void *opaque, int64_t seconds)
 {
 	struct balloon *b = opaque;
-	uint64_t ns = (uint64_t)seconds * NS_PER_S;
+	uint64_t ns = (uint64_t)seconds * NSEC_PER_SEC;
 	int ret;
 
 	if (seconds < 0 || seconds > UINT32_MAX)
@@ -628,7 +620,7 @@ static int alloc_maps(struct balloon *b, uint64_t ram_end)
 
 static int start_stats(struct balloon *b)
 {
-	uint64_t ns = (uint64_t)b->cfg.stats_period * NS_PER_S;
+	uint64_t ns = (uint64_t)b->cfg.stats_period * NSEC_PER_SEC;
 
 	b->stats_interval = b->cfg.stats_period;
 	if (!b->loop)

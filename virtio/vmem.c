@@ -5,6 +5,7 @@
 #include "vmem.h"
 #include "devmem.h"
 #include "evloop.h"
+#include "util.h"
 #include <gmm/pool.h>
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE	23
@@ -41,19 +41,6 @@ struct vmem {
 	atomic_bool return_pending;
 	struct vq_elem elem;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t align_up(uint64_t x, uint64_t to)
-{
-	return (x + to - 1) / to * to;
-}
 
 /* QEMU's rule: usable covers requested plus some room, grows freely, and
  * shrinks only while nothing is plugged. */
@@ -329,20 +316,17 @@ static const struct virtio_dev_ops vmem_ops = {
 	.cfg_write = cfg_write,
 };
 
-static int check_cfg(const struct vmem_cfg *c, uint64_t addr, char *err, size_t errlen)
+int vmem_check_cfg(const struct vmem_cfg *c, uint64_t host_page, char *err, size_t errlen)
 {
 	const char *why = NULL;
 
-	if (c->block_size < VMEM_CHUNK || (c->block_size & (c->block_size - 1)))
-		why = "block-size must be a power of two of at least 2 MiB";
-	else if (!c->size || c->size % VMEM_LINUX_BLOCK)
-		why = "size must be a nonzero multiple of 128 MiB (Linux's memory block)";
-	else if (c->size % c->block_size)
-		why = "size must be a multiple of block-size";
+	if (c->block_size < VMEM_CHUNK || (c->block_size & (c->block_size - 1)) ||
+	    c->block_size < host_page)
+		why = "block-size must be a power of two, at least the pool's 2 MiB pageblock and the host page";
+	else if (!c->size || c->size % VMEM_LINUX_BLOCK || c->size % c->block_size)
+		why = "size must be a nonzero multiple of 128 MiB (Linux's memory block) and of block-size";
 	else if (c->requested_size % c->block_size || c->requested_size > c->size)
 		why = "requested-size must be a multiple of block-size up to size";
-	else if (addr % VMEM_LINUX_BLOCK)
-		why = "the region is not aligned to 128 MiB";
 	if (why)
 		snprintf(err, errlen, "--virtio-mem %s: %s", c->id, why);
 	return why ? -1 : 0;
@@ -389,8 +373,12 @@ struct vmem *vmem_create(struct pci_host *h, struct guestmem *gm, struct evloop 
 {
 	struct vmem *m;
 
-	if (check_cfg(cfg, addr, err, errlen))
+	if (vmem_check_cfg(cfg, 0, err, errlen))
 		return NULL;
+	if (addr % VMEM_LINUX_BLOCK) {
+		snprintf(err, errlen, "--virtio-mem %s: the region is not aligned to 128 MiB", cfg->id);
+		return NULL;
+	}
 	if (!guestmem_gmm_pool(gm)) {
 		snprintf(err, errlen, "--virtio-mem %s: needs --memory-mode gmm (its memory comes from the pool)",
 			 cfg->id);

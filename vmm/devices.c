@@ -66,11 +66,6 @@ static int create_balloon(struct vm *vm, char *err, size_t errlen)
 #define VMEM_REGION_ALIGN	(1ULL << 30)
 #define PHYS_BITS_DEFAULT	36
 
-static uint64_t align_up(uint64_t x, uint64_t to)
-{
-	return (x + to - 1) / to * to;
-}
-
 /* The guest's physical address width: the host CPU's, which it sees. */
 static unsigned int phys_bits(void)
 {

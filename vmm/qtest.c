@@ -281,22 +281,7 @@ static int cmd_msi(struct qt *q)
 	return reply(q, "OK %lu data=0x%x addr=0x%x", n, (uint32_t)last, (uint32_t)(last >> 32));
 }
 
-/* A "Key:   123 kB" line of /proc/self/status, in KiB. */
-static unsigned long long status_kib(const char *key)
-{
-	char line[256];
-	unsigned long long v = 0;
-	size_t klen = strlen(key);
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, key, klen) && line[klen] == ':')
-			v = strtoull(line + klen + 1, NULL, 10);
-	}
-	if (f)
-		fclose(f);
-	return v;
-}
+#define STATUS	"/proc/self/status"
 
 /* Host memory held by the process's memfds (gmm's pool): their blocks. */
 static unsigned long long memfd_kib(void)
@@ -327,17 +312,19 @@ static int cmd_mem(struct qt *q)
 	struct gmm_pool *pool = guestmem_gmm_pool(q->vm->gm);
 	struct gmm_report_stats rs = { 0 };
 	struct guestmem_stats st;
-	unsigned long long pfree = 0, ptotal = 0;
+	unsigned long long pfree = 0, ptotal = 0, rss, shmem, hugetlb;
 
 	guestmem_get_stats(q->vm->gm, &st);
+	rss = proc_kib(STATUS, "VmRSS");
+	shmem = proc_kib(STATUS, "RssShmem");
+	hugetlb = proc_kib(STATUS, "HugetlbPages");
 	if (pool) {
 		pfree = gmm_pool_nr_free(pool);
 		ptotal = gmm_pool_nr_pages(pool);
 		gmm_report_stats(pool, &rs);
 	}
 	return reply(q, "OK rss_kib=%llu shmem_kib=%llu hugetlb_kib=%llu memfd_kib=%llu backed=%llu discards=%llu page_size=%llu pool_free=%llu pool_pages=%llu free_reported=%llu reported_bytes=%llu",
-		     status_kib("VmRSS"), status_kib("RssShmem"), status_kib("HugetlbPages"),
-		     memfd_kib(),
+		     rss, shmem, hugetlb, memfd_kib(),
 		     (unsigned long long)st.backed, (unsigned long long)st.discards,
 		     (unsigned long long)st.page_size, pfree, ptotal,
 		     (unsigned long long)rs.free_reported, (unsigned long long)rs.reported_bytes);

@@ -25,14 +25,6 @@
 #define TSS_ADDR	0xfffbd000ULL
 #define IDMAP_ADDR	0xfffbc000ULL
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Make every running vCPU leave KVM_RUN soon (immediate_exit and a signal). */
 static void kick_vcpus(struct vm *vm)
 {

@@ -13,6 +13,7 @@
 #include "devices.h"
 #include "guestmem.h"
 #include "serial.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -166,7 +167,6 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
  * SIGHUP arriving meanwhile stop the VM with VMM_EXIT_SIGNAL + the signal.
  */
 int vm_wait(struct vm *vm, int fd);
-uint64_t now_ns(void);
 /* The number after "KEY:" in a /proc file such as /proc/self/status (kB
  * there), 0 when absent; any thread. */
 uint64_t proc_kib(const char *path, const char *key);
