@@ -546,13 +546,7 @@ static uint64_t balloon_counter(struct qts *q, const char *key)
 /* PFNs in one element on the inflate queue, the array at gpa; used? */
 static bool inflate_at(struct vdev *b, uint64_t gpa, const uint32_t *pfns, unsigned int n)
 {
-	struct vd_buf buf = { gpa, 4 * n, false };
-	uint32_t len = 1;
-	int head;
-
-	qts_memwrite(b->q, gpa, pfns, 4ULL * n);
-	head = vd_add(b, BALLOON_Q_INFLATE, &buf, 1);
-	return vd_used(b, BALLOON_Q_INFLATE, &len) == head && len == 0;
+	return vd_send(b, BALLOON_Q_INFLATE, gpa, pfns, 4 * n);
 }
 
 /*
