@@ -81,7 +81,7 @@ struct balloon {
 	bool stats_held;
 	uint16_t stats_head;
 	struct balloon_counters cnt;
-	atomic_bool return_pending;	/* a devmem_return_to_host() is queued */
+	struct devmem_return ret;	/* what the guest gave up, to the host */
 };
 
 static bool test_bit(const uint64_t *map, uint64_t i)
@@ -387,25 +387,6 @@ static void stats_timer(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&b->vd.lock);
 }
 
-/* On the loop thread: what the guest gave up goes to the host now,
- * rather than after the pool's reporting delay. */
-static void return_to_host(void *opaque, uint32_t events)
-{
-	struct balloon *b = opaque;
-
-	(void)events;
-	atomic_store(&b->return_pending, false);
-	devmem_return_to_host(b->gm);
-}
-
-static void queue_return(struct balloon *b)
-{
-	if (!b->loop || atomic_exchange(&b->return_pending, true))
-		return;
-	if (evloop_call(b->loop, return_to_host, b))
-		atomic_store(&b->return_pending, false);
-}
-
 /* Handle queue qi's available elements (vd.lock held, dropped for discards). */
 static void run_queue(struct balloon *b, unsigned int qi)
 {
@@ -455,7 +436,7 @@ static void notify_queue(struct virtio_dev *vd, unsigned int qi)
 	} while (b->again[qi]);
 	b->busy[qi] = false;
 	if (b->cnt.discarded_bytes != discarded)
-		queue_return(b);
+		devmem_queue_return(&b->ret);	/* now, not after the reporting delay */
 }
 
 static void cfg_read(struct virtio_dev *vd, unsigned int off, void *data, unsigned int len)
@@ -640,6 +621,7 @@ struct balloon *balloon_create(struct vm *vm, struct pci_host *h,
 	if (b) {
 		b->vm = vm;
 		b->gm = gm;
+		b->ret = (struct devmem_return){ .gm = gm, .loop = loop };
 		pthread_cond_init(&b->idle, NULL);
 		b->loop = loop;
 		b->cfg = *cfg;

@@ -38,7 +38,7 @@ struct vmem {
 	struct vmem_counters cnt;
 	void (*listener)(void *opaque, struct vmem *m, uint64_t plugged);
 	void *listener_opaque;
-	atomic_bool return_pending;
+	struct devmem_return ret;	/* unplugged frames' memory, to the host */
 	struct vq_elem elem;
 };
 
@@ -118,23 +118,6 @@ static int plug_range(struct vmem *m, uint64_t first, uint64_t n)
 	return ret;
 }
 
-static void return_to_host(void *opaque, uint32_t events)
-{
-	struct vmem *m = opaque;
-
-	(void)events;
-	atomic_store(&m->return_pending, false);
-	devmem_return_to_host(m->gm);
-}
-
-static void queue_return(struct vmem *m)
-{
-	if (!m->loop || atomic_exchange(&m->return_pending, true))
-		return;
-	if (evloop_call(m->loop, return_to_host, m))
-		atomic_store(&m->return_pending, false);
-}
-
 static void set_plugged(struct vmem *m, uint64_t bytes)
 {
 	if (bytes == m->plugged)
@@ -197,7 +180,7 @@ static unsigned int do_unplug(struct vmem *m, uint64_t first, uint64_t n)
 	for (uint64_t c = first; c < first + n; c++)
 		unplug_chunk(m, c);
 	set_plugged(m, m->plugged - n * VMEM_CHUNK);
-	queue_return(m);
+	devmem_queue_return(&m->ret);
 	m->cnt.unplugs++;
 	m->cnt.unplug_ns += now_ns() - t0;
 	return VIRTIO_MEM_RESP_ACK;
@@ -209,7 +192,7 @@ static void unplug_all(struct vmem *m)
 		unplug_chunk(m, c);
 	set_plugged(m, 0);
 	update_usable(m);
-	queue_return(m);
+	devmem_queue_return(&m->ret);
 }
 
 /* Answer one request; the response type, *state for STATE. */
@@ -390,7 +373,8 @@ struct vmem *vmem_create(struct pci_host *h, struct guestmem *gm, struct evloop 
 		return NULL;
 	}
 	*m = (struct vmem){ .gm = gm, .pool = guestmem_gmm_pool(gm), .loop = loop, .cfg = *cfg,
-			    .addr = addr, .requested = cfg->requested_size };
+			    .addr = addr, .requested = cfg->requested_size,
+			    .ret = { .gm = gm, .loop = loop } };
 	update_usable(m);
 	m->cnt.requested_bytes = m->requested;
 	m->cnt.usable_bytes = m->usable;
