@@ -20,6 +20,8 @@
  *
  * Usage: bench-alloc [pair|frag|compact|scale|all] [--quick]
  */
+#include "bench_clock.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -37,14 +39,6 @@
 #define GIB ((uint64_t)1 << 30)
 
 static bool quick;
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 static struct gmm_pool *pool_of(uint64_t bytes, bool grouping)
 {
@@ -89,7 +83,7 @@ static void lifo_push(struct lifo *l, uint64_t x)
 
 static double pair_buddy(struct gmm_pool *p, uint64_t *buf, unsigned int batch, uint64_t pairs)
 {
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	for (uint64_t done = 0; done < pairs; done += batch) {
 		for (unsigned int i = 0; i < batch; i++)
@@ -97,12 +91,12 @@ static double pair_buddy(struct gmm_pool *p, uint64_t *buf, unsigned int batch, 
 		for (unsigned int i = 0; i < batch; i++)
 			gmm_free(p, buf[i], 0);
 	}
-	return (now_ns() - t0) / (double)pairs;
+	return ((1e9 * now_s()) - t0) / (double)pairs;
 }
 
 static double pair_lifo(struct lifo *l, uint64_t *buf, unsigned int batch, uint64_t pairs)
 {
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	for (uint64_t done = 0; done < pairs; done += batch) {
 		for (unsigned int i = 0; i < batch; i++)
@@ -110,7 +104,7 @@ static double pair_lifo(struct lifo *l, uint64_t *buf, unsigned int batch, uint6
 		for (unsigned int i = 0; i < batch; i++)
 			lifo_push(l, buf[i]);
 	}
-	return (now_ns() - t0) / (double)pairs;
+	return ((1e9 * now_s()) - t0) / (double)pairs;
 }
 
 static void bench_pair(void)
@@ -197,7 +191,7 @@ static void frag_run(bool grouping, bool compaction, uint64_t steps, struct frag
 {
 	struct gmm_pool *p = pool_of(GIB, grouping);
 	struct fragload f;
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	if (fragload_init(&f, p, 0x2545f4914f6cdd1dull))
 		exit(1);
@@ -207,7 +201,7 @@ static void frag_run(bool grouping, bool compaction, uint64_t steps, struct frag
 	}
 	fragload_run(&f, steps);
 	gmm_kcompactd_stop(p);
-	r->secs = (now_ns() - t0) / 1e9;
+	r->secs = ((1e9 * now_s()) - t0) / 1e9;
 	gmm_compact_stats(p, &r->ev);
 	frag_measure(&f, r);
 	r->hugepages_at_rest = frag_at_rest(&f);
@@ -291,12 +285,12 @@ static void bench_contig(void)
 	fragload_run(&f, quick ? 400000 : 2000000);
 	for (int i = 0; i < CONTIG_TRIES; i++) {
 		uint64_t b = (f.rng = f.rng * 6364136223846793005ull + 1) >> 33;
-		double t = now_ns();
+		double t = (1e9 * now_s());
 		int err;
 
 		b %= blocks;
 		err = gmm_alloc_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
-		t_contig += now_ns() - t;
+		t_contig += (1e9 * now_s()) - t;
 		if (!err) {
 			ok++;
 			gmm_free_contig_range(p, b * GMM_PAGEBLOCK_PAGES, (b + 1) * GMM_PAGEBLOCK_PAGES);
@@ -308,12 +302,12 @@ static void bench_contig(void)
 	gmm_pool_destroy(p);
 	/* the baseline: order-9 alloc+free on an empty pool of the same size */
 	p = pool_of(GIB, true);
-	t_plain = now_ns();
+	t_plain = (1e9 * now_s());
 	for (int i = 0; i < CONTIG_TRIES; i++) {
 		pfn = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, GMM_NO_NODE);
 		gmm_free(p, pfn, GMM_PAGEBLOCK_ORDER);
 	}
-	t_plain = now_ns() - t_plain;
+	t_plain = (1e9 * now_s()) - t_plain;
 	gmm_pool_destroy(p);
 	printf("   success %" PRIu64 "/%d (%.0f%%); a failure: an unmovable/reclaimable frame "
 	       "or no target\n", ok, CONTIG_TRIES, 100.0 * (double)ok / CONTIG_TRIES);
@@ -334,22 +328,22 @@ static void bench_compact(void)
 		exit(1);
 	fragload_run(&f, quick ? 400000 : 2000000);
 	fragload_free_mobility(&f, FRAG_RECLAIMABLE);
-	t = now_ns();
+	t = (1e9 * now_s());
 	gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res);
-	t = now_ns() - t;
+	t = (1e9 * now_s()) - t;
 	gib = (double)(res.migrated * GMM_PAGE_SIZE) / GIB;
 	/* the floor: memcpy of the same bytes, 4 KiB at a time, between two buffers */
 	a = malloc(256 * MIB);
 	b = malloc(256 * MIB);
 	memset(a, 1, 256 * MIB);
 	memset(b, 2, 256 * MIB);
-	tc = now_ns();
+	tc = (1e9 * now_s());
 	for (uint64_t done = 0; done < res.migrated * GMM_PAGE_SIZE; done += GMM_PAGE_SIZE) {
 		uint64_t off = done % (256 * MIB);
 
 		memcpy(b + off, a + off, GMM_PAGE_SIZE);
 	}
-	tc = now_ns() - tc;
+	tc = (1e9 * now_s()) - tc;
 	printf("== compact: 1 GiB after the frag workload, reclaimable freed, whole zone, sync\n");
 	printf("   migrated %.3f GiB in %.1f ms: %.2f GiB/s; memcpy of the same bytes %.2f GiB/s "
 	       "(ratio %.2fx)\n", gib, t / 1e6, gib / (t / 1e9), gib / (tc / 1e9), tc / t);
@@ -378,7 +372,7 @@ struct scale_result {
 static double cycle(struct gmm_pool *p, unsigned int order, uint64_t n)
 {
 	uint64_t *v = malloc(256 * sizeof(*v));
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	for (uint64_t done = 0; done < n; done += 256) {
 		for (int i = 0; i < 256; i++)
@@ -387,15 +381,15 @@ static double cycle(struct gmm_pool *p, unsigned int order, uint64_t n)
 			gmm_free(p, v[i], order);
 	}
 	free(v);
-	return (now_ns() - t0) / (double)n;
+	return ((1e9 * now_s()) - t0) / (double)n;
 }
 
 static void scale_one(uint64_t bytes, struct scale_result *r)
 {
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 	struct gmm_pool *p = pool_of(bytes, true);
 
-	r->create_ms = (now_ns() - t0) / 1e6;
+	r->create_ms = ((1e9 * now_s()) - t0) / 1e6;
 	r->meta_per_gib = (double)gmm_metadata_bytes(p) / ((double)bytes / GIB);
 	cycle(p, 0, 1 << 16);
 	cycle(p, 9, 1 << 12);
