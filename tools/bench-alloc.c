@@ -47,6 +47,7 @@
 #include <gmm/migrate.h>
 
 #include "../tests/sysfs_long.h"
+#include "bench_clock.h"
 #include "fragload.h"
 
 #define MIB ((uint64_t)1 << 20)
@@ -54,14 +55,6 @@
 
 static bool quick;
 static uint64_t frag_steps; /* --steps N: one frag report of N steps */
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 static struct gmm_pool *pool_of(uint64_t bytes, bool grouping)
 {
@@ -106,7 +99,7 @@ static void lifo_push(struct lifo *l, uint64_t x)
 
 static double pair_buddy(struct gmm_pool *p, uint64_t *buf, unsigned int batch, uint64_t pairs)
 {
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	for (uint64_t done = 0; done < pairs; done += batch) {
 		for (unsigned int i = 0; i < batch; i++)
@@ -114,12 +107,12 @@ static double pair_buddy(struct gmm_pool *p, uint64_t *buf, unsigned int batch, 
 		for (unsigned int i = 0; i < batch; i++)
 			gmm_free(p, buf[i], 0);
 	}
-	return (now_ns() - t0) / (double)pairs;
+	return ((1e9 * now_s()) - t0) / (double)pairs;
 }
 
 static double pair_lifo(struct lifo *l, uint64_t *buf, unsigned int batch, uint64_t pairs)
 {
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	for (uint64_t done = 0; done < pairs; done += batch) {
 		for (unsigned int i = 0; i < batch; i++)
@@ -127,7 +120,7 @@ static double pair_lifo(struct lifo *l, uint64_t *buf, unsigned int batch, uint6
 		for (unsigned int i = 0; i < batch; i++)
 			lifo_push(l, buf[i]);
 	}
-	return (now_ns() - t0) / (double)pairs;
+	return ((1e9 * now_s()) - t0) / (double)pairs;
 }
 
 static void bench_pair(void)
@@ -234,7 +227,7 @@ static void frag_run(enum frag_cfg cfg, uint64_t steps, struct frag_result *r)
 	struct gmm_pool *p = pool_of(GIB, cfg != FRAG_OFF);
 	bool compaction = cfg == FRAG_DEFRAG || cfg == FRAG_COMPACT;
 	struct fragload f;
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	memset(r, 0, sizeof(*r));
 	r->blocks = gmm_pool_nr_pages(p) / GMM_PAGEBLOCK_PAGES;
@@ -247,7 +240,7 @@ static void frag_run(enum frag_cfg cfg, uint64_t steps, struct frag_result *r)
 	}
 	fragload_run(&f, steps);
 	gmm_kcompactd_stop(p);
-	r->secs = (now_ns() - t0) / 1e9;
+	r->secs = ((1e9 * now_s()) - t0) / 1e9;
 	gmm_compact_stats(p, &r->ev);
 	frag_measure(&f, r);
 	r->at_rest = frag_at_rest(&f);
@@ -470,11 +463,11 @@ static double memcpy_frames(struct gmm_pool *p, uint64_t frames)
 		fprintf(stderr, "bench-alloc: no frames for the memcpy baseline\n");
 		exit(1);
 	}
-	t = now_ns();
+	t = (1e9 * now_s());
 	for (uint64_t i = 0; i < frames; i++)
 		memcpy(gmm_pfn_to_host(p, dst[i % pairs]), gmm_pfn_to_host(p, src[i % pairs]),
 		       GMM_PAGE_SIZE);
-	t = now_ns() - t;
+	t = (1e9 * now_s()) - t;
 	for (uint64_t i = 0; i < pairs; i++) {
 		gmm_free(p, src[i], 0);
 		gmm_free(p, dst[i], 0);
@@ -511,9 +504,9 @@ static void compact_case(struct gmm_pool *p, unsigned int nth)
 	       fr.blocks - fr.clean, fr.blocks);
 	before = free_in_pageblocks(p);
 	faults = minor_faults();
-	t = now_ns();
+	t = (1e9 * now_s());
 	gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res);
-	t = now_ns() - t;
+	t = (1e9 * now_s()) - t;
 	faults = minor_faults() - faults;
 	produced = free_in_pageblocks(p) - before;
 	scanned = res.migrate_scanned + res.free_scanned;
@@ -575,7 +568,7 @@ struct scale_result {
 static double cycle(struct gmm_pool *p, unsigned int order, uint64_t n)
 {
 	uint64_t *v = malloc(256 * sizeof(*v));
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 
 	for (uint64_t done = 0; done < n; done += 256) {
 		for (int i = 0; i < 256; i++)
@@ -584,15 +577,15 @@ static double cycle(struct gmm_pool *p, unsigned int order, uint64_t n)
 			gmm_free(p, v[i], order);
 	}
 	free(v);
-	return (now_ns() - t0) / (double)n;
+	return ((1e9 * now_s()) - t0) / (double)n;
 }
 
 static void scale_one(uint64_t bytes, struct scale_result *r)
 {
-	double t0 = now_ns();
+	double t0 = (1e9 * now_s());
 	struct gmm_pool *p = pool_of(bytes, true);
 
-	r->create_ms = (now_ns() - t0) / 1e6;
+	r->create_ms = ((1e9 * now_s()) - t0) / 1e6;
 	r->meta_per_gib = (double)gmm_metadata_bytes(p) / ((double)bytes / GIB);
 	cycle(p, 0, 1 << 16);
 	cycle(p, 9, 1 << 12);
@@ -775,7 +768,7 @@ static void contig_tries(struct gmm_pool *p, uint64_t nr, int tries, bool random
 	for (int i = 0; i < tries; i++) {
 		/* an odd stride over a power-of-two count: no range is tried twice */
 		uint64_t s = ((seed + (uint64_t)i * 0x9e3779b1ull) % ranges) * nr;
-		double t = now_ns();
+		double t = (1e9 * now_s());
 		bool ok;
 
 		if (random) {
@@ -784,7 +777,7 @@ static void contig_tries(struct gmm_pool *p, uint64_t nr, int tries, bool random
 			s = gmm_alloc_contig_pages(p, nr, 0);
 			ok = s != GMM_PFN_NONE;
 		}
-		lat_add(l, now_ns() - t, ok);
+		lat_add(l, (1e9 * now_s()) - t, ok);
 		if (ok)
 			gmm_free_contig_range(p, s, s + nr);
 		if (ok && m) /* as full as before for the next attempt */
@@ -808,11 +801,11 @@ static void contig_empty(uint64_t bytes, uint64_t nr, int tries, bool touch, str
 	if (touch)
 		contig_touch(p);
 	for (int i = 0; order9 && i < 64; i++) {
-		double t = now_ns();
+		double t = (1e9 * now_s());
 		uint64_t pfn = gmm_alloc(p, GMM_PAGEBLOCK_ORDER, GMM_MOVABLE, GMM_NO_NODE);
 
 		gmm_free(p, pfn, GMM_PAGEBLOCK_ORDER);
-		lat_add(order9, now_ns() - t, pfn != GMM_PFN_NONE);
+		lat_add(order9, (1e9 * now_s()) - t, pfn != GMM_PFN_NONE);
 	}
 	contig_tries(p, nr, tries, true, 7, NULL, empty);
 	gmm_pool_destroy(p);
@@ -877,10 +870,10 @@ static void bench_contig_1g(void)
 	b = malloc(256 * MIB);
 	memset(a, 1, 256 * MIB);
 	memset(b, 2, 256 * MIB);
-	tc = now_ns();
+	tc = (1e9 * now_s());
 	for (uint64_t done = 0; done < (uint64_t)moved; done += GMM_PAGE_SIZE)
 		memcpy(b + done % (256 * MIB), a + done % (256 * MIB), GMM_PAGE_SIZE);
-	tc = now_ns() - tc;
+	tc = (1e9 * now_s()) - tc;
 	t = 0;
 	for (int i = 0; i < l1g.n; i++)
 		t += l1g.v[i];

@@ -12,6 +12,8 @@
  * The hugetlbfs fault case raises /proc/sys/vm/nr_hugepages for its run
  * (it says so) and restores it.
  */
+#include "bench_clock.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +29,6 @@
 #include "../tests/sysfs_long.h"
 
 #define MIB (1ull << 20)
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* A pool over a memfd: shmem, or hugetlbfs with @page_size 2 MiB. */
 static struct gmm_pool *pool_paged(uint64_t bytes, uint64_t page_size, void **ctx)
@@ -93,19 +87,19 @@ static int bench_prealloc(uint64_t bytes, unsigned int threads)
 	p = pool(bytes, &ctx);
 	if (!p)
 		return 1;
-	t0 = now();
+	t0 = now_s();
 	if (gmm_pool_populate(p, 0, UINT64_MAX, threads, NULL, NULL))
 		return 1;
-	gmm = (double)bytes / (now() - t0) / (1 << 30);
+	gmm = (double)bytes / (now_s() - t0) / (1 << 30);
 	gmm_pool_destroy(p);
 	fd = (int)syscall(SYS_memfd_create, "base", 0);
 	if (fd < 0 || ftruncate(fd, (off_t)bytes))
 		return 1;
-	t0 = now();
+	t0 = now_s();
 	m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (m == MAP_FAILED)
 		return 1;
-	base = (double)bytes / (now() - t0) / (1 << 30);
+	base = (double)bytes / (now_s() - t0) / (1 << 30);
 	munmap(m, bytes);
 	close(fd);
 	printf("prealloc %llu MiB shmem: gmm_pool_populate (%s) %.2f GiB/s, "
@@ -131,7 +125,7 @@ static double gmm_touch(uint64_t bytes, bool huge, uint64_t page_size)
 	gc.huge_fault = huge;
 	if (!p || gmm_guest_create(p, &gc, &g) || gmm_guest_add_ram(g, 0, bytes, 0, &s))
 		return -1;
-	t0 = now();
+	t0 = now_s();
 	for (uint64_t gpa = 0; gpa < bytes; gpa += 4096) {
 		/* the vCPU exit path: back + complete the access, then the guest runs on */
 		if (gmm_guest_gpa_to_pfn(g, gpa) == GMM_PFN_NONE)
@@ -139,7 +133,7 @@ static double gmm_touch(uint64_t bytes, bool huge, uint64_t page_size)
 		else
 			((volatile uint64_t *)s.hva)[gpa / 8] = v;
 	}
-	t = now() - t0;
+	t = now_s() - t0;
 	gmm_guest_destroy(g);
 	gmm_pool_destroy(p);
 	return t;
@@ -155,10 +149,10 @@ static double anon_touch(uint64_t bytes, bool huge)
 	if (m == MAP_FAILED)
 		return -1;
 	madvise(m, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-	t0 = now();
+	t0 = now_s();
 	for (uint64_t off = 0; off < bytes; off += 4096)
 		((volatile char *)m)[off] = 1;
-	t = now() - t0;
+	t = now_s() - t0;
 	munmap(m, bytes);
 	return t;
 }
@@ -221,11 +215,11 @@ static int bench_report(uint64_t bytes)
 	}
 	usleep(2500000); /* the start-up pass is over */
 	start = file_bytes(ctx);
-	t0 = now();
+	t0 = now_s();
 	for (uint64_t i = 0; i < n; i++)
 		gmm_free(p, pfns[i], 9);
-	while (now() - t0 < 10) {
-		double t = now() - t0;
+	while (now_s() - t0 < 10) {
+		double t = now_s() - t0;
 
 		left = file_bytes(ctx);
 		if (!t50 && left <= start - bytes / 2)
@@ -292,14 +286,14 @@ static double fault_rate(uint64_t bytes, unsigned int threads)
 	gc.huge_fault = false;
 	if (!p || gmm_guest_create(p, &gc, &g) || gmm_guest_add_ram(g, 0, bytes, 0, &s))
 		return -1;
-	t0 = now();
+	t0 = now_s();
 	for (unsigned int i = 0; i < threads; i++) {
 		w[i] = (struct fault_worker){ g, p, (uint64_t)i << 21, bytes, threads };
 		pthread_create(&t[i], NULL, fault_worker, &w[i]);
 	}
 	for (unsigned int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	t1 = now();
+	t1 = now_s();
 	gmm_guest_destroy(g);
 	gmm_pool_destroy(p);
 	return (double)(bytes >> 12) / (t1 - t0);

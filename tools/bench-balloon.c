@@ -26,6 +26,7 @@
 #include "qtest_lib.h"
 #include "../tests/sysfs_long.h"
 #include "balloon.h"
+#include "bench_clock.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -46,14 +47,6 @@
 #define TOUCH_STEP	(64 * MIB)	/* the test driver's largest memset */
 
 static const char *vmm;
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static const uint64_t features = 1ULL << VIRTIO_F_VERSION_1 |
 	1ULL << VIRTIO_BALLOON_F_MUST_TELL_HOST | 1ULL << VIRTIO_BALLOON_F_STATS_VQ |
@@ -205,9 +198,9 @@ static void inflate_once(const char *opts, bool count, struct inflate_run *r)
 	snprintf(out, sizeof(out), "/tmp/bench-balloon-strace.%d", getpid());
 	if (count)
 		s = strace_start(q->pid, out);
-	t0 = now_ms();
+	t0 = (1e3 * now_s());
 	send_elements(&d, BALLOON_Q_INFLATE, pfns, n, LINUX_PFNS, NULL);
-	r->wall_ms = now_ms() - t0;
+	r->wall_ms = (1e3 * now_s()) - t0;
 	if (count)
 		r->syscalls = strace_stop(s, out);
 	r->dev_ms = counter(q, "inflate_ns") / 1e6;
@@ -250,12 +243,12 @@ static double t_reached, t_start, t_sent;
 static void poll_host(struct qts *q)
 {
 	if (t_reached < 0 && host_kib(q) <= target_kib)
-		t_reached = now_ms() - t_start;
+		t_reached = (1e3 * now_s()) - t_start;
 }
 
 static void wait_returned(struct qts *q, double timeout_ms)
 {
-	while (t_reached < 0 && now_ms() - t_start < timeout_ms) {
+	while (t_reached < 0 && (1e3 * now_s()) - t_start < timeout_ms) {
 		poll_host(q);
 		usleep(5000);
 	}
@@ -289,7 +282,7 @@ static double returned_once(bool reporting, uint64_t len)
 	before = host_kib(q);
 	target_kib = before - len / 1024 * 95 / 100;
 	t_reached = -1;
-	t_start = now_ms();
+	t_start = (1e3 * now_s());
 	if (reporting) {
 		report_ranges(&d, DATA, len);
 	} else {
@@ -299,7 +292,7 @@ static double returned_once(bool reporting, uint64_t len)
 		send_elements(&d, BALLOON_Q_INFLATE, pfns, len / PAGE, LINUX_PFNS, poll_host);
 		free(pfns);
 	}
-	t_sent = now_ms() - t_start;
+	t_sent = (1e3 * now_s()) - t_start;
 	wait_returned(q, 10000);
 	qts_quit(q);
 	return t_reached;

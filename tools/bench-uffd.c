@@ -11,6 +11,7 @@
  * Handler threads: one (one per guest node here) or one per toucher.
  * Usage: bench-uffd [MiB per toucher]   (default 64)
  */
+#include "bench_clock.h"
 #include "guestmem.h"
 
 #include <pthread.h>
@@ -28,14 +29,6 @@ struct toucher {
 	uint64_t bytes, stride;
 	pthread_barrier_t *go;
 };
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static void *touch(void *arg)
 {
@@ -76,10 +69,10 @@ static double run(enum guestmem_mode mode, unsigned int handlers, unsigned int n
 		pthread_create(&th[i], NULL, touch, &t[i]);
 	}
 	pthread_barrier_wait(&go);
-	t0 = now();
+	t0 = now_s();
 	for (unsigned int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
-	t0 = now() - t0;
+	t0 = now_s() - t0;
 	guestmem_get_stats(gm, &st);
 	*faults = st.uffd_faults;
 	guestmem_destroy(gm);

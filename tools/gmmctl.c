@@ -24,6 +24,7 @@
  * protocol.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ enum { EXIT_QMP = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
 
 /* Longest line gmmctl accepts from the monitor. */
 #define LINE_MAX_BYTES	(4 * 1024 * 1024)
+/* Longest command name or device id (the device path must fit 128 bytes). */
+#define ID_MAX_BYTES	64
 
 static const char usage[] =
 "Usage: gmmctl SOCKET query-balloon | balloon SIZE | memory-devices |\n"
@@ -243,15 +246,10 @@ static int query_balloon(struct conn *c)
 	return code;
 }
 
-static int balloon(struct conn *c, const char *size)
+static int balloon(struct conn *c, uint64_t bytes)
 {
 	struct json_object *args = json_object_new_object();
-	uint64_t bytes = parse_size(size);
 
-	if (!bytes) {
-		json_object_put(args);
-		return die(EXIT_USAGE, "balloon: bad size '%s' (try 512M or 2G)", size);
-	}
 	json_object_object_add(args, "value", json_object_new_uint64(bytes));
 	return simple(c, "balloon", args);
 }
@@ -281,14 +279,11 @@ static int memory_devices(struct conn *c)
 	return code;
 }
 
-static int virtio_mem(struct conn *c, const char *id, const char *size)
+static int virtio_mem(struct conn *c, const char *id, uint64_t bytes)
 {
 	struct json_object *args;
-	uint64_t bytes = parse_size(size);
 	char path[128];
 
-	if (!bytes && strcmp(size, "0"))
-		return die(EXIT_USAGE, "virtio-mem: bad size '%s' (try 512M or 2G)", size);
 	snprintf(path, sizeof(path), "/machine/peripheral/%s", id);
 	args = json_object_new_object();
 	json_object_object_add(args, "path", json_object_new_string(path));
@@ -297,16 +292,11 @@ static int virtio_mem(struct conn *c, const char *id, const char *size)
 	return simple(c, "qom-set", args);
 }
 
-static int raw(struct conn *c, const char *text)
+static int raw(struct conn *c, struct json_object *req)
 {
-	struct json_object *req = json_tokener_parse(text), *r;
+	struct json_object *r = call(c, req);
 	int code;
 
-	if (!json_object_is_type(req, json_type_object)) {
-		json_object_put(req);
-		return die(EXIT_USAGE, "raw: not a JSON object: %s", text);
-	}
-	r = call(c, req);
 	if (result(r, &code) || code == EXIT_QMP)
 		puts(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
 						    JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -410,9 +400,52 @@ static int stats(struct conn *c)
 	return 0;
 }
 
+/* A command's arguments, checked before connecting to anything. */
+struct args {
+	uint64_t bytes;			/* balloon, virtio-mem */
+	struct json_object *req;	/* raw */
+};
+
+/* QMP names: letters, digits, '-' and '_' (also device ids). */
+static bool qmp_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789-_") == n;
+}
+
+/* 0, or EXIT_USAGE with the reason on stderr. */
+static int check_args(const char *cmd, char **argv, struct args *a)
+{
+	if (!strcmp(cmd, "balloon")) {
+		a->bytes = parse_size(argv[3]);
+		return a->bytes ? 0 : die(EXIT_USAGE, "balloon: bad size '%s' (try 512M or 2G)",
+					  argv[3]);
+	}
+	if (!strcmp(cmd, "virtio-mem")) {
+		if (!qmp_name(argv[3], ID_MAX_BYTES))
+			return die(EXIT_USAGE, "virtio-mem: bad device id '%s'", argv[3]);
+		a->bytes = parse_size(argv[4]);
+		if (!a->bytes && strcmp(argv[4], "0"))
+			return die(EXIT_USAGE, "virtio-mem: bad size '%s' (try 512M or 2G)", argv[4]);
+		return 0;
+	}
+	if (!strcmp(cmd, "raw")) {
+		a->req = json_tokener_parse(argv[3]);
+		if (json_object_is_type(a->req, json_type_object))
+			return 0;
+		json_object_put(a->req);
+		a->req = NULL;
+		return die(EXIT_USAGE, "raw: not a JSON object: %s", argv[3]);
+	}
+	return qmp_name(cmd, ID_MAX_BYTES) ? 0 : die(EXIT_USAGE, "bad command name '%s'", cmd);
+}
+
 int main(int argc, char **argv)
 {
 	struct conn c = { .fd = -1 };
+	struct args a = { 0 };
 	const char *cmd;
 	int code;
 
@@ -426,19 +459,23 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
-	code = connect_to(&c, argv[1]);
-	if (code)
+	code = check_args(cmd, argv, &a);
+	if (!code)
+		code = connect_to(&c, argv[1]);
+	if (code) {
+		json_object_put(a.req);
 		return code;
+	}
 	if (!strcmp(cmd, "query-balloon"))
 		return query_balloon(&c);
 	if (!strcmp(cmd, "balloon"))
-		return balloon(&c, argv[3]);
+		return balloon(&c, a.bytes);
 	if (!strcmp(cmd, "raw"))
-		return raw(&c, argv[3]);
+		return raw(&c, a.req);
 	if (!strcmp(cmd, "memory-devices"))
 		return memory_devices(&c);
 	if (!strcmp(cmd, "virtio-mem"))
-		return virtio_mem(&c, argv[3], argv[4]);
+		return virtio_mem(&c, argv[3], a.bytes);
 	if (!strcmp(cmd, "events"))
 		return events(&c);
 	if (!strcmp(cmd, "stats"))

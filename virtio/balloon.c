@@ -6,6 +6,7 @@
 #include "balloon_ctl.h"
 #include "devmem.h"
 #include "evloop.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -19,7 +20,10 @@
 #define PFN_CHUNK		65536
 /* Stats entries read from one stats buffer. */
 #define STATS_MAX_ENTRIES	64
-#define NS_PER_S		1000000000ULL
+
+struct balloon_range {
+	uint64_t gpa, len;
+};
 
 struct balloon_stat_entry {
 	uint16_t tag;
@@ -53,14 +57,31 @@ struct balloon {
 
 	uint32_t *pfns;			/* PFN_CHUNK */
 	uint64_t *valid;			/* PFN_CHUNK: the valid PFNs of a chunk */
-	struct vq_elem elem;
+	struct vq_elem elem[BALLOON_NR_QUEUES];
+
+	/*
+	 * The discards a queue's element asked for are recorded under vd.lock
+	 * and done after dropping it (a vCPU's MMIO and PIO to the device do
+	 * not wait for them); the element is used only afterwards. A queue is
+	 * worked by one thread at a time (busy); a kick meanwhile sets again,
+	 * so the worker looks at the ring once more: no request is lost.
+	 * reset() waits until no discard is in flight and bumps gen, which
+	 * tells the worker its element went with the reset.
+	 */
+	struct balloon_range *todo[BALLOON_NR_QUEUES];	/* PFN_CHUNK each */
+	unsigned int nr_todo[BALLOON_NR_QUEUES];
+	bool busy[BALLOON_NR_QUEUES], again[BALLOON_NR_QUEUES];
+	unsigned int in_flight;		/* workers discarding out of the lock */
+	pthread_cond_t idle;		/* in_flight reached 0 (with vd.lock) */
+	uint64_t gen;			/* device resets */
+	unsigned int cur;		/* the queue whose element records discards */
 
 	struct balloon_stats stats;
 	int64_t stats_interval;
 	bool stats_held;
 	uint16_t stats_head;
 	struct balloon_counters cnt;
-	atomic_bool return_pending;	/* a devmem_return_to_host() is queued */
+	struct devmem_return ret;	/* what the guest gave up, to the host */
 };
 
 static bool test_bit(const uint64_t *map, uint64_t i)
@@ -78,13 +99,44 @@ static void clear_bit(uint64_t *map, uint64_t i)
 	map[i / 64] &= ~(1ULL << (i % 64));
 }
 
+/* Record a discard of queue b->cur's element (done by flush()). */
 static void discard(struct balloon *b, uint64_t gpa, uint64_t len)
 {
+	unsigned int qi = b->cur;
+
 	if (!len)
 		return;
 	b->cnt.discard_calls++;
 	b->cnt.discarded_bytes += len;
-	devmem_discard(b->gm, gpa, len);
+	if (b->nr_todo[qi] == PFN_CHUNK) {	/* cannot happen: see flush() */
+		devmem_discard(b->gm, gpa, len);
+		return;
+	}
+	b->todo[qi][b->nr_todo[qi]++] = (struct balloon_range){ gpa, len };
+}
+
+/*
+ * Do queue qi's recorded discards with vd.lock dropped (held on entry and
+ * on return). Called after each chunk of PFN_CHUNK PFNs and after each
+ * reporting element, which record at most PFN_CHUNK discards. False when
+ * the device was reset meanwhile: the element is gone with it.
+ */
+static bool flush(struct balloon *b, unsigned int qi)
+{
+	uint64_t gen = b->gen;
+
+	if (!b->nr_todo[qi])
+		return true;
+	b->in_flight++;
+	pthread_mutex_unlock(&b->vd.lock);
+	for (unsigned int i = 0; i < b->nr_todo[qi]; i++)
+		devmem_discard(b->gm, b->todo[qi][i].gpa, b->todo[qi][i].len);
+	pthread_mutex_lock(&b->vd.lock);
+	b->cur = qi;			/* another queue's worker may have run */
+	b->nr_todo[qi] = 0;
+	if (!--b->in_flight)
+		pthread_cond_broadcast(&b->idle);
+	return b->gen == gen;
 }
 
 /* Discard a run of 4 KiB pages: one call, or one per page (x-per-page). */
@@ -252,24 +304,18 @@ static unsigned int valid_pfns(struct balloon *b, unsigned int n)
 	return k;
 }
 
-static uint64_t mono_ns(void)
+/* False when the device was reset while discards were done. */
+static bool handle_pfns(struct balloon *b, unsigned int qi, const struct vq_elem *e)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-static void handle_pfns(struct balloon *b, const struct vq_elem *e, bool inflate)
-{
-	uint64_t total = e->out_bytes / 4, t0 = mono_ns();
+	bool inflate = qi == BALLOON_Q_INFLATE;
+	uint64_t total = e->out_bytes / 4, t0 = now_ns();
 
 	for (uint64_t off = 0; off < total; off += PFN_CHUNK) {
 		uint64_t n = total - off < PFN_CHUNK ? total - off : PFN_CHUNK;
 		unsigned int k;
 
-		if (vq_elem_read(&b->vd.vq[inflate ? 0 : 1], e, off * 4, b->pfns, n * 4) != (long)(n * 4))
-			return;
+		if (vq_elem_read(&b->vd.vq[qi], e, off * 4, b->pfns, n * 4) != (long)(n * 4))
+			return true;
 		if (inflate)
 			b->cnt.inflate_pfns += n;
 		else
@@ -279,10 +325,13 @@ static void handle_pfns(struct balloon *b, const struct vq_elem *e, bool inflate
 			apply_in_order(b, k);
 		else
 			apply_sorted(b, k, inflate);
+		if (!flush(b, qi))
+			return false;
 	}
 	b->pbp_unit = UINT64_MAX;	/* QEMU forgets it with the element */
 	if (inflate)
-		b->cnt.inflate_ns += mono_ns() - t0;
+		b->cnt.inflate_ns += now_ns() - t0;
+	return true;
 }
 
 static void handle_report(struct balloon *b, const struct vq_elem *e)
@@ -338,55 +387,56 @@ static void stats_timer(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&b->vd.lock);
 }
 
-/* On the loop thread: what the guest gave up goes to the host now,
- * rather than after the pool's reporting delay. */
-static void return_to_host(void *opaque, uint32_t events)
+/* Handle queue qi's available elements (vd.lock held, dropped for discards). */
+static void run_queue(struct balloon *b, unsigned int qi)
 {
-	struct balloon *b = opaque;
+	struct vq *q = &b->vd.vq[qi];
+	struct vq_elem *e = &b->elem[qi];
+	int r;
 
-	(void)events;
-	atomic_store(&b->return_pending, false);
-	devmem_return_to_host(b->gm);
-}
-
-static void queue_return(struct balloon *b)
-{
-	if (!b->loop || atomic_exchange(&b->return_pending, true))
+	while ((r = vq_pop(q, e)) == 1) {
+		if (qi == BALLOON_Q_STATS) {
+			if (b->stats_held && vq_push(q, b->stats_head, 0))
+				break;
+			handle_stats(b, e);
+			b->stats_held = true;
+			b->stats_head = e->head;
+			continue;
+		}
+		b->cur = qi;
+		if (qi == BALLOON_Q_REPORTING)
+			handle_report(b, e);
+		else if (!handle_pfns(b, qi, e))
+			return;
+		if (!flush(b, qi))
+			return;
+		if (vq_push(q, e->head, 0))
+			break;
+	}
+	if (q->error) {
+		virtio_set_broken(&b->vd, q->error);
 		return;
-	if (evloop_call(b->loop, return_to_host, b))
-		atomic_store(&b->return_pending, false);
+	}
+	virtio_notify(&b->vd, qi);
 }
 
 static void notify_queue(struct virtio_dev *vd, unsigned int qi)
 {
 	struct balloon *b = vd->priv;
-	struct vq *q = &vd->vq[qi];
 	uint64_t discarded = b->cnt.discarded_bytes;
-	int r;
 
-	while ((r = vq_pop(q, &b->elem)) == 1) {
-		if (qi == BALLOON_Q_STATS) {
-			if (b->stats_held && vq_push(q, b->stats_head, 0))
-				break;
-			handle_stats(b, &b->elem);
-			b->stats_held = true;
-			b->stats_head = b->elem.head;
-			continue;
-		}
-		if (qi == BALLOON_Q_REPORTING)
-			handle_report(b, &b->elem);
-		else
-			handle_pfns(b, &b->elem, qi == BALLOON_Q_INFLATE);
-		if (vq_push(q, b->elem.head, 0))
-			break;
-	}
-	if (b->cnt.discarded_bytes != discarded)
-		queue_return(b);
-	if (q->error) {
-		virtio_set_broken(vd, q->error);
+	if (b->busy[qi]) {		/* its worker looks again before it ends */
+		b->again[qi] = true;
 		return;
 	}
-	virtio_notify(vd, qi);
+	b->busy[qi] = true;
+	do {
+		b->again[qi] = false;
+		run_queue(b, qi);
+	} while (b->again[qi]);
+	b->busy[qi] = false;
+	if (b->cnt.discarded_bytes != discarded)
+		devmem_queue_return(&b->ret);	/* now, not after the reporting delay */
 }
 
 static void cfg_read(struct virtio_dev *vd, unsigned int off, void *data, unsigned int len)
@@ -421,8 +471,12 @@ static void cfg_write(struct virtio_dev *vd, unsigned int off, const void *data,
 static void reset(struct virtio_dev *vd)
 {
 	struct balloon *b = vd->priv;
-	bool changed = b->actual != 0;
+	bool changed;
 
+	while (b->in_flight)		/* no discard lands after the reset */
+		pthread_cond_wait(&b->idle, &b->vd.lock);
+	b->gen++;
+	changed = b->actual != 0;
 	b->stats_held = false;
 	b->actual = 0;
 	b->poison_val = 0;
@@ -491,7 +545,7 @@ static int get_interval(void *opaque, int64_t *seconds)
 static int set_interval(void *opaque, int64_t seconds)
 {
 	struct balloon *b = opaque;
-	uint64_t ns = (uint64_t)seconds * NS_PER_S;
+	uint64_t ns = (uint64_t)seconds * NSEC_PER_SEC;
 	int ret;
 
 	if (seconds < 0 || seconds > UINT32_MAX)
@@ -538,26 +592,16 @@ static int alloc_maps(struct balloon *b, uint64_t ram_end)
 	b->pbp_bits = calloc((b->unit_pages + 63) / 64, 8);
 	b->pfns = malloc(PFN_CHUNK * sizeof(b->pfns[0]));
 	b->valid = malloc(PFN_CHUNK * sizeof(b->valid[0]));
+	b->todo[BALLOON_Q_INFLATE] = malloc(PFN_CHUNK * sizeof(struct balloon_range));
+	b->todo[BALLOON_Q_REPORTING] = malloc(PFN_CHUNK * sizeof(struct balloon_range));
 	b->pbp_unit = UINT64_MAX;
-	return b->inflated && b->unit_count && b->pbp_bits && b->pfns && b->valid ? 0 : -ENOMEM;
-}
-
-static uint64_t ram_end(struct guestmem *gm)
-{
-	uint64_t end = 0;
-
-	for (unsigned int i = 0; i < guestmem_nr_slots(gm); i++) {
-		const struct guestmem_slot *s = guestmem_slot(gm, i);
-
-		if (s->gpa + s->size > end)
-			end = s->gpa + s->size;
-	}
-	return end;
+	return b->inflated && b->unit_count && b->pbp_bits && b->pfns && b->valid &&
+	       b->todo[BALLOON_Q_INFLATE] && b->todo[BALLOON_Q_REPORTING] ? 0 : -ENOMEM;
 }
 
 static int start_stats(struct balloon *b)
 {
-	uint64_t ns = (uint64_t)b->cfg.stats_period * NS_PER_S;
+	uint64_t ns = (uint64_t)b->cfg.stats_period * NSEC_PER_SEC;
 
 	b->stats_interval = b->cfg.stats_period;
 	if (!b->loop)
@@ -577,12 +621,14 @@ struct balloon *balloon_create(struct vm *vm, struct pci_host *h,
 	if (b) {
 		b->vm = vm;
 		b->gm = gm;
+		b->ret = (struct devmem_return){ .gm = gm, .loop = loop };
+		pthread_cond_init(&b->idle, NULL);
 		b->loop = loop;
 		b->cfg = *cfg;
 		b->ram_bytes = ram_bytes;
 		if (b->cfg.unit_bytes < PAGE_4K)
 			b->cfg.unit_bytes = PAGE_4K;
-		ret = alloc_maps(b, ram_end(gm));
+		ret = alloc_maps(b, guestmem_end(gm));
 	}
 	if (!ret)
 		ret = virtio_pci_init(&b->vd, h, gm, "virtio-balloon", VIRTIO_ID_BALLOON,
@@ -611,6 +657,9 @@ void balloon_destroy(struct balloon *b)
 	free(b->pbp_bits);
 	free(b->pfns);
 	free(b->valid);
+	for (unsigned int i = 0; i < BALLOON_NR_QUEUES; i++)
+		free(b->todo[i]);
+	pthread_cond_destroy(&b->idle);
 	free(b);
 }
 

@@ -10,9 +10,11 @@
 #ifndef GMM_VIRTIO_DEVMEM_H
 #define GMM_VIRTIO_DEVMEM_H
 
+#include "evloop.h"
 #include "guestmem.h"
 #include <gmm/report.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +55,34 @@ static inline void devmem_return_to_host(struct guestmem *gm)
 
 	if (pool)
 		gmm_report_now(pool, NULL);
+}
+
+/*
+ * A device's hand-back of what it discarded, run on the event loop (off the
+ * vCPU threads): at most one queued at a time. Set gm and loop (NULL: never
+ * queued) before use; devmem_queue_return() from any thread.
+ */
+struct devmem_return {
+	struct guestmem *gm;
+	struct evloop *loop;
+	atomic_bool pending;
+};
+
+static inline void devmem_return_run(void *opaque, uint32_t events)
+{
+	struct devmem_return *r = opaque;
+
+	(void)events;
+	atomic_store(&r->pending, false);
+	devmem_return_to_host(r->gm);
+}
+
+static inline void devmem_queue_return(struct devmem_return *r)
+{
+	if (!r->loop || atomic_exchange(&r->pending, true))
+		return;
+	if (evloop_call(r->loop, devmem_return_run, r))
+		atomic_store(&r->pending, false);
 }
 
 #endif

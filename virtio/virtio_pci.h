@@ -15,7 +15,10 @@
  * Calling contract:
  * - virtio_pci_init() once before the VM runs, then pci_host_add() is done
  *   by it; the device's ops are then called with vd->lock held: from a vCPU
- *   thread or the test driver (register accesses, notifications).
+ *   thread or the test driver (register accesses, notifications). A
+ *   notify op may drop vd->lock for long work (the balloon's discards) if
+ *   it takes it again before returning, lets one thread at a time work a
+ *   queue, and copes with a reset meanwhile.
  * - Other threads (timers, the monitor) that touch the device take vd->lock
  *   and may then call virtio_notify(), virtio_config_changed() and
  *   virtio_set_broken().

@@ -5,6 +5,7 @@
 #include "vmem.h"
 #include "devmem.h"
 #include "evloop.h"
+#include "util.h"
 #include <gmm/pool.h>
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE	23
@@ -38,22 +38,9 @@ struct vmem {
 	struct vmem_counters cnt;
 	void (*listener)(void *opaque, struct vmem *m, uint64_t plugged);
 	void *listener_opaque;
-	atomic_bool return_pending;
+	struct devmem_return ret;	/* unplugged frames' memory, to the host */
 	struct vq_elem elem;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t align_up(uint64_t x, uint64_t to)
-{
-	return (x + to - 1) / to * to;
-}
 
 /* QEMU's rule: usable covers requested plus some room, grows freely, and
  * shrinks only while nothing is plugged. */
@@ -77,6 +64,8 @@ static void unplug_chunk(struct vmem *m, uint64_t c)
 {
 	if (m->pfn[c] == GMM_PFN_NONE)
 		return;
+	/* other devices stop seeing it as RAM before it goes away */
+	guestmem_devram_set(m->gm, m->addr + c * VMEM_CHUNK, VMEM_CHUNK, false);
 	/* the guest must lose the frames before the pool may hand them out:
 	 * if they cannot be unmapped, they stay this device's (leaked) */
 	if (mmap(chunk_hva(m, c), VMEM_CHUNK, PROT_NONE,
@@ -121,27 +110,12 @@ static int plug_range(struct vmem *m, uint64_t first, uint64_t n)
 	}
 	for (uint64_t i = first; !ret && i < c; i++)
 		ret = map_chunk(m, i);
+	if (!ret)
+		guestmem_devram_set(m->gm, m->addr + first * VMEM_CHUNK, n * VMEM_CHUNK, true);
 	if (ret)
 		for (uint64_t i = first; i < c; i++)
 			unplug_chunk(m, i);
 	return ret;
-}
-
-static void return_to_host(void *opaque, uint32_t events)
-{
-	struct vmem *m = opaque;
-
-	(void)events;
-	atomic_store(&m->return_pending, false);
-	devmem_return_to_host(m->gm);
-}
-
-static void queue_return(struct vmem *m)
-{
-	if (!m->loop || atomic_exchange(&m->return_pending, true))
-		return;
-	if (evloop_call(m->loop, return_to_host, m))
-		atomic_store(&m->return_pending, false);
 }
 
 static void set_plugged(struct vmem *m, uint64_t bytes)
@@ -206,7 +180,7 @@ static unsigned int do_unplug(struct vmem *m, uint64_t first, uint64_t n)
 	for (uint64_t c = first; c < first + n; c++)
 		unplug_chunk(m, c);
 	set_plugged(m, m->plugged - n * VMEM_CHUNK);
-	queue_return(m);
+	devmem_queue_return(&m->ret);
 	m->cnt.unplugs++;
 	m->cnt.unplug_ns += now_ns() - t0;
 	return VIRTIO_MEM_RESP_ACK;
@@ -218,7 +192,7 @@ static void unplug_all(struct vmem *m)
 		unplug_chunk(m, c);
 	set_plugged(m, 0);
 	update_usable(m);
-	queue_return(m);
+	devmem_queue_return(&m->ret);
 }
 
 /* Answer one request; the response type, *state for STATE. */
@@ -325,20 +299,17 @@ static const struct virtio_dev_ops vmem_ops = {
 	.cfg_write = cfg_write,
 };
 
-static int check_cfg(const struct vmem_cfg *c, uint64_t addr, char *err, size_t errlen)
+int vmem_check_cfg(const struct vmem_cfg *c, uint64_t host_page, char *err, size_t errlen)
 {
 	const char *why = NULL;
 
-	if (c->block_size < VMEM_CHUNK || (c->block_size & (c->block_size - 1)))
-		why = "block-size must be a power of two of at least 2 MiB";
-	else if (!c->size || c->size % VMEM_LINUX_BLOCK)
-		why = "size must be a nonzero multiple of 128 MiB (Linux's memory block)";
-	else if (c->size % c->block_size)
-		why = "size must be a multiple of block-size";
+	if (c->block_size < VMEM_CHUNK || (c->block_size & (c->block_size - 1)) ||
+	    c->block_size < host_page)
+		why = "block-size must be a power of two, at least the pool's 2 MiB pageblock and the host page";
+	else if (!c->size || c->size % VMEM_LINUX_BLOCK || c->size % c->block_size)
+		why = "size must be a nonzero multiple of 128 MiB (Linux's memory block) and of block-size";
 	else if (c->requested_size % c->block_size || c->requested_size > c->size)
 		why = "requested-size must be a multiple of block-size up to size";
-	else if (addr % VMEM_LINUX_BLOCK)
-		why = "the region is not aligned to 128 MiB";
 	if (why)
 		snprintf(err, errlen, "--virtio-mem %s: %s", c->id, why);
 	return why ? -1 : 0;
@@ -373,6 +344,10 @@ static int make_region(struct vmem *m, char *err, size_t errlen)
 	}
 	for (uint64_t c = 0; c < m->nr_chunks; c++)
 		m->pfn[c] = GMM_PFN_NONE;
+	if (guestmem_devram_add(m->gm, m->addr, m->cfg.size, m->hva, VMEM_CHUNK)) {
+		snprintf(err, errlen, "--virtio-mem %s: cannot make its region device RAM", m->cfg.id);
+		return -1;
+	}
 	return 0;
 }
 
@@ -381,8 +356,12 @@ struct vmem *vmem_create(struct pci_host *h, struct guestmem *gm, struct evloop 
 {
 	struct vmem *m;
 
-	if (check_cfg(cfg, addr, err, errlen))
+	if (vmem_check_cfg(cfg, 0, err, errlen))
 		return NULL;
+	if (addr % VMEM_LINUX_BLOCK) {
+		snprintf(err, errlen, "--virtio-mem %s: the region is not aligned to 128 MiB", cfg->id);
+		return NULL;
+	}
 	if (!guestmem_gmm_pool(gm)) {
 		snprintf(err, errlen, "--virtio-mem %s: needs --memory-mode gmm (its memory comes from the pool)",
 			 cfg->id);
@@ -394,7 +373,8 @@ struct vmem *vmem_create(struct pci_host *h, struct guestmem *gm, struct evloop 
 		return NULL;
 	}
 	*m = (struct vmem){ .gm = gm, .pool = guestmem_gmm_pool(gm), .loop = loop, .cfg = *cfg,
-			    .addr = addr, .requested = cfg->requested_size };
+			    .addr = addr, .requested = cfg->requested_size,
+			    .ret = { .gm = gm, .loop = loop } };
 	update_usable(m);
 	m->cnt.requested_bytes = m->requested;
 	m->cnt.usable_bytes = m->usable;

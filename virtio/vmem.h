@@ -102,6 +102,10 @@ struct vm;
 struct evloop;
 struct guestmem;
 
+/* Whether cfg is a device vmem_create() can make on host pages of
+ * host_page bytes (0: any): 0, or -1 with one line in err. Any thread. */
+int vmem_check_cfg(const struct vmem_cfg *c, uint64_t host_page, char *err, size_t errlen);
+
 /* Create the device at guest physical address addr on the PCI host; NULL
  * with one line in err on failure. */
 struct vmem *vmem_create(struct pci_host *h, struct guestmem *gm, struct evloop *loop,

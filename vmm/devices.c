@@ -66,11 +66,6 @@ static int create_balloon(struct vm *vm, char *err, size_t errlen)
 #define VMEM_REGION_ALIGN	(1ULL << 30)
 #define PHYS_BITS_DEFAULT	36
 
-static uint64_t align_up(uint64_t x, uint64_t to)
-{
-	return (x + to - 1) / to * to;
-}
-
 /* The guest's physical address width: the host CPU's, which it sees. */
 static unsigned int phys_bits(void)
 {
@@ -86,15 +81,12 @@ static int create_vmem(struct vm *vm, char *err, size_t errlen)
 {
 	struct devices *d = vm->dev;
 	const struct vmm_opts *o = vm->opts;
-	uint64_t addr = GUESTMEM_HOLE_END;
+	uint64_t addr = guestmem_end(vm->gm);
 
 	static_assert(VMEM_SLOTS_MAX == VMEM_MAX_DEVICES, "one slot per device");
-	for (unsigned int i = 0; i < guestmem_nr_slots(vm->gm); i++) {
-		const struct guestmem_slot *s = guestmem_slot(vm->gm, i);
-
-		if (s->gpa + s->size > addr)
-			addr = s->gpa + s->size;
-	}
+	static_assert(GUESTMEM_MAX_DEVRAM >= VMEM_MAX_DEVICES, "device RAM for each");
+	if (addr < GUESTMEM_HOLE_END)
+		addr = GUESTMEM_HOLE_END;
 	for (unsigned int i = 0; i < o->nr_vmem; i++) {
 		addr = align_up(addr, VMEM_REGION_ALIGN);
 		if (addr + o->vmem[i].size > 1ULL << phys_bits()) {
@@ -142,9 +134,10 @@ int devices_create(struct vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot register the devices on their buses");
 		return -1;
 	}
-	if (vm->opts->balloon && create_balloon(vm, err, errlen))
+	/* virtio-mem first: the balloon takes pages of its plugged memory too */
+	if (create_vmem(vm, err, errlen))
 		return -1;
-	return create_vmem(vm, err, errlen);
+	return vm->opts->balloon ? create_balloon(vm, err, errlen) : 0;
 }
 
 void devices_destroy(struct vm *vm)

@@ -175,7 +175,7 @@ static void *loop_thread(void *arg)
 	struct epoll_event evs[EVLOOP_BATCH];
 	sigset_t all;
 
-	/* Process-directed signals (SIGTERM, vm_stop()'s SIGUSR2) are for the
+	/* Process-directed signals (SIGTERM, SIGINT, SIGHUP) are for the
 	 * thread that waits for them, never for the loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);

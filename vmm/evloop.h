@@ -20,7 +20,7 @@
  *   It never closes the source's fd: the caller owns the fd, and may close
  *   it once evloop_del() has returned.
  * - The loop thread blocks every signal: process-directed ones (SIGTERM,
- *   vm_stop()'s SIGUSR2) go to the thread that waits for them.
+ *   SIGINT, SIGHUP) go to the main thread's signalfd (vm_wait()).
  * - evloop_call() queues a function to run once on the loop thread; it takes
  *   no lock that a handler holds, so a vCPU thread may call it while a
  *   handler waits for that vCPU.

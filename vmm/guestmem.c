@@ -183,6 +183,7 @@ struct guestmem *guestmem_create(const struct guestmem_cfg *cfg, char *err, size
 		pthread_mutex_init(&gm->lock[i], NULL);
 	pthread_mutex_init(&gm->pin_lock, NULL);
 	pthread_mutex_init(&gm->why_lock, NULL);
+	pthread_rwlock_init(&gm->devram_lock, NULL);
 	if (setup(gm, err, errlen)) {
 		guestmem_destroy(gm);
 		return NULL;
@@ -201,6 +202,7 @@ void guestmem_destroy(struct guestmem *gm)
 		if (gm->reg[i].pins_bytes)
 			munmap((void *)gm->reg[i].pins, gm->reg[i].pins_bytes);
 	}
+	guestmem_devram_destroy(gm);
 	free(gm);
 }
 
@@ -312,7 +314,8 @@ static struct region *find_range(const struct guestmem *gm, uint64_t gpa, uint64
 
 bool guestmem_is_ram(const struct guestmem *gm, uint64_t gpa, uint64_t len)
 {
-	return find_range(gm, gpa, len) != NULL;
+	return find_range(gm, gpa, len) != NULL ||
+	       guestmem_devram_is_ram((struct guestmem *)gm, gpa, len);
 }
 
 /* An exit's access: the pages [gpa, end) and, for MMIO, the data to complete. */
@@ -430,7 +433,7 @@ static int copy(struct guestmem *gm, uint64_t gpa, void *buf, size_t len, bool w
 	struct region *r = find_range(gm, gpa, len);
 
 	if (!r)
-		return -EFAULT;
+		return guestmem_devram_copy(gm, gpa, buf, len, write);
 	return len ? gm->ops->copy(gm, r, gpa, buf, len, write) : 0;
 }
 
@@ -486,7 +489,7 @@ int guestmem_discard(struct guestmem *gm, uint64_t gpa, uint64_t len)
 	int ret;
 
 	if (!r)
-		return -EFAULT;
+		return guestmem_devram_discard(gm, gpa, len);
 	if (end <= start)
 		return 0;
 	pthread_mutex_lock(&gm->pin_lock);

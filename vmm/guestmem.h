@@ -33,6 +33,7 @@ struct kvm_run;
 #define GUESTMEM_MAX_NODES	8
 #define GUESTMEM_MAX_SLOTS	(2 * GUESTMEM_MAX_NODES)
 #define GUESTMEM_UFFD_MAX_HANDLERS	8	/* userfaultfd handler threads */
+#define GUESTMEM_MAX_DEVRAM	4	/* device RAM regions (virtio-mem) */
 
 /* RAM is laid out from GPA 0 upwards, skipping [HOLE_START, 4 GiB). */
 #define GUESTMEM_HOLE_START	0xc0000000ULL
@@ -192,6 +193,29 @@ int guestmem_read(struct guestmem *gm, uint64_t gpa, void *buf, size_t len);
 int guestmem_write(struct guestmem *gm, uint64_t gpa, const void *buf,
 		   size_t len);
 bool guestmem_is_ram(const struct guestmem *gm, uint64_t gpa, uint64_t len);
+
+/*
+ * Device RAM: a device's own memslot outside the region table (virtio-mem)
+ * whose units the device plugs and unplugs while the guest runs. The
+ * accessors, guestmem_is_ram() and guestmem_discard() treat its plugged
+ * units as RAM and the others as no RAM; pins and populate do not reach it.
+ *
+ * devram_add: before any device uses guestmem (while the VM is set up); the
+ * range [gpa, gpa + size) mapped at hva, in units of unit bytes (a power
+ * of two dividing size, mapped with the host pages of guest RAM); all
+ * unplugged. 0, or
+ * -ENOSPC (GUESTMEM_MAX_DEVRAM reached) / -EINVAL (overlaps RAM, bad unit).
+ * devram_set: the device's plug or unplug of the units of [gpa, gpa + len),
+ * any thread: map a unit before setting it plugged; after setting it
+ * unplugged no access to it is in flight, so the device may unmap it.
+ */
+int guestmem_devram_add(struct guestmem *gm, uint64_t gpa, uint64_t size, void *hva,
+			uint64_t unit);
+void guestmem_devram_set(struct guestmem *gm, uint64_t gpa, uint64_t len, bool plugged);
+
+/* The end of the highest guest physical address that is or may become
+ * RAM (regions and device RAM). Any thread. */
+uint64_t guestmem_end(const struct guestmem *gm);
 
 /*
  * Give back the host memory of the whole backing units in the range; the

@@ -183,27 +183,21 @@ static void anon_destroy(struct guestmem *gm)
 	}
 }
 
-/* Make the backing unit holding gpa accessible; count it if a fault did it. */
-static int back_unit(struct guestmem *gm, struct region *r, uint64_t gpa, bool fault)
+/* Back unit (its stripe lock held); count it if a fault did it. */
+static int back_locked(struct guestmem *gm, struct region *r, uint64_t unit, bool fault)
 {
-	uint64_t unit = (gpa - r->slot.gpa) / gm->cfg.page_size;
-	pthread_mutex_t *lock = &gm->lock[unit % GUESTMEM_STRIPES];
-	int ret = 0;
+	int ret;
 
-	if (atomic_load_explicit(&r->state[unit], memory_order_acquire))
+	if (atomic_load(&r->state[unit]))
 		return 0;
-	pthread_mutex_lock(lock);
-	if (!atomic_load(&r->state[unit])) {
-		ret = map_backing(gm, r, unit * gm->cfg.page_size, gm->cfg.page_size);
-		if (!ret) {
-			atomic_store_explicit(&r->state[unit], 1, memory_order_release);
-			atomic_fetch_add(&gm->backed, 1);
-			if (fault)
-				atomic_fetch_add(&gm->faults, 1);
-		}
-	}
-	pthread_mutex_unlock(lock);
-	return ret;
+	ret = map_backing(gm, r, unit * gm->cfg.page_size, gm->cfg.page_size);
+	if (ret)
+		return ret;
+	atomic_store_explicit(&r->state[unit], 1, memory_order_release);
+	atomic_fetch_add(&gm->backed, 1);
+	if (fault)
+		atomic_fetch_add(&gm->faults, 1);
+	return 0;
 }
 
 static int back_range(struct guestmem *gm, struct region *r, uint64_t gpa, uint64_t len,
@@ -212,24 +206,57 @@ static int back_range(struct guestmem *gm, struct region *r, uint64_t gpa, uint6
 	uint64_t end = gpa + len;
 	int ret = 0;
 
-	for (gpa &= ~(gm->cfg.page_size - 1); gpa < end && !ret; gpa += gm->cfg.page_size)
-		ret = back_unit(gm, r, gpa, fault);
+	for (gpa &= ~(gm->cfg.page_size - 1); gpa < end && !ret; gpa += gm->cfg.page_size) {
+		uint64_t unit = (gpa - r->slot.gpa) / gm->cfg.page_size;
+		pthread_mutex_t *lock = &gm->lock[unit % GUESTMEM_STRIPES];
+
+		if (atomic_load_explicit(&r->state[unit], memory_order_acquire))
+			continue;
+		pthread_mutex_lock(lock);
+		ret = back_locked(gm, r, unit, fault);
+		pthread_mutex_unlock(lock);
+	}
 	return ret;
 }
 
-/* Back the units of [gpa, gpa + len) (at least gpa's), then copy len bytes. */
+/*
+ * Back the units of [gpa, gpa + len) (at least gpa's) and copy len bytes,
+ * a unit at a time under its stripe lock: a discard (which takes the same
+ * lock to make the unit PROT_NONE) cannot unmap it in the middle of a copy.
+ */
 static int back_copy(struct guestmem *gm, struct region *r, uint64_t gpa, void *buf, size_t len,
 		     bool write, bool fault)
 {
-	int ret = back_range(gm, r, gpa, len ? len : 1, fault);
+	uint64_t ps = gm->cfg.page_size;
+	uint8_t *p = buf;
+	int ret = 0;
 
-	if (ret || !len)
-		return ret;
-	if (write)
-		memcpy(guestmem_hva(r, gpa), buf, len);
-	else
-		memcpy(buf, guestmem_hva(r, gpa), len);
-	return 0;
+	if (!len)
+		return back_range(gm, r, gpa, 1, fault);
+	if (gm->cfg.mode == GUESTMEM_PLAIN) {	/* its discard never unmaps */
+		if (write)
+			memcpy(guestmem_hva(r, gpa), buf, len);
+		else
+			memcpy(buf, guestmem_hva(r, gpa), len);
+		return 0;
+	}
+	while (len && !ret) {
+		uint64_t unit = (gpa - r->slot.gpa) / ps;
+		size_t n = ps - (gpa & (ps - 1)) < len ? ps - (gpa & (ps - 1)) : len;
+		pthread_mutex_t *lock = &gm->lock[unit % GUESTMEM_STRIPES];
+
+		pthread_mutex_lock(lock);
+		ret = back_locked(gm, r, unit, fault);
+		if (!ret && write)
+			memcpy(guestmem_hva(r, gpa), p, n);
+		else if (!ret)
+			memcpy(p, guestmem_hva(r, gpa), n);
+		pthread_mutex_unlock(lock);
+		gpa += n;
+		p += n;
+		len -= n;
+	}
+	return ret;
 }
 
 static int anon_fault(struct guestmem *gm, struct region *r, uint64_t gpa, unsigned int len,

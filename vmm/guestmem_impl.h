@@ -58,6 +58,17 @@ extern const struct guestmem_ops guestmem_plain_ops;
 extern const struct guestmem_ops guestmem_lazy_ops;
 extern const struct guestmem_ops guestmem_gmm_ops;
 
+/*
+ * Device RAM (guestmem_devram_add): a device's own memslot, RAM for device
+ * access only where the device says it is plugged, per unit of its.
+ */
+struct devram {
+	uint64_t gpa, size, unit;
+	uint8_t *hva;
+	uint64_t page;			/* host page of the mapping: discard's unit */
+	bool *plugged;			/* per unit; under devram_lock */
+};
+
 struct guestmem {
 	struct guestmem_cfg cfg;
 	const struct guestmem_ops *ops;
@@ -80,6 +91,10 @@ struct guestmem {
 	pthread_t handlers[GUESTMEM_UFFD_MAX_HANDLERS];
 	_Atomic uint64_t uffd_faults;
 	_Atomic int uffd_err;		/* first failure of a handler, 0 if none */
+	/* device RAM: readers access it, writers change what is plugged */
+	pthread_rwlock_t devram_lock;
+	unsigned int nr_devram;
+	struct devram devram[GUESTMEM_MAX_DEVRAM];
 	pthread_mutex_t why_lock;	/* guards uffd_why (taken under any other lock) */
 	char uffd_why[192];
 };
@@ -87,6 +102,16 @@ struct guestmem {
 /* The region holding gpa / host address hva, or NULL. */
 struct region *guestmem_find(const struct guestmem *gm, uint64_t gpa);
 struct region *guestmem_find_hva(const struct guestmem *gm, uintptr_t hva);
+
+/*
+ * Device RAM (guestmem_devram.c): for the accessors when a range is in no
+ * region. is_ram, copy, discard: -EFAULT (false) unless every unit of the
+ * range is plugged device RAM; destroy frees the table.
+ */
+bool guestmem_devram_is_ram(struct guestmem *gm, uint64_t gpa, uint64_t len);
+int guestmem_devram_copy(struct guestmem *gm, uint64_t gpa, void *buf, size_t len, bool write);
+int guestmem_devram_discard(struct guestmem *gm, uint64_t gpa, uint64_t len);
+void guestmem_devram_destroy(struct guestmem *gm);
 
 static inline void *guestmem_hva(const struct region *r, uint64_t gpa)
 {

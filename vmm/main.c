@@ -339,6 +339,7 @@ int main(int argc, char **argv)
 	}
 	if (opts.qtest) {
 		ret = qtest_run(vm);
+		monitor_vm_stopped(vm->mon, ret);
 		stop_loop(vm);
 		vm_destroy(vm);
 		return ret;

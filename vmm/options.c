@@ -561,6 +561,7 @@ static uint64_t host_ram(void)
 static int check_vmem(struct vmm_opts *o)
 {
 	uint64_t total = 0;
+	char err[256];
 
 	for (unsigned int i = 0; i < o->nr_vmem; i++) {
 		const struct vmem_cfg *c = &o->vmem[i];
@@ -572,13 +573,8 @@ static int check_vmem(struct vmm_opts *o)
 			return fail("--virtio-mem %s: needs --memory-mode gmm (its memory comes from the pool)", c->id);
 		if (c->node >= o->mem.nr_nodes)
 			return fail("--virtio-mem %s: node does not exist (see --numa)", c->id);
-		if (c->block_size < (2ULL << 20) || (c->block_size & (c->block_size - 1)) ||
-		    c->block_size < o->mem.page_size)
-			return fail("--virtio-mem %s: block-size must be a power of two, at least the pool's 2 MiB pageblock and the host page", c->id);
-		if (c->size % VMEM_LINUX_BLOCK || c->size % c->block_size)
-			return fail("--virtio-mem %s: size must be a multiple of 128 MiB (Linux's memory block) and of block-size", c->id);
-		if (c->requested_size > c->size || c->requested_size % c->block_size)
-			return fail("--virtio-mem %s: requested-size must be a multiple of block-size up to size", c->id);
+		if (vmem_check_cfg(c, o->mem.page_size, err, sizeof(err)))
+			return fail("%s", err);
 		if (o->vmem_pool[i] % (2ULL << 20))
 			return fail("--virtio-mem %s: x-pool-size must be a multiple of 2 MiB", c->id);
 		total += o->vmem_pool[i];

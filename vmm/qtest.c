@@ -24,7 +24,8 @@
  *   vmem-requested N BYTES         ask for a new plugged size -> OK
  *   vmem-poke N OFF BYTE | vmem-peek N OFF   a guest access to device memory
  *                                     at region offset OFF (ERR unplugged)
- *   quit                           -> OK, and gmm-vmm exits 0
+ *   quit                           -> OK, and gmm-vmm exits 0 (so does QMP's
+ *                                     quit; SIGTERM: 143, as without --qtest)
  *
  * Numbers are decimal or 0x-prefixed hex. A malformed or failing command
  * gets "ERR reason" and changes nothing.
@@ -48,6 +49,14 @@
 /* Largest guest RAM range one read/write/memset command moves. */
 #define QTEST_MAX_XFER		(64ULL << 20)
 #define QTEST_MAX_ARGS		4
+#define QTEST_READ_CHUNK	4096	/* bytes read from the driver at a time */
+
+/* The driver's bytes not yet taken as commands. */
+struct linebuf {
+	char *buf;
+	size_t len, cap;
+	size_t skip;		/* the line handed out last: dropped next time */
+};
 
 struct qt {
 	struct vm *vm;
@@ -272,22 +281,7 @@ static int cmd_msi(struct qt *q)
 	return reply(q, "OK %lu data=0x%x addr=0x%x", n, (uint32_t)last, (uint32_t)(last >> 32));
 }
 
-/* A "Key:   123 kB" line of /proc/self/status, in KiB. */
-static unsigned long long status_kib(const char *key)
-{
-	char line[256];
-	unsigned long long v = 0;
-	size_t klen = strlen(key);
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, key, klen) && line[klen] == ':')
-			v = strtoull(line + klen + 1, NULL, 10);
-	}
-	if (f)
-		fclose(f);
-	return v;
-}
+#define STATUS	"/proc/self/status"
 
 /* Host memory held by the process's memfds (gmm's pool): their blocks. */
 static unsigned long long memfd_kib(void)
@@ -318,17 +312,19 @@ static int cmd_mem(struct qt *q)
 	struct gmm_pool *pool = guestmem_gmm_pool(q->vm->gm);
 	struct gmm_report_stats rs = { 0 };
 	struct guestmem_stats st;
-	unsigned long long pfree = 0, ptotal = 0;
+	unsigned long long pfree = 0, ptotal = 0, rss, shmem, hugetlb;
 
 	guestmem_get_stats(q->vm->gm, &st);
+	rss = proc_kib(STATUS, "VmRSS");
+	shmem = proc_kib(STATUS, "RssShmem");
+	hugetlb = proc_kib(STATUS, "HugetlbPages");
 	if (pool) {
 		pfree = gmm_pool_nr_free(pool);
 		ptotal = gmm_pool_nr_pages(pool);
 		gmm_report_stats(pool, &rs);
 	}
 	return reply(q, "OK rss_kib=%llu shmem_kib=%llu hugetlb_kib=%llu memfd_kib=%llu backed=%llu discards=%llu page_size=%llu pool_free=%llu pool_pages=%llu free_reported=%llu reported_bytes=%llu",
-		     status_kib("VmRSS"), status_kib("RssShmem"), status_kib("HugetlbPages"),
-		     memfd_kib(),
+		     rss, shmem, hugetlb, memfd_kib(),
 		     (unsigned long long)st.backed, (unsigned long long)st.discards,
 		     (unsigned long long)st.page_size, pfree, ptotal,
 		     (unsigned long long)rs.free_reported, (unsigned long long)rs.reported_bytes);
@@ -510,14 +506,51 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-static int serve(struct qt *q, FILE *in)
+/* One command line from fd into *line (growing it); 1, or 0 at the end of
+ * the connection or when the VM stopped (QMP quit, a signal) meanwhile. */
+static int next_line(struct qt *q, int fd, struct linebuf *b)
 {
-	char *line = NULL;
-	size_t cap = 0;
+	char *nl;
+
+	if (b->skip) {			/* drop the line handed out last time */
+		memmove(b->buf, b->buf + b->skip, b->len - b->skip);
+		b->len -= b->skip;
+		b->skip = 0;
+	}
+	while (!b->len || !(nl = memchr(b->buf, '\n', b->len))) {
+		ssize_t n;
+
+		if (b->len + QTEST_READ_CHUNK + 1 > b->cap) {
+			char *p = realloc(b->buf, b->cap * 2 + QTEST_READ_CHUNK + 1);
+
+			if (!p)
+				return 0;
+			b->buf = p;
+			b->cap = b->cap * 2 + QTEST_READ_CHUNK + 1;
+		}
+		if (!vm_wait(q->vm, fd))
+			return 0;
+		n = read(fd, b->buf + b->len, QTEST_READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		b->len += (size_t)n;
+	}
+	*nl = '\0';
+	b->skip = (size_t)(nl - b->buf) + 1;
+	return 1;
+}
+
+/* Commands until quit (exit 0), the VM stopping (its exit code) or the
+ * connection's end (VMM_EXIT_SIGNAL: the driver went away). */
+static int serve(struct qt *q, int fd)
+{
+	struct linebuf b = { 0 };
 	int done = 0;
 
-	while (!done && getline(&line, &cap, in) > 0) {
-		split(q, line);
+	while (!done && next_line(q, fd, &b)) {
+		split(q, b.buf);
 		if (q->argc == 0)
 			reply(q, "ERR empty command");
 		else if (q->argc > QTEST_MAX_ARGS)
@@ -525,14 +558,15 @@ static int serve(struct qt *q, FILE *in)
 		else
 			done = dispatch(q);
 	}
-	free(line);
-	return done ? VMM_EXIT_OK : VMM_EXIT_SIGNAL;
+	free(b.buf);
+	if (done)
+		return VMM_EXIT_OK;
+	return atomic_load(&q->vm->stopping) ? q->vm->exit_code : VMM_EXIT_SIGNAL;
 }
 
 int qtest_run(struct vm *vm)
 {
 	struct qt q = { .vm = vm };
-	FILE *in;
 	int fd, ret;
 
 	fd = connect_to(vm->opts->qtest);
@@ -541,14 +575,16 @@ int qtest_run(struct vm *vm)
 			strerror(-fd));
 		return VMM_EXIT_HOST;
 	}
-	in = fdopen(fd, "r");
 	q.out = fdopen(dup(fd), "w");
-	if (!in || !q.out || evloop_start(vm->loop)) {
+	if (!q.out || evloop_start(vm->loop)) {
 		fprintf(stderr, "gmm-vmm: --qtest: cannot set up the connection\n");
+		close(fd);
+		if (q.out)
+			fclose(q.out);
 		return VMM_EXIT_HOST;
 	}
-	ret = serve(&q, in);
-	fclose(in);
+	ret = serve(&q, fd);
+	close(fd);
 	fclose(q.out);
 	return ret;
 }

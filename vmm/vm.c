@@ -12,26 +12,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TSS_ADDR	0xfffbd000ULL
 #define IDMAP_ADDR	0xfffbc000ULL
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-/* Make every running vCPU leave KVM_RUN soon (immediate_exit and a signal). */
+/*
+ * Make every running vCPU leave KVM_RUN soon (immediate_exit and a signal).
+ * Caller holds pause_lock: vm_run() sets started and thread under it.
+ */
 static void kick_vcpus(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
@@ -61,9 +59,28 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	pthread_mutex_unlock(&vm->stop_lock);
 	pthread_mutex_lock(&vm->pause_lock);
 	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
 	kick_vcpus(vm);
-	kill(getpid(), SIGUSR2);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (vm->stop_fd >= 0 && eventfd_write(vm->stop_fd, 1))
+		fprintf(stderr, "gmm-vmm: cannot wake the main thread: %s\n", strerror(errno));
+}
+
+int vm_wait(struct vm *vm, int fd)
+{
+	struct pollfd p[3] = { { vm->stop_fd, POLLIN, 0 }, { vm->signal_fd, POLLIN, 0 },
+			       { fd, POLLIN, 0 } };
+	struct signalfd_siginfo si;
+
+	while (!atomic_load(&vm->stopping)) {
+		if (poll(p, fd >= 0 ? 3 : 2, -1) < 0)
+			continue;	/* EINTR */
+		if (p[1].revents && read(vm->signal_fd, &si, sizeof(si)) == sizeof(si))
+			vm_stop(vm, VMM_EXIT_SIGNAL + (int)si.ssi_signo, "stopped by signal %u (%s)",
+				si.ssi_signo, strsignal((int)si.ssi_signo));
+		if (fd >= 0 && p[2].revents && !atomic_load(&vm->stopping))
+			return 1;
+	}
+	return 0;
 }
 
 static void serial_emit(void *ctx, const char *line, unsigned int len)
@@ -256,10 +273,16 @@ int vm_create(struct vm *vm, const struct vmm_opts *o)
 	vm->opts = o;
 	vm->guest_status = -1;
 	/* before any thread exists (gmm's reporting worker, the event loop):
-	 * they inherit the mask, so SIGTERM and the stop signal SIGUSR2 reach
-	 * the main thread's sigwait() and no other thread */
-	if (!o->qtest)
-		block_signals(&waitset);
+	 * they inherit the mask, so SIGTERM reaches the main thread's
+	 * signalfd and no other thread */
+	block_signals(&waitset);
+	vm->signal_fd = signalfd(-1, &waitset, SFD_CLOEXEC);
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->signal_fd < 0 || vm->stop_fd < 0) {
+		fprintf(stderr, "gmm-vmm: cannot create the stop eventfd or signalfd: %s\n",
+			strerror(errno));
+		return -VMM_EXIT_HOST;
+	}
 	vm->linux_boot = o->kernel != NULL;
 	vm->kvm_fd = vm->vm_fd = -1;
 	pthread_mutex_init(&vm->out_lock, NULL);
@@ -569,7 +592,6 @@ static void block_signals(sigset_t *waitset)
 	sigaddset(waitset, SIGTERM);
 	sigaddset(waitset, SIGINT);
 	sigaddset(waitset, SIGHUP);
-	sigaddset(waitset, SIGUSR2);
 	all = *waitset;
 	sigaddset(&all, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -578,10 +600,6 @@ static void block_signals(sigset_t *waitset)
 /* Run the vCPUs until the guest or a signal stops the VM; returns exit code. */
 int vm_run(struct vm *vm)
 {
-	sigset_t waitset;
-	int sig;
-
-	block_signals(&waitset);
 	pthread_mutex_lock(&vm->pause_lock);	/* vm_pause() reads started */
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
@@ -595,13 +613,7 @@ int vm_run(struct vm *vm)
 		v->started = true;
 	}
 	pthread_mutex_unlock(&vm->pause_lock);
-	while (!atomic_load(&vm->stopping)) {
-		if (sigwait(&waitset, &sig))
-			continue;
-		if (sig != SIGUSR2)
-			vm_stop(vm, VMM_EXIT_SIGNAL + sig, "stopped by signal %d (%s)",
-				sig, strsignal(sig));
-	}
+	vm_wait(vm, -1);
 	/* no migration uses the userfaultfd from now on (x-gmm-compact sees
 	 * stopping), and no vCPU stays blocked in a userfaultfd fault */
 	pthread_mutex_lock(&vm->migrate_lock);
@@ -635,4 +647,8 @@ void vm_destroy(struct vm *vm)
 	if (vm->kvm_fd > 0)
 		close(vm->kvm_fd);
 	guestmem_destroy(vm->gm);
+	if (vm->stop_fd > 0)
+		close(vm->stop_fd);
+	if (vm->signal_fd > 0)
+		close(vm->signal_fd);
 }

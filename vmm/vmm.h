@@ -13,6 +13,7 @@
 #include "devices.h"
 #include "guestmem.h"
 #include "serial.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -124,6 +125,8 @@ struct vm {
 	int exit_code;
 	char reason[256];
 	pthread_mutex_t stop_lock;
+	int stop_fd;			/* eventfd vm_stop() writes; -1 until created */
+	int signal_fd;			/* SIGTERM, SIGINT, SIGHUP (blocked); -1 */
 
 	uint64_t t_start;		/* CLOCK_MONOTONIC ns at main() */
 	_Atomic uint64_t t_first_insn;
@@ -163,7 +166,12 @@ int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-uint64_t now_ns(void);
+/*
+ * The main thread's wait (vm_run(), the qtest driver): until vm_stop() was
+ * called (0) or, with fd >= 0, fd is readable (1). SIGTERM, SIGINT and
+ * SIGHUP arriving meanwhile stop the VM with VMM_EXIT_SIGNAL + the signal.
+ */
+int vm_wait(struct vm *vm, int fd);
 /* The number after "KEY:" in a /proc file such as /proc/self/status (kB
  * there), 0 when absent; any thread. */
 uint64_t proc_kib(const char *path, const char *key);

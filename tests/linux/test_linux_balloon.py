@@ -16,11 +16,9 @@
 import json
 import os
 import sys
-import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'kvmhost'))
-import kvmhost  # noqa: E402  (the initramfs writer, kernel and module finders)
+import linux_runner
+from linux_runner import kvmhost, POWEROFF_PORT
 
 VMM = os.path.abspath(sys.argv[1])
 MEMORY_MIB = 512
@@ -36,10 +34,7 @@ INFLATE_WAIT = 240
 BOOT_DEADLINE = 420
 INIT_MARK = 'gmm-init: /init is running'
 REPORTING_LINE = 'Free page reporting enabled'
-POWEROFF_PORT = 0x508  # HOSTDEV_POWEROFF in vmm/vmm.h
-CMDLINE = ('console=ttyS0 panic=-1 acpi=off pci=conf1 pci=noearly tsc=reliable '
-           'no_timer_check mitigations=off nowatchdog initcall_blacklist=cmos_init '
-           'rdinit=/init')
+CMDLINE = linux_runner.cmdline('rdinit=/init')
 
 INIT = r'''#!/bin/busybox sh
 bb=/bin/busybox
@@ -51,7 +46,7 @@ echo "@INIT_MARK@"
 total() { $bb awk '/^MemTotal:/ {print $2}' /proc/meminfo; }
 before=$(total)
 echo "gmm-init: MemTotal $before kB before the balloon"
-for m in @MODULES@; do
+for m in $($bb cat /modules.order); do
 	$bb insmod /lib/modules/$m || echo "gmm-init: insmod $m failed"
 done
 status=1
@@ -77,34 +72,10 @@ $bb sleep 1000
 '''
 
 
-def ko_name(path):
-    """The module's file name in the initramfs (stored decompressed)."""
-    name = os.path.basename(path)
-    for ext in ('.xz', '.zst'):
-        if name.endswith(ext):
-            name = name[:-len(ext)]
-    return name
-
-
 def build_initramfs(path, moddir):
-    order = kvmhost.module_order(moddir, MODULES)
-    names = [ko_name(m) for m in order]
     init = (INIT.replace('@INIT_MARK@', INIT_MARK).replace('@PORT@', str(POWEROFF_PORT))
-            .replace('@WAIT@', str(INFLATE_WAIT)).replace('@SHRINK@', str(SHRINK_KIB))
-            .replace('@MODULES@', ' '.join(names)))
-    with open('/bin/busybox', 'rb') as f:
-        busybox = f.read()
-    c = kvmhost.Cpio()
-    for d in ('bin', 'dev', 'proc', 'sys', 'lib', 'lib/modules'):
-        c.dir(d)
-    c.chardev('dev/console', 5, 1)
-    c.file('bin/busybox', busybox, 0o755)
-    for m, name in zip(order, names):
-        c.file('lib/modules/' + name, kvmhost.module_bytes(os.path.join(moddir, m)))
-    c.file('init', init.encode(), 0o755)
-    with open(path, 'wb') as f:
-        f.write(c.finish())
-    return names
+            .replace('@WAIT@', str(INFLATE_WAIT)).replace('@SHRINK@', str(SHRINK_KIB)))
+    return linux_runner.build_initramfs(path, init, moddir, MODULES)
 
 
 def run(image, initrd, mode):
@@ -150,27 +121,13 @@ def check(mode, rc, lines):
     return ok
 
 
-def main():
-    sys.stdout.reconfigure(line_buffering=True)
-    if os.path.exists('/sys/module/kvm_pvm') and not os.environ.get('GMM_KVMHOST'):
-        return kvmhost.rerun_inside(__file__, [VMM] + MODES, 1700)
-    if not os.path.exists('/dev/kvm'):
-        print('SKIP: no /dev/kvm - the Linux balloon test did not run '
-              '(scripts/test.sh runs it in the emulated KVM host)')
-        return 77
-    image, moddir = kvmhost.find_kernel(None)
-    if not image:
-        print('FAIL: no /boot/vmlinuz-VER with its modules: install linux-image-amd64')
-        return 1
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        initrd = os.path.join(tmp, 'initramfs.cpio')
-        print('modules: %s' % ' '.join(build_initramfs(initrd, moddir)))
-        for mode in MODES:
-            results[mode] = check(mode, *run(image, initrd, mode))
+def body(image, moddir, tmp):
+    initrd = os.path.join(tmp, 'initramfs.cpio')
+    print('modules: %s' % ' '.join(build_initramfs(initrd, moddir)))
+    results = {mode: check(mode, *run(image, initrd, mode)) for mode in MODES}
     print('linux balloon: ' + ', '.join('%s %s' % (m, 'pass' if r else 'FAIL')
                                         for m, r in results.items()))
-    return 0 if all(results.values()) else 1
+    return all(results.values())
 
 
-sys.exit(main())
+sys.exit(linux_runner.main('balloon', __file__, [VMM] + MODES, 1700, body))

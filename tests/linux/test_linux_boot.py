@@ -16,12 +16,10 @@
 import os
 import re
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'kvmhost'))
-import kvmhost  # noqa: E402  (the initramfs writer and the kernel finder)
+import linux_runner
+from linux_runner import kvmhost, POWEROFF_PORT
 
 VMM = os.path.abspath(sys.argv[1])
 MEMORY_MIB = 512
@@ -30,15 +28,8 @@ MODES = ['plain', 'gmm']
 # the emulated host a boot takes 20-40 s of wall time).
 BOOT_DEADLINE = 300
 MARK = 'gmm.test=%d' % os.getpid()
-# gmm-vmm has no CMOS clock: rtc_cmos would spin about 30 s waiting for
-# its update flag to clear, so its initcall is left out.
-CMDLINE = ('console=ttyS0 panic=-1 acpi=off pci=conf1 pci=noearly tsc=reliable '
-           'no_timer_check mitigations=off nowatchdog initcall_blacklist=cmos_init '
-           'rdinit=/init ' + MARK)
+CMDLINE = linux_runner.cmdline('rdinit=/init', MARK)
 INIT_MARK = 'gmm-init: /init is running'
-# gmm-vmm's power-off port (HOSTDEV_POWEROFF in vmm/vmm.h): /init writes
-# its status there through /dev/port.
-POWEROFF_PORT = 0x508
 # The e820 map gmm-vmm builds for one RAM slot at 0 (vmm/loader.c), as
 # the kernel prints it.
 E820 = [(0x0, 0x9fbff, 'usable'), (0x9fc00, 0x9ffff, 'reserved'),
@@ -63,16 +54,7 @@ echo "gmm-init: still running after the power-off port"
 def build_initramfs(path):
     init = (INIT.replace('@INIT_MARK@', INIT_MARK).replace('@MARK@', MARK)
             .replace('@PORT@', str(POWEROFF_PORT)))
-    with open('/bin/busybox', 'rb') as f:
-        busybox = f.read()
-    c = kvmhost.Cpio()
-    for d in ('bin', 'dev', 'proc', 'sys'):
-        c.dir(d)
-    c.chardev('dev/console', 5, 1)
-    c.file('bin/busybox', busybox, 0o755)
-    c.file('init', init.encode(), 0o755)
-    with open(path, 'wb') as f:
-        f.write(c.finish())
+    linux_runner.build_initramfs(path, init)
 
 
 def e820_ok(lines):
@@ -119,26 +101,13 @@ def boot(image, initrd, mode):
     return ok and reached and rc == 0
 
 
-def main():
-    sys.stdout.reconfigure(line_buffering=True)
-    if os.path.exists('/sys/module/kvm_pvm') and not os.environ.get('GMM_KVMHOST'):
-        return kvmhost.rerun_inside(__file__, [VMM], 840)
-    if not os.path.exists('/dev/kvm'):
-        print('SKIP: no /dev/kvm - the Linux boot test did not run '
-              '(scripts/test.sh runs it in the emulated KVM host)')
-        return 77
-    image, _ = kvmhost.find_kernel(None)
-    if not image:
-        print('FAIL: no /boot/vmlinuz-VER with its modules: install linux-image-amd64 '
-              '(scripts/setup.sh does)')
-        return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        initrd = os.path.join(tmp, 'initramfs.cpio')
-        build_initramfs(initrd)
-        results = {mode: boot(image, initrd, mode) for mode in MODES}
+def body(image, moddir, tmp):
+    initrd = os.path.join(tmp, 'initramfs.cpio')
+    build_initramfs(initrd)
+    results = {mode: boot(image, initrd, mode) for mode in MODES}
     print('linux boot: ' + ', '.join('%s %s' % (m, 'pass' if r else 'FAIL')
                                      for m, r in results.items()))
-    return 0 if all(results.values()) else 1
+    return all(results.values())
 
 
-sys.exit(main())
+sys.exit(linux_runner.main('boot', __file__, [VMM], 840, body))

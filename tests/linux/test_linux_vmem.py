@@ -15,20 +15,15 @@ import selectors
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'kvmhost'))
-import kvmhost  # noqa: E402  (the cpio writer, module order, kernel finder)
+import linux_runner
 
 VMM = os.path.abspath(sys.argv[1])
 MEMORY_MIB = 512
 PLUG_MIB = 128
 DEADLINE = 600          # seconds for the whole run (emulated host: slow)
-CMDLINE = ('console=ttyS0 panic=-1 acpi=off pci=conf1 pci=noearly tsc=reliable '
-           'no_timer_check mitigations=off nowatchdog initcall_blacklist=cmos_init '
-           'memhp_default_state=online_movable rdinit=/init')
+CMDLINE = linux_runner.cmdline('memhp_default_state=online_movable', 'rdinit=/init')
 MODULES = ['virtio_pci', 'virtio_mem']
 READY = 'gmm-vmem: modules loaded'
 
@@ -46,25 +41,6 @@ while true; do
 	/bin/busybox sleep 1
 done
 '''
-
-
-def build_initramfs(path, moddir):
-    with open('/bin/busybox', 'rb') as f:
-        busybox = f.read()
-    c = kvmhost.Cpio()
-    for d in ('bin', 'dev', 'lib', 'lib/modules', 'proc', 'sys'):
-        c.dir(d)
-    c.chardev('dev/console', 5, 1)
-    c.file('bin/busybox', busybox, 0o755)
-    c.file('init', INIT.replace('@READY@', READY).encode(), 0o755)
-    names = []
-    for rel in kvmhost.module_order(moddir, MODULES):
-        name = re.sub(r'\.(xz|zst|gz)$', '', os.path.basename(rel))
-        c.file('lib/modules/' + name, kvmhost.module_bytes(os.path.join(moddir, rel)))
-        names.append(name)
-    c.file('modules.order', ('\n'.join(names) + '\n').encode())
-    with open(path, 'wb') as f:
-        f.write(c.finish())
 
 
 class Qmp:
@@ -181,32 +157,12 @@ def run_test(image, initrd, tmp):
             r.p.wait()
 
 
-def in_emulated_host():
-    print('kvm_pvm host: running this test inside the emulated KVM host', flush=True)
-    checkout = os.path.realpath(os.path.join(HERE, '..', '..'))
-    return subprocess.call([sys.executable, os.path.join(HERE, '..', 'kvmhost', 'kvmhost.py'),
-                            '--checkout', checkout, '--timeout', '840', '--',
-                            sys.executable, os.path.abspath(__file__), VMM])
-
-
-def main():
-    sys.stdout.reconfigure(line_buffering=True)
-    if os.path.exists('/sys/module/kvm_pvm') and not os.environ.get('GMM_KVMHOST'):
-        return in_emulated_host()
-    if not os.path.exists('/dev/kvm'):
-        print('SKIP: no /dev/kvm - the Linux virtio-mem test did not run '
-              '(scripts/test.sh runs it in the emulated KVM host)')
-        return 77
-    image, moddir = kvmhost.find_kernel(None)
-    if not image:
-        print('FAIL: no /boot/vmlinuz-VER with its modules: install linux-image-amd64')
-        return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        initrd = os.path.join(tmp, 'initramfs.cpio')
-        build_initramfs(initrd, moddir)
-        ok = run_test(image, initrd, tmp)
+def body(image, moddir, tmp):
+    initrd = os.path.join(tmp, 'initramfs.cpio')
+    linux_runner.build_initramfs(initrd, INIT.replace('@READY@', READY), moddir, MODULES)
+    ok = run_test(image, initrd, tmp)
     print('linux virtio-mem: ' + ('pass' if ok else 'FAIL'))
-    return 0 if ok else 1
+    return ok
 
 
-sys.exit(main())
+sys.exit(linux_runner.main('virtio-mem', __file__, [VMM], 840, body))

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # tests/tools/test_tools.sh - the tools as a newcomer meets them: --help
 # prints usage and runs nothing, unknown arguments are refused, gmm-stat
-# --json prints one JSON document.
+# --json prints one JSON document, gmmctl refuses bad arguments before it
+# connects.
 # usage: test_tools.sh BUILD_DIR SOURCE_DIR
 build=$1
 src=$2
@@ -61,6 +62,21 @@ expect 2 "usage:" sh "$src/tools/bench-pcp-compare.sh" only-one
 export GMM_BUILD="$tmp/nothing"
 expect 2 "not an executable" sh "$src/tools/bench-pcp-compare.sh"
 unset GMM_BUILD
+
+# gmmctl checks its arguments before it connects: a bad one is exit 2 and
+# its reason, with no VMM (and no socket) anywhere
+nosock="$tmp/no-vmm.sock"
+expect 2 "bad size 'lots'" "$build/tools/gmmctl" "$nosock" balloon lots
+expect 2 "bad size '-1G'" "$build/tools/gmmctl" "$nosock" balloon -1G
+expect 2 "bad size '3Q'" "$build/tools/gmmctl" "$nosock" virtio-mem vm0 3Q
+expect 2 "bad device id" "$build/tools/gmmctl" "$nosock" virtio-mem "a b" 1G
+expect 2 "not a JSON object" "$build/tools/gmmctl" "$nosock" raw '{"execute":'
+expect 2 "not a JSON object" "$build/tools/gmmctl" "$nosock" raw '[1]'
+expect 2 "bad command name" "$build/tools/gmmctl" "$nosock" 'query status'
+expect 2 "Usage: gmmctl" "$build/tools/gmmctl" "$nosock" balloon
+# good arguments get as far as the missing socket (exit 3)
+expect 3 "cannot connect" "$build/tools/gmmctl" "$nosock" balloon 512M
+expect 3 "cannot connect" "$build/tools/gmmctl" "$nosock" virtio-mem vm0 0
 
 if [ "$fails" -ne 0 ]; then
 	echo "$fails failures"

@@ -48,11 +48,6 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 	atomic_store(&vm->stopping, 1);
 }
 
-uint64_t now_ns(void)
-{
-	return 0;
-}
-
 /* ---- what the session sends must be QMP ---- */
 
 static void check_line(const char *json, size_t len, bool event)

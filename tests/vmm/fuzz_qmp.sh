@@ -17,7 +17,7 @@ clang -std=c17 ${FUZZ_OPT:--O1} -g -D_GNU_SOURCE -Wall -Wextra -Werror \
 	"$src/tests/vmm/fuzz_qmp.c" "$src/tests/vmm/fake_balloon.c" \
 	"$src/vmm/qmp.c" "$src/vmm/qmp_cmds.c" "$src/vmm/balloon_ctl.c" \
 	"$src/vmm/guestmem.c" "$src/vmm/guestmem_anon.c" "$src/vmm/guestmem_gmm.c" \
-	"$src/vmm/guestmem_uffd.c" "$src/virtio/vmem.c" "$src/virtio/virtio_pci.c" \
+	"$src/vmm/guestmem_uffd.c" "$src/vmm/guestmem_devram.c" "$src/virtio/vmem.c" "$src/virtio/virtio_pci.c" \
 	"$src/virtio/virtqueue.c" "$src/vmm/pci.c" "$src/vmm/evloop.c" "$src/vmm/irq.c" "$src/vmm/bus.c" \
 	"$lib" $(pkg-config --libs json-c liburcu-qsbr) -lm -lpthread \
 	-o "$out/fuzz-qmp"

@@ -418,6 +418,17 @@ uint16_t vd_add(struct vdev *d, unsigned int qi, const struct vd_buf *bufs,
 	return head;
 }
 
+bool vd_send(struct vdev *d, unsigned int qi, uint64_t gpa, const void *data, uint32_t len)
+{
+	struct vd_buf b = { gpa, len, false };
+	uint32_t wrote = 1;
+	int head;
+
+	qts_memwrite(d->q, gpa, data, len);
+	head = vd_add(d, qi, &b, 1);
+	return vd_used(d, qi, &wrote) == head && wrote == 0;
+}
+
 int vd_used(struct vdev *d, unsigned int qi, uint32_t *len)
 {
 	struct vd_queue *v = &d->vq[qi];

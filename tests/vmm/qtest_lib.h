@@ -116,6 +116,10 @@ void vd_driver_ok(struct vdev *d);
 uint16_t vd_add(struct vdev *d, unsigned int qi, const struct vd_buf *bufs,
 		unsigned int n);
 void vd_kick(struct vdev *d, unsigned int qi);
+/* Write len bytes of data at gpa, put them on queue qi as one
+ * device-readable buffer and kick; whether the device used it, writing
+ * nothing back (the balloon's PFN arrays). */
+bool vd_send(struct vdev *d, unsigned int qi, uint64_t gpa, const void *data, uint32_t len);
 /* The next used entry: head, or -1 when none; *len its written length. */
 int vd_used(struct vdev *d, unsigned int qi, uint32_t *len);
 

@@ -56,14 +56,7 @@ static void balloon_up(struct qts *q, struct vdev *d, uint64_t features)
 /* Send pfns on queue qi in one element; whether the device used it. */
 static bool send_pfns(struct vdev *d, unsigned int qi, const uint32_t *pfns, unsigned int n)
 {
-	uint64_t buf = vd_alloc(d, 4ULL * n, 8);
-	struct vd_buf b = { buf, 4 * n, false };
-	uint32_t len = 1;
-	int head;
-
-	qts_memwrite(d->q, buf, pfns, 4ULL * n);
-	head = vd_add(d, qi, &b, 1);
-	return vd_used(d, qi, &len) == head && len == 0;
+	return vd_send(d, qi, vd_alloc(d, 4ULL * n, 8), pfns, 4 * n);
 }
 
 static uint64_t mem_stat(struct qts *q, const char *key)

@@ -129,6 +129,7 @@ static void test_prealloc(void)
 struct racer {
 	struct guestmem *gm;
 	unsigned int id;
+	int bad;			/* discard_race: a call failed */
 };
 
 #define RACE_PAGES 2048
@@ -147,7 +148,7 @@ static void *race(void *arg)
 static void test_race(void)
 {
 	struct guestmem *gm = make(GUESTMEM_LAZY, 32 << 20, 0);
-	struct racer r[2] = { { gm, 0 }, { gm, 1 } };
+	struct racer r[2] = { { gm, 0, 0 }, { gm, 1, 0 } };
 	struct guestmem_stats st;
 	unsigned int lost = 0;
 
@@ -166,6 +167,54 @@ static void test_race(void)
 	guestmem_destroy(gm);
 }
 
+/*
+ * Device accesses and MMIO faults against discards of the same units (the
+ * balloon discarding pages a device is copying): every access either sees
+ * the unit backed for its whole copy or backs it again, none touches a
+ * unit a discard made PROT_NONE under it (that would be SIGSEGV).
+ */
+#define DISCARD_RACE_BYTES	(64 << 10)	/* 16 units: a long copy */
+#define DISCARD_RACE_ROUNDS	20000
+#define DISCARD_RACE_GPA	0x200000ULL
+
+static void *discard_race(void *arg)
+{
+	struct racer *r = arg;
+	static uint8_t buf[2][DISCARD_RACE_BYTES];
+	struct guestmem_vcpu *v = r->id ? NULL : guestmem_vcpu_attach(r->gm, 0);
+	int bad = 0;
+
+	for (unsigned int i = 0; i < DISCARD_RACE_ROUNDS; i++) {
+		if (r->id) {
+			bad |= guestmem_discard(r->gm, DISCARD_RACE_GPA, DISCARD_RACE_BYTES);
+			continue;
+		}
+		memset(buf[0], (int)(i & 0xff), sizeof(buf[0]));
+		bad |= guestmem_write(r->gm, DISCARD_RACE_GPA, buf[0], sizeof(buf[0]));
+		bad |= guestmem_read(r->gm, DISCARD_RACE_GPA, buf[1], sizeof(buf[1]));
+		bad |= mmio(v, DISCARD_RACE_GPA + (i % 16) * 4096 + 8, true, i, 8, NULL) != 1;
+	}
+	guestmem_vcpu_detach(v);
+	r->bad = bad;
+	return NULL;
+}
+
+static void test_discard_race(void)
+{
+	struct guestmem *gm = make(GUESTMEM_LAZY, 8 << 20, 0);
+	struct racer r[2] = { { gm, 0, 0 }, { gm, 1, 0 } };
+	struct guestmem_stats st;
+
+	EXPECT(gm);
+	if (!gm)
+		return;
+	run_two(discard_race, &r[0], &r[1]);
+	guestmem_get_stats(gm, &st);
+	EXPECT(r[0].bad == 0 && r[1].bad == 0);
+	EXPECT(st.discards > 0);
+	guestmem_destroy(gm);
+}
+
 int main(void)
 {
 	test_layout();
@@ -173,5 +222,6 @@ int main(void)
 	test_plain();
 	test_prealloc();
 	test_race();
+	test_discard_race();
 	return report("guestmem");
 }

@@ -654,13 +654,49 @@ def test_virtio_mem():
     check(v.wait() == 0, 'quit with a virtio-mem device')
 
 
+# ---- quit and SIGTERM with the device-level test driver (--qtest) ----
+
+def start_qtest(name):
+    """A gmm-vmm --qtest with --qmp; its qtest connection and the Vmm."""
+    qpath = os.path.join(TMP, name)
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(qpath)
+    lst.listen(1)
+    lst.settimeout(20)
+    v = Vmm(VMM, ['--qtest', qpath] + base_args())
+    conn, _ = lst.accept()
+    lst.close()
+    os.unlink(qpath)
+    conn.settimeout(20)
+    conn.sendall(b'mem\n')
+    check(conn.recv(4096).startswith(b'OK'), 'qtest mem answered')
+    return conn, v
+
+
+def test_qtest_quit():
+    conn, v = start_qtest('qtest-quit.sock')
+    c = v.client()
+    c.ret('quit')
+    rc = v.wait()
+    check(rc == 0, 'QMP quit in qtest mode: exit %d, want 0 (%r)' % (rc, v.stderr))
+    check(c.event('SHUTDOWN') is not None, 'no SHUTDOWN event after quit in qtest mode')
+    check(conn.recv(4096) == b'', 'the qtest connection stays open after quit')
+    check(not os.path.exists(v.path), 'socket path left behind after quit in qtest mode')
+    conn.close()
+    conn, v = start_qtest('qtest-term.sock')
+    v.p.send_signal(signal.SIGTERM)
+    rc = v.wait()
+    check(rc == 128 + signal.SIGTERM, 'SIGTERM in qtest mode: exit %d, want 143' % rc)
+    check(not os.path.exists(v.path), 'socket path left behind after SIGTERM in qtest mode')
+    conn.close()
+
+
 def main():
     if not os.path.exists('/dev/kvm'):
         print('SKIP: no /dev/kvm - the monitor tests need a running gmm-vmm')
         return 77
     for t in (test_socket, test_protocol, test_balloon, test_khugepaged, test_pause,
-              test_pause_benchmark_guest,
-              test_gmmctl, test_virtio_mem):
+              test_pause_benchmark_guest, test_gmmctl, test_virtio_mem, test_qtest_quit):
         print('--- ' + t.__name__, flush=True)
         t()
     print('%d failures' % failures)

@@ -9,6 +9,7 @@
  */
 #include "../harness.h"
 #include "../sysfs_long.h"
+#include "balloon.h"
 #include "vmem.h"
 #include "qtest_lib.h"
 
@@ -531,5 +532,70 @@ static void t_monitor(void)
 	rmdir(dir);
 }
 
+/* The balloon driver's guest RAM, clear of virtio-mem's driver (1-8 MiB). */
+#define BALLOON_DRV_MEM		(16 * MIB)
+#define BALLOON_DRV_END		(24 * MIB)
+#define PAGE			4096ULL
+
+static uint64_t balloon_counter(struct qts *q, const char *key)
+{
+	qts_cmd(q, "balloon-counters");
+	return qts_kv(q, key);
+}
+
+/* PFNs in one element on the inflate queue, the array at gpa; used? */
+static bool inflate_at(struct vdev *b, uint64_t gpa, const uint32_t *pfns, unsigned int n)
+{
+	return vd_send(b, BALLOON_Q_INFLATE, gpa, pfns, 4 * n);
+}
+
+/*
+ * Plugged virtio-mem memory is RAM to the other devices: the balloon takes
+ * its pages (and discards them) and reads a PFN array placed in it; an
+ * unplugged block is no RAM to them, before and after its unplug.
+ */
+static void t_balloon_plugged(void)
+{
+	uint32_t pfns[8];
+	struct vdev b;
+	struct dev v;
+	uint64_t base;
+
+	up(&v, "--memory 64M --balloon --virtio-mem id=vm0,size=256M,requested-size=64M");
+	vd_probe(v.q, &b, VIRTIO_PCI_DEVICE_BASE + VIRTIO_ID_BALLOON, BALLOON_DRV_MEM,
+		 BALLOON_DRV_END);
+	CHECK(vd_negotiate(&b, 1ULL << VIRTIO_F_VERSION_1));
+	vd_queue(&b, BALLOON_Q_INFLATE, 64);
+	vd_queue(&b, BALLOON_Q_DEFLATE, 64);
+	vd_driver_ok(&b);
+	CHECK_EQ(plug(&v, 0, 2), VIRTIO_MEM_RESP_ACK);
+	base = v.addr / PAGE;
+	qts_ok(v.q, "vmem-poke 0 %llu 0x5a", PAGE + 7);
+	/* pages of the plugged blocks, and one of an unplugged block */
+	for (unsigned int i = 0; i < 4; i++)
+		pfns[i] = (uint32_t)(base + i);
+	pfns[4] = (uint32_t)(base + 8 * MIB / PAGE);
+	CHECK(inflate_at(&b, vd_alloc(&b, sizeof(pfns), 8), pfns, 5));
+	CHECK_EQ(balloon_counter(v.q, "inflated_pages"), 4);
+	CHECK_EQ(qts_kv(v.q, "bad_pfns"), 1);
+	CHECK_EQ(qts_kv(v.q, "discarded_bytes"), 4 * PAGE);
+	CHECK_EQ(qts_val(v.q, "vmem-peek 0 %llu", PAGE + 7), 0);	/* discarded */
+	/* the PFN array itself in plugged device memory */
+	pfns[0] = (uint32_t)(base + 100);
+	CHECK(inflate_at(&b, v.addr + 3 * MIB, pfns, 1));
+	CHECK_EQ(balloon_counter(v.q, "inflated_pages"), 5);
+	CHECK_EQ(qts_kv(v.q, "broken"), 0);
+	/* unplugged again: its pages are no RAM to the balloon any more */
+	CHECK_EQ(unplug(&v, 2 * MIB, 1), VIRTIO_MEM_RESP_ACK);
+	pfns[0] = (uint32_t)(base + 2 * MIB / PAGE + 3);
+	CHECK(inflate_at(&b, vd_alloc(&b, 4, 8), pfns, 1));
+	CHECK_EQ(balloon_counter(v.q, "inflated_pages"), 5);
+	CHECK_EQ(qts_kv(v.q, "bad_pfns"), 2);
+	CHECK(!strncmp(qts_cmd(v.q, "read %llu 8", (unsigned long long)(v.addr + 3 * MIB)),
+		       "ERR", 3));
+	CHECK_EQ(balloon_counter(v.q, "broken"), 0);
+	CHECK_EQ(down(&v), 0);
+}
+
 TEST_MAIN(T(t_config), T(t_plug_unplug), T(t_hostile), T(t_pool_short), T(t_requested),
-	  T(t_populate), T(t_hugetlb), T(t_monitor))
+	  T(t_populate), T(t_hugetlb), T(t_monitor), T(t_balloon_plugged))
