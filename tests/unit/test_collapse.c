@@ -387,15 +387,6 @@ static void test_uffd_holes(void)
 	printf("userfaultfd placeholders: 3 holes filled by collapse, mapping count right\n");
 }
 
-static const char *nr_huge_path = "/proc/sys/vm/nr_hugepages";
-static long saved_huge = -1;
-
-static void restore_huge(void)
-{
-	if (saved_huge >= 0)
-		write_long(nr_huge_path, saved_huge);
-}
-
 static void test_khugepaged_hugetlb(void)
 {
 	const uint64_t ram = 16 * MIB, want = 24;
@@ -408,13 +399,7 @@ static void test_khugepaged_hugetlb(void)
 	struct gmm_guest *g;
 	struct gmm_pool *p;
 
-	saved_huge = read_long(nr_huge_path);
-	if (saved_huge < 0 || write_long(nr_huge_path, saved_huge) != 0) {
-		printf("SKIP hugetlbfs part: cannot write %s (not root?)\n", nr_huge_path);
-		return;
-	}
-	atexit(restore_huge);
-	CHECK(write_long(nr_huge_path, saved_huge + (long)want) == 0);
+	CHECK(hugepages_reserve((long)want) == 0);
 	CHECK(gmm_hugepages_free(GMM_HUGEPAGE_2M, -1) >= (int64_t)want);
 	p = memfd_pool(GMM_HUGEPAGE_2M, 32 * MIB);
 	CHECK(gmm_guest_create(p, NULL, &g) == 0);
@@ -450,7 +435,7 @@ static void test_khugepaged_hugetlb(void)
 	CHECK(gmm_pool_check(p) == 0);
 	gmm_guest_destroy(g);
 	gmm_pool_destroy(p);
-	restore_huge();
+	hugepages_give_back();
 }
 
 /* Threads of this process named as khugepaged names its thread. */
@@ -478,9 +463,25 @@ static unsigned int nr_threads(void)
 	return n;
 }
 
+/*
+ * nr_threads() once it equals @want, or after 2 s: a joined thread's task
+ * leaves /proc/self/task a moment after pthread_join() returns (the kernel
+ * wakes the joiner before it reaps the task).
+ */
+static unsigned int nr_threads_settled(unsigned int want)
+{
+	unsigned int n = nr_threads();
+
+	for (int i = 0; i < 2000 && n != want; i++) {
+		usleep(1000);
+		n = nr_threads();
+	}
+	return n;
+}
+
 static void test_start_stop(void)
 {
-	unsigned int threads = nr_threads(); /* 0 */
+	unsigned int threads = nr_threads_settled(0); /* earlier tests stopped theirs */
 	struct gmm_pool *p = memfd_pool(0, 32 * MIB);
 	struct gmm_khugepaged_config kc;
 	struct gmm_collapse_stats ks;
@@ -518,13 +519,13 @@ static void test_start_stop(void)
 	CHECK(gmm_pool_check(p) == 0);
 	CHECK_EQ(gmm_pool_nr_free(p), gmm_pool_nr_pages(p));
 	CHECK(gmm_khugepaged_print_stats(NULL, stdout) == -EINVAL);
-	CHECK_EQ(nr_threads(), threads + 1);
+	CHECK_EQ(nr_threads_settled(threads + 1), threads + 1);
 	gmm_khugepaged_stop(p);
-	CHECK_EQ(nr_threads(), threads);
+	CHECK_EQ(nr_threads_settled(threads), threads);
 	CHECK(gmm_khugepaged_start(p, &kc) == 0);
-	CHECK_EQ(nr_threads(), threads + 1);
+	CHECK_EQ(nr_threads_settled(threads + 1), threads + 1);
 	gmm_pool_destroy(p); /* stops the thread */
-	CHECK_EQ(nr_threads(), threads);
+	CHECK_EQ(nr_threads_settled(threads), threads);
 	printf("khugepaged start/stop: ok\n");
 }
 

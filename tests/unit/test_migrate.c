@@ -1011,15 +1011,6 @@ static void test_wstop_shmem(uint64_t pages)
 	gmm_pool_destroy(p);
 }
 
-static const char *nr_huge_path = "/proc/sys/vm/nr_hugepages";
-static long saved_huge = -1;
-
-static void restore_huge(void)
-{
-	if (saved_huge >= 0)
-		write_long(nr_huge_path, saved_huge);
-}
-
 static void test_guest_hugetlb(uint64_t pages)
 {
 	const uint64_t ram = 16 * MIB, want = 24;
@@ -1028,13 +1019,7 @@ static void test_guest_hugetlb(uint64_t pages)
 	struct gmm_guest *g;
 	struct gmm_pool *p;
 
-	saved_huge = read_long(nr_huge_path);
-	if (saved_huge < 0 || write_long(nr_huge_path, saved_huge) != 0) {
-		printf("SKIP hugetlbfs part: cannot write %s (not root?)\n", nr_huge_path);
-		return;
-	}
-	atexit(restore_huge);
-	CHECK(write_long(nr_huge_path, saved_huge + (long)want) == 0);
+	CHECK(hugepages_reserve((long)want) == 0);
 	CHECK(gmm_hugepages_free(GMM_HUGEPAGE_2M, -1) >= (int64_t)want);
 	p = memfd_pool(GMM_HUGEPAGE_2M, 32 * MIB);
 	CHECK(gmm_guest_create(p, NULL, &g) == 0);
@@ -1050,7 +1035,7 @@ static void test_guest_hugetlb(uint64_t pages)
 	CHECK(gmm_pool_check(p) == 0);
 	gmm_guest_destroy(g);
 	gmm_pool_destroy(p);
-	restore_huge();
+	hugepages_give_back();
 }
 
 int main(int argc, char **argv)
