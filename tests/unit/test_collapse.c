@@ -41,6 +41,7 @@
 
 #include "../../tools/guest_writer.h"
 #include "../check.h"
+#include "guest_fixtures.h"
 #include "../sysfs_long.h"
 
 #define MIB (1ull << 20)
@@ -48,34 +49,6 @@
 #define NR_WRITERS 2
 #define WAIT_STEP_US 2000
 #define WAIT_STEPS 60000 /* a hang guard (120 s), not a speed limit */
-
-static struct gmm_pool *memfd_pool(uint64_t page_size, uint64_t bytes)
-{
-	struct gmm_memfd_config mc = { .page_size = page_size };
-	struct gmm_pool_config cfg;
-	struct gmm_pool *p = NULL;
-	void *ctx;
-
-	CHECK(gmm_memfd_create(&mc, &ctx) == 0);
-	gmm_pool_config_init(&cfg, bytes);
-	cfg.block_bytes = 8 * MIB;
-	cfg.backing = &gmm_backing_memfd;
-	cfg.backing_ctx = ctx;
-	CHECK(gmm_pool_create(&cfg, &p) == 0);
-	return p;
-}
-
-/* A userfaultfd that can write-protect shmem (root, Linux 5.19+). */
-static int uffd_wp_open(uint64_t *features)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	CHECK(fd >= 0);
-	CHECK(ioctl(fd, UFFDIO_API, &api) == 0);
-	*features = api.features;
-	return fd;
-}
 
 /* A 4 KiB-faulting guest with write stop @mode (uffd-wp: on @uffd). */
 static struct gmm_guest *guest_stop(struct gmm_pool *p, uint64_t ram, int mode, int uffd,

@@ -40,6 +40,7 @@
 #include <gmm/migrate.h>
 
 #include "../check.h"
+#include "guest_fixtures.h"
 #include "../sysfs_long.h"
 
 #define MIB (1ull << 20)
@@ -649,22 +650,6 @@ static void writers_stop(struct writer *ws)
 	}
 }
 
-static struct gmm_pool *memfd_pool(uint64_t page_size, uint64_t bytes)
-{
-	struct gmm_memfd_config mc = { .page_size = page_size };
-	struct gmm_pool_config cfg;
-	struct gmm_pool *p = NULL;
-	void *ctx;
-
-	CHECK(gmm_memfd_create(&mc, &ctx) == 0);
-	gmm_pool_config_init(&cfg, bytes);
-	cfg.block_bytes = 8 * MIB;
-	cfg.backing = &gmm_backing_memfd;
-	cfg.backing_ctx = ctx;
-	CHECK(gmm_pool_create(&cfg, &p) == 0);
-	return p;
-}
-
 static struct gmm_guest *small_page_guest(struct gmm_pool *p, uint64_t ram, struct gmm_memslot *s)
 {
 	struct gmm_guest_config gc;
@@ -815,18 +800,6 @@ static void never_resume(void *ctx)
 }
 
 static const struct gmm_pause_ops refusing_ops = { refuse_pause, never_resume };
-
-/* A userfaultfd that can write-protect shmem and hugetlbfs (root). */
-static int uffd_wp_open(uint64_t *features)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	CHECK(fd >= 0);
-	CHECK(ioctl(fd, UFFDIO_API, &api) == 0);
-	*features = api.features;
-	return fd;
-}
 
 static struct gmm_guest *wstop_guest(struct gmm_pool *p, int mode, int uffd, uint64_t features,
 				     uint64_t ram, bool small, struct gmm_memslot *s)

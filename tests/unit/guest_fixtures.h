@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/unit/guest_fixtures.h - pools and userfaultfds the guest migration
+ * and collapse tests share (test_migrate.c, test_collapse.c).  Failures
+ * end the test through CHECK.
+ */
+#ifndef GMM_TESTS_GUEST_FIXTURES_H
+#define GMM_TESTS_GUEST_FIXTURES_H
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <gmm/gmm.h>
+
+#include "../check.h"
+
+/* A pool of @bytes on a memfd of @page_size pages (4 KiB shmem or 2 MiB hugetlbfs). */
+static inline struct gmm_pool *memfd_pool(uint64_t page_size, uint64_t bytes)
+{
+	struct gmm_memfd_config mc = { .page_size = page_size };
+	struct gmm_pool_config cfg;
+	struct gmm_pool *p = NULL;
+	void *ctx;
+
+	CHECK(gmm_memfd_create(&mc, &ctx) == 0);
+	gmm_pool_config_init(&cfg, bytes);
+	cfg.block_bytes = 8 << 20;
+	cfg.backing = &gmm_backing_memfd;
+	cfg.backing_ctx = ctx;
+	CHECK(gmm_pool_create(&cfg, &p) == 0);
+	return p;
+}
+
+/* A userfaultfd that can write-protect shmem and hugetlbfs (root, Linux 5.19+);
+ * its features in @features. */
+static inline int uffd_wp_open(uint64_t *features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	CHECK(fd >= 0);
+	CHECK(ioctl(fd, UFFDIO_API, &api) == 0);
+	*features = api.features;
+	return fd;
+}
+
+#endif
