@@ -3,7 +3,8 @@
 # with an /init script and Debian's modules, and the runner around a test
 # body (inside the emulated KVM host on a kvm_pvm machine, where a stock
 # kernel is far too slow; a skip, exit 77, without /dev/kvm; the kernel and
-# a scratch directory otherwise).
+# a scratch directory otherwise), and the one retry a guest lost by the
+# emulator gets.
 import os
 import re
 import sys
@@ -20,6 +21,35 @@ CMDLINE_BASE = ('console=ttyS0 panic=-1 acpi=off pci=conf1 pci=noearly tsc=relia
 # gmm-vmm's power-off port (HOSTDEV_POWEROFF in vmm/vmm.h): /init writes its
 # status there through /dev/port.
 POWEROFF_PORT = 0x508
+
+
+# Inside the emulated KVM host a boot now and then ends in a guest triple
+# fault, which we put down to QEMU TCG's emulation of nested SVM rather than
+# to gmm: CI saw one gmm-mode boot die so after the kernel had faulted in the
+# same 116 MiB every good boot ends with (no fault was pending), and eight
+# runs of test_linux_boot.py in a row here did not repeat it; the emulated
+# host itself also dies at times (scripts/test.sh runs it once more).
+# There, and only there, such a boot runs once more, saying so; a second
+# triple fault fails the test.  On a real /dev/kvm it fails at once.
+LOST_GUEST = 'guest triple fault'
+
+
+def lost_to_emulator(lines):
+    """True when this boot may run once more: inside the emulated host and
+    the guest triple-faulted."""
+    if not os.environ.get('GMM_KVMHOST'):
+        return False
+    return any(LOST_GUEST in line for line in lines)
+
+
+def boot_twice(run, what):
+    """run() -> (result, lines); once more when the emulator lost the guest."""
+    result, lines = run()
+    if not lost_to_emulator(lines):
+        return result, lines
+    print('NOTE: %s: the guest triple-faulted inside the emulated KVM host; '
+          'booting once more (a second triple fault fails)' % what, flush=True)
+    return run()
 
 
 def cmdline(*extra):

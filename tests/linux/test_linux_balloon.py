@@ -83,7 +83,8 @@ def run(image, initrd, mode):
             '--memory-mode', mode, '--cmdline', CMDLINE,
             '--balloon=stats-period=1,target=%dM' % TARGET_MIB]
     print('--- %s mode: %s' % (mode, ' '.join(argv)), flush=True)
-    rc, lines = kvmhost.run_streamed(argv, BOOT_DEADLINE)
+    rc, lines = linux_runner.boot_twice(
+        lambda: kvmhost.run_streamed(argv, BOOT_DEADLINE), '%s mode' % mode)
     if rc is None:
         print('FAIL: %s mode: no report from /init within %d s' % (mode, BOOT_DEADLINE))
     return rc, lines

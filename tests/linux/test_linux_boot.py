@@ -85,7 +85,8 @@ def boot(image, initrd, mode):
             '--memory-mode', mode, '--cmdline', CMDLINE]
     print('--- %s mode: %s' % (mode, ' '.join(argv)), flush=True)
     start = time.monotonic()
-    rc, lines = kvmhost.run_streamed(argv, BOOT_DEADLINE)
+    rc, lines = linux_runner.boot_twice(
+        lambda: kvmhost.run_streamed(argv, BOOT_DEADLINE), '%s mode' % mode)
     if rc is None:
         print('FAIL: %s mode: no report from /init within %d s' % (mode, BOOT_DEADLINE))
     took = time.monotonic() - start

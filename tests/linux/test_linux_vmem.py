@@ -114,6 +114,7 @@ def set_requested(q, mib):
 
 
 def run_test(image, initrd, tmp):
+    """(passed, console lines) of one boot."""
     sock = os.path.join(tmp, 'qmp.sock')
     argv = [VMM, '--kernel', image, '--initrd', initrd, '--memory', '%dM' % MEMORY_MIB,
             '--cmdline', CMDLINE, '--qmp', sock,
@@ -121,46 +122,53 @@ def run_test(image, initrd, tmp):
     print('--- ' + ' '.join(argv), flush=True)
     start = time.monotonic()
     r = Run(argv)
+    ok = False
     try:
-        if not r.wait_for(lambda: any(READY in l for l in r.lines) and r.memtotal,
-                          DEADLINE / 2):
-            return fail('the modules were not loaded / no MemTotal from /init')
-        if any('insmod' in l and 'failed' in l for l in r.lines):
-            return fail('insmod failed')
-        base = r.memtotal
-        q = Qmp(sock)
-        if not set_requested(q, PLUG_MIB):
-            return fail('qom-set requested-size %d MiB' % PLUG_MIB)
-        want = base + PLUG_MIB * 1024
-        if not r.wait_for(lambda: r.memtotal == want, DEADLINE - (time.monotonic() - start)):
-            return fail('MemTotal %s kB after plugging, expected %d' % (r.memtotal, want))
-        size = q.cmd('qom-get', {'path': '/machine/peripheral/vm0', 'property': 'size'})
-        if size.get('return') != PLUG_MIB << 20:
-            return fail('size after plugging: %r' % size)
-        if not set_requested(q, 0):
-            return fail('qom-set requested-size 0')
-        if not r.wait_for(lambda: r.memtotal == base, DEADLINE - (time.monotonic() - start)):
-            return fail('MemTotal %s kB after unplugging, expected %d' % (r.memtotal, base))
-        q.cmd('query-status')
-        sizes = [e['data']['size'] for e in q.events if e['event'] == 'MEMORY_DEVICE_SIZE_CHANGE']
-        if not sizes or max(sizes) != PLUG_MIB << 20 or sizes[-1] != 0:
-            return fail('MEMORY_DEVICE_SIZE_CHANGE sizes %r' % sizes)
-        print('linux virtio-mem: MemTotal %d -> %d -> %d kB, events %r, %.1f s' %
-              (base, want, base, sizes, time.monotonic() - start), flush=True)
-        q.cmd('quit')
-        return True
+        ok = check_run(r, sock, start)
     finally:
         try:
             r.p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             r.p.kill()
             r.p.wait()
+    return ok, r.lines
+
+
+def check_run(r, sock, start):
+    """Plug and unplug through QMP while the guest runs; True when all held."""
+    if not r.wait_for(lambda: any(READY in l for l in r.lines) and r.memtotal,
+                      DEADLINE / 2):
+        return fail('the modules were not loaded / no MemTotal from /init')
+    if any('insmod' in l and 'failed' in l for l in r.lines):
+        return fail('insmod failed')
+    base = r.memtotal
+    q = Qmp(sock)
+    if not set_requested(q, PLUG_MIB):
+        return fail('qom-set requested-size %d MiB' % PLUG_MIB)
+    want = base + PLUG_MIB * 1024
+    if not r.wait_for(lambda: r.memtotal == want, DEADLINE - (time.monotonic() - start)):
+        return fail('MemTotal %s kB after plugging, expected %d' % (r.memtotal, want))
+    size = q.cmd('qom-get', {'path': '/machine/peripheral/vm0', 'property': 'size'})
+    if size.get('return') != PLUG_MIB << 20:
+        return fail('size after plugging: %r' % size)
+    if not set_requested(q, 0):
+        return fail('qom-set requested-size 0')
+    if not r.wait_for(lambda: r.memtotal == base, DEADLINE - (time.monotonic() - start)):
+        return fail('MemTotal %s kB after unplugging, expected %d' % (r.memtotal, base))
+    q.cmd('query-status')
+    sizes = [e['data']['size'] for e in q.events if e['event'] == 'MEMORY_DEVICE_SIZE_CHANGE']
+    if not sizes or max(sizes) != PLUG_MIB << 20 or sizes[-1] != 0:
+        return fail('MEMORY_DEVICE_SIZE_CHANGE sizes %r' % sizes)
+    print('linux virtio-mem: MemTotal %d -> %d -> %d kB, events %r, %.1f s' %
+          (base, want, base, sizes, time.monotonic() - start), flush=True)
+    q.cmd('quit')
+    return True
 
 
 def body(image, moddir, tmp):
     initrd = os.path.join(tmp, 'initramfs.cpio')
     linux_runner.build_initramfs(initrd, INIT.replace('@READY@', READY), moddir, MODULES)
-    ok = run_test(image, initrd, tmp)
+    ok, _ = linux_runner.boot_twice(lambda: run_test(image, initrd, tmp), 'virtio-mem')
     print('linux virtio-mem: ' + ('pass' if ok else 'FAIL'))
     return ok
 

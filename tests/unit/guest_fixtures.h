@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/unit/guest_fixtures.h - pools and userfaultfds the guest migration
+ * tests/unit/guest_fixtures.h - pools, userfaultfds and guests the guest migration
  * and collapse tests share (test_migrate.c, test_collapse.c).  Failures
  * end the test through CHECK.
  */
@@ -45,6 +45,22 @@ static inline int uffd_wp_open(uint64_t *features)
 	CHECK(ioctl(fd, UFFDIO_API, &api) == 0);
 	*features = api.features;
 	return fd;
+}
+
+/* A guest of @ram bytes at gpa 0 on node 0, backed 4 KiB at a time (no 2 MiB
+ * faults) and populated; its memslot in @s. */
+static inline struct gmm_guest *guest_4k(struct gmm_pool *p, uint64_t ram,
+					 struct gmm_memslot *s)
+{
+	struct gmm_guest_config gc;
+	struct gmm_guest *g;
+
+	gmm_guest_config_init(&gc);
+	gc.huge_fault = false;
+	CHECK(gmm_guest_create(p, &gc, &g) == 0);
+	CHECK(gmm_guest_add_ram(g, 0, ram, 0, s) == 0);
+	CHECK(gmm_guest_populate(g, 0, ram) == 0);
+	return g;
 }
 
 #endif

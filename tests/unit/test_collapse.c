@@ -73,19 +73,6 @@ static struct gmm_guest *guest_stop(struct gmm_pool *p, uint64_t ram, int mode, 
 	return g;
 }
 
-static struct gmm_guest *guest_4k(struct gmm_pool *p, uint64_t ram, struct gmm_memslot *s)
-{
-	struct gmm_guest_config gc;
-	struct gmm_guest *g;
-
-	gmm_guest_config_init(&gc);
-	gc.huge_fault = false;
-	CHECK(gmm_guest_create(p, &gc, &g) == 0);
-	CHECK(gmm_guest_add_ram(g, 0, ram, 0, s) == 0);
-	CHECK(gmm_guest_populate(g, 0, ram) == 0);
-	return g;
-}
-
 /* The kernel's mappings in [hva, hva + size): lines of /proc/self/maps. */
 static uint64_t recount_maps(const void *hva, uint64_t size)
 {

@@ -650,19 +650,6 @@ static void writers_stop(struct writer *ws)
 	}
 }
 
-static struct gmm_guest *small_page_guest(struct gmm_pool *p, uint64_t ram, struct gmm_memslot *s)
-{
-	struct gmm_guest_config gc;
-	struct gmm_guest *g;
-
-	gmm_guest_config_init(&gc);
-	gc.huge_fault = false;
-	CHECK(gmm_guest_create(p, &gc, &g) == 0);
-	CHECK(gmm_guest_add_ram(g, 0, ram, 0, s) == 0);
-	CHECK(gmm_guest_populate(g, 0, ram) == 0);
-	return g;
-}
-
 static bool writers_behind(struct writer *ws)
 {
 	for (int i = 0; i < NR_WRITERS; i++)
@@ -715,7 +702,7 @@ static void test_guest_shmem(uint64_t pages)
 	struct gmm_collapse_stats cs;
 	struct gmm_guest_stats st;
 	struct gmm_memslot s;
-	struct gmm_guest *g = small_page_guest(p, ram, &s);
+	struct gmm_guest *g = guest_4k(p, ram, &s);
 	uint64_t before;
 
 	cur_guest = g;
