@@ -770,6 +770,31 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	return got + alloc_bulk_slow(p, flags, node, n - got, pfns + got);
 }
 
+/* A frame of gmm_free_bulk() that is not in the pool. */
+static int bad_bulk_pfn(uint64_t pfn)
+{
+	return gmm_set_error(-EINVAL, "free of pfn %llu: not in the pool",
+			     (unsigned long long)pfn);
+}
+
+/*
+ * Attached: runs into the cache (pcp_free_bulk()); a frame it stops at goes
+ * through the single free's checks and full path.
+ */
+static int free_bulk_pcp(struct gmm_pool *p, struct gmm_thread *t, size_t n,
+			 const uint64_t *pfns)
+{
+	int err = 0;
+
+	for (size_t i = 0; (i += pcp_free_bulk(p, t, n - i, pfns + i)) < n; i++) {
+		if (unlikely(!pfn_zone(p, pfns[i])))
+			err = bad_bulk_pfn(pfns[i]);
+		else if (free_pcp0(p, t, pfns[i]))
+			err = -EINVAL;
+	}
+	return err;
+}
+
 int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 {
 	struct gmm_zone *locked = NULL;
@@ -779,6 +804,8 @@ int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 	if (!p || (n && !pfns))
 		return gmm_set_error(-EINVAL, "gmm_free_bulk: NULL argument");
 	t = pcp_self(p);
+	if (t)
+		return free_bulk_pcp(p, t, n, pfns);
 	for (size_t i = 0; i < n; i++) {
 		struct gmm_zone *z = pfn_zone(p, pfns[i]);
 
@@ -787,13 +814,7 @@ int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
 			locked = NULL;
 		}
 		if (unlikely(!z)) {
-			err = gmm_set_error(-EINVAL, "free of pfn %llu: not in the pool",
-					    (unsigned long long)pfns[i]);
-			continue;
-		}
-		if (t) {
-			if (free_pcp0(p, t, pfns[i]))
-				err = -EINVAL;
+			err = bad_bulk_pfn(pfns[i]);
 			continue;
 		}
 		if (!locked) {

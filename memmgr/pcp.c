@@ -618,6 +618,109 @@ size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, 
 	return got;
 }
 
+/*
+ * The run of a bulk free that starts at @pfns[0], an allocated order-0
+ * frame of a cacheable block whose cache part @pz is current: the frames
+ * that follow it in @pfns, up to @max, while they are allocated order-0
+ * frames of blocks with the same migratetype @mt and cache part.  Each is
+ * marked FR_PCP and chained in front of the previous one, as successive
+ * pl_add_head()s would (the last one's prev half left stale, as
+ * pcp_free0() leaves it); then the chain goes onto the list at once.
+ * Returns the run's length (at least 1).
+ */
+static size_t free_run(struct gmm_pool *p, struct pcp_zone *pz, unsigned int mt,
+		       const uint64_t *pfns, size_t max)
+{
+	const struct gmm_pageblock *pbs = p->pb;
+	uint32_t *link = (uint32_t *)p->link; /* halves: prev, next */
+	uint8_t *state = p->state;
+	uint64_t nr_pfns = p->nr_pfns, pfn = pfns[0];
+	size_t b = pfn >> GMM_PAGEBLOCK_ORDER, k;
+	uint32_t off = __atomic_load_n(&pbs[b].pcp_off, __ATOMIC_RELAXED);
+	uint32_t head = (uint32_t)pfn, tail = (uint32_t)pfn, old;
+	struct pfn_list *l = &pz->lists[mt];
+
+	__atomic_store_n(&state[pfn], FR_PCP, __ATOMIC_RELAXED);
+	for (k = 1; k < max; k++) {
+		pfn = pfns[k];
+		if (pfn >= nr_pfns ||
+		    (__atomic_load_n(&state[pfn], __ATOMIC_RELAXED) & ~FR_FLAG) != FR_ALLOC)
+			break;
+		if (pfn >> GMM_PAGEBLOCK_ORDER != b) {
+			b = pfn >> GMM_PAGEBLOCK_ORDER;
+			if ((__atomic_load_n(&pbs[b].bits, __ATOMIC_RELAXED) &
+			     (PB_ISOLATE | PB_MT_MASK)) != mt ||
+			    __atomic_load_n(&pbs[b].pcp_off, __ATOMIC_RELAXED) != off)
+				break;
+		}
+		__atomic_store_n(&state[pfn], FR_PCP, __ATOMIC_RELAXED);
+		link[2 * pfn + 1] = head;
+		link[2 * (size_t)head] = (uint32_t)pfn;
+		head = (uint32_t)pfn;
+	}
+	old = l->head;
+	link[2 * (size_t)tail + 1] = old;
+	if (old == PFN_NIL)
+		l->tail = tail;
+	else
+		link[2 * (size_t)old] = tail;
+	l->head = head;
+	return k;
+}
+
+size_t pcp_free_bulk(struct gmm_pool *p, struct gmm_thread *t, size_t n, const uint64_t *pfns)
+{
+	const struct gmm_pageblock *pbs = p->pb;
+	struct pcp_cache *c;
+	size_t i = 0;
+
+	owner_lock(t);
+	c = rcu_dereference(t->cache);
+	while (i < n) {
+		uint64_t pfn = pfns[i];
+		size_t b = pfn >> GMM_PAGEBLOCK_ORDER, k, max;
+		unsigned int mt;
+		struct pcp_zone *pz;
+		struct gmm_zone *z;
+		uint32_t count;
+
+		if (pfn >= p->nr_pfns || (fr_state(p, pfn) & ~FR_FLAG) != FR_ALLOC)
+			break;
+		/* isolated, HIGHATOMIC or CMA: the full path (pcp_free0()) */
+		mt = __atomic_load_n(&pbs[b].bits, __ATOMIC_RELAXED) & (PB_ISOLATE | PB_MT_MASK);
+		if (mt >= MT_PCPTYPES)
+			break;
+		/* allocated, so its block is present: the offset is not 0 */
+		pz = (struct pcp_zone *)((char *)c + __atomic_load_n(&pbs[b].pcp_off,
+								     __ATOMIC_RELAXED));
+		z = pz->zone;
+		if (pz->gen != __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED))
+			break;
+		/* the single frees' trim: at the frame that brings count to trim_at */
+		count = pz->count;
+		max = pz->trim_at > count ? pz->trim_at - count : 1;
+		if (max > n - i)
+			max = n - i;
+		k = free_run(p, pz, mt, pfns + i, max);
+		i += k;
+		pz_count_add(pz, k);
+		if (pz->free_count < pz->fc_cap)
+			pz->free_count = pz->fc_cap - pz->free_count > k ?
+					 pz->free_count + (uint32_t)k : pz->fc_cap;
+		if (count + k >= pz->trim_at) {
+			struct pcp_sizes sz = pcp_sizes(z);
+
+			/* pcp_free_commit0() */
+			pz->alloc_factor >>= 1;
+			pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
+			free_commit(t, z, pz, mt, false, &sz);
+		}
+	}
+	CTR_ADD(t, free, i);
+	owner_unlock(t);
+	return i;
+}
+
 void pcp_count_bulk(struct gmm_thread *t, uint64_t n)
 {
 	CTR_ADD(t, bulk_alloc, n);

@@ -213,6 +213,63 @@ static void bench_bulk(void)
 	free(v);
 }
 
+/*
+ * --insn N: the bulk section's phases, untimed and deterministic, one
+ * function each, for Valgrind callgrind (tools/bench-pcp-insn.sh reads their
+ * inclusive instruction counts): INSN_FRAMES frames per phase in rounds of
+ * N, bulk and single allocations and frees, attached and unattached.
+ */
+#define INSN_FRAMES 65536
+
+#define INSN_PHASES(X)                                                              \
+	X(insn_bulk_alloc, if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v) != n) die("bulk")) \
+	X(insn_bulk_free, if (gmm_free_bulk(pool, n, v)) die("free_bulk"))             \
+	X(insn_single_alloc, for (size_t i = 0; i < n; i++) v[i] = alloc0())            \
+	X(insn_single_free, for (size_t i = 0; i < n; i++) if (gmm_free(pool, v[i], 0)) die("free"))
+
+#define INSN_FN(name, body)                                                      \
+	static void __attribute__((noipa)) name(uint64_t *v, size_t n) { body; } \
+	static void __attribute__((noipa)) name##_unattached(uint64_t *v, size_t n) { body; }
+INSN_PHASES(INSN_FN)
+
+static void insn_rounds(uint64_t *v, size_t n, bool attached)
+{
+	/* the first touch of the metadata and the first refills, outside the phases */
+	for (int r = 0; r < 2; r++) {
+		if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v) != n)
+			die("gmm_alloc_bulk");
+		gmm_free_bulk(pool, n, v);
+	}
+	for (size_t r = 0; r < INSN_FRAMES / n; r++) {
+		if (attached) {
+			insn_bulk_alloc(v, n);
+			insn_bulk_free(v, n);
+			insn_single_alloc(v, n);
+			insn_single_free(v, n);
+		} else {
+			insn_bulk_alloc_unattached(v, n);
+			insn_bulk_free_unattached(v, n);
+			insn_single_alloc_unattached(v, n);
+			insn_single_free_unattached(v, n);
+		}
+	}
+}
+
+static void bench_insn(size_t n)
+{
+	uint64_t *v = malloc(n * sizeof(*v));
+
+	if (!v || !n || INSN_FRAMES % n)
+		die("--insn: N must divide 65536");
+	if (gmm_thread_attach(pool))
+		die("attach");
+	insn_rounds(v, n, true);
+	gmm_thread_detach(pool);
+	insn_rounds(v, n, false);
+	printf("insn N %zu frames per phase %u\n", n, INSN_FRAMES);
+	free(v);
+}
+
 /* --- scaling ------------------------------------------------------------- */
 
 #define XBATCH 64
@@ -1038,6 +1095,7 @@ int main(int argc, char **argv)
 	int threads[16] = { 1, 2 }, nthreads = 2;
 	bool pair = false, bulk = false, scl = false, drain = false, share = false, grid = false;
 	bool thp = false, threads_given = false;
+	size_t insn = 0;
 	uint64_t pool_mib = 2048;
 
 	for (int i = 1; i < argc; i++) {
@@ -1055,6 +1113,8 @@ int main(int argc, char **argv)
 			grid = true;
 		else if (!strcmp(argv[i], "--thp"))
 			thp = true;
+		else if (!strcmp(argv[i], "--insn") && i + 1 < argc)
+			insn = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--quick"))
 			scale = 0.1;
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
@@ -1063,11 +1123,13 @@ int main(int argc, char **argv)
 		}
 		else {
 			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] [--grid] "
-				"[--share] [--thp] [--threads 1,2,...] [--quick]\n", argv[0]);
+				"[--share] [--thp] [--threads 1,2,...] [--quick] [--insn N]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!pair && !bulk && !scl && !drain && !share && !grid && !thp)
+	if (insn)
+		pair = bulk = scl = drain = share = grid = thp = false;
+	else if (!pair && !bulk && !scl && !drain && !share && !grid && !thp)
 		pair = bulk = scl = drain = share = grid = thp = true;
 	if (grid && !threads_given) {
 		threads[2] = 4;
@@ -1083,6 +1145,8 @@ int main(int argc, char **argv)
 	gmm_pool_config_init(&cfg, pool_mib * MIB);
 	if (gmm_pool_create(&cfg, &pool))
 		die("gmm_pool_create");
+	if (insn)
+		bench_insn(insn);
 	if (pair)
 		bench_pair();
 	if (bulk)
