@@ -556,14 +556,16 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l, uint8_t st,
 		       size_t n, uint64_t *pfns)
 {
+	uint64_t *link = p->link; /* loaded once: the state stores may alias anything */
+	uint8_t *state = p->state;
 	uint32_t pfn = l->head;
 	size_t got = 0;
 
 	while (pfn != PFN_NIL && got < n) {
-		uint32_t next = pl_next(p, pfn);
+		uint32_t next = ((const uint32_t *)link)[2 * (size_t)pfn + 1]; /* pl_next() */
 
-		p->link[pfn] = 0;
-		fr_state_set(p, pfn, st);
+		link[pfn] = 0;
+		__atomic_store_n(&state[pfn], st, __ATOMIC_RELAXED);
 		pfns[got++] = pfn;
 		pfn = next;
 	}
