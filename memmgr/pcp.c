@@ -502,6 +502,71 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigne
 	return i;
 }
 
+/* The lowest order with a free block of @mt in @z; above max_order: none. */
+static unsigned int lowest_free_order(const struct gmm_zone *z, int mt)
+{
+	unsigned int o = 0;
+
+	while (o <= z->pool->max_order &&
+	       !(z->area_nr[o] && z->area[o][mt].list.head != PFN_NIL))
+		o++;
+	return o;
+}
+
+/*
+ * gmm_alloc_bulk() without a cache: up to @n order-0 frames of @mt from @z,
+ * in rounds of one zone lock, as rmqueue_bulk() takes a refill: each round
+ * checks the watermark once and takes up to PCP_REFILL_MAX frames.  A
+ * round takes whole blocks, one buddy operation each: of the lowest order
+ * that has a free block of @mt, at most the frames still wanted.  Single
+ * allocations would split that same block and take its pieces before any
+ * other, so the frames are those they would take and fragmentation is the
+ * same.  The frames are marked allocated after the lock.  Returns how many
+ * frames are in @pfns; stops early when the zone runs short.
+ */
+size_t pcp_rmqueue_frames(struct gmm_zone *z, int mt, int hz, unsigned int alloc_flags,
+			  size_t n, uint64_t *pfns)
+{
+	struct gmm_pool *p = z->pool;
+	uint8_t st = (uint8_t)(FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
+	struct pcp_block tk[PCP_REFILL_MAX];
+	size_t got = 0;
+
+	while (got < n) {
+		size_t want = n - got < PCP_REFILL_MAX ? n - got : PCP_REFILL_MAX, i = 0;
+		unsigned int nr_tk = 0;
+
+		pthread_mutex_lock(&z->lock);
+		if (zone_watermark_fast(z, 0, hz, alloc_flags)) {
+			while (i < want) {
+				unsigned int fit = 63 - (unsigned int)__builtin_clzll(want - i);
+				unsigned int take = lowest_free_order(z, mt);
+
+				/* none of @mt: one frame at a time, with the fallbacks */
+				if (take > p->max_order)
+					take = 0;
+				if (take > fit)
+					take = fit;
+
+				if (!take_block(z, take, mt, alloc_flags, &tk[nr_tk]))
+					break;
+				i += 1u << tk[nr_tk++].order;
+			}
+			z->ev.alloc += i;
+		}
+		pthread_mutex_unlock(&z->lock);
+		for (unsigned int k = 0; k < nr_tk; k++)
+			for (uint32_t pfn = tk[k].pfn; pfn < tk[k].pfn + (1u << tk[k].order); pfn++) {
+				p->link[pfn] = 0;
+				fr_state_set(p, pfn, st);
+				pfns[got++] = pfn;
+			}
+		if (i < want)
+			break;
+	}
+	return got;
+}
+
 /* Refill the empty list @l of @pz from the buddy; the number of blocks added (0: refused). */
 static unsigned int pcp_refill(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
 			       struct pfn_list *l, unsigned int order, int mt, int hz,

@@ -398,12 +398,45 @@ static void test_alloc_unattached(void)
 	free(v);
 }
 
+/*
+ * Refused frames inside runs of consecutive frames: one freed already
+ * before the batch, one twice within it, one that was never allocated
+ * right after the run.  The others are freed, nothing else is touched.
+ */
+static void test_refused_in_runs(bool attached)
+{
+	struct gmm_pool *p = pool_new();
+	uint64_t v[80], total = gmm_pool_nr_pages(p), last;
+	struct gmm_pcp_stats s = { 0 };
+
+	/* a fresh pool: the 64 frames are one aligned block, consecutive */
+	if (attached)
+		CHECK(gmm_thread_attach(p) == 0);
+	CHECK_EQ(gmm_alloc_bulk(p, GMM_MOVABLE, 0, 64, v), 64);
+	qsort(v, 64, sizeof(v[0]), cmp_u64);
+	last = v[63];
+	CHECK_EQ(gmm_free(p, v[5], 0), 0);
+	v[64] = v[20];    /* twice */
+	v[65] = last + 1; /* not allocated (free or cached): the run's next frame */
+	CHECK_EQ(gmm_free_bulk(p, 66, v), -EINVAL);
+	CHECK(gmm_pool_check(p) == 0);
+	if (attached) {
+		CHECK(gmm_pcp_thread_stats(p, &s) == 0);
+		CHECK_EQ(s.free, 64);
+		CHECK(gmm_thread_detach(p) == 0);
+	}
+	CHECK_EQ(gmm_pool_nr_free(p), total);
+	gmm_pool_destroy(p);
+}
+
 int main(void)
 {
 	test_free_matches_singles(true);
 	test_free_matches_singles(false);
 	test_alloc_matches_singles();
 	test_alloc_unattached();
+	test_refused_in_runs(true);
+	test_refused_in_runs(false);
 	printf("pcp bulk tests passed\n");
 	return 0;
 }
