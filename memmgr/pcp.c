@@ -617,13 +617,24 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 	return pfn;
 }
 
-/* Hand out up to @n frames from the head of @l (not empty); how many. */
+/*
+ * Hand out up to @n frames from the head of @l (not empty); how many.
+ *
+ * Walking a list is a chain of dependent loads (each next pfn is read from
+ * the link word of the one before), one load latency a frame.  Cache lists
+ * mostly run through consecutive pfns (refills list chunks in ascending
+ * order, frees in bulk put runs back in descending order), so the walk
+ * guesses that the next pfn is this one plus the last step, and goes on
+ * with the guess while the load that checks it completes: a correct guess
+ * (a predicted branch) takes the load off the chain.  The frames and their
+ * order are those of the list, guessed or not.
+ */
 static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l, uint8_t st,
 		       size_t n, uint64_t *pfns)
 {
 	uint64_t *link = p->link; /* loaded once: the state stores may alias anything */
 	uint8_t *state = p->state;
-	uint32_t pfn = l->head;
+	uint32_t pfn = l->head, step = 1;
 	size_t got = 0;
 
 	while (pfn != PFN_NIL && got < n) {
@@ -632,7 +643,14 @@ static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list 
 		link[pfn] = 0;
 		__atomic_store_n(&state[pfn], st, __ATOMIC_RELAXED);
 		pfns[got++] = pfn;
-		pfn = next;
+		if (likely(next == pfn + step)) {
+			/* pfn made opaque: the compiler cannot use the equal load instead */
+			__asm__("" : "+r"(pfn));
+			pfn += step;
+		} else {
+			step = next - pfn;
+			pfn = next;
+		}
 	}
 	l->head = pfn; /* the tail of an emptied list is left stale */
 	pz_count_add(pz, -(int64_t)got);
