@@ -617,6 +617,18 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 	return pfn;
 }
 
+/* Hand out the frame @pfn of a list; the next one. */
+static inline uint32_t take_frame(uint64_t *link, uint8_t *state, uint32_t pfn, uint8_t st,
+				  uint64_t *out)
+{
+	uint32_t next = (uint32_t)(link[pfn] >> 32); /* pl_next() */
+
+	link[pfn] = 0;
+	__atomic_store_n(&state[pfn], st, __ATOMIC_RELAXED);
+	*out = pfn;
+	return next;
+}
+
 /*
  * Hand out up to @n frames from the head of @l (not empty); how many.
  *
@@ -626,32 +638,36 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
  * order, frees in bulk put runs back in descending order), so the walk
  * guesses that the next pfn is this one plus the last step, and goes on
  * with the guess while the load that checks it completes: a correct guess
- * (a predicted branch) takes the load off the chain.  The frames and their
- * order are those of the list, guessed or not.
+ * (a predicted branch) takes the load off the chain.  A list in no such
+ * order (frees in random order) would make the branch unpredictable: once
+ * more than a quarter of the guesses (and more than two) failed, the rest
+ * of the run is walked plainly.  The frames and their order are those of
+ * the list either way.
  */
 static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l, uint8_t st,
 		       size_t n, uint64_t *pfns)
 {
 	uint64_t *link = p->link; /* loaded once: the state stores may alias anything */
 	uint8_t *state = p->state;
-	uint32_t pfn = l->head, step = 1;
+	uint32_t pfn = l->head, step = 1, misses = 0;
 	size_t got = 0;
 
 	while (pfn != PFN_NIL && got < n) {
-		uint32_t next = ((const uint32_t *)link)[2 * (size_t)pfn + 1]; /* pl_next() */
+		uint32_t next = take_frame(link, state, pfn, st, &pfns[got++]);
 
-		link[pfn] = 0;
-		__atomic_store_n(&state[pfn], st, __ATOMIC_RELAXED);
-		pfns[got++] = pfn;
 		if (likely(next == pfn + step)) {
 			/* pfn made opaque: the compiler cannot use the equal load instead */
 			__asm__("" : "+r"(pfn));
 			pfn += step;
-		} else {
-			step = next - pfn;
-			pfn = next;
+			continue;
 		}
+		step = next - pfn;
+		pfn = next;
+		if (++misses > 2 && misses * 4 > got)
+			break;
 	}
+	while (pfn != PFN_NIL && got < n)
+		pfn = take_frame(link, state, pfn, st, &pfns[got++]);
 	l->head = pfn; /* the tail of an emptied list is left stale */
 	pz_count_add(pz, -(int64_t)got);
 	return got;
