@@ -547,7 +547,6 @@ size_t pcp_rmqueue_frames(struct gmm_zone *z, int mt, int hz, unsigned int alloc
 					take = 0;
 				if (take > fit)
 					take = fit;
-
 				if (!take_block(z, take, mt, alloc_flags, &tk[nr_tk]))
 					break;
 				i += 1u << tk[nr_tk++].order;
@@ -556,7 +555,7 @@ size_t pcp_rmqueue_frames(struct gmm_zone *z, int mt, int hz, unsigned int alloc
 		}
 		pthread_mutex_unlock(&z->lock);
 		for (unsigned int k = 0; k < nr_tk; k++)
-			for (uint32_t pfn = tk[k].pfn; pfn < tk[k].pfn + (1u << tk[k].order); pfn++) {
+			for (uint64_t pfn = tk[k].pfn; pfn < tk[k].pfn + (1ull << tk[k].order); pfn++) {
 				p->link[pfn] = 0;
 				fr_state_set(p, pfn, st);
 				pfns[got++] = pfn;
