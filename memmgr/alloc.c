@@ -597,8 +597,6 @@ int gmm_split(struct gmm_pool *p, uint64_t pfn, unsigned int order)
 
 /* --- bulk ----------------------------------------------------------------- */
 
-#define BULK_LOCKED_BATCH 64
-
 /* The first eligible zone that passes the low watermark (the kernel's alloc_pages_bulk). */
 static struct gmm_zone *bulk_zone(const struct alloc_ctx *ac, unsigned int af)
 {
@@ -617,40 +615,6 @@ static struct gmm_zone *bulk_zone(const struct alloc_ctx *ac, unsigned int af)
 			return z;
 	}
 	return NULL;
-}
-
-/* Without a cache: one zone lock per batch. */
-static size_t bulk_locked(struct gmm_zone *z, const struct alloc_ctx *ac, unsigned int af,
-			  size_t n, uint64_t *pfns)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		size_t end = got + BULK_LOCKED_BATCH < n ? got + BULK_LOCKED_BATCH : n;
-		size_t start = got;
-
-		pthread_mutex_lock(&z->lock);
-		if (zone_watermark_fast(z, 0, ac->highest_zoneidx, af)) {
-			for (; got < end; got++) {
-				bool reported;
-
-				pfns[got] = buddy_rmqueue(z, 0, ac->mt, af, &reported);
-				if (pfns[got] == GMM_PFN_NONE)
-					break;
-				if (unlikely(reported) &&
-				    pool_prepare_reported(z->pool, pfns[got], 0)) {
-					buddy_free_one_flag(z, pfns[got], 0,
-							    pb_mt(z->pool, pfns[got]), true);
-					break;
-				}
-				prep_new(z, pfns[got], ac, af);
-			}
-		}
-		pthread_mutex_unlock(&z->lock);
-		if (got == start || got < end)
-			break;
-	}
-	return got;
 }
 
 /*
@@ -737,7 +701,7 @@ static size_t __attribute__((noinline)) alloc_bulk_slow(struct gmm_pool *p, unsi
 	} else {
 		z = bulk_zone(&ac, af);
 		if (z)
-			got = bulk_locked(z, &ac, af, n, pfns);
+			got = pcp_rmqueue_frames(z, ac.mt, ac.highest_zoneidx, af, n, pfns);
 	}
 	if (!got) {
 		pfns[0] = alloc_ctx_run(p, &ac, flags & ~GMM_ZERO);
@@ -770,40 +734,121 @@ size_t gmm_alloc_bulk(struct gmm_pool *p, unsigned int flags, int node, size_t n
 	return got + alloc_bulk_slow(p, flags, node, n - got, pfns + got);
 }
 
-int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
+/* A frame of gmm_free_bulk() that is not in the pool. */
+static int bad_bulk_pfn(uint64_t pfn)
 {
-	struct gmm_zone *locked = NULL;
-	struct gmm_thread *t;
+	return gmm_set_error(-EINVAL, "free of pfn %llu: not in the pool",
+			     (unsigned long long)pfn);
+}
+
+/*
+ * Attached: runs into the cache (pcp_free_bulk()); a frame it stops at goes
+ * through the single free's checks and full path.
+ */
+static int free_bulk_pcp(struct gmm_pool *p, struct gmm_thread *t, size_t n,
+			 const uint64_t *pfns)
+{
 	int err = 0;
 
-	if (!p || (n && !pfns))
-		return gmm_set_error(-EINVAL, "gmm_free_bulk: NULL argument");
-	t = pcp_self(p);
+	for (size_t i = 0; (i += pcp_free_bulk(p, t, n - i, pfns + i)) < n; i++) {
+		if (unlikely(!pfn_zone(p, pfns[i])))
+			err = bad_bulk_pfn(pfns[i]);
+		else if (free_pcp0(p, t, pfns[i]))
+			err = -EINVAL;
+	}
+	return err;
+}
+
+/*
+ * The frames that follow @pfns[0] (an allocated order-0 frame) in @pfns as
+ * pfn + 1, pfn + 2, ..., allocated order-0 frames in the same pageblock,
+ * at most @max in all: how many, the first one included.
+ */
+static size_t locked_run(const struct gmm_pool *p, const uint64_t *pfns, size_t max)
+{
+	uint64_t pfn = pfns[0], room = GMM_PAGEBLOCK_PAGES - (pfn & (GMM_PAGEBLOCK_PAGES - 1));
+	size_t m = 1;
+
+	if (max > room)
+		max = room;
+	while (m < max && pfns[m] == pfn + m && (fr_state(p, pfn + m) & ~FR_FLAG) == FR_ALLOC)
+		m++;
+	return m;
+}
+
+/*
+ * Free the @m allocated order-0 frames from @pfn on (one pageblock), under
+ * the zone lock, as aligned blocks: the buddy merges each block once
+ * instead of frame by frame, and ends as after @m single frees (the same
+ * free blocks; counted as @m frees, pgfree's pages).
+ */
+static void free_locked_run(struct gmm_zone *z, uint64_t pfn, size_t m)
+{
+	struct gmm_pool *p = z->pool;
+	uint64_t end = pfn + m;
+	int mt = pb_mt(p, pfn);
+
+	while (pfn < end) {
+		unsigned int o = pfn ? (unsigned int)__builtin_ctzll(pfn) : 63;
+		unsigned int fit = 63 - (unsigned int)__builtin_clzll(end - pfn);
+
+		if (o > fit)
+			o = fit;
+		for (uint64_t q = pfn + 1; q < pfn + (1ull << o); q++) {
+			p->link[q] = 0;
+			fr_state_set(p, q, FR_TAIL);
+		}
+		buddy_free_one(z, pfn, o, mt);
+		pfn += 1ull << o;
+	}
+	z->ev.free += m;
+	zone_maybe_clear_boost(z);
+}
+
+/* Unattached: one zone lock per run of frames of the same zone, consecutive
+ * frames freed as blocks (free_locked_run()). */
+static int free_bulk_locked(struct gmm_pool *p, size_t n, const uint64_t *pfns)
+{
+	struct gmm_zone *locked = NULL;
+	int err = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		struct gmm_zone *z = pfn_zone(p, pfns[i]);
+		size_t m;
 
 		if (locked && z != locked) {
 			pthread_mutex_unlock(&locked->lock);
 			locked = NULL;
 		}
 		if (unlikely(!z)) {
-			err = gmm_set_error(-EINVAL, "free of pfn %llu: not in the pool",
-					    (unsigned long long)pfns[i]);
-			continue;
-		}
-		if (t) {
-			if (free_pcp0(p, t, pfns[i]))
-				err = -EINVAL;
+			err = bad_bulk_pfn(pfns[i]);
 			continue;
 		}
 		if (!locked) {
 			locked = z;
 			pthread_mutex_lock(&z->lock);
 		}
-		if (free_locked(p, z, pfns[i], 0))
-			err = -EINVAL;
+		if (unlikely((fr_state(p, pfns[i]) & ~FR_FLAG) != FR_ALLOC)) {
+			err = bad_free(p, pfns[i], 0);
+			continue;
+		}
+		m = locked_run(p, pfns + i, n - i);
+		free_locked_run(z, pfns[i], m);
+		i += m - 1;
 	}
 	if (locked)
 		pthread_mutex_unlock(&locked->lock);
 	return err;
+}
+
+int gmm_free_bulk(struct gmm_pool *p, size_t n, const uint64_t *pfns)
+{
+	struct gmm_thread *t;
+
+	if (!p || (n && !pfns))
+		return gmm_set_error(-EINVAL, "gmm_free_bulk: NULL argument");
+	t = pcp_self(p);
+	if (t)
+		return free_bulk_pcp(p, t, n, pfns);
+	return free_bulk_locked(p, n, pfns);
 }

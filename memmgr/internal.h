@@ -645,6 +645,10 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 /* Up to @n order-0 frames of @mt from @t's cache of @z, refilled per batch; how many. */
 size_t pcp_alloc_bulk(struct gmm_thread *t, struct gmm_zone *z, int mt, int hz,
 		      unsigned int alloc_flags, size_t n, uint64_t *pfns);
+/* Up to @n order-0 frames of @mt from the buddy of @z for a caller without a
+ * cache, one zone lock per batch (pcp.c); how many. */
+size_t pcp_rmqueue_frames(struct gmm_zone *z, int mt, int hz, unsigned int alloc_flags,
+			  size_t n, uint64_t *pfns);
 /* Count @n frames gmm_alloc_bulk() got for @t some other way (its fallback). */
 void pcp_count_bulk(struct gmm_thread *t, uint64_t n);
 /* Frames in all caches of zone @z (for the invariant check); caches stable. */

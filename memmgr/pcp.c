@@ -502,6 +502,70 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigne
 	return i;
 }
 
+/* The lowest order with a free block of @mt in @z; above max_order: none. */
+static unsigned int lowest_free_order(const struct gmm_zone *z, int mt)
+{
+	unsigned int o = 0;
+
+	while (o <= z->pool->max_order &&
+	       !(z->area_nr[o] && z->area[o][mt].list.head != PFN_NIL))
+		o++;
+	return o;
+}
+
+/*
+ * gmm_alloc_bulk() without a cache: up to @n order-0 frames of @mt from @z,
+ * in rounds of one zone lock, as rmqueue_bulk() takes a refill: each round
+ * checks the watermark once and takes up to PCP_REFILL_MAX frames.  A
+ * round takes whole blocks, one buddy operation each: of the lowest order
+ * that has a free block of @mt, at most the frames still wanted.  Single
+ * allocations would split that same block and take its pieces before any
+ * other, so the frames are those they would take and fragmentation is the
+ * same.  The frames are marked allocated after the lock.  Returns how many
+ * frames are in @pfns; stops early when the zone runs short.
+ */
+size_t pcp_rmqueue_frames(struct gmm_zone *z, int mt, int hz, unsigned int alloc_flags,
+			  size_t n, uint64_t *pfns)
+{
+	struct gmm_pool *p = z->pool;
+	uint8_t st = (uint8_t)(FR_ALLOC | (mt == GMM_MT_MOVABLE ? FR_FLAG : 0));
+	struct pcp_block tk[PCP_REFILL_MAX];
+	size_t got = 0;
+
+	while (got < n) {
+		size_t want = n - got < PCP_REFILL_MAX ? n - got : PCP_REFILL_MAX, i = 0;
+		unsigned int nr_tk = 0;
+
+		pthread_mutex_lock(&z->lock);
+		if (zone_watermark_fast(z, 0, hz, alloc_flags)) {
+			while (i < want) {
+				unsigned int fit = 63 - (unsigned int)__builtin_clzll(want - i);
+				unsigned int take = lowest_free_order(z, mt);
+
+				/* none of @mt: one frame at a time, with the fallbacks */
+				if (take > p->max_order)
+					take = 0;
+				if (take > fit)
+					take = fit;
+				if (!take_block(z, take, mt, alloc_flags, &tk[nr_tk]))
+					break;
+				i += 1u << tk[nr_tk++].order;
+			}
+			z->ev.alloc += i;
+		}
+		pthread_mutex_unlock(&z->lock);
+		for (unsigned int k = 0; k < nr_tk; k++)
+			for (uint64_t pfn = tk[k].pfn; pfn < tk[k].pfn + (1ull << tk[k].order); pfn++) {
+				p->link[pfn] = 0;
+				fr_state_set(p, pfn, st);
+				pfns[got++] = pfn;
+			}
+		if (i < want)
+			break;
+	}
+	return got;
+}
+
 /* Refill the empty list @l of @pz from the buddy; the number of blocks added (0: refused). */
 static unsigned int pcp_refill(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
 			       struct pfn_list *l, unsigned int order, int mt, int hz,
@@ -552,21 +616,57 @@ uint64_t pcp_alloc(struct gmm_thread *t, struct gmm_zone *z, unsigned int order,
 	return pfn;
 }
 
-/* Hand out up to @n frames from the head of @l (not empty); how many. */
+/* Hand out the frame @pfn of a list; the next one. */
+static inline uint32_t take_frame(uint64_t *link, uint8_t *state, uint32_t pfn, uint8_t st,
+				  uint64_t *out)
+{
+	uint32_t next = (uint32_t)(link[pfn] >> 32); /* pl_next() */
+
+	link[pfn] = 0;
+	__atomic_store_n(&state[pfn], st, __ATOMIC_RELAXED);
+	*out = pfn;
+	return next;
+}
+
+/*
+ * Hand out up to @n frames from the head of @l (not empty); how many.
+ *
+ * Walking a list is a chain of dependent loads (each next pfn is read from
+ * the link word of the one before), one load latency a frame.  Cache lists
+ * mostly run through consecutive pfns (refills list chunks in ascending
+ * order, frees in bulk put runs back in descending order), so the walk
+ * guesses that the next pfn is this one plus the last step, and goes on
+ * with the guess while the load that checks it completes: a correct guess
+ * (a predicted branch) takes the load off the chain.  A list in no such
+ * order (frees in random order) would make the branch unpredictable: once
+ * more than a quarter of the guesses (and more than two) failed, the rest
+ * of the run is walked plainly.  The frames and their order are those of
+ * the list either way.
+ */
 static size_t take_run(struct gmm_pool *p, struct pcp_zone *pz, struct pfn_list *l, uint8_t st,
 		       size_t n, uint64_t *pfns)
 {
-	uint32_t pfn = l->head;
+	uint64_t *link = p->link; /* loaded once: the state stores may alias anything */
+	uint8_t *state = p->state;
+	uint32_t pfn = l->head, step = 1, misses = 0;
 	size_t got = 0;
 
 	while (pfn != PFN_NIL && got < n) {
-		uint32_t next = pl_next(p, pfn);
+		uint32_t next = take_frame(link, state, pfn, st, &pfns[got++]);
 
-		p->link[pfn] = 0;
-		fr_state_set(p, pfn, st);
-		pfns[got++] = pfn;
+		if (likely(next == pfn + step)) {
+			/* pfn made opaque: the compiler cannot use the equal load instead */
+			__asm__("" : "+r"(pfn));
+			pfn += step;
+			continue;
+		}
+		step = next - pfn;
 		pfn = next;
+		if (++misses > 2 && misses * 4 > got)
+			break;
 	}
+	while (pfn != PFN_NIL && got < n)
+		pfn = take_frame(link, state, pfn, st, &pfns[got++]);
 	l->head = pfn; /* the tail of an emptied list is left stale */
 	pz_count_add(pz, -(int64_t)got);
 	return got;
@@ -616,6 +716,109 @@ size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, 
 	}
 	owner_unlock(t);
 	return got;
+}
+
+/*
+ * The run of a bulk free that starts at @pfns[0], an allocated order-0
+ * frame of a cacheable block whose cache part @pz is current: the frames
+ * that follow it in @pfns, up to @max, while they are allocated order-0
+ * frames of blocks with the same migratetype @mt and cache part.  Each is
+ * marked FR_PCP and chained in front of the previous one, as successive
+ * pl_add_head()s would (the last one's prev half left stale, as
+ * pcp_free0() leaves it); then the chain goes onto the list at once.
+ * Returns the run's length (at least 1).
+ */
+static size_t free_run(struct gmm_pool *p, struct pcp_zone *pz, unsigned int mt,
+		       const uint64_t *pfns, size_t max)
+{
+	const struct gmm_pageblock *pbs = p->pb;
+	uint32_t *link = (uint32_t *)p->link; /* halves: prev, next */
+	uint8_t *state = p->state;
+	uint64_t nr_pfns = p->nr_pfns, pfn = pfns[0];
+	size_t b = pfn >> GMM_PAGEBLOCK_ORDER, k;
+	uint32_t off = __atomic_load_n(&pbs[b].pcp_off, __ATOMIC_RELAXED);
+	uint32_t head = (uint32_t)pfn, tail = (uint32_t)pfn, old;
+	struct pfn_list *l = &pz->lists[mt];
+
+	__atomic_store_n(&state[pfn], FR_PCP, __ATOMIC_RELAXED);
+	for (k = 1; k < max; k++) {
+		pfn = pfns[k];
+		if (pfn >= nr_pfns ||
+		    (__atomic_load_n(&state[pfn], __ATOMIC_RELAXED) & ~FR_FLAG) != FR_ALLOC)
+			break;
+		if (pfn >> GMM_PAGEBLOCK_ORDER != b) {
+			b = pfn >> GMM_PAGEBLOCK_ORDER;
+			if ((__atomic_load_n(&pbs[b].bits, __ATOMIC_RELAXED) &
+			     (PB_ISOLATE | PB_MT_MASK)) != mt ||
+			    __atomic_load_n(&pbs[b].pcp_off, __ATOMIC_RELAXED) != off)
+				break;
+		}
+		__atomic_store_n(&state[pfn], FR_PCP, __ATOMIC_RELAXED);
+		link[2 * pfn + 1] = head;
+		link[2 * (size_t)head] = (uint32_t)pfn;
+		head = (uint32_t)pfn;
+	}
+	old = l->head;
+	link[2 * (size_t)tail + 1] = old;
+	if (old == PFN_NIL)
+		l->tail = tail;
+	else
+		link[2 * (size_t)old] = tail;
+	l->head = head;
+	return k;
+}
+
+size_t pcp_free_bulk(struct gmm_pool *p, struct gmm_thread *t, size_t n, const uint64_t *pfns)
+{
+	const struct gmm_pageblock *pbs = p->pb;
+	struct pcp_cache *c;
+	size_t i = 0;
+
+	owner_lock(t);
+	c = rcu_dereference(t->cache);
+	while (i < n) {
+		uint64_t pfn = pfns[i];
+		size_t b = pfn >> GMM_PAGEBLOCK_ORDER, k, max;
+		unsigned int mt;
+		struct pcp_zone *pz;
+		struct gmm_zone *z;
+		uint32_t count;
+
+		if (pfn >= p->nr_pfns || (fr_state(p, pfn) & ~FR_FLAG) != FR_ALLOC)
+			break;
+		/* isolated, HIGHATOMIC or CMA: the full path (pcp_free0()) */
+		mt = __atomic_load_n(&pbs[b].bits, __ATOMIC_RELAXED) & (PB_ISOLATE | PB_MT_MASK);
+		if (mt >= MT_PCPTYPES)
+			break;
+		/* allocated, so its block is present: the offset is not 0 */
+		pz = (struct pcp_zone *)((char *)c + __atomic_load_n(&pbs[b].pcp_off,
+								     __ATOMIC_RELAXED));
+		z = pz->zone;
+		if (pz->gen != __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED))
+			break;
+		/* the single frees' trim: at the frame that brings count to trim_at */
+		count = pz->count;
+		max = pz->trim_at > count ? pz->trim_at - count : 1;
+		if (max > n - i)
+			max = n - i;
+		k = free_run(p, pz, mt, pfns + i, max);
+		i += k;
+		pz_count_add(pz, k);
+		if (pz->free_count < pz->fc_cap)
+			pz->free_count = pz->fc_cap - pz->free_count > k ?
+					 pz->free_count + (uint32_t)k : pz->fc_cap;
+		if (count + k >= pz->trim_at) {
+			struct pcp_sizes sz = pcp_sizes(z);
+
+			/* pcp_free_commit0() */
+			pz->alloc_factor >>= 1;
+			pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
+			free_commit(t, z, pz, mt, false, &sz);
+		}
+	}
+	CTR_ADD(t, free, i);
+	owner_unlock(t);
+	return i;
 }
 
 void pcp_count_bulk(struct gmm_thread *t, uint64_t n)

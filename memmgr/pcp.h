@@ -526,6 +526,14 @@ static inline void pool_policy(const struct gmm_pool *p, enum gmm_policy_mode *m
 size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, size_t n,
 			  uint64_t *pfns);
 
+/*
+ * gmm_free_bulk() of an attached thread (pcp.c): frees @pfns[0..ret-1] into
+ * @t's cache as as many pcp_free0() calls would, in runs of frames of one
+ * cache list; stops at the first frame that the single free would refuse
+ * or send to its full path (pcp_free0()), which the caller frees itself.
+ */
+size_t pcp_free_bulk(struct gmm_pool *p, struct gmm_thread *t, size_t n, const uint64_t *pfns);
+
 /* Fill row @row of the pool's order-0 lookup (0: the policy's, rewritten when it changes). */
 void pcp_fast_fill(struct gmm_pool *p, unsigned int row);
 

@@ -5,6 +5,9 @@
  *   --pair     order-0 alloc+free through the cache versus the locked buddy
  *              path (an unattached thread), batch sweep: allocate N, free N
  *   --bulk     gmm_alloc_bulk()/gmm_free_bulk() ns per frame versus singles
+ *              (allocations, frees, alloc+free), attached and unattached
+ *   --insn N   the bulk section's calls at one N, untimed, for callgrind
+ *              (tools/bench-pcp-insn.sh)
  *   --scale    throughput at each thread count of --threads (default 1,2),
  *              private frees and cross-thread frees, cached and locked
  *   --drain    remote drain latency against threads and frames cached,
@@ -63,8 +66,6 @@ static struct {
 	struct grid_res c[2][2][GRID_NS][GRID_THREADS], l[2][2][GRID_NS][GRID_THREADS];
 	bool done;
 } gres;
-static double bulk_worst = -1, bulk_worst_b, bulk_worst_s; /* attached single/bulk, lowest */
-static size_t bulk_worst_n;
 
 static double now(void)
 {
@@ -142,43 +143,121 @@ static void bench_pair(void)
 
 static int cmp_double(const void *a, const void *b);
 
-/*
- * Median over rounds of ns per frame: on a shared machine a round now and
- * then loses its CPU, which a sum would charge to one side.
- */
-static void bulk_one(uint64_t *v, size_t n, size_t frames, double *bulk, double *single)
-{
-	size_t rounds = frames / n > 16 ? frames / n : 16;
-	double *ta = malloc(rounds * sizeof(double)), *ts = malloc(rounds * sizeof(double));
-	double t;
+/* The bulk section's figures of one N, ns per frame, medians over the rounds. */
+struct bulk_res {
+	double ba, sa; /* gmm_alloc_bulk(N) / N x gmm_alloc */
+	double bf, sf; /* gmm_free_bulk(N) / N x gmm_free */
+	double bp, sp; /* the alloc + free of one round, bulk / singles */
+};
 
-	if (!ta || !ts)
+/* The lowest single/bulk ratio over N: [attached][allocation, alloc+free pair]. */
+static struct {
+	double ratio, bulk, single;
+	size_t n;
+} bulk_worst[2][2];
+static bool bulk_done;
+
+/*
+ * Frames per timed interval at least: small N run N / BULK_SPAN_FRAMES
+ * calls back to back, so that the clock's own cost (tens of ns in a VM)
+ * weighs the same on bulk and single figures at every N.
+ */
+#define BULK_SPAN_FRAMES 256
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+/* One round of @calls bulk calls of @n frames each (@r[0..1]: alloc, free ns per frame). */
+static void bulk_round(uint64_t *v, size_t n, size_t calls, double *r)
+{
+	double t = now();
+
+	for (size_t c = 0; c < calls; c++)
+		if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v + c * n) != n)
+			die("gmm_alloc_bulk");
+	r[0] = (now() - t) * 1e9 / (double)(calls * n);
+	t = now();
+	for (size_t c = 0; c < calls; c++)
+		if (gmm_free_bulk(pool, n, v + c * n))
+			die("gmm_free_bulk");
+	r[1] = (now() - t) * 1e9 / (double)(calls * n);
+}
+
+/* The same frames with single calls (@r[0..1]: alloc, free ns per frame). */
+static void single_round(uint64_t *v, size_t n, size_t calls, double *r)
+{
+	double t = now();
+
+	for (size_t i = 0; i < calls * n; i++)
+		v[i] = alloc0();
+	r[0] = (now() - t) * 1e9 / (double)(calls * n);
+	t = now();
+	for (size_t i = 0; i < calls * n; i++)
+		if (gmm_free(pool, v[i], 0))
+			die("gmm_free");
+	r[1] = (now() - t) * 1e9 / (double)(calls * n);
+}
+
+/*
+ * Medians over rounds: on a shared machine a round now and then loses its
+ * CPU, which a sum would charge to one side.  Bulk and singles take turns
+ * going first, so that neither inherits the other's cache state more often.
+ */
+static void bulk_one(uint64_t *v, size_t n, size_t frames, struct bulk_res *res)
+{
+	size_t calls = n < BULK_SPAN_FRAMES ? BULK_SPAN_FRAMES / n : 1;
+	size_t rounds = frames / n / calls > 16 ? frames / n / calls : 16;
+	double *m = malloc(6 * rounds * sizeof(double));
+	double *ba = m, *bf = m + rounds, *sa = m + 2 * rounds, *sf = m + 3 * rounds;
+	double *bp = m + 4 * rounds, *sp = m + 5 * rounds;
+
+	if (!m)
 		die("malloc");
 	/* untimed: the first touch of the frames' metadata (page faults) and the
 	 * cache's first refills would be charged to whichever runs first */
 	for (size_t r = 0; r < 2; r++) {
-		if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v) != n)
-			die("gmm_alloc_bulk");
-		gmm_free_bulk(pool, n, v);
+		double x[2];
+
+		bulk_round(v, n, calls, x);
+		single_round(v, n, calls, x);
 	}
 	for (size_t r = 0; r < rounds; r++) {
-		t = now();
-		if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v) != n)
-			die("gmm_alloc_bulk");
-		ta[r] = (now() - t) * 1e9 / (double)n;
-		gmm_free_bulk(pool, n, v);
-		t = now();
-		for (size_t i = 0; i < n; i++)
-			v[i] = alloc0();
-		ts[r] = (now() - t) * 1e9 / (double)n;
-		gmm_free_bulk(pool, n, v);
+		double b[2], s[2];
+
+		if (r & 1) {
+			single_round(v, n, calls, s);
+			bulk_round(v, n, calls, b);
+		} else {
+			bulk_round(v, n, calls, b);
+			single_round(v, n, calls, s);
+		}
+		ba[r] = b[0];
+		bf[r] = b[1];
+		bp[r] = b[0] + b[1];
+		sa[r] = s[0];
+		sf[r] = s[1];
+		sp[r] = s[0] + s[1];
 	}
-	qsort(ta, rounds, sizeof(double), cmp_double);
-	qsort(ts, rounds, sizeof(double), cmp_double);
-	*bulk = ta[rounds / 2];
-	*single = ts[rounds / 2];
-	free(ta);
-	free(ts);
+	res->ba = median(ba, rounds);
+	res->bf = median(bf, rounds);
+	res->bp = median(bp, rounds);
+	res->sa = median(sa, rounds);
+	res->sf = median(sf, rounds);
+	res->sp = median(sp, rounds);
+	free(m);
+}
+
+static void bulk_note_worst(int attached, int what, double bulk, double single, size_t n)
+{
+	if (bulk_worst[attached][what].n && single / bulk >= bulk_worst[attached][what].ratio)
+		return;
+	bulk_worst[attached][what].ratio = single / bulk;
+	bulk_worst[attached][what].bulk = bulk;
+	bulk_worst[attached][what].single = single;
+	bulk_worst[attached][what].n = n;
 }
 
 static void bench_bulk(void)
@@ -187,29 +266,88 @@ static void bench_bulk(void)
 	uint64_t *v = malloc(8192 * sizeof(*v));
 	size_t frames = (size_t)(2000000 * scale);
 
-	printf("# bulk [%s]: ns per frame allocated, gmm_alloc_bulk(N) versus N x gmm_alloc, "
-	       "median of the rounds\n", VARIANT);
-	printf("%-6s %-9s %10s %10s %15s\n", "N", "thread", "bulk_ns", "single_ns",
-	       "single/bulk");
+	printf("# bulk [%s]: ns per frame, gmm_alloc_bulk(N) / gmm_free_bulk(N) versus N x "
+	       "gmm_alloc / gmm_free\n# (x: single/bulk), medians of the rounds; below N = %d "
+	       "a timed interval spans %d / N calls\n", VARIANT, BULK_SPAN_FRAMES,
+	       BULK_SPAN_FRAMES);
+	printf("%-6s %-10s | %7s %7s %6s | %7s %7s %6s | %7s %7s %6s\n", "N", "thread",
+	       "alloc_b", "alloc_s", "x", "free_b", "free_s", "x", "pair_b", "pair_s", "x");
 	for (int attached = 1; attached >= 0; attached--) {
 		if (attached && gmm_thread_attach(pool))
 			die("attach");
 		for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
-			double b, s;
+			struct bulk_res r;
 
-			bulk_one(v, ns[i], frames, &b, &s);
-			if (attached && (bulk_worst < 0 || s / b < bulk_worst)) {
-				bulk_worst = s / b;
-				bulk_worst_b = b;
-				bulk_worst_s = s;
-				bulk_worst_n = ns[i];
-			}
-			printf("%-6zu %-9s %10.1f %10.1f %14.2fx\n", ns[i],
-			       attached ? "attached" : "locked", b, s, s / b);
+			bulk_one(v, ns[i], frames, &r);
+			bulk_note_worst(attached, 0, r.ba, r.sa, ns[i]);
+			bulk_note_worst(attached, 1, r.bp, r.sp, ns[i]);
+			printf("%-6zu %-10s | %7.1f %7.1f %5.2fx | %7.1f %7.1f %5.2fx | "
+			       "%7.1f %7.1f %5.2fx\n", ns[i], attached ? "attached" : "unattached",
+			       r.ba, r.sa, r.sa / r.ba, r.bf, r.sf, r.sf / r.bf, r.bp, r.sp,
+			       r.sp / r.bp);
+			fflush(stdout);
 		}
 		if (attached)
 			gmm_thread_detach(pool);
 	}
+	bulk_done = true;
+	free(v);
+}
+
+/*
+ * --insn N: the bulk section's phases, untimed and deterministic, one
+ * function each, for Valgrind callgrind (tools/bench-pcp-insn.sh reads their
+ * inclusive instruction counts): INSN_FRAMES frames per phase in rounds of
+ * N, bulk and single allocations and frees, attached and unattached.
+ */
+#define INSN_FRAMES 65536
+
+#define INSN_PHASES(X)                                                              \
+	X(insn_bulk_alloc, if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v) != n) die("bulk")) \
+	X(insn_bulk_free, if (gmm_free_bulk(pool, n, v)) die("free_bulk"))             \
+	X(insn_single_alloc, for (size_t i = 0; i < n; i++) v[i] = alloc0())            \
+	X(insn_single_free, for (size_t i = 0; i < n; i++) if (gmm_free(pool, v[i], 0)) die("free"))
+
+#define INSN_FN(name, body)                                                      \
+	static void __attribute__((noipa)) name(uint64_t *v, size_t n) { body; } \
+	static void __attribute__((noipa)) name##_unattached(uint64_t *v, size_t n) { body; }
+INSN_PHASES(INSN_FN)
+
+static void insn_rounds(uint64_t *v, size_t n, bool attached)
+{
+	/* the first touch of the metadata and the first refills, outside the phases */
+	for (int r = 0; r < 2; r++) {
+		if (gmm_alloc_bulk(pool, GMM_MOVABLE, 0, n, v) != n)
+			die("gmm_alloc_bulk");
+		gmm_free_bulk(pool, n, v);
+	}
+	for (size_t r = 0; r < INSN_FRAMES / n; r++) {
+		if (attached) {
+			insn_bulk_alloc(v, n);
+			insn_bulk_free(v, n);
+			insn_single_alloc(v, n);
+			insn_single_free(v, n);
+		} else {
+			insn_bulk_alloc_unattached(v, n);
+			insn_bulk_free_unattached(v, n);
+			insn_single_alloc_unattached(v, n);
+			insn_single_free_unattached(v, n);
+		}
+	}
+}
+
+static void bench_insn(size_t n)
+{
+	uint64_t *v = malloc(n * sizeof(*v));
+
+	if (!v || !n || INSN_FRAMES % n)
+		die("--insn: N must divide 65536");
+	if (gmm_thread_attach(pool))
+		die("attach");
+	insn_rounds(v, n, true);
+	gmm_thread_detach(pool);
+	insn_rounds(v, n, false);
+	printf("insn N %zu frames per phase %u\n", n, INSN_FRAMES);
 	free(v);
 }
 
@@ -677,6 +815,24 @@ static void summary_pair(int threads)
 	       threads > 1 ? "s" : "", wn, worst, lock, lock / worst, verdict(worst <= 10));
 }
 
+/* The bulk criterion (allocations, attached) and the same ratio for the pair and unattached. */
+static void summary_bulk(void)
+{
+	static const char *const what[2] = { "allocations", "alloc+free pair" };
+
+	for (int attached = 1; attached >= 0; attached--)
+		for (int w = 0; w < 2; w++) {
+			const char *tag = attached && !w ? "criterion" : "also";
+
+			printf("%s: bulk %s %s, worst N (%zu): %.1f ns per frame; baseline singles "
+			       "%.1f ns (%.2fx); target >= 1.5x: %s\n", tag,
+			       attached ? "attached" : "unattached", what[w],
+			       bulk_worst[attached][w].n, bulk_worst[attached][w].bulk,
+			       bulk_worst[attached][w].single, bulk_worst[attached][w].ratio,
+			       verdict(bulk_worst[attached][w].ratio >= 1.5));
+		}
+}
+
 static void summary(void)
 {
 	int one = grid_index(1), two = grid_index(2);
@@ -719,10 +875,8 @@ static void summary(void)
 		       "baseline 1 thread %.1f Mpairs/s (%.2fx); target >= 1.9x: %s\n", wn, f, b,
 		       worst, verdict(worst >= 1.9));
 	}
-	if (bulk_worst >= 0)
-		printf("criterion: bulk attached, worst N (%zu): %.1f ns per frame; baseline single "
-		       "gmm_alloc %.1f ns (%.2fx); target >= 1.5x: %s\n", bulk_worst_n,
-		       bulk_worst_b, bulk_worst_s, bulk_worst, verdict(bulk_worst >= 1.5));
+	if (bulk_done)
+		summary_bulk();
 }
 
 /* --- false-sharing experiment ------------------------------------------------ */
@@ -1038,6 +1192,7 @@ int main(int argc, char **argv)
 	int threads[16] = { 1, 2 }, nthreads = 2;
 	bool pair = false, bulk = false, scl = false, drain = false, share = false, grid = false;
 	bool thp = false, threads_given = false;
+	size_t insn = 0;
 	uint64_t pool_mib = 2048;
 
 	for (int i = 1; i < argc; i++) {
@@ -1055,6 +1210,8 @@ int main(int argc, char **argv)
 			grid = true;
 		else if (!strcmp(argv[i], "--thp"))
 			thp = true;
+		else if (!strcmp(argv[i], "--insn") && i + 1 < argc)
+			insn = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--quick"))
 			scale = 0.1;
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
@@ -1063,11 +1220,13 @@ int main(int argc, char **argv)
 		}
 		else {
 			fprintf(stderr, "usage: %s [--pair] [--bulk] [--scale] [--drain] [--grid] "
-				"[--share] [--thp] [--threads 1,2,...] [--quick]\n", argv[0]);
+				"[--share] [--thp] [--threads 1,2,...] [--quick] [--insn N]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!pair && !bulk && !scl && !drain && !share && !grid && !thp)
+	if (insn)
+		pair = bulk = scl = drain = share = grid = thp = false;
+	else if (!pair && !bulk && !scl && !drain && !share && !grid && !thp)
 		pair = bulk = scl = drain = share = grid = thp = true;
 	if (grid && !threads_given) {
 		threads[2] = 4;
@@ -1083,6 +1242,8 @@ int main(int argc, char **argv)
 	gmm_pool_config_init(&cfg, pool_mib * MIB);
 	if (gmm_pool_create(&cfg, &pool))
 		die("gmm_pool_create");
+	if (insn)
+		bench_insn(insn);
 	if (pair)
 		bench_pair();
 	if (bulk)

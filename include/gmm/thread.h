@@ -137,9 +137,16 @@ uint64_t gmm_drain_all_caches(struct gmm_pool *pool);
  * The kernel's alloc_pages_bulk(): frames come from the calling thread's
  * cache when it has one (a run popped off the cache list, refilled a batch
  * at a time), and the zone lock is taken once per batch of frames taken
- * from the buddy.  When the zones run short it stops early
- * rather than enter the slow path; only when it got nothing does it fall
- * back to one gmm_alloc() (with its drain and reserves).
+ * from the buddy.  Without a cache, each batch takes whole free blocks off
+ * the buddy's lists, smallest first.  Either way the frames, and their
+ * order in @pfns, are those that @n gmm_alloc() calls would return when
+ * memory is plentiful, except under an interleave policy (one call takes
+ * all its frames from one node); unlike them, an attached thread's bulk
+ * allocations leave the cache's count of recent frees as it is (as the
+ * kernel's bulk path does).
+ * When the zones run short it stops early rather than enter the slow path;
+ * only when it got nothing does it fall back to one gmm_alloc() (with its
+ * drain and reserves).
  *
  * Return: how many frames were stored in @pfns[0..ret-1] (0 on failure,
  * see gmm_errno() and gmm_last_error()).  The bulk_alloc counter counts the
@@ -156,7 +163,12 @@ size_t gmm_alloc_bulk(struct gmm_pool *pool, unsigned int flags, int node, size_
  *
  * Into the calling thread's cache when attached, else one zone lock per
  * run of frames of the same zone.  Frames that are not allocated order-0
- * frames are refused and skipped.
+ * frames are refused and skipped (a frame listed twice: its second entry).
+ * The result is that of gmm_free() on each frame in turn: the same cache
+ * lists in the same order, the same trims and counters, the same free
+ * blocks.  Attached, frames of one cache list in a row move onto it at
+ * once; unattached, consecutive frames (pfn, pfn + 1, ...) go to the buddy
+ * as aligned blocks.
  *
  * Return: 0, or -EINVAL when some frame was refused (the others are freed).
  */

@@ -2,7 +2,7 @@
 /*
  * tests/pcp/test_pcp_stress.c - multithreaded stress of the per-thread
  * caches: allocating threads (some sleeping offline as a vCPU in KVM_RUN
- * would), frees across threads, bulk allocations, remote drains from
+ * would), frees across threads, bulk allocations and frees, remote drains from
  * another thread at random moments.  An ownership map catches a frame handed
  * out twice; at a pause and at the end every frame is accounted for and
  * gmm_pool_check passes.  Built also against a TSan build of the library.
@@ -96,6 +96,22 @@ static void exchange(struct held *h, int *nh, uint64_t *s)
 	}
 }
 
+/* Free the order-0 frames among the last 16 held with one gmm_free_bulk(). */
+static void drop_bulk(struct held *h, int *nh)
+{
+	uint64_t v[16];
+	size_t n = 0;
+	int lo = *nh > 16 ? *nh - 16 : 0;
+
+	for (int i = *nh - 1; i >= lo; i--)
+		if (!h[i].order) {
+			v[n++] = h[i].pfn;
+			disown(h[i].pfn, 0);
+			h[i] = h[--(*nh)];
+		}
+	CHECK(gmm_free_bulk(pool, n, v) == 0);
+}
+
 static void step(struct held *h, int *nh, uint64_t *s, long i)
 {
 	static const unsigned int flags[] = { 0, GMM_MOVABLE, GMM_RECLAIMABLE, GMM_MOVABLE };
@@ -111,7 +127,10 @@ static void step(struct held *h, int *nh, uint64_t *s, long i)
 		if (pfn != GMM_PFN_NONE)
 			put(h, nh, pfn, order);
 	} else if (r % 8 < 6 && *nh) {
-		drop(h, nh, (int)((r >> 8) % (uint64_t)*nh));
+		if ((r >> 8) % 8 == 0)
+			drop_bulk(h, nh);
+		else
+			drop(h, nh, (int)((r >> 8) % (uint64_t)*nh));
 	} else if (r % 8 == 6) {
 		exchange(h, nh, s);
 	} else if (*nh + 16 <= HOLD) {
