@@ -26,7 +26,7 @@ POWEROFF_PORT = 0x508
 # Inside the emulated KVM host a boot now and then ends in a guest triple
 # fault, which we put down to QEMU TCG's emulation of nested SVM rather than
 # to gmm: CI saw one gmm-mode boot die so after the kernel had faulted in the
-# same 116 MiB every good boot ends with (no fault was pending), and eight
+# same 116 MiB every good boot ends with (no fault was pending), and 16
 # runs of test_linux_boot.py in a row here did not repeat it; the emulated
 # host itself also dies at times (scripts/test.sh runs it once more).
 # There, and only there, such a boot runs once more, saying so; a second
