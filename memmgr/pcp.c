@@ -198,7 +198,11 @@ static unsigned int pop_blocks(struct gmm_pool *p, struct pcp_zone *pz, int64_t 
 		} while (l->head == PFN_NIL);
 		order = pindex_order(*pi);
 		do {
-			bk[nr].pfn = pl_pop_tail(p, l);
+			uint32_t e = pl_pop_tail(p, l);
+
+			if (e != pcp_elem_head(e, order))
+				p->link[e] = 0; /* a tail frame again */
+			bk[nr].pfn = pcp_elem_head(e, order);
 			bk[nr++].order = (uint8_t)order;
 			*count -= 1 << order;
 		} while (*count > 0 && l->head != PFN_NIL && nr < PCP_TRIM_MAX);
@@ -302,7 +306,7 @@ bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned i
 	sz = pcp_sizes(z);
 	pi = pindex(mt, order);
 	fr_set(p, pfn, FR_PCP, order, false);
-	pl_add_head(p, &pz->lists[pi], (uint32_t)pfn);
+	pl_add_head(p, &pz->lists[pi], pcp_elem(pfn, order));
 	pz_count_add(pz, 1 << order);
 	CTR_ADD(t, free, 1);
 	pz->alloc_factor >>= 1;
@@ -497,7 +501,7 @@ static unsigned int rmqueue_bulk(struct gmm_zone *z, struct pfn_list *l, unsigne
 	for (unsigned int k = 0; k < nr_tk; k++)
 		for (uint64_t b = 0; b < 1ull << tk[k].order; b += 1ull << order) {
 			fr_set(p, tk[k].pfn + b, FR_PCP, order, false);
-			pl_add_tail(p, l, (uint32_t)(tk[k].pfn + b));
+			pl_add_tail(p, l, pcp_elem(tk[k].pfn + b, order));
 		}
 	return i;
 }
@@ -1266,10 +1270,13 @@ static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int
 	uint64_t n = 0;
 
 	for (; cur != PFN_NIL; prev = cur, cur = pl_next(p, cur)) {
+		uint32_t head = pcp_elem_head(cur, order);
+
 		if (++n > p->nr_pfns || pfn_zone(p, cur) != z)
 			return gmm_set_error(-EUCLEAN, "cache list %u: loop or foreign pfn %u", pi,
 					     cur);
-		if (fr_kind(p, cur) != FR_PCP || fr_order(p, cur) != order)
+		if (cur != pcp_elem(head, order) || fr_kind(p, head) != FR_PCP ||
+		    fr_order(p, head) != order)
 			return gmm_set_error(-EUCLEAN, "cache list %u holds pfn %u that is not a "
 					     "cached block of order %u", pi, cur, order);
 		if (cur != l->head && pl_prev(p, cur) != prev) /* a head's prev is stale */
