@@ -214,16 +214,6 @@ static int check_zone(struct gmm_zone *z)
 	return err;
 }
 
-void zones_lock_all(struct gmm_pool *p, bool lock)
-{
-	for_each_zone(p, z) {
-		if (lock)
-			pthread_mutex_lock(&z->lock);
-		else
-			pthread_mutex_unlock(&z->lock);
-	}
-}
-
 int gmm_pool_check(struct gmm_pool *p)
 {
 	int err = 0;

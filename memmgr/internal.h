@@ -481,8 +481,16 @@ static inline struct gmm_zone *next_zone(struct gmm_pool *p, struct gmm_zone *z)
 #define for_each_zone(p, z) \
 	for (struct gmm_zone *z = &(p)->nodes[0].zones[0]; z; z = next_zone(p, z))
 
-/* Lock (@lock) or unlock every zone lock, in for_each_zone() order (check.c). */
-void zones_lock_all(struct gmm_pool *p, bool lock);
+/* Lock (@lock) or unlock every zone lock, in for_each_zone() order. */
+static inline void zones_lock_all(struct gmm_pool *p, bool lock)
+{
+	for_each_zone(p, z) {
+		if (lock)
+			pthread_mutex_lock(&z->lock);
+		else
+			pthread_mutex_unlock(&z->lock);
+	}
+}
 
 /*
  * Reverse map of an allocated frame in link[pfn]: bit 63 set, guest id in
