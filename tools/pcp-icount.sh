@@ -6,6 +6,8 @@
 # difference of two run lengths (R and 2R rounds) over the pairs between.
 set -eu
 bin=${1:-build/tools/pcp-icount}
+command -v valgrind >/dev/null || { echo "pcp-icount.sh: valgrind is not installed" >&2; exit 1; }
+[ -x "$bin" ] || { echo "pcp-icount.sh: no $bin (build first)" >&2; exit 1; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -17,7 +19,9 @@ ir() {
 	# shellcheck disable=SC2086
 	valgrind --tool=callgrind --callgrind-out-file="$out/cg" $toggles \
 		"$bin" "$n" "$r" >/dev/null 2>&1
-	sed -n 's/^totals: *//p; s/^summary: *//p' "$out/cg" | head -1
+	t=$(sed -n 's/^totals: *//p; s/^summary: *//p' "$out/cg" | head -1)
+	[ -n "$t" ] || { echo "pcp-icount.sh: no count from valgrind" >&2; exit 1; }
+	echo "$t"
 }
 
 printf '%-6s %8s %10s %9s\n' N pair gmm_alloc gmm_free
