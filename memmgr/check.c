@@ -214,16 +214,6 @@ static int check_zone(struct gmm_zone *z)
 	return err;
 }
 
-static void lock_all(struct gmm_pool *p, bool lock)
-{
-	for_each_zone(p, z) {
-		if (lock)
-			pthread_mutex_lock(&z->lock);
-		else
-			pthread_mutex_unlock(&z->lock);
-	}
-}
-
 int gmm_pool_check(struct gmm_pool *p)
 {
 	int err = 0;
@@ -241,13 +231,13 @@ int gmm_pool_check(struct gmm_pool *p)
 	pthread_mutex_lock(&p->report_lock);
 	pcp_offline_end(was);
 	pcp_lock(p);
-	lock_all(p, true);
+	zones_lock_all(p, true);
 	for_each_zone(p, z) {
 		err = check_zone(z);
 		if (err)
 			break;
 	}
-	lock_all(p, false);
+	zones_lock_all(p, false);
 	pcp_unlock(p);
 	pthread_mutex_unlock(&p->report_lock);
 	return err;

@@ -189,6 +189,10 @@ struct gmm_pool {
 	uint8_t *state;
 	struct gmm_pageblock *pb; /* per pageblock: bits (pb_byte()), cache offset */
 	uint16_t *pb_nfree;       /* per pageblock: frames on the buddy's free lists */
+	/* per-thread caches (pcp.c); read by gmm_alloc()'s cache hit: with the
+	 * metadata pointers, on a line only memory hotplug writes (nr_present;
+	 * next to owners[] it shared a line with their busy counts) */
+	struct pcp_pool *pcp;
 	size_t meta_bytes;        /* size of the metadata mapping */
 	void *meta;
 	struct gmm_node nodes[GMM_MAX_NODES];
@@ -209,8 +213,6 @@ struct gmm_pool {
 	/* guests whose frames the pool holds, by rmap id (guest.c) */
 	pthread_mutex_t guests_lock;
 	struct gmm_guest *guests[GMM_MAX_GUESTS];
-	/* per-thread caches (pcp.c) */
-	struct pcp_pool *pcp;
 	/* frame owners by rmap id, under guests_lock (migrate.c) */
 	struct gmm_owner owners[GMM_MAX_GUESTS];
 	/* the kcompactd threads, or NULL (kcompactd.c) */
@@ -478,6 +480,17 @@ static inline struct gmm_zone *next_zone(struct gmm_pool *p, struct gmm_zone *z)
 /* Every zone of every node of @p, populated or not. */
 #define for_each_zone(p, z) \
 	for (struct gmm_zone *z = &(p)->nodes[0].zones[0]; z; z = next_zone(p, z))
+
+/* Lock (@lock) or unlock every zone lock, in for_each_zone() order. */
+static inline void zones_lock_all(struct gmm_pool *p, bool lock)
+{
+	for_each_zone(p, z) {
+		if (lock)
+			pthread_mutex_lock(&z->lock);
+		else
+			pthread_mutex_unlock(&z->lock);
+	}
+}
 
 /*
  * Reverse map of an allocated frame in link[pfn]: bit 63 set, guest id in

@@ -71,8 +71,7 @@ static void cache_reset(struct pcp_cache *c)
 		for (unsigned int l = 0; l < NR_PCP_LISTS; l++)
 			pz->lists[l].head = pz->lists[l].tail = PFN_NIL;
 		__atomic_store_n(&pz->count, 0, __ATOMIC_RELAXED);
-		pz->trim_at = 0;
-		pz->gen = 0; /* matches no zone: the first free takes the full path */
+		pz_trim_at_clear(pz); /* the first free takes the full path */
 		pz->fc_cap = 0;
 		pz->free_count = 0;
 		pz->flags = 0;
@@ -155,8 +154,19 @@ static void pcp_update_sizes(struct gmm_pool *p)
 				 zone_highsize(z, batch, pp->nr_threads, HIGH_MAX_FRACTION),
 				 __ATOMIC_RELAXED);
 		/* the caches' next free of this zone rereads them (pcp_free0()) */
-		__atomic_fetch_add(&z->pcp_gen, PCP_GEN_SIZES, __ATOMIC_RELEASE);
+		__atomic_fetch_add(&z->pcp_gen, PCP_GEN_SIZES, __ATOMIC_SEQ_CST);
+		pcp_trim_reset(z);
 	}
+}
+
+void pcp_trim_reset(struct gmm_zone *z)
+{
+	struct pcp_pool *pp = z->pool->pcp;
+
+	/* seq_cst after the word's change: pz_set_trim_at() */
+	for (struct gmm_thread *t = pp->threads; t; t = t->next)
+		for (int i = 0; i < 2; i++)
+			__atomic_store_n(&cache_zone(t->pair[i], z)->trim_at, 0, __ATOMIC_SEQ_CST);
 }
 
 /* --- moving frames between caches and the buddy --------------------------- */
@@ -283,7 +293,7 @@ static void free_commit(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zon
 
 	if (pz->count >= high)
 		pcp_trim(t, z, pz, nr_pcp_free(pz, sz->batch, high, fh), pi);
-	pz_set_trim_at(pz, sz->gen, sz->batch);
+	pz_set_trim_at(pz, z, sz->gen, sz->batch);
 }
 
 bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order)
@@ -321,10 +331,9 @@ int pcp_free_commit0(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *
 {
 	struct pcp_sizes sz = pcp_sizes(z);
 
-	/* what pcp_free0() left out: free_high() of an order-0 free, less the count */
+	/* what pcp_free0() left out: free_high() of an order-0 free (false) */
 	pz->alloc_factor >>= 1;
-	pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
-	free_commit(t, z, pz, pi, false, &sz);
+	free_commit(t, z, pz, pi, free_high(pz, 0, sz.batch, sz.hmin), &sz);
 	owner_unlock(t);
 	return 0;
 }
@@ -361,7 +370,7 @@ static unsigned int nr_pcp_alloc(struct pcp_zone *pz, const struct gmm_zone *z, 
 	uint32_t high = clamp_u32(pz->high, hmin, hmax), n, grow;
 
 	pz->high = high;
-	pz->trim_at = 0; /* high and alloc_factor change: the next free sets it again */
+	pz_trim_at_clear(pz); /* high and alloc_factor change: the next free sets it again */
 	if (unlikely(high < batch))
 		return 1;
 	n = order ? batch : batch << pz->alloc_factor;
@@ -724,7 +733,7 @@ size_t pcp_alloc_bulk_hit(struct gmm_pool *p, struct gmm_thread *t, uint32_t e, 
 
 /*
  * The run of a bulk free that starts at @pfns[0], an allocated order-0
- * frame of a cacheable block whose cache part @pz is current: the frames
+ * frame of a cacheable block whose cache part is @pz: the frames
  * that follow it in @pfns, up to @max, while they are allocated order-0
  * frames of blocks with the same migratetype @mt and cache part.  Each is
  * marked FR_PCP and chained in front of the previous one, as successive
@@ -786,7 +795,9 @@ size_t pcp_free_bulk(struct gmm_pool *p, struct gmm_thread *t, size_t n, const u
 		unsigned int mt;
 		struct pcp_zone *pz;
 		struct gmm_zone *z;
-		uint32_t count;
+		uint32_t count, at;
+		size_t fast;
+		bool reached;
 
 		if (pfn >= p->nr_pfns || (fr_state(p, pfn) & ~FR_FLAG) != FR_ALLOC)
 			break;
@@ -798,26 +809,28 @@ size_t pcp_free_bulk(struct gmm_pool *p, struct gmm_thread *t, size_t n, const u
 		pz = (struct pcp_zone *)((char *)c + __atomic_load_n(&pbs[b].pcp_off,
 								     __ATOMIC_RELAXED));
 		z = pz->zone;
-		if (pz->gen != __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED))
-			break;
-		/* the single frees' trim: at the frame that brings count to trim_at */
+		/* the single frees' trim: at the frame that brings count to trim_at
+		 * (0 after a writer of the zone word reset it: that frame at once) */
 		count = pz->count;
-		max = pz->trim_at > count ? pz->trim_at - count : 1;
+		at = pz_trim_at(pz);
+		max = at > count ? at - count : 1;
 		if (max > n - i)
 			max = n - i;
 		k = free_run(p, pz, mt, pfns + i, max);
 		i += k;
 		pz_count_add(pz, k);
+		reached = count + k >= at;
+		/* free_count as the fast single frees before the last frame */
+		fast = reached ? k - 1 : k;
 		if (pz->free_count < pz->fc_cap)
-			pz->free_count = pz->fc_cap - pz->free_count > k ?
-					 pz->free_count + (uint32_t)k : pz->fc_cap;
-		if (count + k >= pz->trim_at) {
+			pz->free_count = pz->fc_cap - pz->free_count > fast ?
+					 pz->free_count + (uint32_t)fast : pz->fc_cap;
+		if (reached) {
 			struct pcp_sizes sz = pcp_sizes(z);
 
-			/* pcp_free_commit0() */
+			/* pcp_free_commit0() for the frame that reached it */
 			pz->alloc_factor >>= 1;
-			pz->flags &= ~PCPF_PREV_FREE_HIGH_ORDER;
-			free_commit(t, z, pz, mt, false, &sz);
+			free_commit(t, z, pz, mt, free_high(pz, 0, sz.batch, sz.hmin), &sz);
 		}
 	}
 	CTR_ADD(t, free, i);
@@ -879,7 +892,7 @@ static void decay_cache(struct gmm_thread *t)
 			if (pz->count > step && pz->count - step > high)
 				high = pz->count - step;
 			pz->high = high > hmin ? high : hmin;
-			pz->trim_at = 0; /* the next free sets it again */
+			pz_trim_at_clear(pz); /* the next free sets it again */
 		}
 		if (pz->count > pz->high)
 			pcp_trim(t, z, pz, pz->count - pz->high, 0);
@@ -1026,9 +1039,13 @@ int gmm_thread_attach(struct gmm_pool *p)
 		return gmm_set_error(-ENOMEM, "cannot allocate a page cache");
 	}
 	t->pool = p;
+	t->pair[0] = t->cache;
+	t->pair[1] = t->spare;
 	pcp_lock(p);
+	zones_lock_all(p, true); /* the thread list: pcp_trim_reset() */
 	t->next = pp->threads;
 	pp->threads = t;
+	zones_lock_all(p, false);
 	pp->nr_threads++;
 	pcp_update_sizes(p);
 	pcp_unlock(p);
@@ -1069,7 +1086,9 @@ int gmm_thread_detach(struct gmm_pool *p)
 		return gmm_set_error(-ENOENT, "thread is not attached to this pool");
 	t = tls_att[i].t;
 	pcp_lock(p);
+	zones_lock_all(p, true); /* the thread list: pcp_trim_reset() */
 	unlink_thread(pp, t);
+	zones_lock_all(p, false);
 	pcp_update_sizes(p);
 	n = cache_drain(p, t->cache);
 	CTR_ADD(t, drain_frames, n);
@@ -1289,17 +1308,19 @@ static int check_list(struct gmm_zone *z, const struct pfn_list *l, unsigned int
 }
 
 /*
- * pcp_free0()'s condition: while the zone word is the one trim_at was set
- * with, trim_at is 0 or the high mark of a settled state within the sizes.
+ * pcp_free0()'s condition: trim_at is 0 or the high mark of a settled
+ * state within the current sizes, the zone not below its high watermark
+ * (writers of the zone word reset it).
  */
 static bool trim_at_valid(const struct gmm_zone *z, const struct pcp_zone *pz)
 {
 	struct pcp_sizes sz = pcp_sizes(z);
 
-	if (pz->gen != sz.gen || !pz->trim_at)
+	if (!pz_trim_at(pz))
 		return true;
-	return !pz->alloc_factor && !(pz->flags & PCPF_PREV_FREE_HIGH_ORDER) &&
-	       pz->trim_at == pz->high && pz->high >= sz.hmin && pz->high <= sz.hmax &&
+	return !(sz.gen & PCP_GEN_BELOW_HIGH) && !pz->alloc_factor &&
+	       !(pz->flags & PCPF_PREV_FREE_HIGH_ORDER) && pz_trim_at(pz) == pz->high &&
+	       pz->high >= sz.hmin && pz->high <= sz.hmax &&
 	       pz->fc_cap == sz.batch << PCP_BATCH_SCALE_MAX;
 }
 
@@ -1329,7 +1350,7 @@ int pcp_check_zone(struct gmm_zone *z, uint64_t *cached)
 		if (!trim_at_valid(z, pz))
 			return gmm_set_error(-EUCLEAN, "zone %d/%d: a cache's trim_at %u does not "
 					     "match its state (high %u, alloc_factor %u, flags %u)",
-					     z->node, z->type, pz->trim_at, pz->high,
+					     z->node, z->type, pz_trim_at(pz), pz->high,
 					     pz->alloc_factor, pz->flags);
 		*cached += frames;
 	}

@@ -25,15 +25,16 @@
  * One zone's part of a cache.  The order-0 lists share the first line with
  * the fields the fast paths touch.
  *
- * trim_at, gen and fc_cap let the order-0 free skip the kernel's per-free
- * high logic (free_frozen_page_commit(), nr_pcp_high()) while it would
- * change nothing; see pcp_free0() for why that is exact.
+ * trim_at and fc_cap let the order-0 free skip the kernel's per-free high
+ * logic (free_frozen_page_commit(), nr_pcp_high()) while it would change
+ * nothing; see pcp_free0() for why that is exact.
  */
 struct pcp_zone {
 	uint32_t count;      /* frames in the lists; stored atomically for readers */
-	uint32_t trim_at;    /* an order-0 free that brings count here takes the slow path */
-	uint32_t gen;        /* the zone's pcp_gen when trim_at was set (0: never) */
-	uint32_t fc_cap;     /* batch << PCP_BATCH_SCALE_MAX of that time */
+	/* an order-0 free that brings count here takes the slow path; relaxed
+	 * atomic: writers of the zone word reset it to 0 (pcp_trim_reset()) */
+	uint32_t trim_at;
+	uint32_t fc_cap;     /* batch << PCP_BATCH_SCALE_MAX of the sizes trim_at was set with */
 	uint32_t free_count; /* frames freed since the last allocation (decaying) */
 	uint32_t flags;
 	uint32_t high;       /* adaptive high mark, between high_min and high_max */
@@ -67,6 +68,9 @@ struct gmm_thread {
 	struct pcp_counters ctr;
 	uint64_t remote_drain;    /* under pcp->lock */
 	uint64_t remote_frames;   /* under pcp->lock */
+	/* cache and spare in either role, fixed from attach to detach: what
+	 * pcp_trim_reset() clears (a drain swaps the roles under it) */
+	struct pcp_cache *pair[2];
 	char qs_token;            /* TSan: the owner's quiescent states */
 #ifdef GMM_PCP_SPINLOCK
 	struct pcp_ticket lock;   /* the benchmark variant's per-cache lock */
@@ -193,13 +197,27 @@ static inline bool zone_below_high(const struct gmm_zone *z)
 	return __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED) & PCP_GEN_BELOW_HIGH;
 }
 
-/* Set or clear ZONE_BELOW_HIGH, under the zone lock. */
+/*
+ * After a change of @z's zone word (a sequentially consistent atomic
+ * operation, see pz_set_trim_at()): every cache's order-0 threshold of @z
+ * to 0 (pcp.c).  The caller holds @z's lock or pcp->lock (the thread list
+ * changes under both).
+ */
+void pcp_trim_reset(struct gmm_zone *z);
+
+/*
+ * Set or clear ZONE_BELOW_HIGH, under the zone lock.  Setting it resets
+ * the caches' thresholds (below high, every free takes the full path);
+ * clearing it needs not: a threshold set while the bit was set is 0.
+ */
 static inline void zone_set_below_high(struct gmm_zone *z, bool below)
 {
-	if (below)
-		__atomic_fetch_or(&z->pcp_gen, PCP_GEN_BELOW_HIGH, __ATOMIC_RELAXED);
-	else
+	if (below) {
+		__atomic_fetch_or(&z->pcp_gen, PCP_GEN_BELOW_HIGH, __ATOMIC_SEQ_CST);
+		pcp_trim_reset(z);
+	} else {
 		__atomic_fetch_and(&z->pcp_gen, ~PCP_GEN_BELOW_HIGH, __ATOMIC_RELAXED);
+	}
 }
 
 /* The kernel's order_to_pindex(): pageblock-order blocks on two lists of their own. */
@@ -338,24 +356,73 @@ static inline int64_t nr_pcp_free(const struct pcp_zone *pz, uint32_t batch, uin
 	return n;
 }
 
-/*
- * After the kernel's per-free logic ran on @pz with the zone word @gen
- * (read before the sizes it used): the threshold of the order-0 free's
- * fast path.  trim_at is high only when an order-0 free below it would
- * leave alloc_factor, flags and high as they are; else 0 (every free
- * takes the slow path until the state settles).
- */
-static inline void pz_set_trim_at(struct pcp_zone *pz, uint32_t gen, uint32_t batch)
+static inline uint32_t pz_trim_at(const struct pcp_zone *pz)
 {
-	pz->gen = gen & ~PCP_GEN_BELOW_HIGH;
+	return __atomic_load_n(&pz->trim_at, __ATOMIC_RELAXED);
+}
+
+/*
+ * Whether @count reached @pz's trim_at: its relaxed load folded into the
+ * compare on x86-64 (an aligned 4-byte read, as the atomic load; the
+ * compiler does not fold atomic loads into other instructions).
+ */
+static inline bool pz_reached_trim_at(const struct pcp_zone *pz, uint32_t count)
+{
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+	bool ge;
+
+	__asm__("cmpl %2, %1" : "=@ccae"(ge) : "r"(count), "m"(pz->trim_at));
+	return ge;
+#else
+	return count >= pz_trim_at(pz);
+#endif
+}
+
+/* trim_at to 0: the next order-0 free takes the full path (owner or a writer of the zone word). */
+static inline void pz_trim_at_clear(struct pcp_zone *pz)
+{
+	__atomic_store_n(&pz->trim_at, 0, __ATOMIC_RELAXED);
+}
+
+/*
+ * After the kernel's per-free logic ran on @pz of @z with the zone word
+ * @gen (read before the sizes it used): the threshold of the order-0
+ * free's fast path.  trim_at is high only when an order-0 free below it
+ * would leave alloc_factor, flags and high as they are, and the zone is
+ * not below its high watermark; else 0 (every free takes the slow path
+ * until the state settles).
+ *
+ * A writer of the zone word may have changed it since @gen was read, and
+ * reset every threshold before this store.  So the store and a second
+ * read of the word are sequentially consistent, as are the writer's change
+ * of the word and its clears of trim_at (pcp_trim_reset()): in their
+ * single total order either the owner's read comes after the writer's
+ * change (the owner sees the new word and clears trim_at) or the owner's
+ * store comes before the writer's clear (the clear wins).  Either way no
+ * threshold of the old word survives.  On x86 this costs the slow path
+ * one locked instruction (the store); the fast path's read stays a plain load.
+ */
+static inline void pz_set_trim_at(struct pcp_zone *pz, const struct gmm_zone *z, uint32_t gen,
+				  uint32_t batch)
+{
+	uint32_t at = pz->high;
+
 	pz->fc_cap = batch << PCP_BATCH_SCALE_MAX;
-	pz->trim_at = pz->alloc_factor || (pz->flags & PCPF_PREV_FREE_HIGH_ORDER) ? 0 : pz->high;
+	if (pz->alloc_factor || (pz->flags & PCPF_PREV_FREE_HIGH_ORDER) ||
+	    (gen & PCP_GEN_BELOW_HIGH)) {
+		pz_trim_at_clear(pz);
+		return;
+	}
+	__atomic_store_n(&pz->trim_at, at, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&z->pcp_gen, __ATOMIC_SEQ_CST) != gen)
+		pz_trim_at_clear(pz);
 }
 
 /* Any free into a cache with the kernel's full per-free logic (pcp.c); false
  * when the block's pageblock is isolated (then free it to the buddy). */
 bool pcp_free(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned int order);
-/* The rest of an order-0 free that reached trim_at, then owner_unlock(); 0 (pcp.c). */
+/* The rest of an order-0 free that reached trim_at (free_count and the kernel's
+ * per-free logic), then owner_unlock(); 0 (pcp.c). */
 int pcp_free_commit0(struct gmm_thread *t, struct gmm_zone *z, struct pcp_zone *pz,
 		     unsigned int pi);
 /* A checked free of an allocated block through the full path of the cache (alloc.c). */
@@ -369,21 +436,23 @@ int free_pcp(struct gmm_thread *t, struct gmm_zone *z, uint64_t pfn, unsigned in
  * The kernel's free_frozen_page_commit() does, on every free: alloc_factor
  * >>= 1; clear PCPF_PREV_FREE_HIGH_ORDER (order 0); free_count += 1 below
  * its cap; high = nr_pcp_high(); trim when count >= high.  Here the common
- * free does only the list push, count and free_count, and compares count
- * with trim_at.  That is the same as long as:
+ * free does only the list push and count, compares count with trim_at,
+ * and (below it) adds to free_count.  That is the same as long as:
  * - alloc_factor is 0 and the flag is clear: then the first two are no-ops.
  *   pz_set_trim_at() makes trim_at 0 otherwise, and everything that sets
  *   them (a refill's nr_pcp_alloc(), a high-order free) runs the full logic
  *   and sets trim_at again, or to 0;
  * - nr_pcp_high() would return pz->high and leave it unchanged.  With
  *   high_min <= high <= high_max (the clamp a slow path applied, against the
- *   sizes read after the zone word pz->gen), the zone not below its high
- *   watermark and count < high, it does: the clamp is the identity, the
- *   below-high branch is not taken, the growth branch needs count >= high.
- *   The sizes and ZONE_BELOW_HIGH change only with the zone word
- *   (pcp_gen): a free that finds it different from pz->gen runs the full
- *   logic (pcp_free()).  Only the owner changes pz->high, always in a slow
- *   path that resets trim_at (refill, decay, trim, high-order free);
+ *   sizes read after the zone word), the zone not below its high watermark
+ *   and count < high, it does: the clamp is the identity, the below-high
+ *   branch is not taken, the growth branch needs count >= high.  The sizes
+ *   and ZONE_BELOW_HIGH change only with the zone word (pcp_gen), and
+ *   whoever changes it resets every cache's trim_at of the zone to 0
+ *   (pcp_trim_reset(); pz_set_trim_at() for the ordering), so the free reads
+ *   nothing but its own cache: the next free runs the full logic
+ *   (pcp_free()).  Only the owner changes pz->high, always in a slow path
+ *   that resets trim_at (refill, decay, trim, high-order free);
  * - free_count's cap (batch << 5) is that of the same sizes (fc_cap).
  * A free that brings count to trim_at (>= high: the kernel would trim)
  * runs the rest of the kernel's logic in pcp_free_commit0().  Allocations
@@ -399,7 +468,6 @@ static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
 	__asm__("" : "+r"(mt));
 	uint8_t *state = p->state;
 	uint32_t *link = (uint32_t *)p->link; /* halves: prev, next (little-endian) */
-	struct gmm_zone *z;
 	struct pcp_cache *c;
 	struct pcp_zone *pz;
 	struct pfn_list *l;
@@ -409,15 +477,10 @@ static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
 	c = rcu_dereference(t->cache);
 	/* the frame is allocated, so its block is present: the offset is not 0 */
 	pz = (struct pcp_zone *)((char *)c + __atomic_load_n(&pbs[b].pcp_off, __ATOMIC_RELAXED));
-	z = pz->zone;
 	/* isolated, HIGHATOMIC or CMA: the full path sorts them out */
 	if (unlikely(mt >= MT_PCPTYPES)) {
 		owner_unlock(t);
-		return free_pcp(t, z, pfn, 0);
-	}
-	if (unlikely(pz->gen != __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED))) {
-		owner_unlock(t);
-		return free_pcp(t, z, pfn, 0);
+		return free_pcp(t, pz->zone, pfn, 0);
 	}
 	__atomic_store_n(&state[pfn], FR_PCP, __ATOMIC_RELAXED);
 	l = &pz->lists[mt];
@@ -431,10 +494,11 @@ static inline __attribute__((always_inline)) int pcp_free0(struct gmm_pool *p,
 	l->head = (uint32_t)pfn;
 	pz_count_add(pz, 1);
 	count = __atomic_load_n(&pz->count, __ATOMIC_RELAXED);
-	pz->free_count += pz->free_count < pz->fc_cap;
 	CTR_ADD(t, free, 1);
-	if (unlikely(count >= pz->trim_at))
-		return pcp_free_commit0(t, z, pz, mt);
+	if (unlikely(pz_reached_trim_at(pz, count)))
+		return pcp_free_commit0(t, pz->zone, pz, mt);
+	/* fc_cap: only a threshold's free reads it (reset thresholds leave it stale) */
+	pz->free_count += pz->free_count < pz->fc_cap;
 	owner_unlock(t);
 	return 0;
 }

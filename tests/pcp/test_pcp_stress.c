@@ -2,8 +2,11 @@
 /*
  * tests/pcp/test_pcp_stress.c - multithreaded stress of the per-thread
  * caches: allocating threads (some sleeping offline as a vCPU in KVM_RUN
- * would), frees across threads, bulk allocations and frees, remote drains from
- * another thread at random moments.  An ownership map catches a frame handed
+ * would), frees across threads, bulk allocations and frees, remote drains
+ * from another thread at random moments, and a thread that attaches and
+ * detaches over and over (each time the caches' sizes change, and every
+ * cache's order-0 threshold is reset under the workers' frees).  An
+ * ownership map catches a frame handed
  * out twice; at a pause and at the end every frame is accounted for and
  * gmm_pool_check passes.  Built also against a TSan build of the library.
  */
@@ -189,6 +192,30 @@ static void *drain_thread(void *arg)
 	return NULL;
 }
 
+/* Attach, a few pairs, detach, over and over: the sizes change under the workers. */
+static void *churn_thread(void *arg)
+{
+	uint64_t s = 7;
+	unsigned long rounds = 0;
+
+	(void)arg;
+	while (!__atomic_load_n(&stop_drainer, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&drain_pause); /* not attached while it waits */
+		CHECK(gmm_thread_attach(pool) == 0);
+		for (int i = 0; i < 8; i++) {
+			uint64_t pfn = gmm_alloc(pool, 0, GMM_MOVABLE, GMM_NO_NODE);
+
+			if (pfn != GMM_PFN_NONE)
+				CHECK(gmm_free(pool, pfn, 0) == 0);
+		}
+		CHECK(gmm_thread_detach(pool) == 0);
+		pthread_mutex_unlock(&drain_pause);
+		rounds++;
+		usleep(rnd(&s) % 1000);
+	}
+	return (void *)rounds;
+}
+
 static uint64_t owned_frames(void)
 {
 	uint64_t n = 0;
@@ -200,9 +227,10 @@ static uint64_t owned_frames(void)
 
 int main(int argc, char **argv)
 {
-	pthread_t th[NR_THREADS], d;
+	pthread_t th[NR_THREADS], d, c;
 	struct gmm_pcp_stats st;
 	uint64_t total;
+	void *churns;
 
 	if (argc == 3 && !strcmp(argv[1], "--iters"))
 		iters = atol(argv[2]);
@@ -211,6 +239,7 @@ int main(int argc, char **argv)
 	owner = calloc(total, 1);
 	pthread_barrier_init(&bar, NULL, NR_THREADS + 1);
 	pthread_create(&d, NULL, drain_thread, NULL);
+	pthread_create(&c, NULL, churn_thread, NULL);
 	for (long i = 0; i < NR_THREADS; i++)
 		pthread_create(&th[i], NULL, worker, (void *)i);
 
@@ -230,6 +259,7 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	__atomic_store_n(&stop_drainer, 1, __ATOMIC_RELEASE);
 	pthread_join(d, NULL);
+	pthread_join(c, &churns);
 	for (int i = 0; i < xn; i++) {
 		disown(xq[i].pfn, xq[i].order);
 		CHECK(gmm_free(pool, xq[i].pfn, xq[i].order) == 0);
@@ -239,13 +269,14 @@ int main(int argc, char **argv)
 	CHECK_EQ(gmm_pool_nr_free(pool), total);
 	CHECK(gmm_pcp_stats(pool, &st) == 0);
 	printf("threads %d x %ld steps: hits %llu misses %llu (hit rate %.1f%%), refills %llu, "
-	       "trims %llu, remote drains %llu (%llu frames) in %llu drain-alls\n",
+	       "trims %llu, remote drains %llu (%llu frames) in %llu drain-alls, %lu attach/detach "
+	       "rounds\n",
 	       NR_THREADS, iters, (unsigned long long)st.alloc_hit,
 	       (unsigned long long)st.alloc_miss, st.hit_permille / 10.0,
 	       (unsigned long long)st.refill, (unsigned long long)st.drain,
 	       (unsigned long long)st.remote_drain, (unsigned long long)st.remote_frames,
-	       (unsigned long long)st.drain_all);
-	CHECK(st.remote_drain > 0 && st.alloc_hit > 0 && st.threads == 0);
+	       (unsigned long long)st.drain_all, (unsigned long)(uintptr_t)churns);
+	CHECK(st.remote_drain > 0 && st.alloc_hit > 0 && st.threads == 0 && churns);
 	gmm_pool_destroy(pool);
 	free(owner);
 	pthread_barrier_destroy(&bar);

@@ -12,6 +12,13 @@
  * orders 1 and 3 (free_high), the zone going below its high watermark and
  * back, another thread attaching and detaching (the sizes change), and a
  * remote drain (the cache is swapped for its reset spare).
+ *
+ * The fast path reads only its own cache: whoever changes the zone word
+ * (the sizes, ZONE_BELOW_HIGH) resets every cache's threshold.  The test
+ * settles this thread's threshold, lets another thread change the word
+ * (attach, detach, a refill that finds the zone below its high watermark)
+ * and checks that the threshold is 0 before the next free is compared
+ * with the kernel's rules.
  */
 #include <pthread.h>
 #include <string.h>
@@ -48,7 +55,7 @@ static struct gmm_thread *self_thread(struct gmm_pool *p)
 }
 
 static struct {
-	unsigned long frees, trims, below, fast, thp;
+	unsigned long frees, trims, below, fast, thp, resets;
 } seen;
 
 /* Whether @pz holds THP blocks (a trim then may free up to a THP less one frame more). */
@@ -76,7 +83,7 @@ static void checked_free(struct gmm_pool *p, struct held h)
 	int64_t n = 0;
 
 	CHECK(mt < MT_PCPTYPES); /* nothing isolated here: the free goes to the cache */
-	if (!h.order && pz->gen == __atomic_load_n(&z->pcp_gen, __ATOMIC_RELAXED) && ref.count + 1 < pz->trim_at)
+	if (!h.order && ref.count + 1 < pz_trim_at(pz))
 		seen.fast++;
 	/* free_frozen_page_commit() */
 	ref.alloc_factor >>= 1;
@@ -166,6 +173,105 @@ static void *second_thread(void *arg)
 	return NULL;
 }
 
+/* This thread's order-0 threshold of @z. */
+static uint32_t my_trim_at(struct gmm_pool *p, const struct gmm_zone *z)
+{
+	return pz_trim_at(cache_zone(self_thread(p)->cache, z));
+}
+
+/*
+ * Checked order-0 frees (after order-0 allocations if need be) until this
+ * thread's threshold of @z is set, as the fast path needs it.
+ */
+static void settle(struct gmm_pool *p, const struct gmm_zone *z)
+{
+	for (unsigned int i = 0; i < 4096 && !my_trim_at(p, z); i++) {
+		unsigned int k = nr_held;
+		struct held h;
+
+		while (k && (held[k - 1].order || pfn_zone(p, held[k - 1].pfn) != z))
+			k--;
+		if (!k) {
+			for (int a = 0; a < 64; a++)
+				alloc_one(p, 0);
+			continue;
+		}
+		h = held[k - 1];
+		held[k - 1] = held[--nr_held];
+		checked_free(p, h);
+	}
+	CHECK(my_trim_at(p, z) != 0);
+}
+
+/* Another thread that takes the zone below its high watermark. */
+static pthread_barrier_t dig_ready, dig_go, dug, undig;
+static struct gmm_zone *dig_zone;
+
+static void *digger(void *arg)
+{
+	struct gmm_pool *p = arg;
+	static uint64_t mine[MAX_HELD];
+	unsigned int n = 0;
+
+	CHECK_EQ(gmm_thread_attach(p), 0); /* changes the sizes: before the settle */
+	pthread_barrier_wait(&dig_ready);
+	pthread_barrier_wait(&dig_go);
+	/* offline, past the cache (the locked path, a frame at a time) to just below
+	 * the high watermark; then the first refill of the (empty) cache sees it
+	 * and sets ZONE_BELOW_HIGH */
+	gmm_thread_offline();
+	for (;;) {
+		struct gmm_zone_stats st;
+
+		CHECK_EQ(gmm_zone_stats(p, dig_zone->node, dig_zone->type, &st), 0);
+		if (st.free < st.wmark_high || n == MAX_HELD - 1)
+			break;
+		mine[n] = gmm_alloc(p, 0, GMM_ATOMIC, GMM_NO_NODE); /* past boosts */
+		CHECK(mine[n++] != GMM_PFN_NONE);
+	}
+	gmm_thread_online();
+	CHECK(!zone_below_high(dig_zone));
+	mine[n] = gmm_alloc(p, 0, GMM_ATOMIC, GMM_NO_NODE); /* through the cache: a refill */
+	CHECK(mine[n++] != GMM_PFN_NONE);
+	pthread_barrier_wait(&dug);
+	pthread_barrier_wait(&undig);
+	CHECK_EQ(gmm_free_bulk(p, n, mine), 0);
+	CHECK_EQ(gmm_thread_detach(p), 0);
+	return NULL;
+}
+
+/*
+ * The digger's refill sets ZONE_BELOW_HIGH: this cache's threshold must be
+ * 0 before its next free (which the kernel runs with the below-high rules).
+ */
+static void below_high_by_another(struct gmm_pool *p, struct gmm_zone *z)
+{
+	pthread_t th;
+
+	dig_zone = z;
+	pthread_barrier_init(&dig_ready, NULL, 2);
+	pthread_barrier_init(&dig_go, NULL, 2);
+	pthread_barrier_init(&dug, NULL, 2);
+	pthread_barrier_init(&undig, NULL, 2);
+	CHECK_EQ(pthread_create(&th, NULL, digger, p), 0);
+	pthread_barrier_wait(&dig_ready);
+	CHECK(!zone_below_high(z));
+	settle(p, z);
+	gmm_thread_offline(); /* the digger may drain the caches */
+	pthread_barrier_wait(&dig_go);
+	pthread_barrier_wait(&dug);
+	gmm_thread_online();
+	CHECK(zone_below_high(z));
+	CHECK_EQ(my_trim_at(p, z), 0);
+	for (int i = 0; i < 64 && nr_held; i++)
+		free_random(p);
+	gmm_thread_offline();
+	pthread_barrier_wait(&undig);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	gmm_thread_online();
+	seen.resets++;
+}
+
 static void zigzag(struct gmm_pool *p, unsigned int rounds)
 {
 	for (unsigned int r = 0; r < rounds; r++) {
@@ -179,11 +285,13 @@ int main(void)
 {
 	struct gmm_pool *p = test_pool(POOL_BYTES, 0);
 	unsigned int hmin_one, hmin_two, zi;
+	struct gmm_zone *z;
 	pthread_t th;
 
 	CHECK_EQ(gmm_thread_attach(p), 0);
 	alloc_one(p, 0);
-	zi = zone_idx(pfn_zone(p, held[0].pfn));
+	z = pfn_zone(p, held[0].pfn);
+	zi = zone_idx(z);
 	hmin_one = p->pcp->high_min[zi];
 
 	/* the caches' ordinary life: refills, trims, high growing, free_high */
@@ -192,14 +300,25 @@ int main(void)
 	/* the sizes change under the cache: high_min and high_max halve, then come back */
 	pthread_barrier_init(&attached, NULL, 2);
 	pthread_barrier_init(&detach, NULL, 2);
+	settle(p, z);
 	CHECK_EQ(pthread_create(&th, NULL, second_thread, p), 0);
 	pthread_barrier_wait(&attached);
+	CHECK_EQ(my_trim_at(p, z), 0); /* reset by the attach */
+	seen.resets++;
 	hmin_two = p->pcp->high_min[zi];
 	CHECK(hmin_two < hmin_one);
 	zigzag(p, 4);
+	settle(p, z);
 	pthread_barrier_wait(&detach);
 	CHECK_EQ(pthread_join(th, NULL), 0);
+	CHECK_EQ(my_trim_at(p, z), 0); /* reset by the detach */
+	seen.resets++;
 	zigzag(p, 4);
+
+	/* another thread's refill takes the zone below its high watermark */
+	walk_to(p, 64);
+	below_high_by_another(p, z);
+	zigzag(p, 2);
 
 	/* below the high watermark: hold almost everything, then give it back */
 	extra_flags = GMM_ATOMIC;
@@ -215,10 +334,10 @@ int main(void)
 	walk_to(p, 0);
 
 	printf("%lu frees checked: %lu trimmed, %lu with the zone below high, %lu order-0 "
-	       "frees on the fast path, %lu THP frees\n", seen.frees, seen.trims, seen.below,
-	       seen.fast, seen.thp);
+	       "frees on the fast path, %lu THP frees, %lu thresholds reset by another "
+	       "thread\n", seen.frees, seen.trims, seen.below, seen.fast, seen.thp, seen.resets);
 	CHECK(seen.trims > 100 && seen.below > 100 && seen.fast > seen.frees / 2 &&
-	      seen.thp > 50);
+	      seen.thp > 50 && seen.resets == 3);
 	CHECK_EQ(gmm_pool_check(p), 0);
 	CHECK_EQ(gmm_thread_detach(p), 0);
 	gmm_pool_destroy(p);
