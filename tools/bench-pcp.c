@@ -559,7 +559,8 @@ static double host_run(int nr)
 	pthread_barrier_init(&bar, NULL, (unsigned int)nr);
 	for (int i = 0; i < nr; i++) {
 		a[i] = (struct host_arg){ .bar = &bar, .cpu = i };
-		pthread_create(&th[i], NULL, host_loop, &a[i]);
+		if (pthread_create(&th[i], NULL, host_loop, &a[i]))
+			die("pthread_create");
 	}
 	for (int i = 0; i < nr; i++) {
 		pthread_join(th[i], NULL);
