@@ -56,19 +56,27 @@
 static bool quick;
 static uint64_t frag_steps; /* --steps N: one frag report of N steps */
 
-static struct gmm_pool *pool_of(uint64_t bytes, bool grouping)
+/* A pool of @bytes (memory blocks of @block_bytes, 0: the default); exits on failure. */
+static struct gmm_pool *pool_make(uint64_t bytes, bool grouping, uint64_t block_bytes)
 {
 	struct gmm_pool_config c;
 	struct gmm_pool *p;
 
 	gmm_pool_config_init(&c, bytes);
 	c.mobility_grouping = grouping;
+	if (block_bytes)
+		c.block_bytes = block_bytes;
 	if (gmm_pool_create(&c, &p)) {
 		fprintf(stderr, "bench-alloc: pool of %" PRIu64 " MiB: %s\n", bytes / MIB,
 			gmm_last_error());
 		exit(1);
 	}
 	return p;
+}
+
+static struct gmm_pool *pool_of(uint64_t bytes, bool grouping)
+{
+	return pool_make(bytes, grouping, 0);
 }
 
 /* --- pair ------------------------------------------------------------------ */
@@ -743,19 +751,6 @@ static void lat_line(const char *what, struct lat *l, struct lat *base, const ch
 	printf("\n");
 }
 
-static struct gmm_pool *contig_pool(uint64_t bytes, uint64_t block_bytes)
-{
-	struct gmm_pool_config c;
-	struct gmm_pool *p;
-
-	gmm_pool_config_init(&c, bytes);
-	c.block_bytes = block_bytes;
-	if (gmm_pool_create(&c, &p)) {
-		fprintf(stderr, "bench-alloc: contig pool: %s\n", gmm_last_error());
-		exit(1);
-	}
-	return p;
-}
 
 /* @tries contig allocations of @nr frames at random aligned ranges (or found, when !random). */
 static void contig_tries(struct gmm_pool *p, uint64_t nr, int tries, bool random, uint64_t seed,
@@ -796,7 +791,7 @@ static void contig_touch(struct gmm_pool *p)
 static void contig_empty(uint64_t bytes, uint64_t nr, int tries, bool touch, struct lat *order9,
 			 struct lat *empty)
 {
-	struct gmm_pool *p = contig_pool(bytes, GIB);
+	struct gmm_pool *p = pool_make(bytes, true, GIB);
 
 	if (touch)
 		contig_touch(p);
@@ -815,7 +810,7 @@ static void contig_empty(uint64_t bytes, uint64_t nr, int tries, bool touch, str
 static void bench_contig_2m(void)
 {
 	struct lat l2 = { 0 }, l2e = { 0 }, o9 = { 0 };
-	struct gmm_pool *p = contig_pool(GIB, GIB);
+	struct gmm_pool *p = pool_make(GIB, true, GIB);
 	struct movload m;
 	double fill;
 
@@ -851,7 +846,7 @@ static void bench_contig_1g(void)
 
 	/* a fresh pool per attempt: a range freed again would be found empty next time */
 	for (int i = 0; i < (quick ? 1 : 3); i++) {
-		struct gmm_pool *p = contig_pool(bytes, GIB);
+		struct gmm_pool *p = pool_make(bytes, true, GIB);
 		struct movload m;
 
 		movload_init(&m, p, 0.90, 0x13198a2e03707344ull + (uint64_t)i);

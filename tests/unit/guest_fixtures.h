@@ -16,6 +16,7 @@
 #include <gmm/gmm.h>
 
 #include "../check.h"
+#include "../sysfs_long.h"
 
 /* A pool of @bytes on a memfd of @page_size pages (4 KiB shmem or 2 MiB hugetlbfs). */
 static inline struct gmm_pool *memfd_pool(uint64_t page_size, uint64_t bytes)
@@ -58,6 +59,26 @@ static inline struct gmm_guest *guest_4k(struct gmm_pool *p, uint64_t ram,
 	gmm_guest_config_init(&gc);
 	gc.huge_fault = false;
 	CHECK(gmm_guest_create(p, &gc, &g) == 0);
+	CHECK(gmm_guest_add_ram(g, 0, ram, 0, s) == 0);
+	CHECK(gmm_guest_populate(g, 0, ram) == 0);
+	return g;
+}
+
+/*
+ * A guest of @ram bytes at gpa 0 (default configuration), populated, on a
+ * new pool of @pool_bytes over 2 MiB hugetlbfs pages: @want hugepages are
+ * reserved first (hugepages_give_back() returns them).  The pool in *@p,
+ * the memslot in @s.
+ */
+static inline struct gmm_guest *hugetlb_guest(uint64_t ram, uint64_t pool_bytes, long want,
+					      struct gmm_pool **p, struct gmm_memslot *s)
+{
+	struct gmm_guest *g;
+
+	CHECK(hugepages_reserve(want) == 0);
+	CHECK(gmm_hugepages_free(GMM_HUGEPAGE_2M, -1) >= (int64_t)want);
+	*p = memfd_pool(GMM_HUGEPAGE_2M, pool_bytes);
+	CHECK(gmm_guest_create(*p, NULL, &g) == 0);
 	CHECK(gmm_guest_add_ram(g, 0, ram, 0, s) == 0);
 	CHECK(gmm_guest_populate(g, 0, ram) == 0);
 	return g;

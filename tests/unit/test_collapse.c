@@ -159,6 +159,17 @@ static void wait_scans(struct gmm_pool *p, struct gmm_guest *g, uint64_t scans, 
 	CHECK(0);
 }
 
+/* Writers through three passes more, then khugepaged and the writers stop:
+ * no write may have been lost. */
+static void stop_and_verify(struct gmm_pool *p, struct gmm_guest *g, struct gw_writer *ws)
+{
+	while (gw_min_passes(ws, NR_WRITERS) < 3)
+		usleep(WAIT_STEP_US);
+	gmm_khugepaged_stop(p);
+	CHECK_EQ(gw_stop(ws, NR_WRITERS), 0);
+	CHECK_EQ(gw_verify(ws, NR_WRITERS, g, 0), 0);
+}
+
 static void test_khugepaged_shmem(int mode)
 {
 	const uint64_t ram = 16 * MIB, chunks = ram / CHUNK;
@@ -185,11 +196,7 @@ static void test_khugepaged_shmem(int mode)
 	fast_config(&kc, 0);
 	CHECK(gmm_khugepaged_start(p, &kc) == 0);
 	wait_scans(p, g, 2, chunks - 2);
-	while (gw_min_passes(ws, NR_WRITERS) < 3)
-		usleep(WAIT_STEP_US);
-	gmm_khugepaged_stop(p);
-	CHECK_EQ(gw_stop(ws, NR_WRITERS), 0);
-	CHECK_EQ(gw_verify(ws, NR_WRITERS, g, 0), 0);
+	stop_and_verify(p, g, ws);
 
 	CHECK(gmm_guest_stats(g, &st) == 0);
 	CHECK_EQ(st.huge_bytes, ram - 2 * CHUNK);
@@ -349,7 +356,8 @@ static void test_uffd_holes(void)
 
 static void test_khugepaged_hugetlb(void)
 {
-	const uint64_t ram = 16 * MIB, want = 24;
+	const uint64_t ram = 16 * MIB;
+	const long want = 24;
 	struct gmm_khugepaged_config kc;
 	struct gw_writer ws[NR_WRITERS];
 	struct gmm_compact_result res;
@@ -359,12 +367,7 @@ static void test_khugepaged_hugetlb(void)
 	struct gmm_guest *g;
 	struct gmm_pool *p;
 
-	CHECK(hugepages_reserve((long)want) == 0);
-	CHECK(gmm_hugepages_free(GMM_HUGEPAGE_2M, -1) >= (int64_t)want);
-	p = memfd_pool(GMM_HUGEPAGE_2M, 32 * MIB);
-	CHECK(gmm_guest_create(p, NULL, &g) == 0);
-	CHECK(gmm_guest_add_ram(g, 0, ram, 0, &s) == 0);
-	CHECK(gmm_guest_populate(g, 0, ram) == 0);
+	g = hugetlb_guest(ram, 32 * MIB, want, &p, &s);
 	gw_install(g);
 	CHECK(gw_start(ws, NR_WRITERS, s.hva, ram / GMM_PAGE_SIZE, NULL) == 0);
 	fast_config(&kc, 0);
@@ -378,11 +381,7 @@ static void test_khugepaged_hugetlb(void)
 	}
 	CHECK(gmm_compact_zone(p, 0, GMM_ZONE_NORMAL, -1, GMM_MIGRATE_SYNC, &res) == 0);
 	wait_scans(p, g, 2, 0);
-	while (gw_min_passes(ws, NR_WRITERS) < 3)
-		usleep(WAIT_STEP_US);
-	gmm_khugepaged_stop(p);
-	CHECK_EQ(gw_stop(ws, NR_WRITERS), 0);
-	CHECK_EQ(gw_verify(ws, NR_WRITERS, g, 0), 0);
+	stop_and_verify(p, g, ws);
 	CHECK(gmm_guest_stats(g, &st) == 0);
 	CHECK(gmm_khugepaged_stats(p, &ks, NULL) == 0);
 	CHECK_EQ(st.huge_bytes, ram);

@@ -973,18 +973,14 @@ static void test_wstop_shmem(uint64_t pages)
 
 static void test_guest_hugetlb(uint64_t pages)
 {
-	const uint64_t ram = 16 * MIB, want = 24;
+	const uint64_t ram = 16 * MIB;
+	const long want = 24;
 	struct writer ws[NR_WRITERS];
 	struct gmm_memslot s;
 	struct gmm_guest *g;
 	struct gmm_pool *p;
 
-	CHECK(hugepages_reserve((long)want) == 0);
-	CHECK(gmm_hugepages_free(GMM_HUGEPAGE_2M, -1) >= (int64_t)want);
-	p = memfd_pool(GMM_HUGEPAGE_2M, 32 * MIB);
-	CHECK(gmm_guest_create(p, NULL, &g) == 0);
-	CHECK(gmm_guest_add_ram(g, 0, ram, 0, &s) == 0);
-	CHECK(gmm_guest_populate(g, 0, ram) == 0);
+	g = hugetlb_guest(ram, 32 * MIB, want, &p, &s);
 	cur_guest = g;
 	writers_start(ws, s.hva, ram / GMM_PAGE_SIZE, GMM_PAGEBLOCK_PAGES, 0);
 	migrate_by_hand(p, g, ram, GMM_PAGEBLOCK_PAGES, pages, ws);
